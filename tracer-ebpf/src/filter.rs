@@ -1,0 +1,31 @@
+//! The one place that decides "is this task traced?".
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_uid_gid};
+use tracer_common::flags::{FILTER_COMM, FILTER_TGID, FILTER_UID};
+
+use crate::maps::{SELF_TGID, TARGET_COMM, TARGET_UID, TRACED_TGIDS};
+
+/// Whether the current task passes the process filters. `flags` is the `FLAGS`
+/// global: it lives in read-only data, so the verifier prunes the unused branches.
+#[inline(always)]
+pub fn is_traced(flags: u32, tgid: u32) -> bool {
+    if tgid == SELF_TGID.load() {
+        return false;
+    }
+    if flags & FILTER_TGID != 0 && TRACED_TGIDS.get_ptr(tgid).is_none() {
+        return false;
+    }
+    if flags & FILTER_UID != 0 && bpf_get_current_uid_gid() as u32 != TARGET_UID.load() {
+        return false;
+    }
+    if flags & FILTER_COMM != 0 {
+        match bpf_get_current_comm() {
+            Ok(comm) => {
+                if comm != TARGET_COMM.load() {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}

@@ -1,0 +1,49 @@
+//! Every map and global of the object, in one place so the names user space
+//! looks up are easy to find.
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
+    Global,
+};
+use tracer_common::{
+    drops, ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS, TASK_COMM_LEN,
+};
+
+/// `tracer_common::flags` bits.
+#[unsafe(no_mangle)]
+pub static FLAGS: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static TARGET_UID: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static TARGET_COMM: Global<[u8; TASK_COMM_LEN]> = Global::new([0; TASK_COMM_LEN]);
+/// The tracer's own tgid: never counted.
+#[unsafe(no_mangle)]
+pub static SELF_TGID: Global<u32> = Global::new(0);
+/// Offset of `child_pid` in the `sched:sched_process_fork` record (from its format file).
+#[unsafe(no_mangle)]
+pub static FORK_CHILD_PID_OFFSET: Global<u32> = Global::new(44);
+
+#[map]
+pub static SYSCALL_STATS: PerCpuArray<SyscallStat> = PerCpuArray::with_max_entries(MAX_SYSCALLS, 0);
+#[map]
+pub static PROC_STATS: PerCpuHashMap<ProcKey, SyscallStat> =
+    PerCpuHashMap::with_max_entries(32768, 0);
+#[map]
+pub static ERRNO_STATS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(8192, 0);
+#[map]
+pub static STARTS: HashMap<u32, SyscallStart> = HashMap::with_max_entries(32768, 0);
+#[map]
+pub static TRACED_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(32768, 0);
+#[map]
+pub static PROCS: HashMap<u32, ProcInfo> = HashMap::with_max_entries(32768, 0);
+#[map]
+pub static SYSCALL_FILTER: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);
+
+#[inline(always)]
+pub fn count_drop(reason: u32) {
+    if let Some(p) = DROPS.get_ptr_mut(reason) {
+        unsafe { *p += 1 };
+    }
+}

@@ -1,0 +1,74 @@
+//! Following processes: the kernel-side set of traced tgids, fed by fork and
+//! pruned at thread exit, and the per-process facts (parent, comm) reports need.
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use tracer_common::{drops, flags::FOLLOW_FORKS, ProcInfo};
+
+use crate::{
+    filter::is_traced,
+    maps::{count_drop, FLAGS, FORK_CHILD_PID_OFFSET, PROCS, TRACED_TGIDS},
+};
+
+/// `sched:sched_process_fork`: a child of a traced task is traced too.
+/// For a new thread the child pid is a tid of an already traced tgid; it is
+/// added anyway (cheap) and removed when that thread exits.
+#[tracepoint(category = "sched", name = "sched_process_fork")]
+pub fn sched_process_fork(ctx: TracePointContext) -> i32 {
+    let flags = FLAGS.load();
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !is_traced(flags, tgid) {
+        return 0;
+    }
+    let Ok(child) = (unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET.load() as usize) }) else {
+        return 0;
+    };
+    if flags & FOLLOW_FORKS != 0 && TRACED_TGIDS.insert(&child, &1, 0).is_err() {
+        count_drop(drops::TRACED_FULL);
+    }
+    let info = ProcInfo {
+        ppid: tgid,
+        _pad: 0,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+    };
+    let _ = PROCS.insert(&child, &info, 0);
+    0
+}
+
+/// `sched_process_exec`: remember the new comm of a traced process.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    let flags = FLAGS.load();
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !is_traced(flags, tgid) {
+        return 0;
+    }
+    let comm = bpf_get_current_comm().unwrap_or_default();
+    match PROCS.get_ptr_mut(&tgid) {
+        Some(info) => unsafe { (*info).comm = comm },
+        None => {
+            let info = ProcInfo {
+                ppid: 0,
+                _pad: 0,
+                comm,
+            };
+            let _ = PROCS.insert(&tgid, &info, 0);
+        }
+    }
+    0
+}
+
+/// `sched_process_exit`: drop a followed thread's entry. A process's own entry
+/// (tid == tgid) stays until user space sees the process gone, so a leader
+/// that exits before its other threads does not stop their counting.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
+    if tid != tgid {
+        let _ = TRACED_TGIDS.remove(&tid);
+    }
+    0
+}

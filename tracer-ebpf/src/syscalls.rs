@@ -1,0 +1,132 @@
+//! Raw tracepoints on `sys_enter` / `sys_exit`: per-syscall counters.
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use tracer_common::{
+    drops,
+    flags::{ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_SYSCALL, PER_PROCESS},
+    ErrnoKey, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
+};
+
+use crate::{
+    filter::is_traced,
+    maps::{
+        count_drop, ERRNO_STATS, FLAGS, PROC_STATS, STARTS, SYSCALL_FILTER, SYSCALL_STATS,
+    },
+};
+
+/// The counters for `syscall` (of `tgid` when counting per process), created on first use.
+#[inline(always)]
+fn stat_slot(flags: u32, tgid: u32, syscall: u32) -> Option<*mut SyscallStat> {
+    if flags & PER_PROCESS == 0 {
+        return SYSCALL_STATS.get_ptr_mut(syscall);
+    }
+    let key = ProcKey { tgid, syscall };
+    if let Some(p) = PROC_STATS.get_ptr_mut(&key) {
+        return Some(p);
+    }
+    if PROC_STATS.insert(&key, &SyscallStat::default(), 0).is_err() {
+        count_drop(drops::PROCS_FULL);
+        return None;
+    }
+    PROC_STATS.get_ptr_mut(&key)
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let flags = FLAGS.load();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if !is_traced(flags, tgid) {
+        return 0;
+    }
+    let id: i64 = ctx.arg(1);
+    if id < 0 || id >= MAX_SYSCALLS as i64 {
+        count_drop(drops::BAD_SYSCALL);
+        return 0;
+    }
+    let id = id as u32;
+    if flags & FILTER_SYSCALL != 0 {
+        match SYSCALL_FILTER.get(id) {
+            Some(&on) if on != 0 => {}
+            _ => return 0,
+        }
+    }
+    if flags & FAILURES_ONLY == 0 {
+        if let Some(stat) = stat_slot(flags, tgid, id) {
+            unsafe { (*stat).calls += 1 };
+        }
+    }
+    if flags & EXIT_HOOK != 0 {
+        let start = SyscallStart {
+            syscall: id,
+            _pad: 0,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        };
+        if STARTS.insert(&(pid_tgid as u32), &start, 0).is_err() {
+            count_drop(drops::STARTS_FULL);
+        }
+    }
+    0
+}
+
+/// Only attached when times, errors or errnos are wanted.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let flags = FLAGS.load();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    // A thread only has an entry if its sys_enter passed the filters.
+    let Some(start) = STARTS.get_ptr(&tid) else {
+        return 0;
+    };
+    let start = unsafe { *start };
+    let _ = STARTS.remove(&tid);
+    let now = unsafe { bpf_ktime_get_ns() };
+    let ret: i64 = ctx.arg(1);
+    let failed = (-4095..0).contains(&ret);
+    if flags & FAILURES_ONLY != 0 && !failed {
+        return 0;
+    }
+    let tgid = (pid_tgid >> 32) as u32;
+    if let Some(stat) = stat_slot(flags, tgid, start.syscall) {
+        let stat = unsafe { &mut *stat };
+        if flags & FAILURES_ONLY != 0 {
+            stat.calls += 1;
+        }
+        if failed {
+            stat.errors += 1;
+        }
+        stat.total_ns += now.wrapping_sub(start.ts_ns);
+    }
+    if failed && flags & ERRNO != 0 {
+        let key = ErrnoKey {
+            tgid: if flags & PER_PROCESS != 0 { tgid } else { 0 },
+            syscall: start.syscall,
+            errno: (-ret) as u32,
+            _pad: 0,
+        };
+        match ERRNO_STATS.get_ptr_mut(&key) {
+            Some(n) => unsafe { *n += 1 },
+            None => {
+                if ERRNO_STATS.insert(&key, &1, 0).is_err() {
+                    count_drop(drops::ERRNO_FULL);
+                }
+            }
+        }
+    }
+    0
+}
+
+/// Empty programs: the floor any eBPF syscall counter pays (used by `cargo xtask bench`).
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn noop_enter(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn noop_exit(_ctx: RawTracePointContext) -> i32 {
+    0
+}

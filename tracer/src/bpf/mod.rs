@@ -1,0 +1,82 @@
+//! Loading the embedded object and attaching its programs. Every link is owned
+//! by the returned `Ebpf`: dropping it (or the process dying, even by SIGKILL)
+//! detaches everything, since nothing is pinned.
+use anyhow::{Context as _, Result};
+use aya::{
+    programs::{RawTracePoint, TracePoint},
+    Ebpf, EbpfLoader,
+};
+
+/// The object `build.rs` built from `tracer-ebpf`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+/// Values written into the object's read-only globals before it is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Globals {
+    pub flags: u32,
+    pub target_uid: u32,
+    pub target_comm: [u8; 16],
+    pub fork_child_pid_offset: Option<u32>,
+}
+
+/// Load the object with `globals`; `map_sizes` overrides max_entries (maps a run
+/// does not use are shrunk to one entry so start-up stays fast).
+pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Ebpf> {
+    let self_tgid = std::process::id();
+    let mut loader = EbpfLoader::new();
+    loader
+        .override_global("FLAGS", &globals.flags, true)
+        .override_global("TARGET_UID", &globals.target_uid, true)
+        .override_global("TARGET_COMM", &globals.target_comm, true)
+        .override_global("SELF_TGID", &self_tgid, true);
+    let offset;
+    if let Some(o) = globals.fork_child_pid_offset {
+        offset = o;
+        loader.override_global("FORK_CHILD_PID_OFFSET", &offset, true);
+    }
+    for (name, size) in map_sizes {
+        loader.map_max_entries(name, *size);
+    }
+    loader
+        .load(OBJECT)
+        .context("the kernel refused to create tracer's BPF maps")
+}
+
+/// Load program `name` and attach it to raw tracepoint `tp`.
+pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &str, tp: &str) -> Result<()> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?
+        .try_into()?;
+    prog.load()
+        .with_context(|| format!("the kernel refused to load program {name}"))?;
+    prog.attach(tp)
+        .with_context(|| format!("attaching {name} to raw tracepoint {tp}"))?;
+    Ok(())
+}
+
+/// Load program `name` and attach it to tracepoint `category:tp`.
+pub fn attach_tracepoint(ebpf: &mut Ebpf, name: &str, category: &str, tp: &str) -> Result<()> {
+    let prog: &mut TracePoint = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?
+        .try_into()?;
+    prog.load()
+        .with_context(|| format!("the kernel refused to load program {name}"))?;
+    prog.attach(category, tp)
+        .with_context(|| format!("attaching {name} to tracepoint {category}:{tp}"))?;
+    Ok(())
+}
+
+/// The raw fd of a map, for the child launcher's bpf() call.
+pub fn map_raw_fd(ebpf: &Ebpf, name: &str) -> Result<std::os::fd::RawFd> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let map = ebpf
+        .map(name)
+        .with_context(|| format!("map {name} missing from the object"))?;
+    let data = match map {
+        aya::maps::Map::HashMap(d) => d,
+        _ => anyhow::bail!("map {name} is not a hash map"),
+    };
+    Ok(data.fd().as_fd().as_raw_fd())
+}

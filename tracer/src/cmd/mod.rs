@@ -1,0 +1,48 @@
+//! One module per subcommand.
+pub mod floor;
+pub mod syscalls;
+
+use std::{io::Write, path::Path};
+
+use anyhow::{Context as _, Result};
+
+/// Where a report goes: a file, stdout or stderr. A closed pipe (`| head`) ends
+/// the output quietly instead of panicking.
+pub struct Sink {
+    out: Box<dyn Write>,
+    closed: bool,
+}
+
+impl Sink {
+    pub fn new(path: Option<&Path>, to_stderr: bool) -> Result<Self> {
+        let out: Box<dyn Write> = match path {
+            Some(p) => Box::new(
+                std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+            ),
+            None if to_stderr => Box::new(std::io::stderr()),
+            None => Box::new(std::io::stdout()),
+        };
+        Ok(Self { out, closed: false })
+    }
+
+    pub fn write(&mut self, text: &str) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.out.write_all(text.as_bytes()).and_then(|_| self.out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            r => r.context("writing the report"),
+        }
+    }
+}
+
+/// Local wall-clock time as HH:MM:SS.
+pub fn clock() -> String {
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::localtime_r(&now, &mut tm) };
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}

@@ -1,0 +1,2 @@
+//! Reading the kernel's maps into plain data. Collectors never format text.
+pub mod syscalls;

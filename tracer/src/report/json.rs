@@ -1,0 +1,126 @@
+//! JSON output: one object per block, one per line. The schema is documented in
+//! README.md ("JSON output"); `tests/json_schema.rs` checks it against real runs.
+use serde_json::{json, Map, Value};
+
+use super::{Block, BlockKind, Measured, Row};
+
+fn row(r: &Row, m: Measured, with_errnos: bool) -> Value {
+    let mut o = Map::new();
+    o.insert("syscall".into(), json!(r.name));
+    o.insert("nr".into(), json!(r.nr));
+    o.insert("calls".into(), json!(r.calls));
+    o.insert("errors".into(), if m.errors { json!(r.errors) } else { Value::Null });
+    o.insert("total_ns".into(), if m.time { json!(r.total_ns) } else { Value::Null });
+    if with_errnos {
+        let e: Map<String, Value> = r.errnos.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        o.insert("errno".into(), Value::Object(e));
+    }
+    Value::Object(o)
+}
+
+fn rows(rs: &[Row], m: Measured, with_errnos: bool) -> Value {
+    Value::Array(rs.iter().filter(|r| r.calls > 0).map(|r| row(r, m, with_errnos)).collect())
+}
+
+/// One line of JSON for `block`. Rows are in the order given (already sorted and cut).
+pub fn render(block: &Block, with_errnos: bool) -> String {
+    let m = block.measured;
+    let total = super::total(&block.rows);
+    let mut o = Map::new();
+    o.insert(
+        "type".into(),
+        json!(match block.kind {
+            BlockKind::Interval => "interval",
+            BlockKind::Summary => "summary",
+        }),
+    );
+    o.insert("time".into(), json!(block.clock));
+    o.insert("seconds".into(), json!((block.seconds * 1000.0).round() / 1000.0));
+    o.insert("syscalls".into(), rows(&block.rows, m, with_errnos));
+    let mut t = row(&total, m, false);
+    if let Value::Object(t) = &mut t {
+        t.remove("syscall");
+        t.remove("nr");
+    }
+    o.insert("total".into(), t);
+    if !block.processes.is_empty() {
+        let procs: Vec<Value> = block
+            .processes
+            .iter()
+            .map(|p| {
+                json!({
+                    "pid": p.pid,
+                    "ppid": p.ppid,
+                    "comm": p.comm,
+                    "calls": p.calls(),
+                    "syscalls": rows(&p.rows, m, with_errnos),
+                })
+            })
+            .collect();
+        o.insert("processes".into(), Value::Array(procs));
+    }
+    let drops: Map<String, Value> = block.drops.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
+    o.insert("lost".into(), Value::Object(drops));
+    if let Some(code) = block.exit_code {
+        o.insert("exit_code".into(), json!(code));
+    }
+    Value::Object(o).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{tests::row as mk, Process};
+
+    #[test]
+    fn schema() {
+        let mut r = mk("openat", 5, 3, 1234);
+        r.nr = 257;
+        r.errnos = vec![("ENOENT".into(), 3)];
+        let b = Block {
+            kind: BlockKind::Summary,
+            clock: "10:00:00".into(),
+            seconds: 1.23456,
+            rows: vec![r.clone(), mk("read", 0, 0, 0)],
+            processes: vec![Process { pid: 7, ppid: 1, comm: "x".into(), rows: vec![r] }],
+            measured: Measured { errors: true, time: true },
+            drops: vec![("starts_full", 2)],
+            exit_code: Some(3),
+        };
+        let v: Value = serde_json::from_str(&render(&b, true)).unwrap();
+        assert_eq!(v["type"], "summary");
+        assert_eq!(v["seconds"], 1.235);
+        assert_eq!(v["syscalls"].as_array().unwrap().len(), 1);
+        assert_eq!(v["syscalls"][0]["syscall"], "openat");
+        assert_eq!(v["syscalls"][0]["nr"], 257);
+        assert_eq!(v["syscalls"][0]["errors"], 3);
+        assert_eq!(v["syscalls"][0]["errno"]["ENOENT"], 3);
+        assert_eq!(v["total"]["calls"], 5);
+        assert_eq!(v["total"]["total_ns"], 1234);
+        assert_eq!(v["processes"][0]["pid"], 7);
+        assert_eq!(v["processes"][0]["calls"], 5);
+        assert_eq!(v["lost"]["starts_full"], 2);
+        assert_eq!(v["exit_code"], 3);
+    }
+
+    #[test]
+    fn unmeasured_fields_are_null() {
+        let b = Block {
+            kind: BlockKind::Interval,
+            clock: "10:00:00".into(),
+            seconds: 1.0,
+            rows: vec![mk("read", 2, 0, 0)],
+            processes: vec![],
+            measured: Measured::default(),
+            drops: vec![],
+            exit_code: None,
+        };
+        let v: Value = serde_json::from_str(&render(&b, false)).unwrap();
+        assert_eq!(v["type"], "interval");
+        assert!(v["syscalls"][0]["errors"].is_null());
+        assert!(v["syscalls"][0]["total_ns"].is_null());
+        assert!(v["syscalls"][0].get("errno").is_none());
+        assert!(v.get("processes").is_none());
+        assert!(v.get("exit_code").is_none());
+    }
+}

@@ -1,0 +1,147 @@
+//! Renderers: plain Rust data in, text out. Nothing here touches aya, so all of
+//! it is unit-tested without root.
+pub mod json;
+pub mod strace;
+pub mod syscount;
+
+use crate::cli::SortKey;
+
+/// One syscall's numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub nr: u32,
+    pub calls: u64,
+    pub errors: u64,
+    pub total_ns: u64,
+    /// Failures per errno name, most frequent first (only with --errno).
+    pub errnos: Vec<(String, u64)>,
+}
+
+/// One process's rows (per-process reports).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    pub rows: Vec<Row>,
+}
+
+impl Process {
+    pub fn calls(&self) -> u64 {
+        self.rows.iter().map(|r| r.calls).sum()
+    }
+    pub fn total_ns(&self) -> u64 {
+        self.rows.iter().map(|r| r.total_ns).sum()
+    }
+}
+
+/// What the kernel side measured in this run (errors and times need the exit hook).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Measured {
+    pub errors: bool,
+    pub time: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Counts of one interval (`-i`).
+    Interval,
+    /// Counts of the whole run, printed at the end.
+    Summary,
+}
+
+/// Everything one printed block (or JSON object) holds.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub kind: BlockKind,
+    /// Local wall clock time, HH:MM:SS.
+    pub clock: String,
+    /// Seconds covered by this block.
+    pub seconds: f64,
+    pub rows: Vec<Row>,
+    /// Only filled when counting per process.
+    pub processes: Vec<Process>,
+    pub measured: Measured,
+    /// Lost updates by reason (non-zero only).
+    pub drops: Vec<(&'static str, u64)>,
+    /// Exit status of the traced command, for the final block of `-- CMD`.
+    pub exit_code: Option<i32>,
+}
+
+/// Sort rows in place: numbers descending, names ascending, ties by name.
+pub fn sort_rows(rows: &mut [Row], key: SortKey) {
+    rows.sort_by(|a, b| {
+        let primary = match key {
+            SortKey::Calls => b.calls.cmp(&a.calls),
+            SortKey::Time => b.total_ns.cmp(&a.total_ns),
+            SortKey::Errors => b.errors.cmp(&a.errors),
+            SortKey::Name => a.name.cmp(&b.name),
+        };
+        primary.then_with(|| a.name.cmp(&b.name))
+    });
+}
+
+/// The sum of the rows.
+pub fn total(rows: &[Row]) -> Row {
+    let mut t = Row {
+        name: "total".into(),
+        ..Row::default()
+    };
+    for r in rows {
+        t.calls += r.calls;
+        t.errors += r.errors;
+        t.total_ns += r.total_ns;
+    }
+    t
+}
+
+/// A warning line about lost updates, if any were lost.
+pub fn drops_line(drops: &[(&'static str, u64)]) -> Option<String> {
+    if drops.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = drops.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    Some(format!(
+        "WARNING: some updates were lost in the kernel ({}); counts may be low",
+        parts.join(", ")
+    ))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn row(name: &str, calls: u64, errors: u64, total_ns: u64) -> Row {
+        Row {
+            name: name.into(),
+            nr: 0,
+            calls,
+            errors,
+            total_ns,
+            errnos: vec![],
+        }
+    }
+
+    #[test]
+    fn sorting() {
+        let mut rows = vec![row("b", 5, 0, 10), row("a", 5, 1, 30), row("c", 9, 0, 20)];
+        sort_rows(&mut rows, SortKey::Calls);
+        assert_eq!(rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(), ["c", "a", "b"]);
+        sort_rows(&mut rows, SortKey::Time);
+        assert_eq!(rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(), ["a", "c", "b"]);
+        sort_rows(&mut rows, SortKey::Name);
+        assert_eq!(rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(), ["a", "b", "c"]);
+        sort_rows(&mut rows, SortKey::Errors);
+        assert_eq!(rows[0].name, "a");
+        let t = total(&rows);
+        assert_eq!((t.calls, t.errors, t.total_ns), (19, 1, 60));
+    }
+
+    #[test]
+    fn drops_warning() {
+        assert_eq!(drops_line(&[]), None);
+        let l = drops_line(&[("per-process table full", 3)]).unwrap();
+        assert!(l.contains("per-process table full: 3"), "{l}");
+    }
+}

@@ -1,0 +1,104 @@
+//! Syscall and errno names for the running architecture (from the `syscalls` crate).
+use syscalls::{Errno, Sysno};
+
+/// The name of syscall `nr`, or `[unknown: nr]` like syscount.
+pub fn syscall_name(nr: u32) -> String {
+    match Sysno::new(nr as usize) {
+        Some(s) => s.name().to_string(),
+        None => format!("[unknown: {nr}]"),
+    }
+}
+
+/// The number of a syscall given by name, or an error suggesting the closest names.
+pub fn syscall_number(name: &str) -> Result<u32, String> {
+    let name = name.trim();
+    if let Ok(s) = name.parse::<Sysno>() {
+        return Ok(s.id() as u32);
+    }
+    let candidates: Vec<&'static str> = Sysno::iter().map(|s| s.name()).collect();
+    let close = closest(name, &candidates, 3);
+    let mut msg = format!("unknown syscall `{name}` on {}", std::env::consts::ARCH);
+    if !close.is_empty() {
+        msg.push_str(&format!("; did you mean {}?", close.join(", ")));
+    }
+    Err(msg)
+}
+
+/// `ENOENT` for 2; the number itself when the errno is unknown.
+pub fn errno_name(errno: u32) -> String {
+    Errno::new(errno as i32)
+        .name()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("E{errno}"))
+}
+
+/// The `max` names closest to `word` by edit distance (prefix/substring matches first),
+/// only those close enough to be plausible.
+pub fn closest<'a>(word: &str, names: &[&'a str], max: usize) -> Vec<&'a str> {
+    let mut scored: Vec<(usize, &'a str)> = names
+        .iter()
+        .map(|n| {
+            let d = levenshtein(word, n);
+            let bonus = if n.contains(word) || word.contains(n) { 0 } else { 1 };
+            (d * 2 + bonus, *n)
+        })
+        .filter(|(score, n)| *score <= (word.len().max(n.len()) / 2).max(2) * 2 + 1)
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(max).map(|(_, n)| n).collect()
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let nr = syscall_number("openat").unwrap();
+        assert_eq!(syscall_name(nr), "openat");
+        assert_eq!(syscall_name(Sysno::getppid.id() as u32), "getppid");
+        assert_eq!(syscall_name(100_000), "[unknown: 100000]");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x86_64_numbers() {
+        assert_eq!(syscall_number("read"), Ok(0));
+        assert_eq!(syscall_number("geteuid"), Ok(107));
+        assert_eq!(syscall_name(231), "exit_group");
+    }
+
+    #[test]
+    fn unknown_name_suggests() {
+        let err = syscall_number("opnat").unwrap_err();
+        assert!(err.contains("unknown syscall `opnat`"), "{err}");
+        assert!(err.contains("openat"), "{err}");
+        let err = syscall_number("getpid2").unwrap_err();
+        assert!(err.contains("getpid"), "{err}");
+        let err = syscall_number("zzzzzzzzzzzzzzzzzz").unwrap_err();
+        assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(errno_name(2), "ENOENT");
+        assert_eq!(errno_name(13), "EACCES");
+        assert_eq!(errno_name(4000), "E4000");
+    }
+}

@@ -1,0 +1,131 @@
+//! Reading /proc: does a pid exist, its tgid, comm and parent; user names.
+
+use anyhow::{bail, Result};
+
+/// Fields of /proc/PID/status that tracer uses.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub name: String,
+    pub tgid: u32,
+    pub ppid: u32,
+}
+
+pub fn parse_status(text: &str) -> Status {
+    let mut st = Status::default();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            let v = v.trim();
+            match k {
+                "Name" => st.name = v.to_string(),
+                "Tgid" => st.tgid = v.parse().unwrap_or(0),
+                "PPid" => st.ppid = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    st
+}
+
+/// The status of a process or thread, None if it does not exist (any more).
+pub fn status(pid: u32) -> Option<Status> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .map(|t| parse_status(&t))
+}
+
+
+/// The thread group (process) of `pid`, which may be a thread id; an error that
+/// says so when there is no such process.
+pub fn resolve_pid(pid: i32) -> Result<u32> {
+    if pid <= 0 {
+        bail!("invalid pid {pid}: a pid is a positive number");
+    }
+    match status(pid as u32) {
+        Some(st) if st.tgid != 0 => Ok(st.tgid),
+        _ => bail!("no process with pid {pid}"),
+    }
+}
+
+/// A user given by name or number, as a uid.
+pub fn resolve_user(user: &str) -> Result<u32> {
+    if let Ok(uid) = user.parse::<u32>() {
+        return Ok(uid);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd_uid(&passwd, user).ok_or_else(|| {
+        anyhow::anyhow!("no user named `{user}` in /etc/passwd (give a name or a numeric uid)")
+    })
+}
+
+fn passwd_uid(passwd: &str, user: &str) -> Option<u32> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == user).then_some(())?;
+        f.next()?;
+        f.next()?.parse().ok()
+    })
+}
+
+/// A comm as the kernel stores it: at most 15 bytes and a NUL.
+pub fn comm_bytes(comm: &str) -> Result<[u8; 16]> {
+    let b = comm.as_bytes();
+    if b.is_empty() || b.len() > 15 {
+        bail!(
+            "--comm `{comm}`: a comm is 1 to 15 bytes (the kernel truncates longer names; \
+             use the first 15)"
+        );
+    }
+    let mut out = [0u8; 16];
+    out[..b.len()].copy_from_slice(b);
+    Ok(out)
+}
+
+/// A NUL-padded comm as text.
+pub fn comm_str(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields() {
+        let st = parse_status("Name:\tbash\nUmask:\t0022\nState:\tS\nTgid:\t42\nNgid:\t0\nPid:\t43\nPPid:\t1\n");
+        assert_eq!(
+            st,
+            Status {
+                name: "bash".into(),
+                tgid: 42,
+                ppid: 1
+            }
+        );
+    }
+
+    #[test]
+    fn users() {
+        let pw = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/:/usr/sbin/nologin\n";
+        assert_eq!(passwd_uid(pw, "nobody"), Some(65534));
+        assert_eq!(passwd_uid(pw, "nope"), None);
+        assert_eq!(resolve_user("1234").unwrap(), 1234);
+    }
+
+    #[test]
+    fn comms() {
+        assert_eq!(&comm_bytes("sh").unwrap()[..3], b"sh\0");
+        assert!(comm_bytes("").is_err());
+        assert!(comm_bytes("0123456789abcdef").is_err());
+        assert_eq!(comm_str(b"cat\0\0\0"), "cat");
+    }
+
+    #[test]
+    fn own_pid_resolves() {
+        let me = std::process::id();
+        assert_eq!(resolve_pid(me as i32).unwrap(), me);
+        assert!(resolve_pid(0).is_err());
+        assert!(resolve_pid(-5).is_err());
+        let err = resolve_pid(i32::MAX).unwrap_err().to_string();
+        assert!(err.contains("no process"), "{err}");
+    }
+}

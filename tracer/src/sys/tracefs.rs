@@ -1,0 +1,134 @@
+//! Finding (and, as root, mounting) tracefs, and reading tracepoint formats.
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+
+const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// The tracefs mount point, mounting it at /sys/kernel/tracing if nothing is mounted.
+pub fn ensure_mounted() -> Result<PathBuf> {
+    for c in CANDIDATES {
+        if Path::new(c).join("events").is_dir() {
+            return Ok(PathBuf::from(c));
+        }
+    }
+    let target = CANDIDATES[0];
+    let rc = unsafe {
+        libc::mount(
+            c"nodev".as_ptr(),
+            c"/sys/kernel/tracing".as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        bail!(
+            "tracefs is not mounted and mounting it failed ({err}); mount it with \
+             `mount -t tracefs nodev {target}` and try again"
+        );
+    }
+    log::info!("mounted tracefs at {target}");
+    Ok(PathBuf::from(target))
+}
+
+/// One field of a tracepoint's format file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub decl: String,
+    pub name: String,
+    pub offset: usize,
+    pub size: usize,
+    pub signed: bool,
+}
+
+/// Parse a `format` file (`field:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;`).
+pub fn parse_format(text: &str) -> Vec<Field> {
+    let mut fields = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let Some(rest) = line.strip_prefix("field:") else {
+            continue;
+        };
+        let mut parts = rest.split(';').map(str::trim);
+        let decl = parts.next().unwrap_or_default().to_string();
+        let mut offset = None;
+        let mut size = None;
+        let mut signed = false;
+        for p in parts {
+            if let Some(v) = p.strip_prefix("offset:") {
+                offset = v.parse().ok();
+            } else if let Some(v) = p.strip_prefix("size:") {
+                size = v.parse().ok();
+            } else if let Some(v) = p.strip_prefix("signed:") {
+                signed = v == "1";
+            }
+        }
+        // `char comm[16]`, `const char * filename`, `__data_loc char[] name`: the last word.
+        let last = decl.rsplit(' ').next().unwrap_or_default();
+        let name = last.split('[').next().unwrap_or(last).trim_start_matches('*');
+        let name = name.to_string();
+        if let (Some(offset), Some(size)) = (offset, size) {
+            fields.push(Field {
+                decl,
+                name,
+                offset,
+                size,
+                signed,
+            });
+        }
+    }
+    fields
+}
+
+/// The fields of `category:name`.
+pub fn tracepoint_format(tracefs: &Path, category: &str, name: &str) -> Result<Vec<Field>> {
+    let path = tracefs.join("events").join(category).join(name).join("format");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no tracepoint {category}:{name} ({})", path.display()))?;
+    Ok(parse_format(&text))
+}
+
+/// The offset of `field` in `category:name`.
+pub fn field_offset(tracefs: &Path, category: &str, name: &str, field: &str) -> Result<usize> {
+    tracepoint_format(tracefs, category, name)?
+        .into_iter()
+        .find(|f| f.name == field)
+        .map(|f| f.offset)
+        .ok_or_else(|| anyhow!("tracepoint {category}:{name} has no field `{field}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORK: &str = "name: sched_process_fork
+ID: 300
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:0;
+\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;
+\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:0;
+\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;
+
+print fmt: \"comm=%s pid=%d child_comm=%s child_pid=%d\", REC->parent_comm, REC->parent_pid, REC->child_comm, REC->child_pid
+";
+
+    #[test]
+    fn parses_fork_format() {
+        let f = parse_format(FORK);
+        assert_eq!(f.len(), 8);
+        let child = f.iter().find(|f| f.name == "child_pid").unwrap();
+        assert_eq!((child.offset, child.size, child.signed), (44, 4, true));
+        let comm = f.iter().find(|f| f.name == "parent_comm").unwrap();
+        assert_eq!((comm.offset, comm.size), (8, 16));
+        assert_eq!(comm.decl, "char parent_comm[16]");
+        let ty = f.iter().find(|f| f.name == "common_type").unwrap();
+        assert!(!ty.signed);
+    }
+}
