@@ -1,1 +1,64 @@
-fn main(){}
+//! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
+mod setup;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "tracer's developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make this machine ready to build and test tracer (idempotent): apt packages,
+    /// bpf-linker built against LLVM 22, nightly rust-src, the peer tools.
+    Setup,
+    /// Set up if needed, build tracer (release) and run it with ARGS (as root).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up if needed and run the whole test suite: unit tests, end-to-end tests
+    /// as root, the kernel VM tests and a quick benchmark pass.
+    Test,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r: Result<i32> = match cli.cmd {
+        Cmd::Setup => setup::run().map(|_| 0),
+        Cmd::Run { args } => run(&args),
+        Cmd::Test => test(),
+    };
+    match r {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<i32> {
+    let env = setup::run()?;
+    util::step("building tracer (release)");
+    util::cargo(&env, &["build", "--release", "-p", "tracer"])?;
+    let bin = util::root().join("target/release/tracer");
+    util::step(&format!("running {} {}", bin.display(), args.join(" ")));
+    let status = std::process::Command::new(bin).args(args).status()?;
+    Ok(status.code().unwrap_or(1))
+}
+
+fn test() -> Result<i32> {
+    let env = setup::run()?;
+    let mut tally = util::Tally::default();
+    util::step("building the workspace and the test fixtures");
+    util::cargo(&env, &["build", "--workspace", "--all-targets"])?;
+    util::step("cargo test --workspace (unit tests, and end-to-end tests as root)");
+    tally.cargo_test(&env, &["test", "--workspace"])?;
+    tally.finish()
+}

@@ -1,0 +1,133 @@
+//! `fixture MODE [ARGS]`: programs whose syscalls are known exactly.
+//!
+//! Every mode that a test attaches to with `-p` first prints `ready` and waits
+//! for a line on stdin (`--wait`), so the tracer can attach before the work.
+use std::{ffi::CString, io::BufRead as _};
+
+fn arg(args: &[String], i: usize, default: u64) -> u64 {
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+fn wait_for_go() {
+    println!("ready");
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+}
+
+/// `n` getppid calls and `m` openat calls on a missing path (ENOENT).
+fn syscalls(n: u64, m: u64) {
+    let missing = CString::new("/nonexistent/tracer-fixture").unwrap();
+    for _ in 0..n {
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    for _ in 0..m {
+        let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, missing.as_ptr(), libc::O_RDONLY) };
+        assert!(fd < 0);
+    }
+}
+
+/// `n` geteuid calls: the benchmark loop.
+#[inline(never)]
+fn geteuid_loop(n: u64) {
+    for _ in 0..n {
+        unsafe { libc::syscall(libc::SYS_geteuid) };
+    }
+}
+
+/// `threads` threads, each making `n` getppid calls.
+fn threads(threads: u64, n: u64) {
+    let hs: Vec<_> = (0..threads).map(|_| std::thread::spawn(move || syscalls(n, 0))).collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+/// `k` children (fork), each making `n` getppid calls and exiting.
+fn forks(k: u64, n: u64) {
+    for _ in 0..k {
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            syscalls(n, 0);
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+}
+
+/// `k` children that exec `/bin/true` (or the path given).
+fn execs(k: u64, path: &str) {
+    for _ in 0..k {
+        let status = std::process::Command::new(path).status().expect("spawn");
+        assert!(status.success());
+    }
+}
+
+/// `n` reads of 4 KiB from /dev/zero.
+fn read_zero(n: u64) {
+    use std::io::Read as _;
+    let mut f = std::fs::File::open("/dev/zero").unwrap();
+    let mut buf = [0u8; 4096];
+    for _ in 0..n {
+        f.read_exact(&mut buf[..]).unwrap();
+    }
+}
+
+/// Writes of the given sizes to /dev/null.
+fn writes(sizes: &[u64]) {
+    for &s in sizes {
+        let buf = vec![0u8; s as usize];
+        unsafe { libc::write(libc::STDOUT_FILENO, buf.as_ptr().cast(), buf.len()) };
+    }
+}
+
+/// A function uprobe tests count: called exactly `n` times.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tracer_fixture_work(i: u64) -> u64 {
+    std::hint::black_box(i.wrapping_mul(2654435761))
+}
+
+fn work(n: u64) {
+    for i in 0..n {
+        std::hint::black_box(tracer_fixture_work(i));
+    }
+}
+
+/// `n` malloc/free pairs through libc.
+fn mallocs(n: u64) {
+    for i in 0..n {
+        let p = unsafe { libc::malloc(64 + (i as usize % 8)) };
+        std::hint::black_box(p);
+        unsafe { libc::free(p) };
+    }
+}
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let wait = args.iter().any(|a| a == "--wait");
+    args.retain(|a| a != "--wait");
+    let mode = args.first().cloned().unwrap_or_default();
+    if wait {
+        wait_for_go();
+    }
+    match mode.as_str() {
+        "syscalls" => syscalls(arg(&args, 1, 100), arg(&args, 2, 10)),
+        "geteuid" => geteuid_loop(arg(&args, 1, 4_000_000)),
+        "threads" => threads(arg(&args, 1, 4), arg(&args, 2, 1000)),
+        "forks" => forks(arg(&args, 1, 3), arg(&args, 2, 100)),
+        "execs" => execs(arg(&args, 1, 3), args.get(2).map(String::as_str).unwrap_or("/bin/true")),
+        "read-zero" => read_zero(arg(&args, 1, 1000)),
+        "writes" => writes(&args[1..].iter().filter_map(|a| a.parse().ok()).collect::<Vec<_>>()),
+        "work" => work(arg(&args, 1, 1000)),
+        "malloc" => mallocs(arg(&args, 1, 1000)),
+        "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(&args, 1, 1000))),
+        _ => {
+            eprintln!(
+                "usage: fixture [--wait] syscalls N M | geteuid N | threads T N | forks K N | \
+                 execs K [PATH] | read-zero N | writes SIZE... | work N | malloc N | sleep MS"
+            );
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Shared helpers of the end-to-end tests: they run the real `tracer` binary,
+//! as root, against the `fixture` program (crate tracer-fixtures).
+//!
+//! These tests need root and BPF. They do not skip: without them they fail
+//! with a message saying so, because CI has both.
+#![allow(dead_code)]
+
+use std::{
+    fs::File,
+    io::{BufRead as _, BufReader, Write as _},
+    os::fd::AsRawFd as _,
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+pub fn tracer() -> Command {
+    require_root();
+    Command::new(env!("CARGO_BIN_EXE_tracer"))
+}
+
+/// The fixture binary, built next to the test's own target directory.
+pub fn fixture_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/e2e-xxxx -> target/<profile>/fixture
+    let path = exe.parent().unwrap().parent().unwrap().join("fixture");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p tracer-fixtures` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
+pub fn fixture() -> Command {
+    Command::new(fixture_path())
+}
+
+pub fn require_root() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the end-to-end tests load eBPF programs and must run as root (CI does)"
+    );
+}
+
+/// Tests that inspect what is loaded in the kernel take this lock exclusively;
+/// every other test that runs tracer holds it shared, so they never overlap.
+pub struct KernelLock(File);
+
+fn lock(op: i32) -> KernelLock {
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("tracer-e2e.lock"))
+        .unwrap();
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), op) }, 0);
+    KernelLock(f)
+}
+
+pub fn shared_lock() -> KernelLock {
+    lock(libc::LOCK_SH)
+}
+
+pub fn exclusive_lock() -> KernelLock {
+    lock(libc::LOCK_EX)
+}
+
+/// Run to completion, with a time limit.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    wait_output(child, limit)
+}
+
+pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "timed out after {limit:?}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fixture started with `--wait`: it has printed `ready` and waits for `go()`.
+pub struct Waiting {
+    pub child: Child,
+}
+
+impl Waiting {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = fixture()
+            .arg("--wait")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn fixture");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        Waiting { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn go(&mut self) {
+        self.child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    }
+
+    pub fn wait(mut self) {
+        let st = self.child.wait().unwrap();
+        assert!(st.success(), "fixture failed: {st}");
+    }
+}
+
+/// Start tracer and wait until its stderr says it is attached ("Tracing ...").
+/// Returns the child and the lines of stderr read so far.
+pub fn start_attached(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn tracer");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "tracer exited before attaching: {}\nstderr: {seen}\nstdout: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        seen.push_str(&line);
+        if line.starts_with("Tracing") {
+            return (child, err);
+        }
+    }
+}
+
+/// JSON objects, one per line.
+pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l}: {e}")))
+        .collect()
+}
+
+/// The row for `name` in a JSON block's "syscalls" array.
+pub fn syscall<'a>(block: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    block["syscalls"].as_array()?.iter().find(|r| r["syscall"] == name)
+}
+
+/// Our object's program names: nothing by these names may stay loaded.
+pub const OUR_PROGRAMS: &[&str] = &[
+    "sys_enter",
+    "sys_exit",
+    "noop_enter",
+    "noop_exit",
+    "sched_process_fork",
+    "sched_process_exec",
+    "sched_process_exit",
+];
+
+/// Names of our programs currently loaded in the kernel (bpftool truncates names to 15 bytes).
+pub fn loaded_programs() -> Vec<String> {
+    let out = Command::new("bpftool").args(["-j", "prog", "list"]).output().expect(
+        "bpftool is needed to check what is loaded (cargo xtask setup installs it)",
+    );
+    assert!(out.status.success(), "bpftool failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .filter(|n| OUR_PROGRAMS.iter().any(|o| o.starts_with(n) && n.len() >= 8.min(o.len())))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Our maps currently in the kernel.
+pub fn loaded_maps() -> Vec<String> {
+    let out = Command::new("bpftool").args(["-j", "map", "list"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .filter(|n| ["SYSCALL_STATS", "TRACED_TGIDS", "PROC_STATS", "STARTS"].iter().any(|o| o.starts_with(n)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Wait (briefly) until nothing of ours is loaded; the kernel frees programs
+/// asynchronously after the last reference goes.
+pub fn assert_nothing_loaded(context: &str) {
+    let start = Instant::now();
+    loop {
+        let (p, m) = (loaded_programs(), loaded_maps());
+        if p.is_empty() && m.is_empty() {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            panic!("{context}: still loaded: programs {p:?}, maps {m:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
