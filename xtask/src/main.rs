@@ -57,8 +57,8 @@ fn test() -> Result<i32> {
     let env = setup::run()?;
     let mut tally = util::Tally::default();
     util::step("building the workspace and the test fixtures");
-    util::cargo(&env, &["build", "--workspace", "--all-targets"])?;
-    util::step("cargo test --workspace (unit tests, and end-to-end tests as root)");
-    tally.cargo_test(&env, &["test", "--workspace"])?;
+    util::cargo(&env, &["build", "--all-targets"])?;
+    util::step("cargo test (unit tests, and end-to-end tests as root)");
+    tally.cargo_test(&env, &["test"])?;
     tally.finish()
 }

@@ -8,7 +8,7 @@ use aya::{
 };
 
 /// The object `build.rs` built from `tracer-ebpf`.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
 
 /// Values written into the object's read-only globals before it is loaded.
 #[derive(Debug, Clone, Default)]
