@@ -1,19 +1,19 @@
 //! Raw tracepoints on `sys_enter` / `sys_exit`: per-syscall counters.
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 use tracer_common::{
     drops,
     flags::{ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_SYSCALL, PER_PROCESS},
-    ErrnoKey, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
+    ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
 };
 
 use crate::{
     filter::is_traced,
     maps::{
-        count_drop, ERRNO_STATS, FLAGS, PROC_STATS, STARTS, SYSCALL_FILTER, SYSCALL_STATS,
+        count_drop, ERRNO_STATS, FLAGS, PROCS, PROC_STATS, STARTS, SYSCALL_FILTER, SYSCALL_STATS,
     },
 };
 
@@ -30,6 +30,16 @@ fn stat_slot(flags: u32, tgid: u32, syscall: u32) -> Option<*mut SyscallStat> {
     if PROC_STATS.insert(&key, &SyscallStat::default(), 0).is_err() {
         count_drop(drops::PROCS_FULL);
         return None;
+    }
+    // First time this process is seen: remember its name, which it may no
+    // longer have (or be around to ask) when the report is printed.
+    if PROCS.get_ptr(&tgid).is_none() {
+        let info = ProcInfo {
+            ppid: 0,
+            _pad: 0,
+            comm: bpf_get_current_comm().unwrap_or_default(),
+        };
+        let _ = PROCS.insert(&tgid, &info, 0);
     }
     PROC_STATS.get_ptr_mut(&key)
 }

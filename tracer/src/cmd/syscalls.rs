@@ -177,9 +177,16 @@ pub fn block(
         .map(|(&pid, stats)| {
             let mut rows = rows_of(stats, counts, Some(pid));
             report::sort_rows(&mut rows, plan.sort);
-            let (ppid, comm) = match (procs.get(&pid), proc::status(pid)) {
-                (Some(info), _) if info.comm[0] != 0 => (info.ppid, proc::comm_str(&info.comm)),
-                (_, Some(st)) => (st.ppid, st.name),
+            let status = proc::status(pid);
+            let (ppid, comm) = match (procs.get(&pid), &status) {
+                (Some(info), _) if info.comm[0] != 0 => {
+                    let ppid = match &status {
+                        Some(st) if info.ppid == 0 => st.ppid,
+                        _ => info.ppid,
+                    };
+                    (ppid, proc::comm_str(&info.comm))
+                }
+                (_, Some(st)) => (st.ppid, st.name.clone()),
                 _ => (0, "?".into()),
             };
             let ppid = if Some(pid) == launched { std::process::id() } else { ppid };

@@ -1,0 +1,195 @@
+//! End-to-end: `tracer syscalls` against fixtures whose syscalls are known exactly.
+mod common;
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// N getppid and M failing openat, counted with -p on the running fixture:
+/// exact counts, exact errors, ENOENT M times.
+#[test]
+fn pid_json_counts_are_exact() {
+    let _l = shared_lock();
+    let (n, m) = (1234, 56);
+    let mut fx = Waiting::start(&["syscalls", &n.to_string(), &m.to_string()]);
+    let pid = fx.pid().to_string();
+    let (tr, _err) = start_attached(tracer().args(["syscalls", "-p", &pid, "--json", "--errno", "--all"]));
+    fx.go();
+    fx.wait();
+    let out = wait_output(tr, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let blocks = json_lines(&out.stdout);
+    let last = blocks.last().expect("a summary object");
+    assert_eq!(last["type"], "summary");
+    let getppid = syscall(last, "getppid").expect("getppid row");
+    assert_eq!(getppid["calls"], n);
+    assert_eq!(getppid["errors"], 0);
+    let openat = syscall(last, "openat").expect("openat row");
+    assert_eq!(openat["calls"], m);
+    assert_eq!(openat["errors"], m);
+    assert_eq!(openat["errno"]["ENOENT"], m);
+    assert!(last["total"]["total_ns"].as_u64().unwrap() > 0);
+}
+
+/// System-wide with a comm filter and a syscall filter sees the fixture's calls.
+#[test]
+fn system_wide_filters_by_comm_and_syscall() {
+    let _l = shared_lock();
+    let mut fx = Waiting::start(&["syscalls", "777", "3"]);
+    let (tr, _err) = start_attached(tracer().args([
+        "syscalls", "--comm", "fixture", "-e", "getppid,openat", "--json", "-x", "-d", "3",
+    ]));
+    fx.go();
+    fx.wait();
+    let out = wait_output(tr, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let blocks = json_lines(&out.stdout);
+    let last = blocks.last().unwrap();
+    // -x: failures only; getppid never fails, the openat calls all do.
+    assert!(syscall(last, "getppid").is_none(), "{last}");
+    assert_eq!(syscall(last, "openat").unwrap()["calls"], 3);
+    // Nothing but the two chosen syscalls.
+    assert_eq!(last["syscalls"].as_array().unwrap().len(), 1, "{last}");
+}
+
+/// The syscount table layout, intervals and the final block.
+#[test]
+fn syscount_table_with_intervals() {
+    let _l = shared_lock();
+    let out = run(tracer().args(["syscalls", "-i", "0.3", "-d", "1", "-T", "3"]), LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let headers = text.lines().filter(|l| l.starts_with("SYSCALL ")).count();
+    assert!(headers >= 3, "expected interval blocks and a total:\n{text}");
+    assert!(text.lines().any(|l| l.contains("totals over")), "{text}");
+    for l in text.lines().filter(|l| l.starts_with('[')) {
+        assert_eq!(&l[3..4], ":", "{l}");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Tracing syscalls, printing top 3"), "{err}");
+}
+
+/// Per-process rows name the fixture and its pid.
+#[test]
+fn per_process_rows() {
+    let _l = shared_lock();
+    let mut fx = Waiting::start(&["syscalls", "500", "0"]);
+    let pid = fx.pid();
+    let (tr, _err) = start_attached(tracer().args(["syscalls", "-P", "--json", "-e", "getppid", "-d", "3"]));
+    fx.go();
+    fx.wait();
+    let out = wait_output(tr, LIMIT);
+    let last = json_lines(&out.stdout).pop().unwrap();
+    let procs = last["processes"].as_array().expect("processes");
+    let me = procs.iter().find(|p| p["pid"] == pid).unwrap_or_else(|| panic!("{last}"));
+    assert_eq!(me["comm"], "fixture");
+    assert_eq!(me["calls"], 500);
+}
+
+fn stderr_of(args: &[&str]) -> (i32, String) {
+    let out = run(tracer().args(args), LIMIT);
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let (code, err) = stderr_of(&["syscalls", "-e", "opnat"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unknown syscall `opnat`") && err.contains("openat"), "{err}");
+    let (code, err) = stderr_of(&["syscalls", "-p", "999999999"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no process with pid 999999999"), "{err}");
+    let (code, err) = stderr_of(&["syscalls", "-i", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("more than 0"), "{err}");
+    let (code, err) = stderr_of(&["syscalls", "--format", "nope"]);
+    assert_eq!(code, 2, "{err}");
+    for (_, err) in [stderr_of(&["syscalls", "-u", "nosuchuser"]), stderr_of(&["syscalls", "-p", "abc"])] {
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// Without privileges: one clear line, exit 1, nothing loaded.
+#[test]
+fn not_root_is_refused_clearly() {
+    require_root();
+    let out = run(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"])
+            .arg(env!("CARGO_BIN_EXE_tracer"))
+            .args(["syscalls", "-d", "1"]),
+        LIMIT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs root") && err.contains("sudo"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// tracefs unmounted (in a private mount namespace): tracer mounts it itself.
+#[test]
+fn mounts_tracefs_when_missing() {
+    let _l = shared_lock();
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+         test -e /sys/kernel/tracing/events && exit 90; \
+         {} syscalls -d 0.2 -- /bin/true 2>/dev/null || exit 91; \
+         test -d /sys/kernel/tracing/events || exit 92",
+        env!("CARGO_BIN_EXE_tracer")
+    );
+    let out = run(Command::new("unshare").args(["-m", "sh", "-c", &script]), LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+fn wait_gone(pid: u32) {
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("pid {pid} did not exit");
+}
+
+/// Nothing of ours stays in the kernel after a normal end, Ctrl-C, or SIGKILL.
+#[test]
+fn nothing_stays_attached() {
+    let _l = exclusive_lock();
+    assert_nothing_loaded("before the test");
+    // Normal end of --duration, with every hook attached.
+    let out = run(tracer().args(["syscalls", "-d", "0.5", "-P", "-L", "--errno", "-p", "1"]), LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    assert_nothing_loaded("after --duration");
+
+    for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGKILL, "SIGKILL")] {
+        let (mut child, _err) = start_attached(tracer().args(["syscalls", "-L", "-P"]));
+        assert!(!loaded_programs().is_empty(), "tracer attached nothing?");
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let st = child.wait().unwrap();
+        if sig == libc::SIGINT {
+            assert!(st.success(), "Ctrl-C must print the final block and exit 0: {st}");
+        }
+        wait_gone(child.id());
+        assert_nothing_loaded(&format!("after {name}"));
+    }
+}
+
+#[test]
+fn closed_stdout_is_not_a_crash() {
+    let _l = shared_lock();
+    let mut child = tracer()
+        .args(["syscalls", "-i", "0.1", "-d", "0.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = wait_output(child, LIMIT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
