@@ -22,5 +22,7 @@ fn main() -> anyhow::Result<()> {
         }],
         toolchain,
     )
-    .context("building the eBPF programs (run `cargo xtask setup` if bpf-linker or rust-src is missing)")
+    .context(
+        "building the eBPF programs (run `cargo xtask setup` if bpf-linker or rust-src is missing)",
+    )
 }

@@ -21,7 +21,14 @@ fn syscalls(n: u64, m: u64) {
         unsafe { libc::syscall(libc::SYS_getppid) };
     }
     for _ in 0..m {
-        let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, missing.as_ptr(), libc::O_RDONLY) };
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                missing.as_ptr(),
+                libc::O_RDONLY,
+            )
+        };
         assert!(fd < 0);
     }
 }
@@ -34,11 +41,25 @@ fn geteuid_loop(n: u64) {
     }
 }
 
-/// `threads` threads, each making `n` getppid calls.
+/// `threads` threads, each making `n` getppid calls. The threads are raw
+/// pthreads that never allocate, so malloc arenas (whose creation depends on
+/// timing) do not make the syscall counts vary from run to run.
 fn threads(threads: u64, n: u64) {
-    let hs: Vec<_> = (0..threads).map(|_| std::thread::spawn(move || syscalls(n, 0))).collect();
-    for h in hs {
-        h.join().unwrap();
+    extern "C" fn body(n: *mut libc::c_void) -> *mut libc::c_void {
+        for _ in 0..n as u64 {
+            unsafe { libc::syscall(libc::SYS_getppid) };
+        }
+        std::ptr::null_mut()
+    }
+    let mut ids = [0 as libc::pthread_t; 64];
+    let threads = threads.min(64) as usize;
+    for id in ids.iter_mut().take(threads) {
+        let rc =
+            unsafe { libc::pthread_create(id, std::ptr::null(), body, n as *mut libc::c_void) };
+        assert_eq!(rc, 0);
+    }
+    for id in ids.iter().take(threads) {
+        unsafe { libc::pthread_join(*id, std::ptr::null_mut()) };
     }
 }
 
@@ -116,9 +137,17 @@ fn main() {
         "geteuid" => geteuid_loop(arg(&args, 1, 4_000_000)),
         "threads" => threads(arg(&args, 1, 4), arg(&args, 2, 1000)),
         "forks" => forks(arg(&args, 1, 3), arg(&args, 2, 100)),
-        "execs" => execs(arg(&args, 1, 3), args.get(2).map(String::as_str).unwrap_or("/bin/true")),
+        "execs" => execs(
+            arg(&args, 1, 3),
+            args.get(2).map(String::as_str).unwrap_or("/bin/true"),
+        ),
         "read-zero" => read_zero(arg(&args, 1, 1000)),
-        "writes" => writes(&args[1..].iter().filter_map(|a| a.parse().ok()).collect::<Vec<_>>()),
+        "writes" => writes(
+            &args[1..]
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect::<Vec<_>>(),
+        ),
         "work" => work(arg(&args, 1, 1000)),
         "malloc" => mallocs(arg(&args, 1, 1000)),
         "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(&args, 1, 1000))),

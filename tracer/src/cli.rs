@@ -118,7 +118,12 @@ pub struct SyscallsArgs {
     pub uid: Option<String>,
 
     /// Only these syscalls (names as in `man 2 syscalls`), comma separated.
-    #[arg(short = 'e', long = "syscall", value_name = "NAME", value_delimiter = ',')]
+    #[arg(
+        short = 'e',
+        long = "syscall",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
     pub syscall: Vec<String>,
 
     /// With -p or -- CMD: count only the first process, not its children.

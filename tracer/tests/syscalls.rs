@@ -18,7 +18,8 @@ fn pid_json_counts_are_exact() {
     let (n, m) = (1234, 56);
     let mut fx = Waiting::start(&["syscalls", &n.to_string(), &m.to_string()]);
     let pid = fx.pid().to_string();
-    let (tr, _err) = start_attached(tracer().args(["syscalls", "-p", &pid, "--json", "--errno", "--all"]));
+    let (tr, _err) =
+        start_attached(tracer().args(["syscalls", "-p", &pid, "--json", "--errno", "--all"]));
     fx.go();
     fx.wait();
     let out = wait_output(tr, LIMIT);
@@ -42,7 +43,15 @@ fn system_wide_filters_by_comm_and_syscall() {
     let _l = shared_lock();
     let mut fx = Waiting::start(&["syscalls", "777", "3"]);
     let (tr, _err) = start_attached(tracer().args([
-        "syscalls", "--comm", "fixture", "-e", "getppid,openat", "--json", "-x", "-d", "3",
+        "syscalls",
+        "--comm",
+        "fixture",
+        "-e",
+        "getppid,openat",
+        "--json",
+        "-x",
+        "-d",
+        "3",
     ]));
     fx.go();
     fx.wait();
@@ -61,11 +70,17 @@ fn system_wide_filters_by_comm_and_syscall() {
 #[test]
 fn syscount_table_with_intervals() {
     let _l = shared_lock();
-    let out = run(tracer().args(["syscalls", "-i", "0.3", "-d", "1", "-T", "3"]), LIMIT);
+    let out = run(
+        tracer().args(["syscalls", "-i", "0.3", "-d", "1", "-T", "3"]),
+        LIMIT,
+    );
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     let headers = text.lines().filter(|l| l.starts_with("SYSCALL ")).count();
-    assert!(headers >= 3, "expected interval blocks and a total:\n{text}");
+    assert!(
+        headers >= 3,
+        "expected interval blocks and a total:\n{text}"
+    );
     assert!(text.lines().any(|l| l.contains("totals over")), "{text}");
     for l in text.lines().filter(|l| l.starts_with('[')) {
         assert_eq!(&l[3..4], ":", "{l}");
@@ -80,27 +95,37 @@ fn per_process_rows() {
     let _l = shared_lock();
     let mut fx = Waiting::start(&["syscalls", "500", "0"]);
     let pid = fx.pid();
-    let (tr, _err) = start_attached(tracer().args(["syscalls", "-P", "--json", "-e", "getppid", "-d", "3"]));
+    let (tr, _err) =
+        start_attached(tracer().args(["syscalls", "-P", "--json", "-e", "getppid", "-d", "3"]));
     fx.go();
     fx.wait();
     let out = wait_output(tr, LIMIT);
     let last = json_lines(&out.stdout).pop().unwrap();
     let procs = last["processes"].as_array().expect("processes");
-    let me = procs.iter().find(|p| p["pid"] == pid).unwrap_or_else(|| panic!("{last}"));
+    let me = procs
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("{last}"));
     assert_eq!(me["comm"], "fixture");
     assert_eq!(me["calls"], 500);
 }
 
 fn stderr_of(args: &[&str]) -> (i32, String) {
     let out = run(tracer().args(args), LIMIT);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn bad_input_gives_clear_errors() {
     let (code, err) = stderr_of(&["syscalls", "-e", "opnat"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("unknown syscall `opnat`") && err.contains("openat"), "{err}");
+    assert!(
+        err.contains("unknown syscall `opnat`") && err.contains("openat"),
+        "{err}"
+    );
     let (code, err) = stderr_of(&["syscalls", "-p", "999999999"]);
     assert_eq!(code, 1);
     assert!(err.contains("no process with pid 999999999"), "{err}");
@@ -109,7 +134,10 @@ fn bad_input_gives_clear_errors() {
     assert!(err.contains("more than 0"), "{err}");
     let (code, err) = stderr_of(&["syscalls", "--format", "nope"]);
     assert_eq!(code, 2, "{err}");
-    for (_, err) in [stderr_of(&["syscalls", "-u", "nosuchuser"]), stderr_of(&["syscalls", "-p", "abc"])] {
+    for (_, err) in [
+        stderr_of(&["syscalls", "-u", "nosuchuser"]),
+        stderr_of(&["syscalls", "-p", "abc"]),
+    ] {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
@@ -120,7 +148,13 @@ fn not_root_is_refused_clearly() {
     require_root();
     let out = run(
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--",
+            ])
             .arg(env!("CARGO_BIN_EXE_tracer"))
             .args(["syscalls", "-d", "1"]),
         LIMIT,
@@ -142,7 +176,10 @@ fn mounts_tracefs_when_missing() {
          test -d /sys/kernel/tracing/events || exit 92",
         env!("CARGO_BIN_EXE_tracer")
     );
-    let out = run(Command::new("unshare").args(["-m", "sh", "-c", &script]), LIMIT);
+    let out = run(
+        Command::new("unshare").args(["-m", "sh", "-c", &script]),
+        LIMIT,
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
@@ -162,7 +199,10 @@ fn nothing_stays_attached() {
     let _l = exclusive_lock();
     assert_nothing_loaded("before the test");
     // Normal end of --duration, with every hook attached.
-    let out = run(tracer().args(["syscalls", "-d", "0.5", "-P", "-L", "--errno", "-p", "1"]), LIMIT);
+    let out = run(
+        tracer().args(["syscalls", "-d", "0.5", "-P", "-L", "--errno", "-p", "1"]),
+        LIMIT,
+    );
     assert!(out.status.success(), "{out:?}");
     assert_nothing_loaded("after --duration");
 
@@ -172,7 +212,10 @@ fn nothing_stays_attached() {
         unsafe { libc::kill(child.id() as i32, sig) };
         let st = child.wait().unwrap();
         if sig == libc::SIGINT {
-            assert!(st.success(), "Ctrl-C must print the final block and exit 0: {st}");
+            assert!(
+                st.success(),
+                "Ctrl-C must print the final block and exit 0: {st}"
+            );
         }
         wait_gone(child.id());
         assert_nothing_loaded(&format!("after {name}"));

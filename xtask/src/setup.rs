@@ -41,7 +41,9 @@ fn apt_install(pkgs: &[&str]) -> Result<()> {
 fn cargo_bin(name: &str) -> std::path::PathBuf {
     let home = std::env::var("CARGO_HOME")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap_or("/root".into())).join(".cargo"));
+        .unwrap_or_else(|_| {
+            Path::new(&std::env::var("HOME").unwrap_or("/root".into())).join(".cargo")
+        });
     home.join("bin").join(name)
 }
 
@@ -55,14 +57,19 @@ fn bpf_linker_ok() -> bool {
 
 /// The nightly toolchain's library sources, which `-Z build-std=core` needs.
 fn nightly_rust_src() -> bool {
-    let Ok(out) = Command::new("rustup").args(["run", "nightly", "rustc", "--print", "sysroot"]).output() else {
+    let Ok(out) = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--print", "sysroot"])
+        .output()
+    else {
         return false;
     };
     if !out.status.success() {
         return false;
     }
     let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Path::new(&sysroot).join("lib/rustlib/src/rust/library/core").is_dir()
+    Path::new(&sysroot)
+        .join("lib/rustlib/src/rust/library/core")
+        .is_dir()
 }
 
 /// Debian's rustc-web, linked into rustup as `tracer-web`: the fallback when
@@ -81,7 +88,11 @@ fn web_toolchain_ok() -> bool {
 pub fn run() -> Result<Env> {
     let mut env = Env::default();
     step("set-up: checking Debian packages");
-    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
     if missing.is_empty() {
         eprintln!("    all present: {}", APT_PACKAGES.join(" "));
     } else {
@@ -107,15 +118,20 @@ pub fn run() -> Result<Env> {
             .is_ok()
             && nightly_rust_src();
         if !via_rustup {
-            eprintln!("    rustup could not provide nightly rust-src; falling back to Debian's rustc-web");
+            eprintln!(
+                "    rustup could not provide nightly rust-src; falling back to Debian's rustc-web"
+            );
             if !web_toolchain_ok() {
                 apt_install(&["rustc-web", "cargo-web", "rust-web-src"])?;
                 sh(Command::new("rustup").args(["toolchain", "link", WEB_TOOLCHAIN, "/usr"]))?;
             }
             if !web_toolchain_ok() {
-                bail!("neither rustup's nightly nor Debian's rustc-web can build the eBPF programs");
+                bail!(
+                    "neither rustup's nightly nor Debian's rustc-web can build the eBPF programs"
+                );
             }
-            env.vars.push(("TRACER_EBPF_TOOLCHAIN".into(), WEB_TOOLCHAIN.into()));
+            env.vars
+                .push(("TRACER_EBPF_TOOLCHAIN".into(), WEB_TOOLCHAIN.into()));
             env.vars.push(("RUSTC_BOOTSTRAP".into(), "1".into()));
         }
     }
@@ -141,7 +157,8 @@ pub fn run() -> Result<Env> {
     let path = std::env::var("PATH").unwrap_or_default();
     let bin_dir = cargo_bin("");
     if !path.split(':').any(|p| Path::new(p) == bin_dir.as_path()) {
-        env.vars.push(("PATH".into(), format!("{}:{path}", bin_dir.display())));
+        env.vars
+            .push(("PATH".into(), format!("{}:{path}", bin_dir.display())));
     }
     step("set-up: done");
     Ok(env)

@@ -9,7 +9,10 @@ use anyhow::{bail, Context as _, Result};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn step(what: &str) {
@@ -38,7 +41,9 @@ pub fn cargo(env: &Env, args: &[&str]) -> Result<()> {
 /// Runs a command, printing it first; fails if it fails.
 pub fn sh(cmd: &mut Command) -> Result<()> {
     eprintln!("    $ {}", show(cmd));
-    let status = cmd.status().with_context(|| format!("cannot run {}", show(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {}", show(cmd)))?;
     if !status.success() {
         bail!("`{}` failed ({status})", show(cmd));
     }
@@ -78,7 +83,15 @@ impl Tally {
             if let Some(rest) = line.strip_prefix("test result: ") {
                 let num = |word: &str| -> u64 {
                     rest.split(';')
-                        .find_map(|p| p.trim().strip_suffix(word).map(|n| n.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").parse().unwrap_or(0)))
+                        .find_map(|p| {
+                            p.trim().strip_suffix(word).map(|n| {
+                                n.trim()
+                                    .trim_start_matches("ok. ")
+                                    .trim_start_matches("FAILED. ")
+                                    .parse()
+                                    .unwrap_or(0)
+                            })
+                        })
                         .unwrap_or(0)
                 };
                 self.passed += num(" passed");
@@ -112,6 +125,10 @@ impl Tally {
             eprintln!("failed steps: {}", self.failed_steps.join("; "));
         }
         println!("xtask test: {} passed, {} failed", self.passed, self.failed);
-        Ok(if self.failed == 0 && self.failed_steps.is_empty() { 0 } else { 1 })
+        Ok(if self.failed == 0 && self.failed_steps.is_empty() {
+            0
+        } else {
+            1
+        })
     }
 }

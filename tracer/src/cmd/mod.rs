@@ -17,7 +17,8 @@ impl Sink {
     pub fn new(path: Option<&Path>, to_stderr: bool) -> Result<Self> {
         let out: Box<dyn Write> = match path {
             Some(p) => Box::new(
-                std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
             ),
             None if to_stderr => Box::new(std::io::stderr()),
             None => Box::new(std::io::stdout()),
@@ -29,7 +30,11 @@ impl Sink {
         if self.closed {
             return Ok(());
         }
-        match self.out.write_all(text.as_bytes()).and_then(|_| self.out.flush()) {
+        match self
+            .out
+            .write_all(text.as_bytes())
+            .and_then(|_| self.out.flush())
+        {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 self.closed = true;
                 Ok(())

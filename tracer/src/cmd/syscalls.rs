@@ -52,7 +52,11 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
     if !a.command.is_empty() && !a.pid.is_empty() {
         anyhow::bail!("give either -p PID or -- CMD, not both");
     }
-    let layout = a.format.unwrap_or(if targeted { Layout::Strace } else { Layout::Syscount });
+    let layout = a.format.unwrap_or(if targeted {
+        Layout::Strace
+    } else {
+        Layout::Syscount
+    });
     let mut f = 0;
     let mut pids = Vec::new();
     for &p in &a.pid {
@@ -85,7 +89,9 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
     for name in a.syscall.iter().filter(|n| !n.trim().is_empty()) {
         let nr = names::syscall_number(name).map_err(anyhow::Error::msg)?;
         if nr >= MAX_SYSCALLS {
-            anyhow::bail!("syscall `{name}` (number {nr}) is beyond tracer's table of {MAX_SYSCALLS}");
+            anyhow::bail!(
+                "syscall `{name}` (number {nr}) is beyond tracer's table of {MAX_SYSCALLS}"
+            );
         }
         syscalls.push(nr);
     }
@@ -106,7 +112,9 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
     if time || errors {
         f |= flags::EXIT_HOOK;
     }
-    let sort = a.sort.unwrap_or(if time { SortKey::Time } else { SortKey::Calls });
+    let sort = a
+        .sort
+        .unwrap_or(if time { SortKey::Time } else { SortKey::Calls });
     let top = if a.all {
         None
     } else {
@@ -131,7 +139,11 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
 }
 
 /// Rows for one syscall table: names, errnos of `tgid` (0 = all) attached.
-fn rows_of(stats: &BTreeMap<u32, tracer_common::SyscallStat>, counts: &Counts, tgid: Option<u32>) -> Vec<Row> {
+fn rows_of(
+    stats: &BTreeMap<u32, tracer_common::SyscallStat>,
+    counts: &Counts,
+    tgid: Option<u32>,
+) -> Vec<Row> {
     stats
         .iter()
         .filter(|(_, s)| s.calls > 0)
@@ -139,7 +151,9 @@ fn rows_of(stats: &BTreeMap<u32, tracer_common::SyscallStat>, counts: &Counts, t
             let mut errnos: Vec<(String, u64)> = counts
                 .errnos
                 .iter()
-                .filter(|((t, sc, _), n)| *sc == nr && **n > 0 && tgid.is_none_or(|want| *t == want))
+                .filter(|((t, sc, _), n)| {
+                    *sc == nr && **n > 0 && tgid.is_none_or(|want| *t == want)
+                })
                 .fold(BTreeMap::<u32, u64>::new(), |mut m, ((_, _, e), n)| {
                     *m.entry(*e).or_default() += n;
                     m
@@ -189,8 +203,17 @@ pub fn block(
                 (_, Some(st)) => (st.ppid, st.name.clone()),
                 _ => (0, "?".into()),
             };
-            let ppid = if Some(pid) == launched { std::process::id() } else { ppid };
-            Process { pid, ppid, comm, rows }
+            let ppid = if Some(pid) == launched {
+                std::process::id()
+            } else {
+                ppid
+            };
+            Process {
+                pid,
+                ppid,
+                comm,
+                rows,
+            }
         })
         .filter(|p| p.calls() > 0)
         .collect();
@@ -281,7 +304,8 @@ fn exit_code_of(status: i32) -> i32 {
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => !matches!(
-            s.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
             Some('Z' | 'X') | None
         ),
         Err(_) => false,
@@ -314,7 +338,14 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         &globals,
         &[
             ("PROC_STATS", big(plan.per_process())),
-            ("ERRNO_STATS", if plan.flags & flags::ERRNO != 0 { 8192 } else { 1 }),
+            (
+                "ERRNO_STATS",
+                if plan.flags & flags::ERRNO != 0 {
+                    8192
+                } else {
+                    1
+                },
+            ),
             ("STARTS", big(plan.exit_hook())),
             ("TRACED_TGIDS", big(plan.targeted())),
             ("PROCS", big(follow_hooks)),
@@ -322,7 +353,8 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     )?;
     if !plan.syscalls.is_empty() {
         let mut filter: aya::maps::Array<_, u8> = aya::maps::Array::try_from(
-            ebpf.map_mut("SYSCALL_FILTER").context("map SYSCALL_FILTER missing")?,
+            ebpf.map_mut("SYSCALL_FILTER")
+                .context("map SYSCALL_FILTER missing")?,
         )?;
         for &nr in &plan.syscalls {
             filter.set(nr, 1, 0)?;
@@ -333,9 +365,18 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     for &pid in &plan.pids {
         traced.insert(pid)?;
     }
-    let collector = Collector::new(&mut ebpf, plan.per_process(), plan.flags & flags::ERRNO != 0)?;
+    let collector = Collector::new(
+        &mut ebpf,
+        plan.per_process(),
+        plan.flags & flags::ERRNO != 0,
+    )?;
     if follow_hooks {
-        bpf::attach_tracepoint(&mut ebpf, "sched_process_fork", "sched", "sched_process_fork")?;
+        bpf::attach_tracepoint(
+            &mut ebpf,
+            "sched_process_fork",
+            "sched",
+            "sched_process_fork",
+        )?;
         bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exec", "sched_process_exec")?;
         bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
     }
@@ -343,7 +384,10 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         bpf::attach_raw_tracepoint(&mut ebpf, "sys_exit", "sys_exit")?;
     }
     bpf::attach_raw_tracepoint(&mut ebpf, "sys_enter", "sys_enter")?;
-    log::info!("loaded and attached in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+    log::info!(
+        "loaded and attached in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
 
     let mut launched = None;
     let mut child_wait = None;
@@ -365,8 +409,16 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     } else if plan.targeted() {
         eprintln!(
             "Tracing syscalls of pid {}{}... Ctrl-C to end.",
-            plan.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
-            if args.no_follow { "" } else { " and its children" }
+            plan.pids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if args.no_follow {
+                ""
+            } else {
+                " and its children"
+            }
         );
     } else {
         eprintln!(
@@ -381,7 +433,9 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     let to_stderr = plan.layout == Layout::Strace && !plan.json;
     let mut sink = Sink::new(args.output.as_deref(), to_stderr)?;
     let t0 = Instant::now();
-    let deadline = args.duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
+    let deadline = args
+        .duration
+        .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
     let mut ticker = args.interval.map(|i| {
         let period = Duration::from_secs_f64(i);
         tokio::time::interval_at(tokio::time::Instant::now() + period, period)
@@ -416,7 +470,14 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     // Stop counting before the final read so the block is consistent.
     drop(ebpf);
     let counts = collector.read()?;
-    let mut b = block(&plan, BlockKind::Summary, t0.elapsed().as_secs_f64(), &counts, &collector.procs(), launched);
+    let mut b = block(
+        &plan,
+        BlockKind::Summary,
+        t0.elapsed().as_secs_f64(),
+        &counts,
+        &collector.procs(),
+        launched,
+    );
     let code = match end {
         End::Signal(sig) => {
             if launched.is_some() {
@@ -482,7 +543,19 @@ mod tests {
     #[test]
     fn filters() {
         let me = std::process::id().to_string();
-        let p = plan(&args(&["-p", &me, "-e", "read,openat", "-u", "0", "--comm", "sh", "--errno", "-x"])).unwrap();
+        let p = plan(&args(&[
+            "-p",
+            &me,
+            "-e",
+            "read,openat",
+            "-u",
+            "0",
+            "--comm",
+            "sh",
+            "--errno",
+            "-x",
+        ]))
+        .unwrap();
         assert_eq!(p.pids, [std::process::id()]);
         assert_eq!(p.syscalls.len(), 2);
         let want = flags::FILTER_TGID
@@ -502,9 +575,13 @@ mod tests {
         assert!(e.contains("did you mean") && e.contains("openat"), "{e}");
         let e = plan(&args(&["-p", "999999999"])).unwrap_err().to_string();
         assert!(e.contains("no process"), "{e}");
-        let e = plan(&args(&["--comm", "a-very-long-command-name"])).unwrap_err().to_string();
+        let e = plan(&args(&["--comm", "a-very-long-command-name"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("15 bytes"), "{e}");
-        let e = plan(&args(&["-u", "no-such-user-xyz"])).unwrap_err().to_string();
+        let e = plan(&args(&["-u", "no-such-user-xyz"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no user"), "{e}");
         let me = std::process::id().to_string();
         assert!(plan(&args(&["-p", &me, "--", "true"])).is_err());
@@ -514,19 +591,33 @@ mod tests {
     fn blocks_from_counts() {
         let p = plan(&args(&["--errno", "-P", "--all"])).unwrap();
         let mut c = Counts::default();
-        let st = |calls, errors| tracer_common::SyscallStat { calls, errors, total_ns: 0 };
+        let st = |calls, errors| tracer_common::SyscallStat {
+            calls,
+            errors,
+            total_ns: 0,
+        };
         c.by_syscall.insert(2, st(5, 3));
         c.by_syscall.insert(0, st(9, 0));
         c.by_process.entry(4242).or_default().insert(2, st(5, 3));
         c.errnos.insert((4242, 2, 2), 3);
         let mut procs = BTreeMap::new();
-        procs.insert(4242, ProcInfo { ppid: 1, _pad: 0, comm: *b"fixture\0\0\0\0\0\0\0\0\0" });
+        procs.insert(
+            4242,
+            ProcInfo {
+                ppid: 1,
+                _pad: 0,
+                comm: *b"fixture\0\0\0\0\0\0\0\0\0",
+            },
+        );
         let b = block(&p, BlockKind::Summary, 1.0, &c, &procs, None);
         assert_eq!(b.rows[0].nr, 0);
         assert_eq!(b.rows[1].errnos, vec![("ENOENT".to_string(), 3)]);
         assert_eq!(b.processes.len(), 1);
         assert_eq!(b.processes[0].comm, "fixture");
-        assert_eq!(b.processes[0].rows[0].errnos, vec![("ENOENT".to_string(), 3)]);
+        assert_eq!(
+            b.processes[0].rows[0].errnos,
+            vec![("ENOENT".to_string(), 3)]
+        );
         let text = render(&p, &b);
         assert!(text.contains("fixture"), "{text}");
     }

@@ -120,8 +120,16 @@ impl Collector {
     pub fn new(ebpf: &mut Ebpf, per_process: bool, errnos: bool) -> Result<Self> {
         Ok(Self {
             stats: take(ebpf, "SYSCALL_STATS")?,
-            proc_stats: if per_process { Some(take(ebpf, "PROC_STATS")?) } else { None },
-            errnos: if errnos { Some(take(ebpf, "ERRNO_STATS")?) } else { None },
+            proc_stats: if per_process {
+                Some(take(ebpf, "PROC_STATS")?)
+            } else {
+                None
+            },
+            errnos: if errnos {
+                Some(take(ebpf, "ERRNO_STATS")?)
+            } else {
+                None
+            },
             drops: take(ebpf, "DROPS")?,
             procs: take(ebpf, "PROCS")?,
         })
@@ -134,7 +142,14 @@ impl Collector {
                 let (k, v) = item.context("reading per-process counters")?;
                 let s = sum_stats(&v);
                 add(c.by_syscall.entry(k.syscall).or_default(), &s);
-                add(c.by_process.entry(k.tgid).or_default().entry(k.syscall).or_default(), &s);
+                add(
+                    c.by_process
+                        .entry(k.tgid)
+                        .or_default()
+                        .entry(k.syscall)
+                        .or_default(),
+                    &s,
+                );
             }
         } else {
             for (nr, v) in self.stats.iter().enumerate() {
@@ -200,7 +215,11 @@ mod tests {
     use super::*;
 
     fn st(calls: u64, errors: u64, total_ns: u64) -> SyscallStat {
-        SyscallStat { calls, errors, total_ns }
+        SyscallStat {
+            calls,
+            errors,
+            total_ns,
+        }
     }
 
     #[test]

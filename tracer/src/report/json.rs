@@ -9,17 +9,40 @@ fn row(r: &Row, m: Measured, with_errnos: bool) -> Value {
     o.insert("syscall".into(), json!(r.name));
     o.insert("nr".into(), json!(r.nr));
     o.insert("calls".into(), json!(r.calls));
-    o.insert("errors".into(), if m.errors { json!(r.errors) } else { Value::Null });
-    o.insert("total_ns".into(), if m.time { json!(r.total_ns) } else { Value::Null });
+    o.insert(
+        "errors".into(),
+        if m.errors {
+            json!(r.errors)
+        } else {
+            Value::Null
+        },
+    );
+    o.insert(
+        "total_ns".into(),
+        if m.time {
+            json!(r.total_ns)
+        } else {
+            Value::Null
+        },
+    );
     if with_errnos {
-        let e: Map<String, Value> = r.errnos.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let e: Map<String, Value> = r
+            .errnos
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
         o.insert("errno".into(), Value::Object(e));
     }
     Value::Object(o)
 }
 
 fn rows(rs: &[Row], m: Measured, with_errnos: bool) -> Value {
-    Value::Array(rs.iter().filter(|r| r.calls > 0).map(|r| row(r, m, with_errnos)).collect())
+    Value::Array(
+        rs.iter()
+            .filter(|r| r.calls > 0)
+            .map(|r| row(r, m, with_errnos))
+            .collect(),
+    )
 }
 
 /// One line of JSON for `block`. Rows are in the order given (already sorted and cut).
@@ -35,7 +58,10 @@ pub fn render(block: &Block, with_errnos: bool) -> String {
         }),
     );
     o.insert("time".into(), json!(block.clock));
-    o.insert("seconds".into(), json!((block.seconds * 1000.0).round() / 1000.0));
+    o.insert(
+        "seconds".into(),
+        json!((block.seconds * 1000.0).round() / 1000.0),
+    );
     o.insert("syscalls".into(), rows(&block.rows, m, with_errnos));
     let mut t = row(&total, m, false);
     if let Value::Object(t) = &mut t {
@@ -59,7 +85,11 @@ pub fn render(block: &Block, with_errnos: bool) -> String {
             .collect();
         o.insert("processes".into(), Value::Array(procs));
     }
-    let drops: Map<String, Value> = block.drops.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
+    let drops: Map<String, Value> = block
+        .drops
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), json!(v)))
+        .collect();
     o.insert("lost".into(), Value::Object(drops));
     if let Some(code) = block.exit_code {
         o.insert("exit_code".into(), json!(code));
@@ -82,8 +112,16 @@ mod tests {
             clock: "10:00:00".into(),
             seconds: 1.23456,
             rows: vec![r.clone(), mk("read", 0, 0, 0)],
-            processes: vec![Process { pid: 7, ppid: 1, comm: "x".into(), rows: vec![r] }],
-            measured: Measured { errors: true, time: true },
+            processes: vec![Process {
+                pid: 7,
+                ppid: 1,
+                comm: "x".into(),
+                rows: vec![r],
+            }],
+            measured: Measured {
+                errors: true,
+                time: true,
+            },
             drops: vec![("starts_full", 2)],
             exit_code: Some(3),
         };

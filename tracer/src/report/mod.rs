@@ -127,11 +127,20 @@ pub(crate) mod tests {
     fn sorting() {
         let mut rows = vec![row("b", 5, 0, 10), row("a", 5, 1, 30), row("c", 9, 0, 20)];
         sort_rows(&mut rows, SortKey::Calls);
-        assert_eq!(rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(), ["c", "a", "b"]);
+        assert_eq!(
+            rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(),
+            ["c", "a", "b"]
+        );
         sort_rows(&mut rows, SortKey::Time);
-        assert_eq!(rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(), ["a", "c", "b"]);
+        assert_eq!(
+            rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(),
+            ["a", "c", "b"]
+        );
         sort_rows(&mut rows, SortKey::Name);
-        assert_eq!(rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(
+            rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
         sort_rows(&mut rows, SortKey::Errors);
         assert_eq!(rows[0].name, "a");
         let t = total(&rows);

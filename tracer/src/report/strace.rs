@@ -13,7 +13,11 @@ pub fn table(rows: &[Row]) -> String {
     let errors: u64 = rows.iter().map(|r| r.errors).sum();
     let secs = |ns: u64| ns as f64 / 1e9;
     let avg_us = |ns: u64, n: u64| if n == 0 { 0 } else { ns / n / 1000 };
-    let max_avg = rows.iter().map(|r| avg_us(r.total_ns, r.calls)).max().unwrap_or(0);
+    let max_avg = rows
+        .iter()
+        .map(|r| avg_us(r.total_ns, r.calls))
+        .max()
+        .unwrap_or(0);
     let name_max = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
 
     let w_pct = 6;
@@ -115,16 +119,37 @@ mod tests {
         let t = table(&rows);
         let lines: Vec<&str> = t.lines().collect();
         // calls needs 11 digits; name column is longest name + 1 = 23.
-        assert_eq!(lines[1], format!("------ ----------- ----------- {} --------- {}", "-".repeat(11), "-".repeat(23)));
-        assert_eq!(lines[2], "  0.00    0.000000           0 12345678901           sched_get_priority_max");
-        assert_eq!(lines[3], "  0.00    0.000000           0           1         1 read");
-        assert!(lines[5].ends_with(" 12345678902         1 total"), "{}", lines[5]);
+        assert_eq!(
+            lines[1],
+            format!(
+                "------ ----------- ----------- {} --------- {}",
+                "-".repeat(11),
+                "-".repeat(23)
+            )
+        );
+        assert_eq!(
+            lines[2],
+            "  0.00    0.000000           0 12345678901           sched_get_priority_max"
+        );
+        assert_eq!(
+            lines[3],
+            "  0.00    0.000000           0           1         1 read"
+        );
+        assert!(
+            lines[5].ends_with(" 12345678902         1 total"),
+            "{}",
+            lines[5]
+        );
     }
 
     #[test]
     fn zero_call_rows_are_skipped_and_empty_table_is_valid() {
         let t = table(&[row("read", 0, 0, 0)]);
         assert_eq!(t.lines().count(), 4);
-        assert!(t.lines().last().unwrap().starts_with("100.00    0.000000           0         0"));
+        assert!(t
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("100.00    0.000000           0         0"));
     }
 }

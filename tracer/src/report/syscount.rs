@@ -40,15 +40,30 @@ pub fn render(block: &Block, opts: Options) -> String {
 
 fn syscalls(out: &mut String, rows: &[Row], opts: Options) {
     if opts.latency {
-        let _ = writeln!(out, "{:<22} {:>8} {:>16} {:>12}", "SYSCALL", "COUNT", "TIME (us)", "AVG (us)");
+        let _ = writeln!(
+            out,
+            "{:<22} {:>8} {:>16} {:>12}",
+            "SYSCALL", "COUNT", "TIME (us)", "AVG (us)"
+        );
     } else {
         let _ = writeln!(out, "{:<22} {:>8}", "SYSCALL", "COUNT");
     }
     let shown = rows.iter().filter(|r| r.calls > 0);
     for r in shown.take(opts.top.unwrap_or(usize::MAX)) {
         if opts.latency {
-            let avg = if r.calls == 0 { 0.0 } else { us(r.total_ns) / r.calls as f64 };
-            let _ = writeln!(out, "{:<22} {:>8} {:>16.3} {:>12.3}", r.name, r.calls, us(r.total_ns), avg);
+            let avg = if r.calls == 0 {
+                0.0
+            } else {
+                us(r.total_ns) / r.calls as f64
+            };
+            let _ = writeln!(
+                out,
+                "{:<22} {:>8} {:>16.3} {:>12.3}",
+                r.name,
+                r.calls,
+                us(r.total_ns),
+                avg
+            );
         } else {
             let _ = writeln!(out, "{:<22} {:>8}", r.name, r.calls);
         }
@@ -60,13 +75,28 @@ fn syscalls(out: &mut String, rows: &[Row], opts: Options) {
 
 fn processes(out: &mut String, procs: &[Process], opts: Options) {
     if opts.latency {
-        let _ = writeln!(out, "{:<6} {:<15} {:>8} {:>16}", "PID", "COMM", "COUNT", "TIME (us)");
+        let _ = writeln!(
+            out,
+            "{:<6} {:<15} {:>8} {:>16}",
+            "PID", "COMM", "COUNT", "TIME (us)"
+        );
     } else {
         let _ = writeln!(out, "{:<6} {:<15} {:>8}", "PID", "COMM", "COUNT");
     }
-    for p in procs.iter().filter(|p| p.calls() > 0).take(opts.top.unwrap_or(usize::MAX)) {
+    for p in procs
+        .iter()
+        .filter(|p| p.calls() > 0)
+        .take(opts.top.unwrap_or(usize::MAX))
+    {
         if opts.latency {
-            let _ = writeln!(out, "{:<6} {:<15} {:>8} {:>16.3}", p.pid, p.comm, p.calls(), us(p.total_ns()));
+            let _ = writeln!(
+                out,
+                "{:<6} {:<15} {:>8} {:>16.3}",
+                p.pid,
+                p.comm,
+                p.calls(),
+                us(p.total_ns())
+            );
         } else {
             let _ = writeln!(out, "{:<6} {:<15} {:>8}", p.pid, p.comm, p.calls());
         }
@@ -93,7 +123,14 @@ mod tests {
 
     #[test]
     fn counts_table() {
-        let b = block(vec![row("write", 10739, 0, 0), row("read", 0, 0, 0), row("futex", 5, 0, 0)], vec![]);
+        let b = block(
+            vec![
+                row("write", 10739, 0, 0),
+                row("read", 0, 0, 0),
+                row("futex", 5, 0, 0),
+            ],
+            vec![],
+        );
         let t = render(&b, Options::default());
         assert_eq!(
             t,
@@ -106,7 +143,14 @@ mod tests {
         let mut r = row("openat", 4, 3, 10_500);
         r.errnos = vec![("ENOENT".into(), 3)];
         let b = block(vec![r, row("read", 2, 0, 1000)], vec![]);
-        let t = render(&b, Options { top: Some(1), latency: true, per_process: false });
+        let t = render(
+            &b,
+            Options {
+                top: Some(1),
+                latency: true,
+                per_process: false,
+            },
+        );
         assert_eq!(
             t,
             "[09:39:04]\n\
@@ -118,12 +162,24 @@ mod tests {
 
     #[test]
     fn per_process_table() {
-        let p = Process { pid: 42, ppid: 1, comm: "bash".into(), rows: vec![row("read", 3, 0, 0), row("write", 4, 0, 0)] };
+        let p = Process {
+            pid: 42,
+            ppid: 1,
+            comm: "bash".into(),
+            rows: vec![row("read", 3, 0, 0), row("write", 4, 0, 0)],
+        };
         let mut b = block(vec![], vec![p]);
         b.kind = BlockKind::Summary;
         b.seconds = 5.0;
         b.drops = vec![("per-process table full", 1)];
-        let t = render(&b, Options { top: None, latency: false, per_process: true });
+        let t = render(
+            &b,
+            Options {
+                top: None,
+                latency: false,
+                per_process: true,
+            },
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "[09:39:04] totals over 5.0 s");
         assert_eq!(lines[1], "PID    COMM               COUNT");

@@ -63,7 +63,10 @@ fn resolve(prog: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf> {
         }
         let c = CString::new(p.as_os_str().as_bytes())?;
         if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
-            bail!("cannot run `{}`: permission denied (not executable)", p.display());
+            bail!(
+                "cannot run `{}`: permission denied (not executable)",
+                p.display()
+            );
         }
         Ok(())
     };
@@ -181,7 +184,11 @@ mod tests {
 
     #[test]
     fn resolves_like_a_shell() {
-        let p = resolve(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin:/usr/bin"))).unwrap();
+        let p = resolve(
+            OsStr::new("sh"),
+            Some(OsStr::new("/nonexistent:/bin:/usr/bin")),
+        )
+        .unwrap();
         assert!(p.ends_with("sh"));
         let e = resolve(OsStr::new("no-such-cmd-xyz"), Some(OsStr::new("/bin"))).unwrap_err();
         assert!(e.to_string().contains("command not found"), "{e}");

@@ -33,7 +33,6 @@ pub fn status(pid: u32) -> Option<Status> {
         .map(|t| parse_status(&t))
 }
 
-
 /// The thread group (process) of `pid`, which may be a thread id; an error that
 /// says so when there is no such process.
 pub fn resolve_pid(pid: i32) -> Result<u32> {
@@ -92,7 +91,9 @@ mod tests {
 
     #[test]
     fn status_fields() {
-        let st = parse_status("Name:\tbash\nUmask:\t0022\nState:\tS\nTgid:\t42\nNgid:\t0\nPid:\t43\nPPid:\t1\n");
+        let st = parse_status(
+            "Name:\tbash\nUmask:\t0022\nState:\tS\nTgid:\t42\nNgid:\t0\nPid:\t43\nPPid:\t1\n",
+        );
         assert_eq!(
             st,
             Status {

@@ -67,7 +67,11 @@ pub fn parse_format(text: &str) -> Vec<Field> {
         }
         // `char comm[16]`, `const char * filename`, `__data_loc char[] name`: the last word.
         let last = decl.rsplit(' ').next().unwrap_or_default();
-        let name = last.split('[').next().unwrap_or(last).trim_start_matches('*');
+        let name = last
+            .split('[')
+            .next()
+            .unwrap_or(last)
+            .trim_start_matches('*');
         let name = name.to_string();
         if let (Some(offset), Some(size)) = (offset, size) {
             fields.push(Field {
@@ -84,7 +88,11 @@ pub fn parse_format(text: &str) -> Vec<Field> {
 
 /// The fields of `category:name`.
 pub fn tracepoint_format(tracefs: &Path, category: &str, name: &str) -> Result<Vec<Field>> {
-    let path = tracefs.join("events").join(category).join(name).join("format");
+    let path = tracefs
+        .join("events")
+        .join(category)
+        .join(name)
+        .join("format");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("no tracepoint {category}:{name} ({})", path.display()))?;
     Ok(parse_format(&text))
