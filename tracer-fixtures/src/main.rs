@@ -42,22 +42,33 @@ fn geteuid_loop(n: u64) {
 }
 
 /// `threads` threads, each making `n` getppid calls. The threads are raw
-/// pthreads that never allocate, so malloc arenas (whose creation depends on
-/// timing) do not make the syscall counts vary from run to run.
+/// pthreads that never allocate (malloc arena creation depends on timing), and
+/// the main thread waits for them in a way whose syscalls do not depend on
+/// timing: one blocking read per thread on a pipe each writes to last, then a
+/// pause long enough for them to be gone, so pthread_join never has to wait.
 fn threads(threads: u64, n: u64) {
+    static mut PIPE: [libc::c_int; 2] = [0; 2];
     extern "C" fn body(n: *mut libc::c_void) -> *mut libc::c_void {
         for _ in 0..n as u64 {
             unsafe { libc::syscall(libc::SYS_getppid) };
         }
+        let b = 1u8;
+        unsafe { libc::write(PIPE[1], (&b as *const u8).cast(), 1) };
         std::ptr::null_mut()
     }
+    unsafe { assert_eq!(libc::pipe(std::ptr::addr_of_mut!(PIPE).cast()), 0) };
     let mut ids = [0 as libc::pthread_t; 64];
     let threads = threads.min(64) as usize;
     for id in ids.iter_mut().take(threads) {
-        let rc =
-            unsafe { libc::pthread_create(id, std::ptr::null(), body, n as *mut libc::c_void) };
+        let rc = unsafe { libc::pthread_create(id, std::ptr::null(), body, n as *mut libc::c_void) };
         assert_eq!(rc, 0);
     }
+    for _ in 0..threads {
+        let mut b = 0u8;
+        unsafe { assert_eq!(libc::read(PIPE[0], (&mut b as *mut u8).cast(), 1), 1) };
+    }
+    let pause = libc::timespec { tv_sec: 0, tv_nsec: 300_000_000 };
+    unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
     for id in ids.iter().take(threads) {
         unsafe { libc::pthread_join(*id, std::ptr::null_mut()) };
     }
