@@ -7,6 +7,7 @@ mod filter;
 mod maps;
 mod procs;
 mod syscalls;
+mod task_storage;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,7 +1,8 @@
 //! Every map and global of the object, in one place so the names user space
 //! looks up are easy to find.
+use crate::task_storage::TaskStorage;
 use aya_ebpf::{
-    macros::map,
+    macros::{btf_map, map},
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
     Global,
 };
@@ -30,8 +31,9 @@ pub static PROC_STATS: PerCpuHashMap<ProcKey, SyscallStat> =
     PerCpuHashMap::with_max_entries(32768, 0);
 #[map]
 pub static ERRNO_STATS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(8192, 0);
-#[map]
-pub static STARTS: HashMap<u32, SyscallStart> = HashMap::with_max_entries(32768, 0);
+/// Per-thread syscall entry (id, time), for the exit hook.
+#[btf_map]
+pub static STARTS: TaskStorage<SyscallStart> = TaskStorage::new();
 #[map]
 pub static TRACED_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(32768, 0);
 #[map]

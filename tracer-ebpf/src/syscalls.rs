@@ -7,7 +7,7 @@ use aya_ebpf::{
 use tracer_common::{
     drops,
     flags::{ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_SYSCALL, PER_PROCESS},
-    ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
+    ErrnoKey, ProcInfo, ProcKey, SyscallStat, MAX_SYSCALLS,
 };
 
 use crate::{
@@ -70,13 +70,12 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         }
     }
     if flags & EXIT_HOOK != 0 {
-        let start = SyscallStart {
-            syscall: id,
-            _pad: 0,
-            ts_ns: unsafe { bpf_ktime_get_ns() },
-        };
-        if STARTS.insert(&(pid_tgid as u32), &start, 0).is_err() {
-            count_drop(drops::STARTS_FULL);
+        match STARTS.current(true) {
+            Some(start) => {
+                start.syscall = id;
+                start.ts_ns = unsafe { bpf_ktime_get_ns() };
+            }
+            None => count_drop(drops::STARTS_FULL),
         }
     }
     0
@@ -86,15 +85,18 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let flags = FLAGS.load();
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tid = pid_tgid as u32;
-    // A thread only has an entry if its sys_enter passed the filters.
-    let Some(start) = STARTS.get_ptr(&tid) else {
+    // A thread only has an entry if a sys_enter of it passed the filters; the
+    // entry is spent (ts_ns = 0) once its exit is counted.
+    let Some(slot) = STARTS.current(false) else {
         return 0;
     };
-    let start = unsafe { *start };
-    let _ = STARTS.remove(&tid);
+    let start = *slot;
+    if start.ts_ns == 0 {
+        return 0;
+    }
+    slot.ts_ns = 0;
     let now = unsafe { bpf_ktime_get_ns() };
+    let pid_tgid = bpf_get_current_pid_tgid();
     let ret: i64 = ctx.arg(1);
     let failed = (-4095..0).contains(&ret);
     if flags & FAILURES_ONLY != 0 && !failed {

@@ -298,6 +298,9 @@ fn output_file_and_sort() {
         .take_while(|l| !l.starts_with('-'))
         .map(|l| l.split_whitespace().nth(3).unwrap().parse().unwrap())
         .collect();
-    assert!(calls.len() > 5 && calls.windows(2).all(|w| w[0] >= w[1]), "{text}");
+    assert!(
+        calls.len() > 5 && calls.windows(2).all(|w| w[0] >= w[1]),
+        "{text}"
+    );
     assert!(Path::new(&file).exists());
 }

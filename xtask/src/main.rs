@@ -1,4 +1,5 @@
 //! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
+mod bench;
 mod setup;
 mod util;
 
@@ -25,6 +26,14 @@ enum Cmd {
     /// Set up if needed and run the whole test suite: unit tests, end-to-end tests
     /// as root, the kernel VM tests and a quick benchmark pass.
     Test,
+    /// Measure tracer against the untraced loop, the eBPF floor and the peers
+    /// (bpftrace, strace, perf trace); write BENCHMARKS.md.
+    Bench {
+        /// Every scenario once with small counts (the test suite runs this so the
+        /// bench never rots; timings from it mean nothing).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() {
@@ -33,6 +42,7 @@ fn main() {
         Cmd::Setup => setup::run().map(|_| 0),
         Cmd::Run { args } => run(&args),
         Cmd::Test => test(),
+        Cmd::Bench { quick } => bench_cmd(quick),
     };
     match r {
         Ok(code) => std::process::exit(code),
@@ -60,5 +70,18 @@ fn test() -> Result<i32> {
     util::cargo(&env, &["build", "--all-targets"])?;
     util::step("cargo test (unit tests, and end-to-end tests as root)");
     tally.cargo_test(&env, &["test"])?;
+    util::step("benchmark, quick pass (checks that every scenario runs; timings mean nothing)");
+    let r = bench::run(&env, bench::QUICK, None).map(|_| ());
+    tally.check("cargo xtask bench --quick", r);
     tally.finish()
+}
+
+fn bench_cmd(quick: bool) -> Result<i32> {
+    let env = setup::run()?;
+    if quick {
+        bench::run(&env, bench::QUICK, None)?;
+    } else {
+        bench::run(&env, bench::FULL, Some(&util::root().join("BENCHMARKS.md")))?;
+    }
+    Ok(0)
 }

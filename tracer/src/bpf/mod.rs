@@ -23,7 +23,9 @@ pub struct Globals {
 /// does not use are shrunk to one entry so start-up stays fast).
 pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Ebpf> {
     let self_tgid = std::process::id();
-    let mut loader = EbpfLoader::new();
+    let mut loader = loader_without_kernel_btf();
+    // STARTS is task-local storage, which aya creates but has no user-space type for.
+    loader.allow_unsupported_maps();
     loader
         .override_global("FLAGS", &globals.flags, true)
         .override_global("TARGET_UID", &globals.target_uid, true)
@@ -79,4 +81,51 @@ pub fn map_raw_fd(ebpf: &Ebpf, name: &str) -> Result<std::os::fd::RawFd> {
         _ => anyhow::bail!("map {name} is not a hash map"),
     };
     Ok(data.fd().as_fd().as_raw_fd())
+}
+
+/// An `EbpfLoader` that has not read the kernel's BTF.
+///
+/// aya 0.14's `EbpfLoader::new()` always reads and parses /sys/kernel/btf/vmlinux
+/// (5.5 MB here: about 16 MB of peak memory and several ms), which only CO-RE
+/// relocations need; these programs use none. So the loader is created in a
+/// throw-away mount namespace where that file reads as empty, and the process
+/// returns to its own namespace at once. Anywhere this cannot be done (no
+/// CAP_SYS_ADMIN, threads already running), it falls back to the plain loader.
+fn loader_without_kernel_btf() -> EbpfLoader<'static> {
+    use std::os::fd::AsRawFd as _;
+    let Ok(original) = std::fs::File::open("/proc/self/ns/mnt") else {
+        return EbpfLoader::new();
+    };
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        log::debug!("unshare(CLONE_NEWNS) failed: loading with kernel BTF");
+        return EbpfLoader::new();
+    }
+    let hidden = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) == 0
+            && libc::mount(
+                c"/dev/null".as_ptr(),
+                c"/sys/kernel/btf/vmlinux".as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) == 0
+    };
+    let loader = EbpfLoader::new();
+    if unsafe { libc::setns(original.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
+        // Staying in the private namespace would hide later mounts from a
+        // traced command: refuse rather than run in a surprising place.
+        eprintln!(
+            "tracer: cannot return to the original mount namespace: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(1);
+    }
+    log::debug!("loader created without kernel BTF: {hidden}");
+    loader
 }

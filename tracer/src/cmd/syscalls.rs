@@ -346,7 +346,6 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
                     1
                 },
             ),
-            ("STARTS", big(plan.exit_hook())),
             ("TRACED_TGIDS", big(plan.targeted())),
             ("PROCS", big(follow_hooks)),
         ],

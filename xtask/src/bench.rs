@@ -1,0 +1,515 @@
+//! `cargo xtask bench`: tracer against the untraced program, the eBPF floor and
+//! the peers (bpftrace, strace, perf trace), in one run, interleaved, medians
+//! of several rounds; writes BENCHMARKS.md.
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::util::{self, step, Env};
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    pub rounds: usize,
+    /// geteuid calls per loop for the eBPF tools.
+    pub iters: u64,
+    /// geteuid calls per loop under strace (ptrace makes each call ~1000x dearer).
+    pub strace_iters: u64,
+    /// geteuid calls per loop under perf trace.
+    pub perf_iters: u64,
+}
+
+pub const FULL: Size = Size {
+    rounds: 5,
+    iters: 4_000_000,
+    strace_iters: 20_000,
+    perf_iters: 20_000,
+};
+pub const QUICK: Size = Size {
+    rounds: 1,
+    iters: 100_000,
+    strace_iters: 2_000,
+    perf_iters: 2_000,
+};
+
+pub struct Bins {
+    tracer: PathBuf,
+    fixture: PathBuf,
+}
+
+/// A tool running in the background until we stop it.
+struct Background {
+    child: Child,
+    startup: Duration,
+    _drain: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Start `cmd` and wait until a line of stdout or stderr contains `ready`.
+    fn start(cmd: &mut Command, ready: &str) -> Result<Self> {
+        let t0 = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", util::show(cmd)))?;
+        let (tx, rx) = mpsc::channel::<String>();
+        let mut drain = Vec::new();
+        let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let tx = tx.clone();
+            drain.push(std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            }));
+        }
+        drop(tx);
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line.contains(ready) => break,
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    bail!(
+                        "{} never became ready: {}",
+                        util::show(cmd),
+                        seen.join("\n")
+                    );
+                }
+            }
+        }
+        let startup = t0.elapsed();
+        // Keep draining so the tool never blocks on a full pipe.
+        drain.push(std::thread::spawn(move || for _ in rx {}));
+        Ok(Self {
+            child,
+            startup,
+            _drain: drain,
+        })
+    }
+
+    /// Peak resident memory so far, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn stop(mut self) -> Result<()> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let t0 = Instant::now();
+        while self.child.try_wait()?.is_none() {
+            if t0.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                bail!("tool did not stop on SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+/// Run `cmd` (whose output includes the fixture's `loop_ns N`) and return ns per call.
+fn loop_ns_per_call(cmd: &mut Command, iters: u64) -> Result<f64> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", util::show(cmd)))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ns: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("loop_ns "))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| {
+            format!(
+                "no loop_ns from {}: {}{}",
+                util::show(cmd),
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    Ok(ns as f64 / iters as f64)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Untraced,
+    /// A background tool, system-wide.
+    Background,
+    /// The tool launches the loop itself.
+    Launcher,
+}
+
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+    kind: Kind,
+    iters: u64,
+    /// Per round: ns per call.
+    per_call: Vec<f64>,
+    startup_ms: Vec<f64>,
+    rss_kib: Vec<u64>,
+}
+
+fn fixture_cmd(b: &Bins, iters: u64) -> Command {
+    let mut c = Command::new(&b.fixture);
+    c.args(["geteuid", &iters.to_string()]);
+    c
+}
+
+const BPFTRACE_SYSWIDE: &str = "tracepoint:raw_syscalls:sys_enter { @[args->id] = count(); }";
+const BPFTRACE_PID: &str =
+    "tracepoint:raw_syscalls:sys_enter /pid == cpid/ { @[args->id] = count(); }";
+
+fn measure(s: &Scenario, b: &Bins, round_untraced: f64) -> Result<(f64, Option<f64>, Option<u64>)> {
+    let _ = round_untraced;
+    let n = s.iters;
+    let fx = b.fixture.to_string_lossy().into_owned();
+    let bg = |cmd: &mut Command, ready: &str| -> Result<(f64, Option<f64>, Option<u64>)> {
+        let tool = Background::start(cmd, ready)?;
+        let per = loop_ns_per_call(&mut fixture_cmd(b, n), n)?;
+        let rss = tool.peak_rss_kib();
+        let startup = tool.startup.as_secs_f64() * 1e3;
+        tool.stop()?;
+        Ok((per, Some(startup), Some(rss)))
+    };
+    let tracer = || Command::new(&b.tracer);
+    match s.name {
+        "untraced" => Ok((loop_ns_per_call(&mut fixture_cmd(b, n), n)?, None, None)),
+        "floor: empty raw tracepoint on sys_enter" => bg(tracer().arg("floor"), "Attached"),
+        "floor: empty raw tracepoints on sys_enter + sys_exit" => {
+            bg(tracer().args(["floor", "--exit"]), "Attached")
+        }
+        "tracer syscalls" => bg(tracer().args(["syscalls"]), "Tracing"),
+        "tracer syscalls -L" => bg(tracer().args(["syscalls", "-L"]), "Tracing"),
+        "tracer syscalls -P" => bg(tracer().args(["syscalls", "-P"]), "Tracing"),
+        "tracer syscalls -- CMD" => Ok((
+            loop_ns_per_call(
+                tracer().args([
+                    "syscalls",
+                    "-o",
+                    "/dev/null",
+                    "--",
+                    &fx,
+                    "geteuid",
+                    &n.to_string(),
+                ]),
+                n,
+            )?,
+            None,
+            None,
+        )),
+        "bpftrace one-liner" => bg(
+            Command::new("bpftrace").args(["-e", BPFTRACE_SYSWIDE]),
+            "Attaching",
+        ),
+        "bpftrace -c CMD, pid predicate" => Ok((
+            loop_ns_per_call(
+                Command::new("bpftrace").args([
+                    "-e",
+                    BPFTRACE_PID,
+                    "-c",
+                    &format!("{fx} geteuid {n}"),
+                ]),
+                n,
+            )?,
+            None,
+            None,
+        )),
+        "strace -c -f" => Ok((
+            loop_ns_per_call(
+                Command::new("strace").args([
+                    "-f",
+                    "-c",
+                    "-o",
+                    "/dev/null",
+                    "--",
+                    &fx,
+                    "geteuid",
+                    &n.to_string(),
+                ]),
+                n,
+            )?,
+            None,
+            None,
+        )),
+        "perf trace -s" => Ok((
+            loop_ns_per_call(
+                Command::new("perf").args([
+                    "trace",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "--",
+                    &fx,
+                    "geteuid",
+                    &n.to_string(),
+                ]),
+                n,
+            )?,
+            None,
+            None,
+        )),
+        other => bail!("unknown scenario {other}"),
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn scenarios(size: Size) -> Vec<Scenario> {
+    let mk = |name, what, kind, iters| Scenario {
+        name,
+        what,
+        kind,
+        iters,
+        per_call: vec![],
+        startup_ms: vec![],
+        rss_kib: vec![],
+    };
+    vec![
+        mk("untraced", "the loop alone: the baseline every other row is compared with", Kind::Untraced, size.iters),
+        mk("floor: empty raw tracepoint on sys_enter", "the least any eBPF syscall counter can cost (an empty program on the hook tracer syscalls uses)", Kind::Background, size.iters),
+        mk("floor: empty raw tracepoints on sys_enter + sys_exit", "the floor for counting with times and errors (both hooks)", Kind::Background, size.iters),
+        mk("tracer syscalls", "system-wide counting, the default (sys_enter only, per-CPU array)", Kind::Background, size.iters),
+        mk("tracer syscalls -L", "system-wide with time per syscall (both hooks, per-thread entry map)", Kind::Background, size.iters),
+        mk("tracer syscalls -P", "system-wide per process (per-CPU hash keyed by pid and syscall)", Kind::Background, size.iters),
+        mk("tracer syscalls -- CMD", "strace -c's job: the launched command only, with times and errors, forks followed", Kind::Launcher, size.iters),
+        mk("bpftrace one-liner", "bpftrace's system-wide count by syscall id (classic tracepoint, hash map)", Kind::Background, size.iters),
+        mk("bpftrace -c CMD, pid predicate", "bpftrace counting one command's syscalls", Kind::Launcher, size.iters),
+        mk("strace -c -f", "ptrace-based counting (fewer iterations, scaled per call)", Kind::Launcher, size.strace_iters),
+        mk("perf trace -s", "perf's syscall summary (fewer iterations, scaled per call)", Kind::Launcher, size.perf_iters),
+    ]
+}
+
+pub fn build(env: &Env) -> Result<Bins> {
+    step("building tracer and the fixture (release)");
+    util::cargo(
+        env,
+        &[
+            "build",
+            "--release",
+            "-p",
+            "tracer",
+            "-p",
+            "tracer-fixtures",
+        ],
+    )?;
+    let t = util::root().join("target/release");
+    Ok(Bins {
+        tracer: t.join("tracer"),
+        fixture: t.join("fixture"),
+    })
+}
+
+fn machine() -> String {
+    let uname = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{} cores ({cpu}), kernel {uname}, {date}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    )
+}
+
+/// Run the benchmark; returns the markdown table. `check_budgets` fails the run
+/// when a budget is missed (full runs); quick runs only prove the bench works.
+pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
+    let bins = build(env)?;
+    let mut sc = scenarios(size);
+    let mut untraced = Vec::new();
+    for round in 0..size.rounds {
+        step(&format!("round {}/{}", round + 1, size.rounds));
+        // Interleaved: every scenario once per round, so drift hits all of them.
+        let mut base = f64::NAN;
+        for s in sc.iter_mut() {
+            let (per, startup, rss) = measure(s, &bins, base)?;
+            if s.kind == Kind::Untraced {
+                base = per;
+                untraced.push(per);
+            }
+            eprintln!("    {:<55} {:>10.1} ns/call", s.name, per);
+            s.per_call.push(per);
+            if let Some(v) = startup {
+                s.startup_ms.push(v);
+            }
+            if let Some(v) = rss {
+                s.rss_kib.push(v);
+            }
+        }
+    }
+    let report = render(&sc, &untraced, size);
+    println!("{report}");
+    if let Some(p) = write_to {
+        std::fs::write(p, &report).with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(report)
+}
+
+/// Added ns per call of scenario `i`, per round (pairwise against that round's untraced run).
+fn added(s: &Scenario, untraced: &[f64]) -> Vec<f64> {
+    s.per_call
+        .iter()
+        .zip(untraced)
+        .map(|(p, u)| p - u)
+        .collect()
+}
+
+fn ratio_per_round(a: &[f64], b: &[f64]) -> f64 {
+    median(&a.iter().zip(b).map(|(x, y)| x / y).collect::<Vec<_>>())
+}
+
+fn render(sc: &[Scenario], untraced: &[f64], size: Size) -> String {
+    let by = |name: &str| sc.iter().find(|s| s.name == name).unwrap();
+    let floor = added(by("floor: empty raw tracepoint on sys_enter"), untraced);
+    let floor2 = added(
+        by("floor: empty raw tracepoints on sys_enter + sys_exit"),
+        untraced,
+    );
+    let mut out = String::new();
+    out.push_str("# Benchmarks\n\n");
+    out.push_str(&format!(
+        "Written by `cargo xtask bench` on {}.\n\nThe loop is `syscall(SYS_geteuid)` in the fixture program, {} calls per run \
+         ({} under strace and perf trace, scaled per call), {} interleaved rounds (every scenario once per round, so drift hits \
+         all of them); each figure is the median over rounds. \"Added\" is the time per call minus the untraced time of the \
+         same round; ratios are taken round by round, then the median.\n\n",
+        machine(), size.iters, size.strace_iters, size.rounds
+    ));
+    out.push_str("| scenario | ns per call | added ns per call | added vs floor (enter) | added vs floor (enter+exit) | start-up to attached | peak RSS | what it shows |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---|\n");
+    for s in sc {
+        let add = added(s, untraced);
+        let (r1, r2) = if s.kind == Kind::Untraced {
+            (String::new(), String::new())
+        } else {
+            (
+                format!("{:.2}x", ratio_per_round(&add, &floor)),
+                format!("{:.2}x", ratio_per_round(&add, &floor2)),
+            )
+        };
+        let startup = if s.startup_ms.is_empty() {
+            "-".into()
+        } else {
+            format!("{:.0} ms", median(&s.startup_ms))
+        };
+        let rss = if s.rss_kib.is_empty() {
+            "-".into()
+        } else {
+            format!(
+                "{:.1} MB",
+                median(&s.rss_kib.iter().map(|&k| k as f64).collect::<Vec<_>>()) / 1024.0
+            )
+        };
+        out.push_str(&format!(
+            "| {} | {:.1} | {} | {} | {} | {} | {} | {} |\n",
+            s.name,
+            median(&s.per_call),
+            if s.kind == Kind::Untraced {
+                "-".into()
+            } else {
+                format!("{:.1}", median(&add))
+            },
+            r1,
+            r2,
+            startup,
+            rss,
+            s.what
+        ));
+    }
+    out.push_str("\n## Budgets\n\n");
+    let ours = added(by("tracer syscalls"), untraced);
+    let cmd = added(by("tracer syscalls -- CMD"), untraced);
+    let bpft = added(by("bpftrace one-liner"), untraced);
+    let strace = added(by("strace -c -f"), untraced);
+    let t = by("tracer syscalls");
+    let checks = [
+        (
+            "`tracer syscalls` added cost <= 1.10 x the floor's (sys_enter)",
+            ratio_per_round(&ours, &floor),
+            1.10,
+            true,
+        ),
+        (
+            "`tracer syscalls` added cost <= 1/3 of bpftrace's one-liner",
+            ratio_per_round(&ours, &bpft),
+            1.0 / 3.0,
+            true,
+        ),
+        (
+            "`tracer syscalls -- CMD` added cost <= 1.5 x the floor's (sys_enter + sys_exit)",
+            ratio_per_round(&cmd, &floor2),
+            1.5,
+            true,
+        ),
+        (
+            "`tracer syscalls -- CMD` >= 500 x cheaper per call than `strace -c`",
+            ratio_per_round(&strace, &cmd),
+            500.0,
+            false,
+        ),
+        (
+            "`tracer syscalls` start-up (launch to attached) <= 50 ms",
+            median(&t.startup_ms),
+            50.0,
+            true,
+        ),
+        (
+            "`tracer syscalls` peak RSS <= 20 MB",
+            median(&t.rss_kib.iter().map(|&k| k as f64).collect::<Vec<_>>()) / 1024.0,
+            20.0,
+            true,
+        ),
+    ];
+    out.push_str("| budget | measured | met |\n|---|---:|---|\n");
+    for (what, v, limit, at_most) in checks {
+        let met = if at_most { v <= limit } else { v >= limit };
+        out.push_str(&format!(
+            "| {what} | {v:.2} | {} |\n",
+            if met { "yes" } else { "NO" }
+        ));
+    }
+    out
+}
