@@ -30,6 +30,8 @@ pub mod flags {
     pub const EXIT_HOOK: u32 = 1 << 7;
     /// Children forked by traced tasks become traced (`sched_process_fork`).
     pub const FOLLOW_FORKS: u32 = 1 << 8;
+    /// Uprobes: record entry times for the uretprobe (`tracer uprobe --latency`).
+    pub const UPROBE_LATENCY: u32 = 1 << 12;
 }
 
 /// Counters for one syscall (optionally of one process), summed over CPUs by user space.
@@ -96,6 +98,131 @@ pub mod drops {
     pub const COUNT: u32 = 8;
 }
 
+/// Slots of a log2 histogram, in the layout of BCC's `bpf_log2l`: slot `s >= 1`
+/// holds values in `[2^(s-1), 2^s - 1]` (slot 1 holds 0 and 1), up to slot 64
+/// for values of 2^63 and more. Slot 0 is never filled by [`log2_slot`]; users
+/// may keep values without a slot there (negative values of a signed field).
+pub const LOG2_SLOTS: u32 = 65;
+
+/// The histogram slot of `v` (BCC's `bpf_log2l`): `1 + floor(log2(v))`, and 1 for 0.
+/// Written with shifts only so that it compiles to a few BPF instructions.
+#[inline(always)]
+pub fn log2_slot(v: u64) -> u32 {
+    let mut v = v;
+    let mut r = 0;
+    if v >> 32 != 0 {
+        v >>= 32;
+        r |= 32;
+    }
+    if v >> 16 != 0 {
+        v >>= 16;
+        r |= 16;
+    }
+    if v >> 8 != 0 {
+        v >>= 8;
+        r |= 8;
+    }
+    if v >> 4 != 0 {
+        v >>= 4;
+        r |= 4;
+    }
+    if v >> 2 != 0 {
+        v >>= 2;
+        r |= 2;
+    }
+    if v >> 1 != 0 {
+        r |= 1;
+    }
+    r + 1
+}
+
+/// Most functions one `tracer uprobe` run attaches to.
+pub const MAX_UPROBES: u32 = 1024;
+
+/// Counters of one probed user function, indexed by the probe's attach cookie.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FuncStat {
+    /// Entries (uprobe hits).
+    pub calls: u64,
+    /// Returns matched with their entry (only with the uretprobe).
+    pub returns: u64,
+    /// Sum of entry-to-return times of those returns, nanoseconds.
+    pub total_ns: u64,
+}
+
+/// Key of the uprobe entry times: one per thread and function.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FuncStartKey {
+    pub tid: u32,
+    pub func: u32,
+}
+
+/// Indexes of the `UPROBE_DROPS` per-CPU array.
+pub mod uprobe_drops {
+    /// The entry-time table was full: a call's latency was not measured.
+    pub const STARTS_FULL: u32 = 0;
+    pub const COUNT: u32 = 2;
+}
+
+/// What `tracer tracepoint` does with each event of one attached tracepoint.
+pub mod tp_mode {
+    /// Count events.
+    pub const COUNT: u8 = 0;
+    /// Count, and add the field's value to a log2 histogram.
+    pub const HIST: u8 = 1;
+    /// Count, and add the field's value to a sum.
+    pub const SUM: u8 = 2;
+}
+
+/// Most tracepoints one `tracer tracepoint` run attaches to.
+pub const MAX_TRACEPOINTS: u32 = 256;
+
+/// How the generic tracepoint program handles one tracepoint, keyed by the
+/// tracepoint's id (the `common_type` field every record starts with).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TpConfig {
+    /// Index of the tracepoint in user space's list (the counters' index).
+    pub slot: u32,
+    /// Offset of the numeric field in the record (from the format file).
+    pub offset: u16,
+    /// Its size in bytes: 1, 2, 4 or 8.
+    pub size: u8,
+    /// 1 when the field is signed.
+    pub signed: u8,
+    /// A `tp_mode` value.
+    pub mode: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Counters of one tracepoint (of one process with -P).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TpStat {
+    pub count: u64,
+    /// Sum of the field (two's complement for signed fields), with `tp_mode::SUM`.
+    pub sum: u64,
+}
+
+/// Key of the per-process tracepoint counters.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TpProcKey {
+    pub tgid: u32,
+    pub slot: u32,
+}
+
+/// Indexes of the `TP_DROPS` per-CPU array.
+pub mod tp_drops {
+    /// The per-process table was full.
+    pub const PROCS_FULL: u32 = 0;
+    /// A record's field could not be read.
+    pub const READ_FAILED: u32 = 1;
+    pub const COUNT: u32 = 2;
+}
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
@@ -104,4 +231,9 @@ mod pod {
     unsafe impl aya::Pod for ErrnoKey {}
     unsafe impl aya::Pod for SyscallStart {}
     unsafe impl aya::Pod for ProcInfo {}
+    unsafe impl aya::Pod for FuncStat {}
+    unsafe impl aya::Pod for FuncStartKey {}
+    unsafe impl aya::Pod for TpConfig {}
+    unsafe impl aya::Pod for TpStat {}
+    unsafe impl aya::Pod for TpProcKey {}
 }

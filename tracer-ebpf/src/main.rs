@@ -8,6 +8,8 @@ mod maps;
 mod procs;
 mod syscalls;
 mod task_storage;
+mod tracepoint;
+mod uprobe;
 
 #[cfg(not(test))]
 #[panic_handler]

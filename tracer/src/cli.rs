@@ -25,6 +25,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Syscalls(SyscallsArgs),
+    Uprobe(UprobeArgs),
+    Tracepoint(TracepointArgs),
+    List(ListArgs),
     /// Attach empty programs to the syscall hooks until interrupted: the cost
     /// floor any eBPF syscall counter pays (used by `cargo xtask bench`).
     #[command(hide = true)]
@@ -167,6 +170,209 @@ pub enum Layout {
     Syscount,
     /// strace -c: % time, seconds, usecs/call, calls, errors, syscall.
     Strace,
+}
+
+/// Which processes to trace, shared by `uprobe` and `tracepoint`.
+#[derive(Debug, Args, Clone)]
+pub struct ProcessArgs {
+    /// Only these processes (all their threads); repeat or separate with commas.
+    /// Their children forked later are traced too unless --no-follow.
+    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<i32>,
+
+    /// Only tasks whose comm (the 15-character name in /proc/PID/comm) is COMM.
+    #[arg(long, value_name = "COMM")]
+    pub comm: Option<String>,
+
+    /// Only tasks running as this user (name or number).
+    #[arg(short, long, value_name = "USER")]
+    pub uid: Option<String>,
+
+    /// With -p or -- CMD: trace only the first process, not its children.
+    #[arg(long)]
+    pub no_follow: bool,
+
+    /// The command to launch and trace (with its children), after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// Count calls of user-space functions (uprobes), optionally with latency histograms.
+///
+/// Each PROBE is TARGET:PATTERN. TARGET is a path (`/usr/bin/bash`, `./app`) or
+/// a library name found like the dynamic loader does (`libc`, `libc.so.6`,
+/// `ssl`: the ld.so cache via `ldconfig -p`, then the standard library
+/// directories), or a command in PATH. With -p, a bare library name is looked
+/// up first among the libraries that process has mapped. PATTERN is a function
+/// name (`malloc`), a glob (`handle_*`, `str?cmp`), SYMBOL+OFFSET (`main+0x10`)
+/// or a raw ELF virtual address as `nm` prints it (`0x1139`).
+///
+///     sudo tracer uprobe libc:malloc libc:free -d 5
+///     sudo tracer uprobe --latency ./app:handle_request -p 1234
+///     sudo tracer uprobe 'libc:str*cmp' -- make
+///
+/// Prints the table of BCC's funccount (FUNC, COUNT; functions never called are
+/// left out) when the run ends, and with `-i` every interval. With --latency,
+/// one histogram per function of the time from entry to return, in the layout of
+/// BCC's funclatency (nanoseconds, log2 buckets), with its average.
+///
+/// Without -p or -- CMD, every process on the system that runs the probed code is
+/// counted. With -p or -- CMD, only those processes and (unless --no-follow) the
+/// children they fork; with -- CMD the run ends when the command and its
+/// children have exited, and tracer exits with the command's exit code.
+/// Counting is done in the kernel (per-CPU arrays); nothing crosses to user
+/// space per call.
+///
+/// Names come from the symbol table (`.symtab`) and the dynamic symbols; for a
+/// stripped binary whose debug file is installed (via its build id or
+/// `.gnu_debuglink`, as gdb finds it), from the debug file too. IFUNC symbols
+/// (`strlen` in glibc) cannot be probed by name: probe the implementation
+/// (`tracer list uprobes libc '__strlen*'`).
+#[derive(Debug, Args, Clone)]
+#[command(verbatim_doc_comment)]
+pub struct UprobeArgs {
+    /// TARGET:PATTERN, one or more.
+    #[arg(required = true, value_name = "PROBE")]
+    pub probes: Vec<String>,
+
+    /// Also measure each call's latency (a uretprobe) and print log2 histograms.
+    #[arg(short = 'L', long)]
+    pub latency: bool,
+
+    /// Stop after SECS seconds.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub duration: Option<f64>,
+
+    /// Print counts every SECS seconds (counts for that interval), headed [HH:MM:SS].
+    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub interval: Option<f64>,
+
+    /// JSON instead of text: one object per interval and one at the end, one per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the report to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub process: ProcessArgs,
+}
+
+/// Count tracepoint events, in total or per process, and aggregate a numeric field.
+///
+/// Each TRACEPOINT is CATEGORY:NAME as listed by `tracer list tracepoints`
+/// (`sched:sched_process_exec`, `syscalls:sys_enter_write`); globs are allowed
+/// (`'sched:sched_process_*'`).
+///
+///     sudo tracer tracepoint sched:sched_process_exec -d 10
+///     sudo tracer tracepoint -P 'syscalls:sys_enter_*' -T 5 -i 1
+///     sudo tracer tracepoint syscalls:sys_enter_write --hist count -- ./app
+///     sudo tracer tracepoint syscalls:sys_enter_read --sum count -p 1234
+///
+/// Without options prints EVENT and COUNT (in the style of BCC's funccount);
+/// with -P, one row per process and event. `--hist FIELD` adds, per tracepoint,
+/// a log2 histogram of that field of each event (BCC layout); `--sum FIELD` adds
+/// a SUM column (per process with -P). FIELD is a numeric field of the
+/// tracepoint's format file (`tracer list tracepoints -v NAME` lists them);
+/// the kernel reads it at the offset the format file gives and aggregates it
+/// there, so no event is copied to user space.
+///
+/// Process filters are applied in the kernel to the task that hits the
+/// tracepoint (`sched:sched_process_exec` is hit by the process that execs).
+/// With -- CMD the command's own execve is counted (it happens after tracing
+/// starts), and tracer exits with the command's exit code.
+#[derive(Debug, Args, Clone)]
+#[command(verbatim_doc_comment)]
+pub struct TracepointArgs {
+    /// CATEGORY:NAME, one or more (globs allowed).
+    #[arg(required = true, value_name = "TRACEPOINT")]
+    pub tracepoints: Vec<String>,
+
+    /// Rows per process (PID, COMM).
+    #[arg(short = 'P', long)]
+    pub per_process: bool,
+
+    /// A log2 histogram of this numeric field, per tracepoint.
+    #[arg(long, value_name = "FIELD", conflicts_with = "sum")]
+    pub hist: Option<String>,
+
+    /// The sum of this numeric field, per tracepoint (and per process with -P).
+    #[arg(long, value_name = "FIELD")]
+    pub sum: Option<String>,
+
+    /// Stop after SECS seconds.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub duration: Option<f64>,
+
+    /// Print a block every SECS seconds (counts for that interval), headed [HH:MM:SS].
+    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub interval: Option<f64>,
+
+    /// Show the top N rows [default: all].
+    #[arg(short = 'T', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: Option<u32>,
+
+    /// JSON instead of text: one object per interval and one at the end, one per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the report to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub process: ProcessArgs,
+}
+
+/// List what can be traced: syscalls, tracepoints, kernel functions, user functions.
+///
+/// One name per line, sorted, so the output pipes into grep and wc; with --json,
+/// one JSON object per line. GLOB filters names (`'sys_enter_*'`, `'*malloc*'`).
+///
+///     tracer list syscalls '*stat*'
+///     sudo tracer list tracepoints 'sched:*' -v
+///     sudo tracer list kprobes 'vfs_*' | wc -l
+///     tracer list uprobes libc 'mem*'
+#[derive(Debug, Args, Clone)]
+#[command(verbatim_doc_comment)]
+pub struct ListArgs {
+    #[command(subcommand)]
+    pub what: ListWhat,
+
+    /// One JSON object per line instead of names.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum ListWhat {
+    /// System calls of this architecture (names as `tracer syscalls -e` takes them).
+    Syscalls {
+        /// Only names matching this glob.
+        glob: Option<String>,
+    },
+    /// Tracepoints as CATEGORY:NAME (from tracefs `available_events`).
+    Tracepoints {
+        /// Only CATEGORY:NAME matching this glob.
+        glob: Option<String>,
+        /// Also each tracepoint's fields (type and name, from its format file);
+        /// `-v` does the same.
+        #[arg(long)]
+        fields: bool,
+    },
+    /// Kernel functions that kprobes can attach to (tracefs `available_filter_functions`).
+    Kprobes {
+        /// Only names matching this glob.
+        glob: Option<String>,
+    },
+    /// Function symbols of a binary or library (a path, `libc`, `libc.so.6`, a command).
+    Uprobes {
+        /// The binary or library.
+        target: String,
+        /// Only names matching this glob.
+        glob: Option<String>,
+    },
 }
 
 fn parse_positive_secs(s: &str) -> Result<f64, String> {

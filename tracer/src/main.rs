@@ -34,6 +34,9 @@ fn main() {
         match cli.command {
             cli::Command::Syscalls(a) => cmd::syscalls::run(a).await,
             cli::Command::Floor(a) => cmd::floor::run(a).await,
+            cli::Command::Uprobe(a) => cmd::uprobe::run(a).await,
+            cli::Command::Tracepoint(a) => cmd::tracepoint::run(a).await,
+            cli::Command::List(a) => cmd::list::run(a, cli.verbose > 0),
         }
     });
     match result {

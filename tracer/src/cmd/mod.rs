@@ -1,6 +1,10 @@
 //! One module per subcommand.
 pub mod floor;
+pub mod list;
+pub mod probe_run;
 pub mod syscalls;
+pub mod tracepoint;
+pub mod uprobe;
 
 use std::{io::Write, path::Path};
 

@@ -1,6 +1,10 @@
 //! Renderers: plain Rust data in, text out. Nothing here touches aya, so all of
 //! it is unit-tested without root.
+pub mod events;
+pub mod funcs;
+pub mod hist;
 pub mod json;
+pub mod listing;
 pub mod strace;
 pub mod syscount;
 

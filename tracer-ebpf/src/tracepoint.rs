@@ -1,0 +1,130 @@
+//! `tracer tracepoint`: one generic program attached to every chosen
+//! tracepoint. It finds what to do in `TP_CONFIG`, keyed by the record's
+//! `common_type` (the tracepoint's id), then counts the event and, with
+//! `--hist` / `--sum`, reads one numeric field at the offset the format file gave.
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{map, tracepoint},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    programs::TracePointContext,
+};
+use tracer_common::{
+    flags::PER_PROCESS, log2_slot, tp_drops, tp_mode, TpConfig, TpProcKey, TpStat, LOG2_SLOTS,
+};
+
+use crate::{filter::is_traced, maps::FLAGS};
+
+// Sized by user space at load time (one entry by default, see uprobe.rs).
+#[map]
+pub static TP_CONFIG: HashMap<u32, TpConfig> = HashMap::with_max_entries(1, 0);
+#[map]
+pub static TP_STATS: PerCpuArray<TpStat> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static TP_PROC_STATS: PerCpuHashMap<TpProcKey, TpStat> = PerCpuHashMap::with_max_entries(1, 0);
+/// `LOG2_SLOTS` slots per tracepoint; slot 0 counts negative values.
+#[map]
+pub static TP_HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static TP_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tp_drops::COUNT, 0);
+
+#[inline(always)]
+fn drop_one(reason: u32) {
+    if let Some(d) = TP_DROPS.get_ptr_mut(reason) {
+        unsafe { *d += 1 };
+    }
+}
+
+/// The field's value, sign-extended when signed.
+#[inline(always)]
+fn field(ctx: &TracePointContext, cfg: &TpConfig) -> Option<u64> {
+    let off = cfg.offset as usize;
+    let signed = cfg.signed != 0;
+    let v = unsafe {
+        match cfg.size {
+            1 => match ctx.read_at::<u8>(off) {
+                Ok(v) if signed => v as i8 as i64 as u64,
+                Ok(v) => v as u64,
+                Err(_) => return None,
+            },
+            2 => match ctx.read_at::<u16>(off) {
+                Ok(v) if signed => v as i16 as i64 as u64,
+                Ok(v) => v as u64,
+                Err(_) => return None,
+            },
+            4 => match ctx.read_at::<u32>(off) {
+                Ok(v) if signed => v as i32 as i64 as u64,
+                Ok(v) => v as u64,
+                Err(_) => return None,
+            },
+            _ => match ctx.read_at::<u64>(off) {
+                Ok(v) => v,
+                Err(_) => return None,
+            },
+        }
+    };
+    Some(v)
+}
+
+#[tracepoint]
+pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
+    let flags = FLAGS.load();
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !is_traced(flags, tgid) {
+        return 0;
+    }
+    let Ok(id) = (unsafe { ctx.read_at::<u16>(0) }) else {
+        return 0;
+    };
+    let Some(cfg) = (unsafe { TP_CONFIG.get(&(id as u32)) }) else {
+        return 0;
+    };
+    let cfg = *cfg;
+    let mut value = 0u64;
+    if cfg.mode != tp_mode::COUNT {
+        match field(&ctx, &cfg) {
+            Some(v) => value = v,
+            None => {
+                drop_one(tp_drops::READ_FAILED);
+                return 0;
+            }
+        }
+    }
+    if flags & PER_PROCESS != 0 {
+        let key = TpProcKey {
+            tgid,
+            slot: cfg.slot,
+        };
+        match TP_PROC_STATS.get_ptr_mut(&key) {
+            Some(s) => unsafe {
+                (*s).count += 1;
+                (*s).sum = (*s).sum.wrapping_add(value);
+            },
+            None => {
+                let s = TpStat {
+                    count: 1,
+                    sum: value,
+                };
+                if TP_PROC_STATS.insert(&key, &s, 0).is_err() {
+                    drop_one(tp_drops::PROCS_FULL);
+                }
+            }
+        }
+    } else if let Some(s) = TP_STATS.get_ptr_mut(cfg.slot) {
+        unsafe {
+            (*s).count += 1;
+            (*s).sum = (*s).sum.wrapping_add(value);
+        }
+    }
+    if cfg.mode == tp_mode::HIST {
+        let slot = if cfg.signed != 0 && (value as i64) < 0 {
+            0
+        } else {
+            log2_slot(value)
+        };
+        let idx = cfg.slot.wrapping_mul(LOG2_SLOTS).wrapping_add(slot);
+        if let Some(b) = TP_HIST.get_ptr_mut(idx) {
+            unsafe { *b += 1 };
+        }
+    }
+    0
+}

@@ -1,0 +1,85 @@
+//! `tracer uprobe`: one uprobe program and one uretprobe program, each attached
+//! to every chosen function with the function's index as the attach cookie.
+//! Counts (and, with the uretprobe, log2 latency histograms) per function in
+//! per-CPU arrays sized by user space.
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_get_attach_cookie},
+    macros::{map, uprobe, uretprobe},
+    maps::{HashMap, PerCpuArray},
+    programs::{ProbeContext, RetProbeContext},
+};
+use tracer_common::{
+    flags::UPROBE_LATENCY, log2_slot, uprobe_drops, FuncStartKey, FuncStat, LOG2_SLOTS,
+};
+
+use crate::{filter::is_traced, maps::FLAGS};
+
+// Sizes are set by user space at load time; one entry by default so that other
+// commands loading the object pay nothing for these maps.
+#[map]
+pub static UPROBE_STATS: PerCpuArray<FuncStat> = PerCpuArray::with_max_entries(1, 0);
+/// `LOG2_SLOTS` slots per function: function `f`'s slot `s` is at `f * LOG2_SLOTS + s`.
+#[map]
+pub static UPROBE_HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static UPROBE_STARTS: HashMap<FuncStartKey, u64> = HashMap::with_max_entries(1, 0);
+#[map]
+pub static UPROBE_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(uprobe_drops::COUNT, 0);
+
+#[inline(always)]
+fn cookie<C: aya_ebpf::EbpfContext>(ctx: &C) -> u32 {
+    unsafe { bpf_get_attach_cookie(ctx.as_ptr()) as u32 }
+}
+
+#[uprobe]
+pub fn uprobe_count(ctx: ProbeContext) -> u32 {
+    let flags = FLAGS.load();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !is_traced(flags, (pid_tgid >> 32) as u32) {
+        return 0;
+    }
+    let func = cookie(&ctx);
+    if let Some(s) = UPROBE_STATS.get_ptr_mut(func) {
+        unsafe { (*s).calls += 1 };
+    }
+    if flags & UPROBE_LATENCY != 0 {
+        let key = FuncStartKey {
+            tid: pid_tgid as u32,
+            func,
+        };
+        let now = unsafe { bpf_ktime_get_ns() };
+        if UPROBE_STARTS.insert(&key, &now, 0).is_err() {
+            if let Some(d) = UPROBE_DROPS.get_ptr_mut(uprobe_drops::STARTS_FULL) {
+                unsafe { *d += 1 };
+            }
+        }
+    }
+    0
+}
+
+/// Only attached with `--latency`. A thread has an entry only if its call passed
+/// the filters, so no filter is needed here.
+#[uretprobe]
+pub fn uretprobe_latency(ctx: RetProbeContext) -> u32 {
+    let func = cookie(&ctx);
+    let key = FuncStartKey {
+        tid: bpf_get_current_pid_tgid() as u32,
+        func,
+    };
+    let Some(start) = UPROBE_STARTS.get_ptr(&key) else {
+        return 0;
+    };
+    let delta = unsafe { bpf_ktime_get_ns().wrapping_sub(*start) };
+    let _ = UPROBE_STARTS.remove(&key);
+    if let Some(s) = UPROBE_STATS.get_ptr_mut(func) {
+        unsafe {
+            (*s).returns += 1;
+            (*s).total_ns += delta;
+        }
+    }
+    let idx = func.wrapping_mul(LOG2_SLOTS).wrapping_add(log2_slot(delta));
+    if let Some(b) = UPROBE_HIST.get_ptr_mut(idx) {
+        unsafe { *b += 1 };
+    }
+    0
+}

@@ -1,0 +1,321 @@
+//! What `tracer uprobe` and `tracer tracepoint` share: process filters (-p,
+//! --comm, -u, -- CMD) turned into kernel flags, loading the object with the
+//! process-following hooks, and the run loop (intervals, duration, Ctrl-C, the
+//! traced processes all gone).
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use aya::Ebpf;
+use tracer_common::flags;
+
+use crate::{
+    bpf,
+    cli::ProcessArgs,
+    collect::syscalls::TracedSet,
+    sys::{launch, proc, tracefs},
+};
+
+/// The process filters of a run, decided before touching the kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filters {
+    pub flags: u32,
+    pub pids: Vec<u32>,
+    pub target_uid: u32,
+    pub target_comm: [u8; 16],
+}
+
+impl Filters {
+    pub fn targeted(&self) -> bool {
+        self.flags & flags::FILTER_TGID != 0
+    }
+
+    /// A phrase for the "Tracing ..." line.
+    pub fn describe(&self, command: &[std::ffi::OsString]) -> String {
+        if !command.is_empty() {
+            let cmd: Vec<String> = command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            format!(" of `{}`", cmd.join(" "))
+        } else if self.targeted() {
+            let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+            let children = if self.flags & flags::FOLLOW_FORKS != 0 {
+                " and its children"
+            } else {
+                ""
+            };
+            format!(" of pid {}{children}", pids.join(", "))
+        } else {
+            String::new()
+        }
+    }
+}
+
+pub fn filters(a: &ProcessArgs) -> Result<Filters> {
+    if !a.command.is_empty() && !a.pid.is_empty() {
+        anyhow::bail!("give either -p PID or -- CMD, not both");
+    }
+    let mut f = 0;
+    let mut pids = Vec::new();
+    for &p in &a.pid {
+        let tgid = proc::resolve_pid(p)?;
+        if !pids.contains(&tgid) {
+            pids.push(tgid);
+        }
+    }
+    if !a.command.is_empty() || !pids.is_empty() {
+        f |= flags::FILTER_TGID;
+        if !a.no_follow {
+            f |= flags::FOLLOW_FORKS;
+        }
+    }
+    let target_uid = match &a.uid {
+        Some(u) => {
+            f |= flags::FILTER_UID;
+            proc::resolve_user(u)?
+        }
+        None => 0,
+    };
+    let target_comm = match &a.comm {
+        Some(c) => {
+            f |= flags::FILTER_COMM;
+            proc::comm_bytes(c)?
+        }
+        None => [0; 16],
+    };
+    Ok(Filters {
+        flags: f,
+        pids,
+        target_uid,
+        target_comm,
+    })
+}
+
+/// Load the object with `flags` (filters plus the command's own bits) and the
+/// command's map sizes; the syscall command's big maps are shrunk to one entry.
+/// With `follow`, the fork/exec/exit hooks are attached (following children,
+/// recording comms for per-process rows).
+pub fn load(
+    filters: &Filters,
+    extra_flags: u32,
+    follow: bool,
+    sizes: &[(&'static str, u32)],
+) -> Result<Ebpf> {
+    let mut globals = bpf::Globals {
+        flags: filters.flags | extra_flags,
+        target_uid: filters.target_uid,
+        target_comm: filters.target_comm,
+        fork_child_pid_offset: None,
+    };
+    if follow {
+        let tfs = tracefs::ensure_mounted()?;
+        let off = tracefs::field_offset(&tfs, "sched", "sched_process_fork", "child_pid")?;
+        globals.fork_child_pid_offset = Some(off as u32);
+    }
+    let big = |on: bool| if on { 32768 } else { 1 };
+    let mut all: Vec<(&'static str, u32)> = vec![
+        ("SYSCALL_STATS", 1),
+        ("SYSCALL_FILTER", 1),
+        ("PROC_STATS", 1),
+        ("ERRNO_STATS", 1),
+        ("STARTS", 1),
+        ("TRACED_TGIDS", big(filters.targeted())),
+        ("PROCS", big(follow)),
+    ];
+    all.extend_from_slice(sizes);
+    let mut ebpf = bpf::load(&globals, &all)?;
+    if follow {
+        bpf::attach_tracepoint(
+            &mut ebpf,
+            "sched_process_fork",
+            "sched",
+            "sched_process_fork",
+        )?;
+        bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exec", "sched_process_exec")?;
+        bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
+    }
+    Ok(ebpf)
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Signal(i32),
+    Duration,
+    /// All traced processes are gone; the launched command's wait status, if any.
+    TargetsGone(Option<i32>),
+}
+
+impl End {
+    /// The exit code of tracer: the command's own with `-- CMD`, 128+N after signal N.
+    pub fn exit_code(self, launched: bool) -> i32 {
+        match self {
+            End::Signal(sig) if launched => 128 + sig,
+            End::TargetsGone(Some(status)) => exit_code_of(status),
+            _ => 0,
+        }
+    }
+}
+
+pub fn exit_code_of(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
+/// Whether a process still runs (zombies count as gone).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !matches!(
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X') | None
+        ),
+        Err(_) => false,
+    }
+}
+
+/// A run in progress: the processes traced and the launched command, if any.
+pub struct Session {
+    traced: TracedSet,
+    targeted: bool,
+    pub launched: Option<u32>,
+    child_wait: Option<tokio::task::JoinHandle<i32>>,
+}
+
+impl Session {
+    /// Fill the traced set with the -p processes, then (everything attached)
+    /// launch the command, if any.
+    pub fn start(
+        ebpf: &mut Ebpf,
+        filters: &Filters,
+        command: &[std::ffi::OsString],
+    ) -> Result<Self> {
+        let prepared = if command.is_empty() {
+            None
+        } else {
+            Some(launch::prepare(command)?)
+        };
+        let traced_fd = bpf::map_raw_fd(ebpf, "TRACED_TGIDS")?;
+        let mut traced = TracedSet::new(ebpf)?;
+        for &pid in &filters.pids {
+            traced.insert(pid)?;
+        }
+        let mut s = Session {
+            traced,
+            targeted: filters.targeted(),
+            launched: None,
+            child_wait: None,
+        };
+        if let Some(p) = &prepared {
+            let pid = launch::spawn_traced(p, traced_fd)?;
+            s.launched = Some(pid as u32);
+            s.child_wait = Some(tokio::task::spawn_blocking(move || {
+                let mut status = 0;
+                loop {
+                    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+                    if r == pid {
+                        return status;
+                    }
+                    if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
+                    {
+                        return 0;
+                    }
+                }
+            }));
+        }
+        Ok(s)
+    }
+
+    /// Run until Ctrl-C/SIGTERM, the duration, or (with -p / -- CMD) every traced
+    /// process gone. `tick(seconds since the last tick)` runs every `interval`.
+    pub async fn run(
+        &mut self,
+        duration: Option<f64>,
+        interval: Option<f64>,
+        mut tick: impl FnMut(f64) -> Result<()>,
+    ) -> Result<End> {
+        let deadline = duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
+        let mut ticker = interval.map(|i| {
+            let period = Duration::from_secs_f64(i);
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period)
+        });
+        let mut prune = tokio::time::interval(Duration::from_millis(100));
+        let mut last_tick = Instant::now();
+        let signal = crate::signals::wait();
+        tokio::pin!(signal);
+        let mut child_status: Option<i32> = None;
+        let Session {
+            traced,
+            targeted,
+            child_wait,
+            ..
+        } = self;
+        let targeted = *targeted;
+        let end = loop {
+            tokio::select! {
+                s = &mut signal => break End::Signal(s?),
+                _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
+                _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
+                    tick(last_tick.elapsed().as_secs_f64())?;
+                    last_tick = Instant::now();
+                }
+                st = async { child_wait.as_mut().unwrap().await }, if child_wait.is_some() && child_status.is_none() => {
+                    child_status = Some(st.unwrap_or(0));
+                }
+                _ = prune.tick(), if targeted && (child_wait.is_none() || child_status.is_some()) => {
+                    if traced.prune(alive) == 0 {
+                        break End::TargetsGone(child_status);
+                    }
+                }
+            }
+        };
+        Ok(end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(pid: Vec<i32>, cmd: &[&str]) -> ProcessArgs {
+        ProcessArgs {
+            pid,
+            comm: None,
+            uid: None,
+            no_follow: false,
+            command: cmd.iter().map(Into::into).collect(),
+        }
+    }
+
+    #[test]
+    fn filter_flags() {
+        let f = filters(&args(vec![], &[])).unwrap();
+        assert_eq!(f.flags, 0);
+        assert!(!f.targeted());
+        let f = filters(&args(vec![], &["true"])).unwrap();
+        assert_eq!(f.flags, flags::FILTER_TGID | flags::FOLLOW_FORKS);
+        assert_eq!(f.describe(&["true".into()]), " of `true`");
+        let me = std::process::id() as i32;
+        let mut a = args(vec![me], &[]);
+        a.no_follow = true;
+        a.comm = Some("sh".into());
+        let f = filters(&a).unwrap();
+        assert_eq!(f.flags, flags::FILTER_TGID | flags::FILTER_COMM);
+        assert_eq!(f.pids, [me as u32]);
+        assert!(filters(&args(vec![me], &["true"])).is_err());
+        assert!(filters(&args(vec![i32::MAX], &[])).is_err());
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(End::TargetsGone(Some(3 << 8)).exit_code(true), 3);
+        assert_eq!(End::Signal(2).exit_code(true), 130);
+        assert_eq!(End::Signal(2).exit_code(false), 0);
+        assert_eq!(End::Duration.exit_code(true), 0);
+    }
+}

@@ -1,0 +1,173 @@
+//! Log2 histograms in the layout of BCC's funclatency (`print_log2_hist` in
+//! bcc/table.py), shared by every command that shows one.
+//!
+//! Buckets use BCC's `bpf_log2l` slots: `buckets[s]` for `s >= 1` counts values
+//! in `[2^(s-1), 2^s - 1]` (slot 1 holds 0 and 1). `buckets[0]` is not a
+//! range: callers may keep values without a slot there (negative values of a
+//! signed field); `render` prints it as a `negative` line only when non-zero.
+//! The kernel side computes slots with `tracer_common::log2_slot`.
+use std::fmt::Write as _;
+
+/// The slot of `v`, as the kernel side computes it.
+#[allow(
+    dead_code,
+    reason = "shared API for renderers fed user-space values (tests, kprobe --latency)"
+)]
+pub fn log2_bucket(v: u64) -> usize {
+    tracer_common::log2_slot(v) as usize
+}
+
+/// The inclusive value range of slot `s >= 1`.
+pub fn bucket_range(s: usize) -> (u64, u64) {
+    let high = if s >= 64 { u64::MAX } else { (1u64 << s) - 1 };
+    let low = if s <= 1 { 0 } else { 1u64 << (s - 1) };
+    (low, high)
+}
+
+const STARS_MAX: usize = 40;
+
+/// BCC's `_stars`: `floor(width * val / max)` stars, a `+` if val exceeds max.
+fn stars(val: u64, max: u64, width: usize) -> String {
+    if max == 0 {
+        return String::new();
+    }
+    let n = ((width as u128 * val as u128) / max as u128).min(width as u128) as usize;
+    "*".repeat(n)
+}
+
+/// The histogram as BCC prints it: a header naming `unit`, then one row per
+/// slot from slot 1 up to the highest non-empty one. Empty when all are zero.
+pub fn render(buckets: &[u64], unit: &str) -> String {
+    let mut out = String::new();
+    let idx_max = buckets
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, &v)| v > 0)
+        .map(|(i, _)| i)
+        .max();
+    let negative = buckets.first().copied().unwrap_or(0);
+    let val_max = buckets.iter().copied().max().unwrap_or(0);
+    let wide = idx_max.is_some_and(|i| i > 32);
+    let (stars_w, low_w) = if wide {
+        (STARS_MAX / 2, 20)
+    } else {
+        (STARS_MAX, 10)
+    };
+    if idx_max.is_none() && negative == 0 {
+        return out;
+    }
+    if wide {
+        let _ = writeln!(out, "               {unit:<29} : count     distribution");
+    } else {
+        let _ = writeln!(out, "     {unit:<19} : count     distribution");
+    }
+    if negative > 0 {
+        let label = format!("{:>w$}", "negative", w = low_w * 2 + 4);
+        let _ = writeln!(
+            out,
+            "{label} : {negative:<8} |{:<stars_w$}|",
+            stars(negative, val_max, stars_w)
+        );
+    }
+    for (s, &val) in buckets
+        .iter()
+        .enumerate()
+        .take(idx_max.map_or(0, |i| i + 1))
+        .skip(1)
+    {
+        let (low, high) = bucket_range(s);
+        let _ = writeln!(
+            out,
+            "{low:>low_w$} -> {high:<low_w$} : {val:<8} |{:<stars_w$}|",
+            stars(val, val_max, stars_w)
+        );
+    }
+    out
+}
+
+/// BCC funclatency's summary line: `avg = 13746 nsecs, total: 6543360 nsecs, count: 476`.
+pub fn summary_line(total: u64, count: u64, unit: &str) -> String {
+    let avg = if count == 0 { 0 } else { total / count };
+    format!("avg = {avg} {unit}, total: {total} {unit}, count: {count}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_match_bcc_log2l() {
+        assert_eq!(log2_bucket(0), 1);
+        assert_eq!(log2_bucket(1), 1);
+        assert_eq!(log2_bucket(2), 2);
+        assert_eq!(log2_bucket(3), 2);
+        assert_eq!(log2_bucket(4), 3);
+        assert_eq!(log2_bucket(511), 9);
+        assert_eq!(log2_bucket(512), 10);
+        assert_eq!(log2_bucket(1 << 32), 33);
+        assert_eq!(log2_bucket(u64::MAX), 64);
+        for s in 1..=64 {
+            let (lo, hi) = bucket_range(s);
+            assert_eq!(log2_bucket(hi), s, "slot {s}");
+            if s > 1 {
+                assert_eq!(log2_bucket(lo), s, "slot {s}");
+                assert_eq!(log2_bucket(lo - 1), s - 1, "slot {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn bcc_layout() {
+        let mut b = vec![0u64; 65];
+        b[9] = 12; // 256 -> 511
+        b[10] = 141; // 512 -> 1023
+        let text = render(&b, "nsecs");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "     nsecs               : count     distribution"
+        );
+        assert_eq!(
+            lines[1],
+            "         0 -> 1          : 0        |                                        |"
+        );
+        assert_eq!(
+            lines[8],
+            "       256 -> 511        : 12       |***                                     |"
+        );
+        assert_eq!(
+            lines[9],
+            "       512 -> 1023       : 141      |****************************************|"
+        );
+        assert_eq!(lines.len(), 10);
+        assert_eq!(
+            summary_line(6543360, 476, "nsecs"),
+            "avg = 13746 nsecs, total: 6543360 nsecs, count: 476"
+        );
+    }
+
+    #[test]
+    fn wide_layout_and_negatives() {
+        let mut b = vec![0u64; 65];
+        b[40] = 1;
+        b[0] = 2;
+        let text = render(&b, "bytes");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "               bytes                         : count     distribution"
+        );
+        assert!(
+            lines[1].trim_start().starts_with("negative : 2"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].ends_with("|********************|"), "{}", lines[1]);
+        assert_eq!(
+            lines.last().unwrap(),
+            &"        549755813888 -> 1099511627775        : 1        |**********          |"
+        );
+        assert_eq!(render(&[0; 65], "x"), "");
+    }
+}

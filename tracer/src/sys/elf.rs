@@ -1,0 +1,558 @@
+//! User-space binaries for uprobes: finding a target (path, library name or
+//! command, like the dynamic loader and the shell do), reading its function
+//! symbols with the `object` crate, and turning `SYMBOL`, `GLOB`,
+//! `SYMBOL+OFFSET` or `0xADDRESS` into file offsets the kernel attaches to.
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context as _, Result};
+use object::{Object as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
+
+use super::names;
+
+/// One function symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Func {
+    pub name: String,
+    /// Virtual address in the ELF file (as `nm` prints it).
+    pub address: u64,
+    /// Size in bytes, 0 when the symbol table does not say.
+    pub size: u64,
+}
+
+/// A loaded ELF file's function symbols and the facts needed to attach uprobes.
+#[derive(Debug, Clone)]
+pub struct Binary {
+    pub path: PathBuf,
+    /// Functions sorted by name, one entry per name.
+    pub funcs: Vec<Func>,
+    /// `(vaddr, memsz, file offset)` of each PT_LOAD segment.
+    segments: Vec<(u64, u64, u64)>,
+    /// The file has no `.symtab` (only exported functions have names).
+    pub stripped: bool,
+    /// `.gnu_debuglink` file name, when the binary names its debug file.
+    pub debuglink: Option<String>,
+    /// The debug file that supplied extra symbols, if one was found.
+    pub debug_file: Option<PathBuf>,
+    /// Names of IFUNC symbols (resolved at run time; cannot be probed by name).
+    ifuncs: Vec<String>,
+}
+
+/// Where one probe goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// What the user sees: `malloc`, `malloc+0x4`, `0x1139`.
+    pub name: String,
+    pub address: u64,
+    /// Offset in the file, which is what the kernel's uprobe wants.
+    pub file_offset: u64,
+}
+
+/// What a PATTERN of `TARGET:PATTERN` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    Exact(String),
+    Glob(glob::Pattern),
+    SymbolOffset(String, u64),
+    Address(u64),
+}
+
+fn parse_number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+impl Pattern {
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            bail!("empty function pattern: give a symbol, a glob, SYMBOL+OFFSET or 0xADDRESS");
+        }
+        if s.starts_with("0x") || s.starts_with("0X") {
+            return parse_number(s)
+                .map(Pattern::Address)
+                .with_context(|| format!("`{s}` is not a hexadecimal address"));
+        }
+        if let Some((sym, off)) = s.rsplit_once('+') {
+            let off = parse_number(off.trim()).with_context(|| {
+                format!("`{s}`: the offset after `+` must be a number (decimal or 0x...)")
+            })?;
+            return Ok(Pattern::SymbolOffset(sym.trim().to_string(), off));
+        }
+        if s.contains(['*', '?', '[']) {
+            let g = glob::Pattern::new(s).with_context(|| format!("bad glob `{s}`"))?;
+            return Ok(Pattern::Glob(g));
+        }
+        Ok(Pattern::Exact(s.to_string()))
+    }
+}
+
+/// Split `TARGET:PATTERN`; the pattern is after the last `:` (paths rarely hold one).
+pub fn split_probe(spec: &str) -> Result<(&str, &str)> {
+    match spec.rsplit_once(':') {
+        Some((t, p)) if !t.is_empty() && !p.is_empty() => Ok((t, p)),
+        _ => bail!(
+            "`{spec}`: expected TARGET:PATTERN, for example `libc:malloc`, `/usr/bin/bash:readline` \
+             or `./app:handle_*`"
+        ),
+    }
+}
+
+/// `ldconfig -p` lines: `\tlibc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6`.
+pub fn parse_ldconfig(text: &str) -> Vec<(String, String, PathBuf)> {
+    text.lines()
+        .filter_map(|l| {
+            let (left, path) = l.split_once(" => ")?;
+            let left = left.trim();
+            let (name, flags) = left.split_once(' ')?;
+            let flags = flags.trim().trim_start_matches('(').trim_end_matches(')');
+            Some((
+                name.to_string(),
+                flags.to_string(),
+                PathBuf::from(path.trim()),
+            ))
+        })
+        .collect()
+}
+
+/// The ABI tag `ldconfig -p` gives libraries of this machine.
+fn host_abi_tag() -> Option<&'static str> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some("x86-64"),
+        "aarch64" => Some("AArch64"),
+        _ => None,
+    }
+}
+
+/// Whether a library file name answers to `name` (`libc` matches `libc.so.6`,
+/// `c` matches `libc.so.6`, `libc.so.6` matches itself); a rank, lower is better.
+fn library_rank(file: &str, name: &str) -> Option<u8> {
+    if file == name {
+        return Some(0);
+    }
+    for (rank, prefix) in [
+        (1, format!("{name}.so.")),
+        (2, format!("lib{name}.so.")),
+        (3, format!("{name}.so")),
+        (4, format!("lib{name}.so")),
+    ] {
+        if file.starts_with(&prefix) && (prefix.ends_with('.') || file.len() == prefix.len()) {
+            return Some(rank);
+        }
+    }
+    None
+}
+
+/// The best library for `name` in ldconfig's cache.
+pub fn pick_library(
+    entries: &[(String, String, PathBuf)],
+    name: &str,
+    abi: Option<&str>,
+) -> Option<PathBuf> {
+    entries
+        .iter()
+        .filter(|(_, flags, _)| abi.is_none_or(|a| flags.contains(a)))
+        .filter_map(|(file, _, path)| library_rank(file, name).map(|r| (r, path)))
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, p)| p.clone())
+}
+
+const LIB_DIRS: [&str; 8] = [
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
+
+/// A library mapped by process `pid` whose file name answers to `name`.
+fn mapped_library(pid: u32, name: &str) -> Option<PathBuf> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with('/'))
+        .filter_map(|p| {
+            let file = Path::new(p).file_name()?.to_str()?;
+            library_rank(file, name).map(|r| (r, PathBuf::from(p)))
+        })
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, p)| p)
+}
+
+/// Resolve TARGET: a path (anything with a `/`), else a library the process
+/// `pid` has mapped, a library known to the dynamic loader (`ldconfig -p`, then
+/// the standard directories), else a command in PATH.
+pub fn resolve_target(target: &str, pid: Option<u32>) -> Result<PathBuf> {
+    if target.contains('/') {
+        let p = PathBuf::from(target);
+        if !p.exists() {
+            bail!("cannot probe `{target}`: no such file");
+        }
+        return Ok(p);
+    }
+    if let Some(p) = pid.and_then(|pid| mapped_library(pid, target)) {
+        return Ok(p);
+    }
+    let ldconfig = ["/sbin/ldconfig", "/usr/sbin/ldconfig", "ldconfig"]
+        .iter()
+        .find_map(|c| std::process::Command::new(c).arg("-p").output().ok())
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if let Some(p) = pick_library(&parse_ldconfig(&ldconfig), target, host_abi_tag()) {
+        return Ok(p);
+    }
+    let mut best: Option<(u8, PathBuf)> = None;
+    for dir in LIB_DIRS {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let file = e.file_name();
+            let Some(file) = file.to_str() else { continue };
+            if let Some(r) = library_rank(file, target) {
+                if best.as_ref().is_none_or(|(b, _)| r < *b) {
+                    best = Some((r, e.path()));
+                }
+            }
+        }
+    }
+    if let Some((_, p)) = best {
+        return Ok(p);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let c = dir.join(target);
+            if c.is_file() {
+                return Ok(c);
+            }
+        }
+    }
+    bail!(
+        "cannot find `{target}`: not a library known to the dynamic loader (ldconfig -p) nor a \
+         command in PATH; give its path (for example ./{target})"
+    )
+}
+
+/// Read the function symbols of the ELF file at `path` (and of its separate
+/// debug file when it is stripped and the debug file is installed).
+pub fn load(path: &Path) -> Result<Binary> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = object::File::parse(&*data).map_err(|_| {
+        anyhow::anyhow!(
+            "cannot probe {}: not an ELF file (uprobes need an executable or a shared library)",
+            path.display()
+        )
+    })?;
+    let mut funcs = BTreeMap::new();
+    let mut ifuncs = Vec::new();
+    let stripped = file.symbol_table().is_none();
+    collect_funcs(&file, &mut funcs, &mut ifuncs);
+    let debuglink = file
+        .gnu_debuglink()
+        .ok()
+        .flatten()
+        .map(|(name, _)| String::from_utf8_lossy(name).into_owned());
+    let segments = file
+        .segments()
+        .map(|s| (s.address(), s.size(), s.file_range().0))
+        .collect();
+    let mut debug_file = None;
+    if stripped {
+        let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+        if let Some(dbg) = find_debug_file(path, build_id.as_deref(), debuglink.as_deref()) {
+            if let Ok(ddata) = std::fs::read(&dbg) {
+                if let Ok(dfile) = object::File::parse(&*ddata) {
+                    collect_funcs(&dfile, &mut funcs, &mut ifuncs);
+                    debug_file = Some(dbg);
+                }
+            }
+        }
+    }
+    let funcs: Vec<Func> = funcs.into_values().collect();
+    if funcs.is_empty() && stripped && debuglink.is_none() {
+        bail!(
+            "cannot probe {} by name: it is stripped (no symbol table) and has no .gnu_debuglink \
+             to find its debug symbols; probe a raw address (0x...) or use an unstripped build",
+            path.display()
+        );
+    }
+    Ok(Binary {
+        path: path.to_path_buf(),
+        funcs,
+        segments,
+        stripped,
+        debuglink,
+        debug_file,
+        ifuncs,
+    })
+}
+
+fn collect_funcs(
+    file: &object::File<'_>,
+    funcs: &mut BTreeMap<String, Func>,
+    ifuncs: &mut Vec<String>,
+) {
+    for sym in file.symbols().chain(file.dynamic_symbols()) {
+        if sym.kind() != SymbolKind::Text || sym.is_undefined() || sym.address() == 0 {
+            continue;
+        }
+        let Ok(name) = sym.name() else { continue };
+        if name.is_empty() {
+            continue;
+        }
+        if !sym.is_definition() {
+            // STT_GNU_IFUNC: the address is the resolver's, not the function's.
+            ifuncs.push(name.to_string());
+            continue;
+        }
+        funcs.entry(name.to_string()).or_insert_with(|| Func {
+            name: name.to_string(),
+            address: sym.address(),
+            size: sym.size(),
+        });
+    }
+}
+
+/// The places gdb looks for a separate debug file.
+fn find_debug_file(
+    path: &Path,
+    build_id: Option<&[u8]>,
+    debuglink: Option<&str>,
+) -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(id) = build_id.filter(|id| id.len() > 1) {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        candidates.push(PathBuf::from(format!(
+            "/usr/lib/debug/.build-id/{}/{}.debug",
+            &hex[..2],
+            &hex[2..]
+        )));
+    }
+    if let Some(link) = debuglink {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(dir) = real.parent() {
+            candidates.push(dir.join(".debug").join(link));
+            candidates.push(
+                Path::new("/usr/lib/debug")
+                    .join(dir.strip_prefix("/").unwrap_or(dir))
+                    .join(link),
+            );
+            let beside = dir.join(link);
+            if beside != real {
+                candidates.push(beside);
+            }
+        }
+    }
+    candidates.into_iter().find(|c| c.is_file())
+}
+
+impl Binary {
+    /// File offset of virtual address `addr` (from the PT_LOAD segment holding it).
+    pub fn file_offset(&self, addr: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|(va, size, _)| addr >= *va && addr < va + size)
+            .map(|(va, _, off)| addr - va + off)
+    }
+
+    fn func(&self, name: &str) -> Option<&Func> {
+        self.funcs
+            .binary_search_by(|f| f.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.funcs[i])
+    }
+
+    /// The function whose range holds `addr`, and the offset into it.
+    fn containing(&self, addr: u64) -> Option<(&Func, u64)> {
+        self.funcs
+            .iter()
+            .filter(|f| addr >= f.address && (addr < f.address + f.size.max(1)))
+            .min_by_key(|f| addr - f.address)
+            .map(|f| (f, addr - f.address))
+    }
+
+    fn no_symbol(&self, name: &str) -> anyhow::Error {
+        let path = self.path.display();
+        if self.ifuncs.iter().any(|i| i == name) {
+            return anyhow::anyhow!(
+                "`{name}` in {path} is an IFUNC: the loader picks an implementation at run time \
+                 (see `tracer list uprobes {path} '*{name}*'`); probe that implementation instead"
+            );
+        }
+        let all: Vec<&str> = self.funcs.iter().map(|f| f.name.as_str()).collect();
+        let close = names::closest(name, &all, 3);
+        let mut msg = format!("no function `{name}` in {path}");
+        if !close.is_empty() {
+            msg.push_str(&format!("; did you mean {}?", close.join(", ")));
+        } else if self.stripped {
+            match (&self.debuglink, &self.debug_file) {
+                (Some(link), None) => msg.push_str(&format!(
+                    "; it is stripped and its debug file ({link}, via .gnu_debuglink) is not \
+                     installed: install its debug symbols package (-dbgsym/-dbg)"
+                )),
+                (None, _) => msg.push_str(
+                    "; it is stripped and has no .gnu_debuglink: only exported functions have names",
+                ),
+                _ => {}
+            }
+        }
+        anyhow::anyhow!(msg)
+    }
+
+    /// The probe locations a pattern names.
+    pub fn resolve(&self, pattern: &Pattern) -> Result<Vec<Location>> {
+        let path = self.path.display();
+        let at = |name: String, address: u64| -> Result<Location> {
+            let file_offset = self.file_offset(address).with_context(|| {
+                format!("{name}: address {address:#x} is not in a loaded segment of {path}")
+            })?;
+            Ok(Location {
+                name,
+                address,
+                file_offset,
+            })
+        };
+        match pattern {
+            Pattern::Exact(name) => {
+                let f = self.func(name).ok_or_else(|| self.no_symbol(name))?;
+                Ok(vec![at(f.name.clone(), f.address)?])
+            }
+            Pattern::Glob(g) => {
+                let found: Vec<Location> = self
+                    .funcs
+                    .iter()
+                    .filter(|f| g.matches(&f.name))
+                    .map(|f| at(f.name.clone(), f.address))
+                    .collect::<Result<_>>()?;
+                if found.is_empty() {
+                    bail!("no function in {path} matches `{}`", g.as_str());
+                }
+                Ok(found)
+            }
+            Pattern::SymbolOffset(name, off) => {
+                let f = self.func(name).ok_or_else(|| self.no_symbol(name))?;
+                if f.size > 0 && *off >= f.size {
+                    bail!(
+                        "{name}+{off:#x} is past the end of {name} ({} bytes)",
+                        f.size
+                    );
+                }
+                Ok(vec![at(format!("{name}+{off:#x}"), f.address + off)?])
+            }
+            Pattern::Address(addr) => {
+                let name = match self.containing(*addr) {
+                    Some((f, 0)) => f.name.clone(),
+                    Some((f, off)) => format!("{}+{off:#x}", f.name),
+                    None => format!("{addr:#x}"),
+                };
+                Ok(vec![at(name, *addr)?])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert_eq!(
+            Pattern::parse("malloc").unwrap(),
+            Pattern::Exact("malloc".into())
+        );
+        assert_eq!(
+            Pattern::parse("malloc+0x10").unwrap(),
+            Pattern::SymbolOffset("malloc".into(), 16)
+        );
+        assert_eq!(
+            Pattern::parse("malloc+8").unwrap(),
+            Pattern::SymbolOffset("malloc".into(), 8)
+        );
+        assert_eq!(Pattern::parse("0x1139").unwrap(), Pattern::Address(0x1139));
+        assert!(matches!(
+            Pattern::parse("handle_*").unwrap(),
+            Pattern::Glob(_)
+        ));
+        assert!(Pattern::parse("0xzz").is_err());
+        assert!(Pattern::parse("malloc+x").is_err());
+        assert!(Pattern::parse("").is_err());
+    }
+
+    #[test]
+    fn probe_specs() {
+        assert_eq!(split_probe("libc:malloc").unwrap(), ("libc", "malloc"));
+        assert_eq!(
+            split_probe("/usr/bin/bash:readline").unwrap(),
+            ("/usr/bin/bash", "readline")
+        );
+        assert!(split_probe("malloc").is_err());
+        assert!(split_probe("libc:").is_err());
+    }
+
+    #[test]
+    fn ldconfig_cache() {
+        let text = "714 libs found in cache `/etc/ld.so.cache'\n\
+            \tlibc.so.6 (libc6,x86-64, OS ABI: Linux 3.2.0) => /lib/x86_64-linux-gnu/libc.so.6\n\
+            \tlibc.so.6 (libc6) => /lib/i386-linux-gnu/libc.so.6\n\
+            \tlibcap.so.2 (libc6,x86-64) => /lib/x86_64-linux-gnu/libcap.so.2\n\
+            \tlibz.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libz.so.1\n";
+        let e = parse_ldconfig(text);
+        assert_eq!(e.len(), 4);
+        let libc = PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6");
+        assert_eq!(pick_library(&e, "libc", Some("x86-64")), Some(libc.clone()));
+        assert_eq!(pick_library(&e, "c", Some("x86-64")), Some(libc.clone()));
+        assert_eq!(pick_library(&e, "libc.so.6", Some("x86-64")), Some(libc));
+        assert_eq!(pick_library(&e, "libc.so.6", Some("nope")), None);
+        assert_eq!(
+            pick_library(&e, "z", Some("x86-64")),
+            Some(PathBuf::from("/lib/x86_64-linux-gnu/libz.so.1"))
+        );
+        assert_eq!(pick_library(&e, "libca", Some("x86-64")), None);
+    }
+
+    #[test]
+    fn own_binary_symbols() {
+        // The test binary itself is an unstripped ELF with a `main`.
+        let me = std::env::current_exe().unwrap();
+        let b = load(&me).unwrap();
+        assert!(!b.stripped);
+        let locs = b.resolve(&Pattern::Exact("main".into())).unwrap();
+        assert_eq!(locs.len(), 1);
+        let main = &locs[0];
+        assert!(main.file_offset > 0);
+        let plus = b.resolve(&Pattern::SymbolOffset("main".into(), 1)).unwrap();
+        assert_eq!(plus[0].address, main.address + 1);
+        assert_eq!(plus[0].file_offset, main.file_offset + 1);
+        assert_eq!(plus[0].name, "main+0x1");
+        let by_addr = b.resolve(&Pattern::Address(main.address)).unwrap();
+        assert_eq!(by_addr[0].name, "main");
+        let e = b
+            .resolve(&Pattern::Exact("mian".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean") && e.contains("main"), "{e}");
+    }
+
+    #[test]
+    fn not_elf_and_missing() {
+        let e = load(Path::new("/etc/passwd")).unwrap_err().to_string();
+        assert!(e.contains("not an ELF"), "{e}");
+        let e = resolve_target("/no/such/file", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such file"), "{e}");
+        let e = resolve_target("no-such-library-xyz", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot find"), "{e}");
+    }
+}
