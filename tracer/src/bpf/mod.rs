@@ -117,6 +117,9 @@ fn loader_without_kernel_btf() -> EbpfLoader<'static> {
             ) == 0
     };
     let loader = EbpfLoader::new();
+    // setns(CLONE_NEWNS) also moves the working directory to the namespace's
+    // root: remember it, so relative paths (`-- ./app`, `-o out`) still work.
+    let cwd = std::fs::File::open(".");
     if unsafe { libc::setns(original.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
         // Staying in the private namespace would hide later mounts from a
         // traced command: refuse rather than run in a surprising place.
@@ -125,6 +128,14 @@ fn loader_without_kernel_btf() -> EbpfLoader<'static> {
             std::io::Error::last_os_error()
         );
         std::process::exit(1);
+    }
+    if let Ok(cwd) = cwd {
+        if unsafe { libc::fchdir(cwd.as_raw_fd()) } != 0 {
+            log::warn!(
+                "cannot return to the working directory: {}",
+                std::io::Error::last_os_error()
+            );
+        }
     }
     log::debug!("loader created without kernel BTF: {hidden}");
     loader

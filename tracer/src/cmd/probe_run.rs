@@ -118,7 +118,6 @@ pub fn load(
         ("SYSCALL_FILTER", 1),
         ("PROC_STATS", 1),
         ("ERRNO_STATS", 1),
-        ("STARTS", 1),
         ("TRACED_TGIDS", big(filters.targeted())),
         ("PROCS", big(follow)),
     ];

@@ -133,14 +133,14 @@ mod tests {
             "         0 -> 1          : 0        |                                        |"
         );
         assert_eq!(
-            lines[8],
+            lines[9],
             "       256 -> 511        : 12       |***                                     |"
         );
         assert_eq!(
-            lines[9],
+            lines[10],
             "       512 -> 1023       : 141      |****************************************|"
         );
-        assert_eq!(lines.len(), 10);
+        assert_eq!(lines.len(), 11);
         assert_eq!(
             summary_line(6543360, 476, "nsecs"),
             "avg = 13746 nsecs, total: 6543360 nsecs, count: 476"

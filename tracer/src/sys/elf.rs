@@ -195,7 +195,8 @@ pub fn resolve_target(target: &str, pid: Option<u32>) -> Result<PathBuf> {
         if !p.exists() {
             bail!("cannot probe `{target}`: no such file");
         }
-        return Ok(p);
+        // Absolute, so it means the same file whatever the working directory.
+        return Ok(std::path::absolute(&p).unwrap_or(p));
     }
     if let Some(p) = pid.and_then(|pid| mapped_library(pid, target)) {
         return Ok(p);
@@ -277,13 +278,6 @@ pub fn load(path: &Path) -> Result<Binary> {
         }
     }
     let funcs: Vec<Func> = funcs.into_values().collect();
-    if funcs.is_empty() && stripped && debuglink.is_none() {
-        bail!(
-            "cannot probe {} by name: it is stripped (no symbol table) and has no .gnu_debuglink \
-             to find its debug symbols; probe a raw address (0x...) or use an unstripped build",
-            path.display()
-        );
-    }
     Ok(Binary {
         path: path.to_path_buf(),
         funcs,
@@ -420,6 +414,20 @@ impl Binary {
                 file_offset,
             })
         };
+        if self.funcs.is_empty() && !matches!(pattern, Pattern::Address(_)) {
+            match &self.debuglink {
+                None => bail!(
+                    "cannot probe {path} by name: it is stripped (no symbol table) and has no \
+                     .gnu_debuglink to find its debug symbols; probe a raw address (0x...) or use \
+                     an unstripped build"
+                ),
+                Some(link) => bail!(
+                    "cannot probe {path} by name: it is stripped and its debug file ({link}, via \
+                     .gnu_debuglink) is not installed; install its debug symbols (-dbgsym/-dbg \
+                     package) or probe a raw address (0x...)"
+                ),
+            }
+        }
         match pattern {
             Pattern::Exact(name) => {
                 let f = self.func(name).ok_or_else(|| self.no_symbol(name))?;

@@ -190,6 +190,9 @@ pub const OUR_PROGRAMS: &[&str] = &[
     "sched_process_fork",
     "sched_process_exec",
     "sched_process_exit",
+    "uprobe_count",
+    "uretprobe_latency",
+    "tracepoint_event",
 ];
 
 /// Names of our programs currently loaded in the kernel (bpftool truncates names to 15 bytes).
@@ -229,9 +232,20 @@ pub fn loaded_maps() -> Vec<String> {
         .iter()
         .filter_map(|m| m["name"].as_str())
         .filter(|n| {
-            ["SYSCALL_STATS", "TRACED_TGIDS", "PROC_STATS", "STARTS"]
-                .iter()
-                .any(|o| o.starts_with(n))
+            [
+                "SYSCALL_STATS",
+                "TRACED_TGIDS",
+                "PROC_STATS",
+                "STARTS",
+                "UPROBE_STATS",
+                "UPROBE_HIST",
+                "TP_CONFIG",
+                "TP_STATS",
+                "TP_PROC_STATS",
+                "TP_HIST",
+            ]
+            .iter()
+            .any(|o| o.starts_with(n))
         })
         .map(str::to_string)
         .collect()

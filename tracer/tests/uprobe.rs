@@ -1,0 +1,238 @@
+//! End-to-end: `tracer uprobe` on the fixture, whose calls are known exactly.
+mod common;
+
+use std::{path::PathBuf, process::Output, time::Duration};
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn fixture_str() -> String {
+    fixture_path().display().to_string()
+}
+
+fn summary(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "tracer failed: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let blocks = json_lines(&out.stdout);
+    let last = blocks.last().expect("a summary object").clone();
+    assert_eq!(last["type"], "summary");
+    last
+}
+
+fn function<'a>(block: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    block["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == name)
+        .unwrap_or_else(|| panic!("no row for {name} in {block}"))
+}
+
+/// Calls of `tracer_fixture_work` by `fixture work N`, launched with `-- CMD`.
+fn work_calls(n: u64, extra: &[&str]) -> serde_json::Value {
+    let fx = fixture_str();
+    let probe = format!("{fx}:tracer_fixture_work");
+    let n = n.to_string();
+    let mut args = vec!["uprobe", &probe, "--json"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", &fx, "work", &n]);
+    summary(&run(tracer().args(&args), LIMIT))
+}
+
+#[test]
+fn counts_a_function_exactly_with_command() {
+    let _l = shared_lock();
+    let s = work_calls(1234, &[]);
+    assert_eq!(function(&s, "tracer_fixture_work")["calls"], 1234);
+    assert_eq!(s["exit_code"], 0);
+    let s = work_calls(0, &[]);
+    assert_eq!(function(&s, "tracer_fixture_work")["calls"], 0);
+}
+
+/// -p counts only that process: a second, untraced fixture running the same
+/// function at the same time is not counted.
+#[test]
+fn pid_filter_counts_only_that_process() {
+    let _l = shared_lock();
+    let mut traced = Waiting::start(&["work", "777"]);
+    let mut other = Waiting::start(&["work", "500"]);
+    let pid = traced.pid().to_string();
+    let probe = format!("{}:tracer_fixture_work", fixture_str());
+    let (tr, _err) = start_attached(tracer().args(["uprobe", &probe, "-p", &pid, "--json"]));
+    other.go();
+    traced.go();
+    other.wait();
+    traced.wait();
+    let s = summary(&wait_output(tr, LIMIT));
+    assert_eq!(function(&s, "tracer_fixture_work")["calls"], 777);
+}
+
+/// libc's malloc through the library name: the fixture's N calls on top of what
+/// the same program does with 0 iterations (libc and Rust start-up).
+#[test]
+fn malloc_in_libc_by_library_name() {
+    let _l = shared_lock();
+    let fx = fixture_str();
+    let calls = |n: &str| {
+        let s = summary(&run(
+            tracer().args(["uprobe", "libc:malloc", "--json", "--", &fx, "malloc", n]),
+            LIMIT,
+        ));
+        function(&s, "malloc")["calls"].as_u64().unwrap()
+    };
+    let base = calls("0");
+    assert!(base > 0, "start-up makes some mallocs");
+    assert_eq!(calls("0"), base, "start-up mallocs are deterministic");
+    assert_eq!(calls("2500"), base + 2500);
+}
+
+/// With --latency every call has a measured return: N samples in the histogram.
+#[test]
+fn latency_histogram_has_one_sample_per_call() {
+    let _l = shared_lock();
+    let s = work_calls(300, &["--latency"]);
+    let f = function(&s, "tracer_fixture_work");
+    assert_eq!(f["calls"], 300);
+    assert_eq!(f["latency"]["count"], 300);
+    let buckets = f["latency"]["buckets"].as_array().unwrap();
+    let samples: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(samples, 300);
+    for b in buckets {
+        let (low, high) = (b["low"].as_u64().unwrap(), b["high"].as_u64().unwrap());
+        assert!(low <= high && (high + 1).is_power_of_two(), "{b}");
+    }
+    assert!(f["latency"]["total"].as_u64().unwrap() > 0);
+}
+
+/// The text report: funccount's table and funclatency's histogram.
+#[test]
+fn text_report_layout() {
+    let _l = shared_lock();
+    let fx = fixture_str();
+    let probe = format!("{fx}:tracer_fixture_work");
+    let out = run(
+        tracer().args(["uprobe", "-L", &probe, "--", &fx, "work", "42"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FUNC                                    COUNT\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{:<36} {:>8}\n", "tracer_fixture_work", 42)),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Function = tracer_fixture_work\n     nsecs               : count     distribution\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(", count: 42\n"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Tracing 1 function for"), "{err}");
+}
+
+fn fails_with(args: &[&str], wanted: &[&str]) {
+    let out = run(tracer().args(args), LIMIT);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for w in wanted {
+        assert!(err.contains(w), "stderr lacks `{w}`: {err}");
+    }
+    assert!(err.lines().count() <= 2, "short message: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let _l = shared_lock();
+    let fx = fixture_str();
+    fails_with(&["uprobe", "/no/such/binary:main"], &["no such file"]);
+    fails_with(&["uprobe", "/etc/passwd:main"], &["not an ELF"]);
+    fails_with(
+        &["uprobe", &format!("{fx}:tracer_fixture_wrok")],
+        &[
+            "no function `tracer_fixture_wrok`",
+            "did you mean",
+            "tracer_fixture_work",
+        ],
+    );
+    fails_with(&["uprobe", "libc:mallocc"], &["did you mean", "malloc"]);
+    fails_with(
+        &["uprobe", "no-such-lib-xyz:f"],
+        &["cannot find `no-such-lib-xyz`"],
+    );
+    fails_with(&["uprobe", "malloc"], &["TARGET:PATTERN"]);
+    fails_with(
+        &["uprobe", &format!("{fx}:nothing_matches_*")],
+        &["matches `nothing_matches_*`"],
+    );
+}
+
+#[test]
+fn stripped_binary_without_debuglink_is_refused() {
+    let _l = shared_lock();
+    let dir = std::env::temp_dir().join(format!("tracer-uprobe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stripped: PathBuf = dir.join("fixture-stripped");
+    let st = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(fixture_path())
+        .status()
+        .expect("strip (binutils) is needed for this test");
+    assert!(st.success());
+    let st = std::process::Command::new("objcopy")
+        .args(["--remove-section", ".gnu_debuglink"])
+        .arg(&stripped)
+        .status()
+        .expect("objcopy (binutils) is needed for this test");
+    assert!(st.success());
+    let probe = format!("{}:tracer_fixture_work", stripped.display());
+    fails_with(&["uprobe", &probe], &["stripped", "no .gnu_debuglink"]);
+    // A raw address still works on a stripped binary: the same function's address
+    // from the unstripped one, counted exactly.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .args([
+            "list",
+            "uprobes",
+            &fixture_str(),
+            "tracer_fixture_work",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v = json_lines(&out.stdout);
+    let addr = v[0]["address"].as_str().unwrap().to_string();
+    let probe = format!("{}:{addr}", stripped.display());
+    let s = summary(&run(
+        tracer().args([
+            "uprobe",
+            &probe,
+            "--json",
+            "--",
+            stripped.to_str().unwrap(),
+            "work",
+            "99",
+        ]),
+        LIMIT,
+    ));
+    assert_eq!(function(&s, &addr)["calls"], 99);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// After a run (latency: uprobe and uretprobe) nothing of ours stays loaded.
+#[test]
+fn nothing_left_attached() {
+    let _l = exclusive_lock();
+    let _ = work_calls(10, &["--latency"]);
+    assert_nothing_loaded("after tracer uprobe --latency");
+}
