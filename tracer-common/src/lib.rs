@@ -179,8 +179,8 @@ pub mod tp_mode {
 /// Most tracepoints one `tracer tracepoint` run attaches to.
 pub const MAX_TRACEPOINTS: u32 = 256;
 
-/// How the generic tracepoint program handles one tracepoint, keyed by the
-/// tracepoint's id (the `common_type` field every record starts with).
+/// How the generic tracepoint program handles one tracepoint: `TP_CONFIG`
+/// is indexed by the attach cookie, the tracepoint's index in user space's list.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct TpConfig {

@@ -1,12 +1,15 @@
 //! `tracer tracepoint`: one generic program attached to every chosen
-//! tracepoint. It finds what to do in `TP_CONFIG`, keyed by the record's
-//! `common_type` (the tracepoint's id), then counts the event and, with
-//! `--hist` / `--sum`, reads one numeric field at the offset the format file gave.
+//! tracepoint with the tracepoint's index as the attach cookie. It finds what
+//! to do in `TP_CONFIG[cookie]`, counts the event and, with `--hist` / `--sum`,
+//! reads one numeric field at the offset the format file gave. (The record's
+//! `common_type` cannot identify the tracepoint: the kernel stores a pt_regs
+//! pointer over the common fields before running BPF.)
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_get_attach_cookie},
     macros::{map, tracepoint},
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, PerCpuArray, PerCpuHashMap},
     programs::TracePointContext,
+    EbpfContext as _,
 };
 use tracer_common::{
     flags::PER_PROCESS, log2_slot, tp_drops, tp_mode, TpConfig, TpProcKey, TpStat, LOG2_SLOTS,
@@ -16,7 +19,7 @@ use crate::{filter::is_traced, maps::FLAGS};
 
 // Sized by user space at load time (one entry by default, see uprobe.rs).
 #[map]
-pub static TP_CONFIG: HashMap<u32, TpConfig> = HashMap::with_max_entries(1, 0);
+pub static TP_CONFIG: Array<TpConfig> = Array::with_max_entries(1, 0);
 #[map]
 pub static TP_STATS: PerCpuArray<TpStat> = PerCpuArray::with_max_entries(1, 0);
 #[map]
@@ -72,10 +75,8 @@ pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
     if !is_traced(flags, tgid) {
         return 0;
     }
-    let Ok(id) = (unsafe { ctx.read_at::<u16>(0) }) else {
-        return 0;
-    };
-    let Some(cfg) = (unsafe { TP_CONFIG.get(&(id as u32)) }) else {
+    let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
+    let Some(cfg) = TP_CONFIG.get(slot) else {
         return 0;
     };
     let cfg = *cfg;

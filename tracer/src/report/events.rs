@@ -1,1 +1,337 @@
-//! `tracer tracepoint` reports.
+//! `tracer tracepoint` reports: EVENT COUNT [SUM] (funccount's widths), a
+//! PID/COMM table with -P, a BCC log2 histogram per tracepoint with --hist,
+//! and JSON, one object per block.
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+use super::{funcs::hist_json, hist, BlockKind};
+
+/// What is done with the numeric field, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Aggregate {
+    None,
+    Hist(String),
+    Sum(String),
+}
+
+/// One tracepoint's numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventRow {
+    /// `category:name`.
+    pub name: String,
+    pub count: u64,
+    /// Sum of the field (signed fields summed as signed).
+    pub sum: i128,
+    /// Log2 slots of the field with --hist; slot 0 counts negative values.
+    pub hist: Vec<u64>,
+}
+
+/// One process's numbers for one tracepoint (-P).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcRow {
+    pub pid: u32,
+    pub comm: String,
+    pub event: String,
+    pub count: u64,
+    pub sum: i128,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventBlock {
+    pub kind: BlockKind,
+    pub clock: String,
+    pub seconds: f64,
+    /// Sorted, most events first.
+    pub events: Vec<EventRow>,
+    /// With -P only; sorted, most events first.
+    pub processes: Option<Vec<ProcRow>>,
+    pub aggregate: Aggregate,
+    pub drops: Vec<(&'static str, u64)>,
+    pub exit_code: Option<i32>,
+}
+
+/// Most events first, then by name (and pid).
+pub fn sort(events: &mut [EventRow], procs: &mut [ProcRow]) {
+    events.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    procs.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.pid.cmp(&b.pid))
+            .then_with(|| a.event.cmp(&b.event))
+    });
+}
+
+/// Text; `top` cuts the table (not the histograms).
+pub fn render_text(b: &EventBlock, top: Option<usize>) -> String {
+    let mut out = String::new();
+    match b.kind {
+        BlockKind::Interval => {
+            let _ = writeln!(out, "[{}]", b.clock);
+        }
+        BlockKind::Summary => {
+            let _ = writeln!(out, "[{}] totals over {:.1} s", b.clock, b.seconds);
+        }
+    }
+    let sum_head = match &b.aggregate {
+        Aggregate::Sum(f) => Some(format!("SUM({f})")),
+        _ => None,
+    };
+    let top = top.unwrap_or(usize::MAX);
+    match &b.processes {
+        Some(procs) => {
+            let _ = write!(
+                out,
+                "{:<7} {:<15} {:<36} {:>8}",
+                "PID", "COMM", "EVENT", "COUNT"
+            );
+            if let Some(h) = &sum_head {
+                let _ = write!(out, " {h:>16}");
+            }
+            out.push('\n');
+            for p in procs.iter().filter(|p| p.count > 0).take(top) {
+                let _ = write!(
+                    out,
+                    "{:<7} {:<15} {:<36} {:>8}",
+                    p.pid, p.comm, p.event, p.count
+                );
+                if sum_head.is_some() {
+                    let _ = write!(out, " {:>16}", p.sum);
+                }
+                out.push('\n');
+            }
+        }
+        None => {
+            let _ = write!(out, "{:<36} {:>8}", "EVENT", "COUNT");
+            if let Some(h) = &sum_head {
+                let _ = write!(out, " {h:>16}");
+            }
+            out.push('\n');
+            for e in b.events.iter().filter(|e| e.count > 0).take(top) {
+                let _ = write!(out, "{:<36} {:>8}", e.name, e.count);
+                if sum_head.is_some() {
+                    let _ = write!(out, " {:>16}", e.sum);
+                }
+                out.push('\n');
+            }
+        }
+    }
+    if let Aggregate::Hist(field) = &b.aggregate {
+        for e in b.events.iter().filter(|e| e.count > 0) {
+            let _ = writeln!(out, "\nEvent = {}, field {field}", e.name);
+            out.push_str(&hist::render(&e.hist, field));
+            if e.sum >= 0 {
+                let _ = writeln!(out, "{}", hist::summary_line(e.sum as u64, e.count, field));
+            }
+        }
+    }
+    if let Some(w) = super::drops_line(&b.drops) {
+        let _ = writeln!(out, "{w}");
+    }
+    out
+}
+
+pub fn render_json(b: &EventBlock, top: Option<usize>) -> String {
+    let top = top.unwrap_or(usize::MAX);
+    let with_sum = b.aggregate != Aggregate::None;
+    let events: Vec<Value> = b
+        .events
+        .iter()
+        .filter(|e| e.count > 0)
+        .take(top)
+        .map(|e| {
+            let mut o = Map::new();
+            o.insert("tracepoint".into(), json!(e.name));
+            o.insert("count".into(), json!(e.count));
+            if with_sum {
+                o.insert("sum".into(), sum_json(e.sum));
+            }
+            if let Aggregate::Hist(f) = &b.aggregate {
+                o.insert(
+                    "hist".into(),
+                    json!({
+                        "field": f,
+                        "negative": e.hist.first().copied().unwrap_or(0),
+                        "buckets": hist_json(&e.hist),
+                    }),
+                );
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let mut o = Map::new();
+    o.insert(
+        "type".into(),
+        json!(match b.kind {
+            BlockKind::Interval => "interval",
+            BlockKind::Summary => "summary",
+        }),
+    );
+    o.insert("time".into(), json!(b.clock));
+    o.insert(
+        "seconds".into(),
+        json!((b.seconds * 1000.0).round() / 1000.0),
+    );
+    match &b.aggregate {
+        Aggregate::Hist(f) | Aggregate::Sum(f) => {
+            o.insert("field".into(), json!(f));
+        }
+        Aggregate::None => {}
+    }
+    o.insert("events".into(), Value::Array(events));
+    if let Some(procs) = &b.processes {
+        let procs: Vec<Value> = procs
+            .iter()
+            .filter(|p| p.count > 0)
+            .take(top)
+            .map(|p| {
+                let mut v =
+                    json!({"pid": p.pid, "comm": p.comm, "tracepoint": p.event, "count": p.count});
+                if with_sum {
+                    v["sum"] = sum_json(p.sum);
+                }
+                v
+            })
+            .collect();
+        o.insert("processes".into(), Value::Array(procs));
+    }
+    let drops: Map<String, Value> = b
+        .drops
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), json!(v)))
+        .collect();
+    o.insert("lost".into(), Value::Object(drops));
+    if let Some(code) = b.exit_code {
+        o.insert("exit_code".into(), json!(code));
+    }
+    Value::Object(o).to_string()
+}
+
+/// A sum as a JSON integer (u64 or i64 range).
+fn sum_json(s: i128) -> Value {
+    if s >= 0 {
+        json!(s as u64)
+    } else {
+        json!(s as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(name: &str, count: u64, sum: i128) -> EventRow {
+        EventRow {
+            name: name.into(),
+            count,
+            sum,
+            hist: vec![],
+        }
+    }
+
+    fn block(
+        events: Vec<EventRow>,
+        processes: Option<Vec<ProcRow>>,
+        aggregate: Aggregate,
+    ) -> EventBlock {
+        EventBlock {
+            kind: BlockKind::Interval,
+            clock: "10:00:00".into(),
+            seconds: 1.0,
+            events,
+            processes,
+            aggregate,
+            drops: vec![],
+            exit_code: None,
+        }
+    }
+
+    #[test]
+    fn counts_table() {
+        let mut e = vec![
+            ev("sched:sched_process_fork", 2, 0),
+            ev("sched:sched_process_exec", 5, 0),
+            ev("x:y", 0, 0),
+        ];
+        sort(&mut e, &mut []);
+        let t = render_text(&block(e.clone(), None, Aggregate::None), None);
+        assert_eq!(
+            t,
+            "[10:00:00]\n\
+             EVENT                                   COUNT\n\
+             sched:sched_process_exec                    5\n\
+             sched:sched_process_fork                    2\n"
+        );
+        let t = render_text(&block(e, None, Aggregate::None), Some(1));
+        assert!(!t.contains("fork"), "{t}");
+    }
+
+    #[test]
+    fn per_process_sums() {
+        let p = vec![ProcRow {
+            pid: 42,
+            comm: "fixture".into(),
+            event: "syscalls:sys_enter_write".into(),
+            count: 3,
+            sum: -6,
+        }];
+        let b = block(
+            vec![ev("syscalls:sys_enter_write", 3, -6)],
+            Some(p),
+            Aggregate::Sum("count".into()),
+        );
+        let t = render_text(&b, None);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[1],
+            format!(
+                "{:<7} {:<15} {:<36} {:>8} {:>16}",
+                "PID", "COMM", "EVENT", "COUNT", "SUM(count)"
+            )
+        );
+        assert_eq!(
+            lines[2],
+            format!(
+                "{:<7} {:<15} {:<36} {:>8} {:>16}",
+                42, "fixture", "syscalls:sys_enter_write", 3, -6
+            )
+        );
+        let v: Value = serde_json::from_str(&render_json(&b, None)).unwrap();
+        assert_eq!(v["field"], "count");
+        assert_eq!(v["events"][0]["sum"], -6);
+        assert_eq!(v["processes"][0]["pid"], 42);
+        assert_eq!(v["processes"][0]["sum"], -6);
+    }
+
+    #[test]
+    fn histograms() {
+        let mut e = ev("syscalls:sys_enter_write", 4, 1100);
+        e.hist = vec![0; 65];
+        e.hist[7] = 1; // 64 -> 127
+        e.hist[10] = 3; // 512 -> 1023
+        let mut b = block(vec![e], None, Aggregate::Hist("count".into()));
+        b.kind = BlockKind::Summary;
+        b.exit_code = Some(0);
+        let t = render_text(&b, None);
+        assert!(t.contains("\nEvent = syscalls:sys_enter_write, field count\n     count               : count     distribution\n"), "{t}");
+        assert!(
+            t.contains(
+                "        64 -> 127        : 1        |*************                           |\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("avg = 275 count, total: 1100 count, count: 4\n"),
+            "{t}"
+        );
+        let v: Value = serde_json::from_str(&render_json(&b, None)).unwrap();
+        assert_eq!(v["type"], "summary");
+        assert_eq!(v["exit_code"], 0);
+        assert_eq!(v["events"][0]["hist"]["negative"], 0);
+        assert_eq!(
+            v["events"][0]["hist"]["buckets"][1],
+            json!({"low": 512, "high": 1023, "count": 3})
+        );
+        assert!(v.get("processes").is_none());
+    }
+}
