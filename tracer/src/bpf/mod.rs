@@ -95,6 +95,10 @@ pub fn map_raw_fd(ebpf: &Ebpf, name: &str) -> Result<std::os::fd::RawFd> {
 /// CAP_SYS_ADMIN, threads already running), it falls back to the plain loader.
 fn loader_without_kernel_btf() -> EbpfLoader<'static> {
     use std::os::fd::AsRawFd as _;
+    // setns(CLONE_NEWNS) below also moves the working directory to the
+    // namespace's root: remember it (opened here, in the original namespace) so
+    // that relative paths (`-- ./app`, `-o out`) still work afterwards.
+    let cwd = std::fs::File::open(".");
     let Ok(original) = std::fs::File::open("/proc/self/ns/mnt") else {
         return EbpfLoader::new();
     };
@@ -119,9 +123,6 @@ fn loader_without_kernel_btf() -> EbpfLoader<'static> {
             ) == 0
     };
     let loader = EbpfLoader::new();
-    // setns(CLONE_NEWNS) also moves the working directory to the namespace's
-    // root: remember it, so relative paths (`-- ./app`, `-o out`) still work.
-    let cwd = std::fs::File::open(".");
     if unsafe { libc::setns(original.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
         // Staying in the private namespace would hide later mounts from a
         // traced command: refuse rather than run in a surprising place.

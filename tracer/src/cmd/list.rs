@@ -61,6 +61,29 @@ pub fn parse_filter_functions(text: &str) -> Vec<(String, Option<String>)> {
     v
 }
 
+/// Function symbols (`t`/`T`) of /proc/kallsyms: `addr T name [module]`,
+/// without the `__pfx_`/`__cfi_` padding symbols.
+pub fn parse_kallsyms(text: &str) -> Vec<(String, Option<String>)> {
+    let mut v: Vec<(String, Option<String>)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let _addr = parts.next()?;
+            let ty = parts.next()?;
+            let name = parts.next()?;
+            if !matches!(ty, "t" | "T") || name.starts_with("__pfx_") || name.starts_with("__cfi_")
+            {
+                return None;
+            }
+            let module = parts.next().map(|m| m.trim_matches(['[', ']']).to_string());
+            Some((name.to_string(), module))
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 pub fn run(a: ListArgs, verbose: bool) -> Result<i32> {
     let mut sink = Sink::new(None, false)?;
     let out = match &a.what {
@@ -122,22 +145,28 @@ pub fn run(a: ListArgs, verbose: bool) -> Result<i32> {
             let m = matcher(glob.as_deref())?;
             let tfs = tracefs::ensure_mounted()?;
             let path = tfs.join("available_filter_functions");
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "cannot read {} (this kernel may lack CONFIG_FUNCTION_TRACER, which lists probeable functions)",
-                    path.display()
-                )
-            })?;
+            let funcs = match std::fs::read_to_string(&path) {
+                Ok(text) => parse_filter_functions(&text),
+                Err(e) => {
+                    let kallsyms = std::fs::read_to_string("/proc/kallsyms")
+                        .context("cannot read /proc/kallsyms either")?;
+                    eprintln!(
+                        "tracer: note: cannot read {} ({e}); listing the kernel's function \
+                         symbols from /proc/kallsyms instead (some are notrace or inlined \
+                         elsewhere and cannot be probed)",
+                        path.display()
+                    );
+                    parse_kallsyms(&kallsyms)
+                }
+            };
             if !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
                 eprintln!(
                     "tracer: note: this kernel has no kprobe support (no /sys/bus/event_source/devices/kprobe); \
                      these functions cannot be kprobed here"
                 );
             }
-            let v: Vec<(String, Option<String>)> = parse_filter_functions(&text)
-                .into_iter()
-                .filter(|(n, _)| keep(&m, n))
-                .collect();
+            let v: Vec<(String, Option<String>)> =
+                funcs.into_iter().filter(|(n, _)| keep(&m, n)).collect();
             if a.json {
                 listing::json_lines(
                     &v.iter()
@@ -185,6 +214,23 @@ mod tests {
         let some = syscalls(Some(&g));
         assert!(some.iter().all(|(n, _)| n.contains("stat")));
         assert!(some.iter().any(|(n, _)| *n == "fstat"));
+    }
+
+    #[test]
+    fn kallsyms_functions() {
+        let v = parse_kallsyms(
+            "ffffffff81000000 T _stext\nffffffff81000010 t __pfx_vfs_read\n\
+             ffffffff81000020 T vfs_read\nffffffff82000000 D jiffies\n\
+             ffffffffc0000000 t ext4_foo\t[ext4]\n",
+        );
+        assert_eq!(
+            v,
+            vec![
+                ("_stext".to_string(), None),
+                ("ext4_foo".to_string(), Some("ext4".to_string())),
+                ("vfs_read".to_string(), None)
+            ]
+        );
     }
 
     #[test]
