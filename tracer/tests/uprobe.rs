@@ -236,3 +236,56 @@ fn nothing_left_attached() {
     let _ = work_calls(10, &["--latency"]);
     assert_nothing_loaded("after tracer uprobe --latency");
 }
+
+/// Relative paths (the probe target, `-- ./CMD`, `-o FILE`) mean the same
+/// files after loading as before: loading must not move the working directory.
+#[test]
+fn relative_paths_from_the_working_directory() {
+    let _l = shared_lock();
+    let dir = std::env::temp_dir().join(format!("tracer-uprobe-rel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture_path(), dir.join("fx")).unwrap();
+    let out = run(
+        tracer().current_dir(&dir).args([
+            "uprobe",
+            "./fx:tracer_fixture_work",
+            "--json",
+            "-o",
+            "report.json",
+            "--",
+            "./fx",
+            "work",
+            "17",
+        ]),
+        LIMIT,
+    );
+    let text = std::fs::read(dir.join("report.json")).unwrap_or_default();
+    let s = summary(&Output {
+        stdout: text,
+        ..out
+    });
+    assert_eq!(function(&s, "tracer_fixture_work")["calls"], 17);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With -p, a bare library name is the library that process has mapped.
+/// Counted from "go" on: N mallocs plus those of reading the line and exiting,
+/// which a run with 0 iterations measures.
+#[test]
+fn library_name_resolved_in_the_process() {
+    let _l = shared_lock();
+    let calls = |n: &str| {
+        let mut fx = Waiting::start(&["malloc", n]);
+        let pid = fx.pid().to_string();
+        let (tr, _err) =
+            start_attached(tracer().args(["uprobe", "libc.so.6:malloc", "-p", &pid, "--json"]));
+        fx.go();
+        fx.wait();
+        let s = summary(&wait_output(tr, LIMIT));
+        let f = function(&s, "malloc");
+        assert!(f["target"].as_str().unwrap().contains("libc.so.6"), "{f}");
+        f["calls"].as_u64().unwrap()
+    };
+    let base = calls("0");
+    assert_eq!(calls("300"), base + 300);
+}

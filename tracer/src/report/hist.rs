@@ -88,7 +88,7 @@ pub fn render(buckets: &[u64], unit: &str) -> String {
 
 /// BCC funclatency's summary line: `avg = 13746 nsecs, total: 6543360 nsecs, count: 476`.
 pub fn summary_line(total: u64, count: u64, unit: &str) -> String {
-    let avg = if count == 0 { 0 } else { total / count };
+    let avg = total.checked_div(count).unwrap_or(0);
     format!("avg = {avg} {unit}, total: {total} {unit}, count: {count}")
 }
 
