@@ -30,6 +30,8 @@ pub mod flags {
     pub const EXIT_HOOK: u32 = 1 << 7;
     /// Children forked by traced tasks become traced (`sched_process_fork`).
     pub const FOLLOW_FORKS: u32 = 1 << 8;
+    /// Do not count tracer's own syscalls (set when it reads maps while counting).
+    pub const EXCLUDE_SELF: u32 = 1 << 9;
 }
 
 /// Counters for one syscall (optionally of one process), summed over CPUs by user space.

@@ -93,7 +93,13 @@ pub fn map_raw_fd(ebpf: &Ebpf, name: &str) -> Result<std::os::fd::RawFd> {
 /// CAP_SYS_ADMIN, threads already running), it falls back to the plain loader.
 fn loader_without_kernel_btf() -> EbpfLoader<'static> {
     use std::os::fd::AsRawFd as _;
-    let Ok(original) = std::fs::File::open("/proc/self/ns/mnt") else {
+    // setns() into a mount namespace also resets the root and working
+    // directories: keep them to restore afterwards.
+    let (Ok(original), Ok(root), Ok(cwd)) = (
+        std::fs::File::open("/proc/self/ns/mnt"),
+        std::fs::File::open("/"),
+        std::fs::File::open("."),
+    ) else {
         return EbpfLoader::new();
     };
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
@@ -117,7 +123,13 @@ fn loader_without_kernel_btf() -> EbpfLoader<'static> {
             ) == 0
     };
     let loader = EbpfLoader::new();
-    if unsafe { libc::setns(original.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
+    let back = unsafe {
+        libc::setns(original.as_raw_fd(), libc::CLONE_NEWNS) == 0
+            && libc::fchdir(root.as_raw_fd()) == 0
+            && libc::chroot(c".".as_ptr()) == 0
+            && libc::fchdir(cwd.as_raw_fd()) == 0
+    };
+    if !back {
         // Staying in the private namespace would hide later mounts from a
         // traced command: refuse rather than run in a surprising place.
         eprintln!(
