@@ -1,4 +1,5 @@
 //! One module per subcommand.
+pub mod docs;
 pub mod floor;
 pub mod syscalls;
 
