@@ -37,6 +37,7 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Syscalls(SyscallsArgs),
+    Info(InfoArgs),
     /// Print a shell completion script to stdout.
     ///
     ///     tracer completions bash | sudo tee /usr/share/bash-completion/completions/tracer
@@ -56,6 +57,18 @@ pub enum Command {
     /// floor any eBPF syscall counter pays (used by `cargo xtask bench`).
     #[command(hide = true)]
     Floor(FloorArgs),
+}
+
+/// What this kernel lets tracer do: kernel release, BTF, tracefs, and for each
+/// hook and facility tracer uses whether it works here, with the reason when
+/// not. Found by loading and attaching tiny programs for real (like
+/// `bpftrace --info`), not guessed from the kernel config. Leaves nothing
+/// attached or mounted.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// JSON instead of text: {"kernel", "btf", "tracefs", "features": [{"name", "available", "reason"}]}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

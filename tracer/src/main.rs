@@ -49,6 +49,7 @@ fn main() {
             cli::Command::Floor(a) => cmd::floor::run(a).await,
             cli::Command::Completions { shell } => cmd::docs::completions(shell),
             cli::Command::Man => cmd::docs::man(),
+            cli::Command::Info(a) => cmd::info::run(a),
         }
     });
     match result {

@@ -10,6 +10,11 @@ use aya::{
 /// The object `build.rs` built from `tracer-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
 
+/// The embedded object, for loaders other than `load` (e.g. `tracer info`).
+pub fn object() -> &'static [u8] {
+    OBJECT
+}
+
 /// Values written into the object's read-only globals before it is loaded.
 #[derive(Debug, Clone, Default)]
 pub struct Globals {
@@ -88,56 +93,17 @@ pub fn map_raw_fd(ebpf: &Ebpf, name: &str) -> Result<std::os::fd::RawFd> {
 /// aya 0.14's `EbpfLoader::new()` always reads and parses /sys/kernel/btf/vmlinux
 /// (5.5 MB here: about 16 MB of peak memory and several ms), which only CO-RE
 /// relocations need; these programs use none. So the loader is created in a
-/// throw-away mount namespace where that file reads as empty, and the process
-/// returns to its own namespace at once. Anywhere this cannot be done (no
-/// CAP_SYS_ADMIN, threads already running), it falls back to the plain loader.
+/// throw-away mount namespace where that file reads as empty. Anywhere this
+/// cannot be done (no CAP_SYS_ADMIN, threads already running), it falls back
+/// to the plain loader.
 fn loader_without_kernel_btf() -> EbpfLoader<'static> {
-    use std::os::fd::AsRawFd as _;
-    // setns() into a mount namespace also resets the root and working
-    // directories: keep them to restore afterwards.
-    let (Ok(original), Ok(root), Ok(cwd)) = (
-        std::fs::File::open("/proc/self/ns/mnt"),
-        std::fs::File::open("/"),
-        std::fs::File::open("."),
-    ) else {
-        return EbpfLoader::new();
-    };
-    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        log::debug!("unshare(CLONE_NEWNS) failed: loading with kernel BTF");
-        return EbpfLoader::new();
-    }
-    let hidden = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) == 0
-            && libc::mount(
-                c"/dev/null".as_ptr(),
-                c"/sys/kernel/btf/vmlinux".as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) == 0
-    };
-    let loader = EbpfLoader::new();
-    let back = unsafe {
-        libc::setns(original.as_raw_fd(), libc::CLONE_NEWNS) == 0
-            && libc::fchdir(root.as_raw_fd()) == 0
-            && libc::chroot(c".".as_ptr()) == 0
-            && libc::fchdir(cwd.as_raw_fd()) == 0
-    };
-    if !back {
-        // Staying in the private namespace would hide later mounts from a
-        // traced command: refuse rather than run in a surprising place.
-        eprintln!(
-            "tracer: cannot return to the original mount namespace: {}",
-            std::io::Error::last_os_error()
-        );
-        std::process::exit(1);
-    }
-    log::debug!("loader created without kernel BTF: {hidden}");
-    loader
+    let made = crate::sys::mountns::in_private_mount_ns(|| {
+        let hidden = crate::sys::mountns::bind(c"/dev/null", c"/sys/kernel/btf/vmlinux");
+        log::debug!("kernel BTF hidden from the loader: {hidden}");
+        EbpfLoader::new()
+    });
+    made.unwrap_or_else(|e| {
+        log::debug!("loading with kernel BTF: {e:#}");
+        EbpfLoader::new()
+    })
 }

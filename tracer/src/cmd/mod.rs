@@ -1,6 +1,7 @@
 //! One module per subcommand.
 pub mod docs;
 pub mod floor;
+pub mod info;
 pub mod syscalls;
 
 use std::{io::Write, path::Path};

@@ -190,6 +190,10 @@ pub const OUR_PROGRAMS: &[&str] = &[
     "sched_process_fork",
     "sched_process_exec",
     "sched_process_exit",
+    "probe_kprobe",
+    "probe_fentry",
+    "probe_uprobe",
+    "probe_tracepoint",
 ];
 
 /// Names of our programs currently loaded in the kernel (bpftool truncates names to 15 bytes).
