@@ -36,10 +36,7 @@ pub fn color() -> bool {
 }
 
 /// Terminal width, or None when not writing to a terminal (then nothing is cut).
-#[expect(
-    dead_code,
-    reason = "for renderers with wide columns (histogram bars, function names)"
-)]
+#[cfg_attr(not(test), expect(dead_code, reason = "for renderers with wide columns"))]
 pub fn width() -> Option<usize> {
     match WIDTH.load(Ordering::Relaxed) {
         0 => None,
