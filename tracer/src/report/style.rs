@@ -36,7 +36,10 @@ pub fn color() -> bool {
 }
 
 /// Terminal width, or None when not writing to a terminal (then nothing is cut).
-#[cfg_attr(not(test), expect(dead_code, reason = "for renderers with wide columns"))]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "for renderers with wide columns")
+)]
 pub fn width() -> Option<usize> {
     match WIDTH.load(Ordering::Relaxed) {
         0 => None,
