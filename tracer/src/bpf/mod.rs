@@ -49,12 +49,20 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Ebpf
         .context("the kernel refused to create tracer's BPF maps")
 }
 
+/// Program `name` of the object, as its concrete type.
+pub fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?;
+    Ok(prog.try_into()?)
+}
+
 /// Load program `name` and attach it to raw tracepoint `tp`.
 pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &str, tp: &str) -> Result<()> {
-    let prog: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .with_context(|| format!("program {name} missing from the object"))?
-        .try_into()?;
+    let prog: &mut RawTracePoint = program(ebpf, name)?;
     prog.load()
         .with_context(|| format!("the kernel refused to load program {name}"))?;
     prog.attach(tp)
@@ -64,10 +72,7 @@ pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &str, tp: &str) -> Result<()
 
 /// Load program `name` and attach it to tracepoint `category:tp`.
 pub fn attach_tracepoint(ebpf: &mut Ebpf, name: &str, category: &str, tp: &str) -> Result<()> {
-    let prog: &mut TracePoint = ebpf
-        .program_mut(name)
-        .with_context(|| format!("program {name} missing from the object"))?
-        .try_into()?;
+    let prog: &mut TracePoint = program(ebpf, name)?;
     prog.load()
         .with_context(|| format!("the kernel refused to load program {name}"))?;
     prog.attach(category, tp)

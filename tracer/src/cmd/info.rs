@@ -75,11 +75,8 @@ fn probe_raw_tracepoint(ebpf: &mut Ebpf) -> Result<(), String> {
 }
 
 fn probe_tracepoint(ebpf: &mut Ebpf) -> Result<(), String> {
-    let prog: &mut TracePoint = ebpf
-        .program_mut("probe_tracepoint")
-        .ok_or("program missing")?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
+    let prog: &mut TracePoint =
+        crate::bpf::program(ebpf, "probe_tracepoint").map_err(|e| format!("{e:#}"))?;
     prog.load()
         .map_err(|e| format!("the kernel refused to load the program: {e}"))?;
     prog.attach("sched", "sched_process_exec")
@@ -88,11 +85,8 @@ fn probe_tracepoint(ebpf: &mut Ebpf) -> Result<(), String> {
 }
 
 fn probe_kprobe(ebpf: &mut Ebpf) -> Result<(), String> {
-    let prog: &mut KProbe = ebpf
-        .program_mut("probe_kprobe")
-        .ok_or("program missing")?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
+    let prog: &mut KProbe =
+        crate::bpf::program(ebpf, "probe_kprobe").map_err(|e| format!("{e:#}"))?;
     prog.load().map_err(|e| fentry_reason(&e, true))?;
     prog.attach("vfs_read", 0).map_err(|e| kprobe_reason(&e))?;
     Ok(())
@@ -100,11 +94,8 @@ fn probe_kprobe(ebpf: &mut Ebpf) -> Result<(), String> {
 
 fn probe_fentry(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Result<(), String> {
     let btf = btf.ok_or("no kernel BTF (/sys/kernel/btf/vmlinux is missing)")?;
-    let prog: &mut FEntry = ebpf
-        .program_mut("probe_fentry")
-        .ok_or("program missing")?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
+    let prog: &mut FEntry =
+        crate::bpf::program(ebpf, "probe_fentry").map_err(|e| format!("{e:#}"))?;
     prog.load("vfs_read", btf)
         .map_err(|e| fentry_reason(&e, true))?;
     prog.attach().map_err(|e| fentry_reason(&e, false))?;
@@ -112,11 +103,8 @@ fn probe_fentry(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Result<(), String> {
 }
 
 fn probe_uprobe(ebpf: &mut Ebpf) -> Result<(), String> {
-    let prog: &mut UProbe = ebpf
-        .program_mut("probe_uprobe")
-        .ok_or("program missing")?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
+    let prog: &mut UProbe =
+        crate::bpf::program(ebpf, "probe_uprobe").map_err(|e| format!("{e:#}"))?;
     prog.load()
         .map_err(|e| format!("the kernel refused to load the program: {e}"))?;
     let exe = std::fs::read_link("/proc/self/exe").map_err(|e| e.to_string())?;
