@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 pub fn in_private_mount_ns<T>(f: impl FnOnce() -> T) -> Result<T> {
     // setns() into a mount namespace also resets the root and working
     // directories: keep them to restore afterwards.
-    let original = std::fs::File::open("/proc/self/ns/mnt")?;
+    let original = std::fs::File::open("/proc/thread-self/ns/mnt")?;
     let root = std::fs::File::open("/")?;
     let cwd = std::fs::File::open(".")?;
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
@@ -71,13 +71,13 @@ mod tests {
             return; // unit tests may run unprivileged; the e2e tests cover root.
         }
         let cwd = std::env::current_dir().unwrap();
-        let ns = std::fs::read_link("/proc/self/ns/mnt").unwrap();
-        let inside = in_private_mount_ns(|| std::fs::read_link("/proc/self/ns/mnt").unwrap());
+        let ns = std::fs::read_link("/proc/thread-self/ns/mnt").unwrap();
+        let inside = in_private_mount_ns(|| std::fs::read_link("/proc/thread-self/ns/mnt").unwrap());
         // A multi-threaded test harness cannot unshare; then nothing changed at all.
         if let Ok(inside) = inside {
             assert_ne!(inside, ns);
         }
-        assert_eq!(std::fs::read_link("/proc/self/ns/mnt").unwrap(), ns);
+        assert_eq!(std::fs::read_link("/proc/thread-self/ns/mnt").unwrap(), ns);
         assert_eq!(std::env::current_dir().unwrap(), cwd);
     }
 }
