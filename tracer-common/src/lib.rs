@@ -32,6 +32,8 @@ pub mod flags {
     pub const FOLLOW_FORKS: u32 = 1 << 8;
     /// Uprobes: record entry times for the uretprobe (`tracer uprobe --latency`).
     pub const UPROBE_LATENCY: u32 = 1 << 12;
+    /// Do not count tracer's own syscalls (set when it reads maps while counting).
+    pub const EXCLUDE_SELF: u32 = 1 << 9;
 }
 
 /// Counters for one syscall (optionally of one process), summed over CPUs by user space.

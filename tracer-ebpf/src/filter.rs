@@ -1,18 +1,28 @@
 //! The one place that decides "is this task traced?".
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_uid_gid};
-use tracer_common::flags::{FILTER_COMM, FILTER_TGID, FILTER_UID};
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid};
+use tracer_common::flags::{EXCLUDE_SELF, FILTER_COMM, FILTER_TGID, FILTER_UID};
 
 use crate::maps::{SELF_TGID, TARGET_COMM, TARGET_UID, TRACED_TGIDS};
 
-/// Whether the current task passes the process filters. `flags` is the `FLAGS`
-/// global: it lives in read-only data, so the verifier prunes the unused branches.
+/// The current task's process id.
 #[inline(always)]
-pub fn is_traced(flags: u32, tgid: u32) -> bool {
-    if tgid == SELF_TGID.load() {
-        return false;
-    }
-    if flags & FILTER_TGID != 0 && TRACED_TGIDS.get_ptr(tgid).is_none() {
-        return false;
+pub fn current_tgid() -> u32 {
+    (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
+/// Whether the current task passes the process filters. `flags` is the `FLAGS`
+/// global: it lives in frozen read-only data, so the verifier prunes every
+/// branch a run does not use, and a system-wide count calls no helper at all.
+#[inline(always)]
+pub fn is_traced(flags: u32) -> bool {
+    if flags & (EXCLUDE_SELF | FILTER_TGID) != 0 {
+        let tgid = current_tgid();
+        if flags & EXCLUDE_SELF != 0 && tgid == SELF_TGID.load() {
+            return false;
+        }
+        if flags & FILTER_TGID != 0 && TRACED_TGIDS.get_ptr(tgid).is_none() {
+            return false;
+        }
     }
     if flags & FILTER_UID != 0 && bpf_get_current_uid_gid() as u32 != TARGET_UID.load() {
         return false;

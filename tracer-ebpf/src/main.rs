@@ -5,6 +5,7 @@
 
 mod filter;
 mod maps;
+mod probe;
 mod procs;
 mod syscalls;
 mod task_storage;

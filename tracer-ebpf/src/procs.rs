@@ -8,7 +8,7 @@ use aya_ebpf::{
 use tracer_common::{drops, flags::FOLLOW_FORKS, ProcInfo};
 
 use crate::{
-    filter::is_traced,
+    filter::{current_tgid, is_traced},
     maps::{count_drop, FLAGS, FORK_CHILD_PID_OFFSET, PROCS, TRACED_TGIDS},
 };
 
@@ -18,10 +18,10 @@ use crate::{
 #[tracepoint(category = "sched", name = "sched_process_fork")]
 pub fn sched_process_fork(ctx: TracePointContext) -> i32 {
     let flags = FLAGS.load();
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !is_traced(flags, tgid) {
+    if !is_traced(flags) {
         return 0;
     }
+    let tgid = current_tgid();
     let Ok(child) = (unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET.load() as usize) }) else {
         return 0;
     };
@@ -41,10 +41,10 @@ pub fn sched_process_fork(ctx: TracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
     let flags = FLAGS.load();
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !is_traced(flags, tgid) {
+    if !is_traced(flags) {
         return 0;
     }
+    let tgid = current_tgid();
     let comm = bpf_get_current_comm().unwrap_or_default();
     match PROCS.get_ptr_mut(&tgid) {
         Some(info) => unsafe { (*info).comm = comm },

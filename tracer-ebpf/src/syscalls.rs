@@ -1,17 +1,19 @@
 //! Raw tracepoints on `sys_enter` / `sys_exit`: per-syscall counters.
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_comm, bpf_ktime_get_ns},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 use tracer_common::{
     drops,
-    flags::{ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_SYSCALL, PER_PROCESS},
+    flags::{
+        ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_COMM, FILTER_SYSCALL, FILTER_UID, PER_PROCESS,
+    },
     ErrnoKey, ProcInfo, ProcKey, SyscallStat, MAX_SYSCALLS,
 };
 
 use crate::{
-    filter::is_traced,
+    filter::{current_tgid, is_traced},
     maps::{
         count_drop, ERRNO_STATS, FLAGS, PROCS, PROC_STATS, STARTS, SYSCALL_FILTER, SYSCALL_STATS,
     },
@@ -19,10 +21,11 @@ use crate::{
 
 /// The counters for `syscall` (of `tgid` when counting per process), created on first use.
 #[inline(always)]
-fn stat_slot(flags: u32, tgid: u32, syscall: u32) -> Option<*mut SyscallStat> {
+fn stat_slot(flags: u32, syscall: u32) -> Option<*mut SyscallStat> {
     if flags & PER_PROCESS == 0 {
         return SYSCALL_STATS.get_ptr_mut(syscall);
     }
+    let tgid = current_tgid();
     let key = ProcKey { tgid, syscall };
     if let Some(p) = PROC_STATS.get_ptr_mut(&key) {
         return Some(p);
@@ -47,9 +50,15 @@ fn stat_slot(flags: u32, tgid: u32, syscall: u32) -> Option<*mut SyscallStat> {
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let flags = FLAGS.load();
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
-    if !is_traced(flags, tgid) {
+    // With the exit hook, a thread that passed the filters has an entry slot:
+    // finding it spares the filters (a hash lookup when targeting processes).
+    // The filters' outcome cannot change for a thread, except by exec changing
+    // its comm or setuid its uid, so with --comm or -u the filters always run.
+    let mut slot = None;
+    if flags & EXIT_HOOK != 0 && flags & (FILTER_COMM | FILTER_UID) == 0 {
+        slot = STARTS.current(false);
+    }
+    if slot.is_none() && !is_traced(flags) {
         return 0;
     }
     let id: i64 = ctx.arg(1);
@@ -65,12 +74,12 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         }
     }
     if flags & FAILURES_ONLY == 0 {
-        if let Some(stat) = stat_slot(flags, tgid, id) {
+        if let Some(stat) = stat_slot(flags, id) {
             unsafe { (*stat).calls += 1 };
         }
     }
     if flags & EXIT_HOOK != 0 {
-        match STARTS.current(true) {
+        match slot.or_else(|| STARTS.current(true)) {
             Some(start) => {
                 start.syscall = id;
                 start.ts_ns = unsafe { bpf_ktime_get_ns() };
@@ -96,14 +105,12 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     }
     slot.ts_ns = 0;
     let now = unsafe { bpf_ktime_get_ns() };
-    let pid_tgid = bpf_get_current_pid_tgid();
     let ret: i64 = ctx.arg(1);
     let failed = (-4095..0).contains(&ret);
     if flags & FAILURES_ONLY != 0 && !failed {
         return 0;
     }
-    let tgid = (pid_tgid >> 32) as u32;
-    if let Some(stat) = stat_slot(flags, tgid, start.syscall) {
+    if let Some(stat) = stat_slot(flags, start.syscall) {
         let stat = unsafe { &mut *stat };
         if flags & FAILURES_ONLY != 0 {
             stat.calls += 1;
@@ -115,7 +122,11 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     }
     if failed && flags & ERRNO != 0 {
         let key = ErrnoKey {
-            tgid: if flags & PER_PROCESS != 0 { tgid } else { 0 },
+            tgid: if flags & PER_PROCESS != 0 {
+                current_tgid()
+            } else {
+                0
+            },
             syscall: start.syscall,
             errno: (-ret) as u32,
             _pad: 0,

@@ -5,7 +5,7 @@
 //! `common_type` cannot identify the tracepoint: the kernel stores a pt_regs
 //! pointer over the common fields before running BPF.)
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_get_attach_cookie},
+    helpers::generated::bpf_get_attach_cookie,
     macros::{map, tracepoint},
     maps::{Array, PerCpuArray, PerCpuHashMap},
     programs::TracePointContext,
@@ -15,7 +15,10 @@ use tracer_common::{
     flags::PER_PROCESS, log2_slot, tp_drops, tp_mode, TpConfig, TpProcKey, TpStat, LOG2_SLOTS,
 };
 
-use crate::{filter::is_traced, maps::FLAGS};
+use crate::{
+    filter::{current_tgid, is_traced},
+    maps::FLAGS,
+};
 
 // Sized by user space at load time (one entry by default, see uprobe.rs).
 #[map]
@@ -71,8 +74,7 @@ fn field(ctx: &TracePointContext, cfg: &TpConfig) -> Option<u64> {
 #[tracepoint]
 pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
     let flags = FLAGS.load();
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !is_traced(flags, tgid) {
+    if !is_traced(flags) {
         return 0;
     }
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
@@ -92,7 +94,7 @@ pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
     }
     if flags & PER_PROCESS != 0 {
         let key = TpProcKey {
-            tgid,
+            tgid: current_tgid(),
             slot: cfg.slot,
         };
         match TP_PROC_STATS.get_ptr_mut(&key) {

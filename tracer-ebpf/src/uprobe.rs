@@ -34,8 +34,7 @@ fn cookie<C: aya_ebpf::EbpfContext>(ctx: &C) -> u32 {
 #[uprobe]
 pub fn uprobe_count(ctx: ProbeContext) -> u32 {
     let flags = FLAGS.load();
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !is_traced(flags, (pid_tgid >> 32) as u32) {
+    if !is_traced(flags) {
         return 0;
     }
     let func = cookie(&ctx);
@@ -44,7 +43,7 @@ pub fn uprobe_count(ctx: ProbeContext) -> u32 {
     }
     if flags & UPROBE_LATENCY != 0 {
         let key = FuncStartKey {
-            tid: pid_tgid as u32,
+            tid: bpf_get_current_pid_tgid() as u32,
             func,
         };
         let now = unsafe { bpf_ktime_get_ns() };

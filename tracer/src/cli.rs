@@ -18,8 +18,20 @@ pub struct Cli {
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Colour table headers and errors: auto (only when writing to a terminal),
+    /// always or never. NO_COLOR in the environment means never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
+    pub color: ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,10 +40,38 @@ pub enum Command {
     Uprobe(UprobeArgs),
     Tracepoint(TracepointArgs),
     List(ListArgs),
+    Info(InfoArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    ///     tracer completions bash | sudo tee /usr/share/bash-completion/completions/tracer
+    ///     tracer completions zsh  | sudo tee /usr/local/share/zsh/site-functions/_tracer
+    ///     tracer completions fish > ~/.config/fish/completions/tracer.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    ///
+    ///     tracer man | sudo tee /usr/local/share/man/man1/tracer.1 >/dev/null
+    #[command(verbatim_doc_comment)]
+    Man,
     /// Attach empty programs to the syscall hooks until interrupted: the cost
     /// floor any eBPF syscall counter pays (used by `cargo xtask bench`).
     #[command(hide = true)]
     Floor(FloorArgs),
+}
+
+/// What this kernel lets tracer do: kernel release, BTF, tracefs, and for each
+/// hook and facility tracer uses whether it works here, with the reason when
+/// not. Found by loading and attaching tiny programs for real (like
+/// `bpftrace --info`), not guessed from the kernel config. Leaves nothing
+/// attached or mounted.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// JSON instead of text: {"kernel", "btf", "tracefs", "features": [{"name", "available", "reason"}]}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,19 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Colour follows where the report goes: the strace layout writes to stderr.
+    let report_fd = match &cli.command {
+        cli::Command::Syscalls(a) if !a.json && (!a.command.is_empty() || !a.pid.is_empty()) => 2,
+        _ => 1,
+    };
+    report::style::init(cli.color, report_fd);
+    let error_colour = match cli.color {
+        cli::ColorChoice::Always => true,
+        cli::ColorChoice::Never => false,
+        cli::ColorChoice::Auto => {
+            (unsafe { libc::isatty(2) } == 1) && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
     let result = rt.block_on(async move {
         match cli.command {
             cli::Command::Syscalls(a) => cmd::syscalls::run(a).await,
@@ -37,12 +50,19 @@ fn main() {
             cli::Command::Uprobe(a) => cmd::uprobe::run(a).await,
             cli::Command::Tracepoint(a) => cmd::tracepoint::run(a).await,
             cli::Command::List(a) => cmd::list::run(a, cli.verbose > 0),
+            cli::Command::Completions { shell } => cmd::docs::completions(shell),
+            cli::Command::Man => cmd::docs::man(),
+            cli::Command::Info(a) => cmd::info::run(a),
         }
     });
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("tracer: {e:#}");
+            if error_colour {
+                eprintln!("\x1b[31mtracer:\x1b[0m {e:#}");
+            } else {
+                eprintln!("tracer: {e:#}");
+            }
             std::process::exit(1);
         }
     }

@@ -250,6 +250,30 @@ fn exit_code_is_the_commands() {
     assert_eq!(out.status.code(), Some(128 + 9));
 }
 
+/// A relative command path is found from the current directory, like a shell does.
+#[test]
+fn relative_command_path() {
+    let _l = shared_lock();
+    let fx = fixture_path();
+    let out = run(
+        tracer().current_dir(fx.parent().unwrap()).args([
+            "syscalls",
+            "--json",
+            "-e",
+            "getppid",
+            "--",
+            "./fixture",
+            "syscalls",
+            "3",
+            "0",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let last = json_lines(&out.stdout).pop().unwrap();
+    assert_eq!(table_of(&last["syscalls"]).get("getppid"), Some(&(3, 0)));
+}
+
 #[test]
 fn command_that_cannot_start_is_an_error_without_table() {
     for (cmd, msg) in [

@@ -236,3 +236,27 @@ fn closed_stdout_is_not_a_crash() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// -u: only the chosen user's calls count (the fixture runs as nobody; a
+/// root twin making other calls at the same time is not counted).
+#[test]
+fn uid_filter() {
+    let _l = shared_lock();
+    let (tr, _err) = start_attached(tracer().args([
+        "syscalls", "-u", "nobody", "--comm", "fixture", "-e", "getppid", "--json", "-d", "3",
+    ]));
+    let fx = fixture_path();
+    let as_nobody = run(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&fx)
+            .args(["syscalls", "321", "0"]),
+        LIMIT,
+    );
+    assert!(as_nobody.status.success(), "{as_nobody:?}");
+    let as_root = run(fixture().args(["syscalls", "1000", "0"]), LIMIT);
+    assert!(as_root.status.success());
+    let out = wait_output(tr, LIMIT);
+    let last = json_lines(&out.stdout).pop().unwrap();
+    assert_eq!(syscall(&last, "getppid").unwrap()["calls"], 321, "{last}");
+}

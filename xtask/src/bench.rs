@@ -147,8 +147,11 @@ fn loop_ns_per_call(cmd: &mut Command, iters: u64) -> Result<f64> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Untraced,
-    /// A background tool, system-wide.
-    Background,
+    /// A tool running system-wide in the background: started, waited for until
+    /// it prints `ready`, then the loop runs, then the tool gets SIGINT.
+    Background {
+        ready: &'static str,
+    },
     /// The tool launches the loop itself.
     Launcher,
 }
@@ -157,6 +160,9 @@ struct Scenario {
     name: &'static str,
     what: &'static str,
     kind: Kind,
+    /// Program and arguments; `{tracer}` and `{fx}` name our binaries, `{n}`
+    /// the iteration count (a lone `{loop}` expands to `{fx} geteuid {n}`).
+    argv: &'static [&'static str],
     iters: u64,
     /// Per round: ns per call.
     per_call: Vec<f64>,
@@ -170,102 +176,47 @@ fn fixture_cmd(b: &Bins, iters: u64) -> Command {
     c
 }
 
+impl Scenario {
+    fn command(&self, b: &Bins) -> Command {
+        let fx = b.fixture.to_string_lossy().into_owned();
+        let n = self.iters.to_string();
+        let argv: Vec<String> = self
+            .argv
+            .iter()
+            .map(|a| match *a {
+                "{tracer}" => b.tracer.to_string_lossy().into_owned(),
+                "{fx}" => fx.clone(),
+                "{n}" => n.clone(),
+                "{loop}" => format!("{fx} geteuid {n}"),
+                other => other.to_string(),
+            })
+            .collect();
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    }
+
+    /// ns per call, and for background tools their start-up time (ms) and peak RSS (KiB).
+    fn measure(&self, b: &Bins) -> Result<(f64, Option<f64>, Option<u64>)> {
+        let n = self.iters;
+        match self.kind {
+            Kind::Untraced => Ok((loop_ns_per_call(&mut fixture_cmd(b, n), n)?, None, None)),
+            Kind::Launcher => Ok((loop_ns_per_call(&mut self.command(b), n)?, None, None)),
+            Kind::Background { ready } => {
+                let tool = Background::start(&mut self.command(b), ready)?;
+                let per = loop_ns_per_call(&mut fixture_cmd(b, n), n)?;
+                let rss = tool.peak_rss_kib();
+                let startup = tool.startup.as_secs_f64() * 1e3;
+                tool.stop()?;
+                Ok((per, Some(startup), Some(rss)))
+            }
+        }
+    }
+}
+
 const BPFTRACE_SYSWIDE: &str = "tracepoint:raw_syscalls:sys_enter { @[args->id] = count(); }";
 const BPFTRACE_PID: &str =
     "tracepoint:raw_syscalls:sys_enter /pid == cpid/ { @[args->id] = count(); }";
-
-fn measure(s: &Scenario, b: &Bins, round_untraced: f64) -> Result<(f64, Option<f64>, Option<u64>)> {
-    let _ = round_untraced;
-    let n = s.iters;
-    let fx = b.fixture.to_string_lossy().into_owned();
-    let bg = |cmd: &mut Command, ready: &str| -> Result<(f64, Option<f64>, Option<u64>)> {
-        let tool = Background::start(cmd, ready)?;
-        let per = loop_ns_per_call(&mut fixture_cmd(b, n), n)?;
-        let rss = tool.peak_rss_kib();
-        let startup = tool.startup.as_secs_f64() * 1e3;
-        tool.stop()?;
-        Ok((per, Some(startup), Some(rss)))
-    };
-    let tracer = || Command::new(&b.tracer);
-    match s.name {
-        "untraced" => Ok((loop_ns_per_call(&mut fixture_cmd(b, n), n)?, None, None)),
-        "floor: empty raw tracepoint on sys_enter" => bg(tracer().arg("floor"), "Attached"),
-        "floor: empty raw tracepoints on sys_enter + sys_exit" => {
-            bg(tracer().args(["floor", "--exit"]), "Attached")
-        }
-        "tracer syscalls" => bg(tracer().args(["syscalls"]), "Tracing"),
-        "tracer syscalls -L" => bg(tracer().args(["syscalls", "-L"]), "Tracing"),
-        "tracer syscalls -P" => bg(tracer().args(["syscalls", "-P"]), "Tracing"),
-        "tracer syscalls -- CMD" => Ok((
-            loop_ns_per_call(
-                tracer().args([
-                    "syscalls",
-                    "-o",
-                    "/dev/null",
-                    "--",
-                    &fx,
-                    "geteuid",
-                    &n.to_string(),
-                ]),
-                n,
-            )?,
-            None,
-            None,
-        )),
-        "bpftrace one-liner" => bg(
-            Command::new("bpftrace").args(["-e", BPFTRACE_SYSWIDE]),
-            "Attaching",
-        ),
-        "bpftrace -c CMD, pid predicate" => Ok((
-            loop_ns_per_call(
-                Command::new("bpftrace").args([
-                    "-e",
-                    BPFTRACE_PID,
-                    "-c",
-                    &format!("{fx} geteuid {n}"),
-                ]),
-                n,
-            )?,
-            None,
-            None,
-        )),
-        "strace -c -f" => Ok((
-            loop_ns_per_call(
-                Command::new("strace").args([
-                    "-f",
-                    "-c",
-                    "-o",
-                    "/dev/null",
-                    "--",
-                    &fx,
-                    "geteuid",
-                    &n.to_string(),
-                ]),
-                n,
-            )?,
-            None,
-            None,
-        )),
-        "perf trace -s" => Ok((
-            loop_ns_per_call(
-                Command::new("perf").args([
-                    "trace",
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "--",
-                    &fx,
-                    "geteuid",
-                    &n.to_string(),
-                ]),
-                n,
-            )?,
-            None,
-            None,
-        )),
-        other => bail!("unknown scenario {other}"),
-    }
-}
 
 fn median(v: &[f64]) -> f64 {
     if v.is_empty() {
@@ -282,29 +233,39 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn scenarios(size: Size) -> Vec<Scenario> {
-    let mk = |name, what, kind, iters| Scenario {
+    let mk = |name, what, kind, argv, iters| Scenario {
         name,
         what,
         kind,
+        argv,
         iters,
         per_call: vec![],
         startup_ms: vec![],
         rss_kib: vec![],
     };
+    let bg = |ready| Kind::Background { ready };
     vec![
-        mk("untraced", "the loop alone: the baseline every other row is compared with", Kind::Untraced, size.iters),
-        mk("floor: empty raw tracepoint on sys_enter", "the least any eBPF syscall counter can cost (an empty program on the hook tracer syscalls uses)", Kind::Background, size.iters),
-        mk("floor: empty raw tracepoints on sys_enter + sys_exit", "the floor for counting with times and errors (both hooks)", Kind::Background, size.iters),
-        mk("tracer syscalls", "system-wide counting, the default (sys_enter only, per-CPU array)", Kind::Background, size.iters),
-        mk("tracer syscalls -L", "system-wide with time per syscall (both hooks, per-thread entry map)", Kind::Background, size.iters),
-        mk("tracer syscalls -P", "system-wide per process (per-CPU hash keyed by pid and syscall)", Kind::Background, size.iters),
-        mk("tracer syscalls -- CMD", "strace -c's job: the launched command only, with times and errors, forks followed", Kind::Launcher, size.iters),
-        mk("bpftrace one-liner", "bpftrace's system-wide count by syscall id (classic tracepoint, hash map)", Kind::Background, size.iters),
-        mk("bpftrace -c CMD, pid predicate", "bpftrace counting one command's syscalls", Kind::Launcher, size.iters),
-        mk("strace -c -f", "ptrace-based counting (fewer iterations, scaled per call)", Kind::Launcher, size.strace_iters),
-        mk("perf trace -s", "perf's syscall summary (fewer iterations, scaled per call)", Kind::Launcher, size.perf_iters),
+        mk(UNTRACED, "the loop alone: the baseline every other row is compared with", Kind::Untraced, &[], size.iters),
+        mk(FLOOR, "the least any eBPF syscall counter can cost (an empty program on the hook tracer syscalls uses)", bg("Attached"), &["{tracer}", "floor"], size.iters),
+        mk(FLOOR2, "the floor for counting with times and errors (both hooks)", bg("Attached"), &["{tracer}", "floor", "--exit"], size.iters),
+        mk(OURS, "system-wide counting, the default (sys_enter only, per-CPU array)", bg("Tracing"), &["{tracer}", "syscalls"], size.iters),
+        mk("tracer syscalls -L", "system-wide with time per syscall (both hooks, task-local entry time)", bg("Tracing"), &["{tracer}", "syscalls", "-L"], size.iters),
+        mk("tracer syscalls -P", "system-wide per process (per-CPU hash keyed by pid and syscall)", bg("Tracing"), &["{tracer}", "syscalls", "-P"], size.iters),
+        mk(OURS_CMD, "strace -c's job: the launched command only, with times and errors, forks followed", Kind::Launcher, &["{tracer}", "syscalls", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.iters),
+        mk(BPFTRACE, "bpftrace's system-wide count by syscall id (classic tracepoint, hash map)", bg("Attaching"), &["bpftrace", "-e", BPFTRACE_SYSWIDE], size.iters),
+        mk("bpftrace -c CMD, pid predicate", "bpftrace counting one command's syscalls", Kind::Launcher, &["bpftrace", "-e", BPFTRACE_PID, "-c", "{loop}"], size.iters),
+        mk(STRACE, "ptrace-based counting (fewer iterations, scaled per call)", Kind::Launcher, &["strace", "-f", "-c", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.strace_iters),
+        mk("perf trace -s", "perf's syscall summary (fewer iterations, scaled per call)", Kind::Launcher, &["perf", "trace", "-s", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.perf_iters),
     ]
 }
+
+const UNTRACED: &str = "untraced";
+const FLOOR: &str = "floor: empty raw tracepoint on sys_enter";
+const FLOOR2: &str = "floor: empty raw tracepoints on sys_enter + sys_exit";
+const OURS: &str = "tracer syscalls";
+const OURS_CMD: &str = "tracer syscalls -- CMD";
+const BPFTRACE: &str = "bpftrace one-liner";
+const STRACE: &str = "strace -c -f";
 
 pub fn build(env: &Env) -> Result<Bins> {
     step("building tracer and the fixture (release)");
@@ -363,11 +324,9 @@ pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
     for round in 0..size.rounds {
         step(&format!("round {}/{}", round + 1, size.rounds));
         // Interleaved: every scenario once per round, so drift hits all of them.
-        let mut base = f64::NAN;
         for s in sc.iter_mut() {
-            let (per, startup, rss) = measure(s, &bins, base)?;
+            let (per, startup, rss) = s.measure(&bins)?;
             if s.kind == Kind::Untraced {
-                base = per;
                 untraced.push(per);
             }
             eprintln!("    {:<55} {:>10.1} ns/call", s.name, per);
@@ -460,11 +419,11 @@ fn render(sc: &[Scenario], untraced: &[f64], size: Size) -> String {
         ));
     }
     out.push_str("\n## Budgets\n\n");
-    let ours = added(by("tracer syscalls"), untraced);
-    let cmd = added(by("tracer syscalls -- CMD"), untraced);
-    let bpft = added(by("bpftrace one-liner"), untraced);
-    let strace = added(by("strace -c -f"), untraced);
-    let t = by("tracer syscalls");
+    let ours = added(by(OURS), untraced);
+    let cmd = added(by(OURS_CMD), untraced);
+    let bpft = added(by(BPFTRACE), untraced);
+    let strace = added(by(STRACE), untraced);
+    let t = by(OURS);
     let checks = [
         (
             "`tracer syscalls` added cost <= 1.10 x the floor's (sys_enter)",

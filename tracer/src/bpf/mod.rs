@@ -12,6 +12,11 @@ use aya::{
 /// The object `build.rs` built from `tracer-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
 
+/// The embedded object, for loaders other than `load` (e.g. `tracer info`).
+pub fn object() -> &'static [u8] {
+    OBJECT
+}
+
 /// Values written into the object's read-only globals before it is loaded.
 #[derive(Debug, Clone, Default)]
 pub struct Globals {
@@ -46,12 +51,20 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Ebpf
         .context("the kernel refused to create tracer's BPF maps")
 }
 
+/// Program `name` of the object, as its concrete type.
+pub fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?;
+    Ok(prog.try_into()?)
+}
+
 /// Load program `name` and attach it to raw tracepoint `tp`.
 pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &str, tp: &str) -> Result<()> {
-    let prog: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .with_context(|| format!("program {name} missing from the object"))?
-        .try_into()?;
+    let prog: &mut RawTracePoint = program(ebpf, name)?;
     prog.load()
         .with_context(|| format!("the kernel refused to load program {name}"))?;
     prog.attach(tp)
@@ -61,10 +74,7 @@ pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &str, tp: &str) -> Result<()
 
 /// Load program `name` and attach it to tracepoint `category:tp`.
 pub fn attach_tracepoint(ebpf: &mut Ebpf, name: &str, category: &str, tp: &str) -> Result<()> {
-    let prog: &mut TracePoint = ebpf
-        .program_mut(name)
-        .with_context(|| format!("program {name} missing from the object"))?
-        .try_into()?;
+    let prog: &mut TracePoint = program(ebpf, name)?;
     prog.load()
         .with_context(|| format!("the kernel refused to load program {name}"))?;
     prog.attach(category, tp)
@@ -90,56 +100,17 @@ pub fn map_raw_fd(ebpf: &Ebpf, name: &str) -> Result<std::os::fd::RawFd> {
 /// aya 0.14's `EbpfLoader::new()` always reads and parses /sys/kernel/btf/vmlinux
 /// (5.5 MB here: about 16 MB of peak memory and several ms), which only CO-RE
 /// relocations need; these programs use none. So the loader is created in a
-/// throw-away mount namespace where that file reads as empty, and the process
-/// returns to its own namespace at once. Anywhere this cannot be done (no
-/// CAP_SYS_ADMIN, threads already running), it falls back to the plain loader.
+/// throw-away mount namespace where that file reads as empty. Anywhere this
+/// cannot be done (no CAP_SYS_ADMIN, threads already running), it falls back
+/// to the plain loader.
 fn loader_without_kernel_btf() -> EbpfLoader<'static> {
-    use std::os::fd::AsRawFd as _;
-    // setns(CLONE_NEWNS) below also moves the working directory to the
-    // namespace's root: remember it (opened here, in the original namespace) so
-    // that relative paths (`-- ./app`, `-o out`) still work afterwards.
-    let cwd = std::fs::File::open(".");
-    let Ok(original) = std::fs::File::open("/proc/self/ns/mnt") else {
-        return EbpfLoader::new();
-    };
-    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        log::debug!("unshare(CLONE_NEWNS) failed: loading with kernel BTF");
-        return EbpfLoader::new();
-    }
-    let hidden = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) == 0
-            && libc::mount(
-                c"/dev/null".as_ptr(),
-                c"/sys/kernel/btf/vmlinux".as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) == 0
-    };
-    let loader = EbpfLoader::new();
-    if unsafe { libc::setns(original.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
-        // Staying in the private namespace would hide later mounts from a
-        // traced command: refuse rather than run in a surprising place.
-        eprintln!(
-            "tracer: cannot return to the original mount namespace: {}",
-            std::io::Error::last_os_error()
-        );
-        std::process::exit(1);
-    }
-    if let Ok(cwd) = cwd {
-        if unsafe { libc::fchdir(cwd.as_raw_fd()) } != 0 {
-            log::warn!(
-                "cannot return to the working directory: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-    log::debug!("loader created without kernel BTF: {hidden}");
-    loader
+    let made = crate::sys::mountns::in_private_mount_ns(|| {
+        let hidden = crate::sys::mountns::bind(c"/dev/null", c"/sys/kernel/btf/vmlinux");
+        log::debug!("kernel BTF hidden from the loader: {hidden}");
+        EbpfLoader::new()
+    });
+    made.unwrap_or_else(|e| {
+        log::debug!("loading with kernel BTF: {e:#}");
+        EbpfLoader::new()
+    })
 }

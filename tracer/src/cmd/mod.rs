@@ -1,5 +1,7 @@
 //! One module per subcommand.
+pub mod docs;
 pub mod floor;
+pub mod info;
 pub mod list;
 pub mod probe_run;
 pub mod syscalls;

@@ -68,6 +68,9 @@ pub fn filters(a: &ProcessArgs) -> Result<Filters> {
         if !a.no_follow {
             f |= flags::FOLLOW_FORKS;
         }
+    } else {
+        // System-wide: tracer's own calls (reading maps, allocating) stay out.
+        f |= flags::EXCLUDE_SELF;
     }
     let target_uid = match &a.uid {
         Some(u) => {
@@ -294,7 +297,7 @@ mod tests {
     #[test]
     fn filter_flags() {
         let f = filters(&args(vec![], &[])).unwrap();
-        assert_eq!(f.flags, 0);
+        assert_eq!(f.flags, flags::EXCLUDE_SELF);
         assert!(!f.targeted());
         let f = filters(&args(vec![], &["true"])).unwrap();
         assert_eq!(f.flags, flags::FILTER_TGID | flags::FOLLOW_FORKS);

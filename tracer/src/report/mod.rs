@@ -3,9 +3,11 @@
 pub mod events;
 pub mod funcs;
 pub mod hist;
+pub mod info;
 pub mod json;
 pub mod listing;
 pub mod strace;
+pub mod style;
 pub mod syscount;
 
 use crate::cli::SortKey;
@@ -106,10 +108,10 @@ pub fn drops_line(drops: &[(&'static str, u64)]) -> Option<String> {
         return None;
     }
     let parts: Vec<String> = drops.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    Some(format!(
+    Some(style::warning(&format!(
         "WARNING: some updates were lost in the kernel ({}); counts may be low",
         parts.join(", ")
-    ))
+    )))
 }
 
 #[cfg(test)]

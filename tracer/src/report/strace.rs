@@ -28,11 +28,11 @@ pub fn table(rows: &[Row]) -> String {
     let w_name = 16.max(name_max + 1);
 
     let mut out = String::new();
-    let _ = writeln!(
-        out,
+    let h = format!(
         "{:>w_pct$} {:>w_sec$} {:>w_avg$} {:>w_calls$} {:>w_err$} syscall",
         "% time", "seconds", "usecs/call", "calls", "errors"
     );
+    let _ = writeln!(out, "{}", super::style::header(&h));
     let dashes = |out: &mut String| {
         let _ = writeln!(
             out,

@@ -3,7 +3,7 @@
 //! column to -L (syscount shows only the total) and errno sub-rows.
 use std::fmt::Write as _;
 
-use super::{Block, BlockKind, Process, Row};
+use super::{style, Block, BlockKind, Process, Row};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -39,15 +39,15 @@ pub fn render(block: &Block, opts: Options) -> String {
 }
 
 fn syscalls(out: &mut String, rows: &[Row], opts: Options) {
-    if opts.latency {
-        let _ = writeln!(
-            out,
+    let header = if opts.latency {
+        format!(
             "{:<22} {:>8} {:>16} {:>12}",
             "SYSCALL", "COUNT", "TIME (us)", "AVG (us)"
-        );
+        )
     } else {
-        let _ = writeln!(out, "{:<22} {:>8}", "SYSCALL", "COUNT");
-    }
+        format!("{:<22} {:>8}", "SYSCALL", "COUNT")
+    };
+    let _ = writeln!(out, "{}", style::header(&header));
     let shown = rows.iter().filter(|r| r.calls > 0);
     for r in shown.take(opts.top.unwrap_or(usize::MAX)) {
         if opts.latency {
@@ -74,15 +74,15 @@ fn syscalls(out: &mut String, rows: &[Row], opts: Options) {
 }
 
 fn processes(out: &mut String, procs: &[Process], opts: Options) {
-    if opts.latency {
-        let _ = writeln!(
-            out,
+    let header = if opts.latency {
+        format!(
             "{:<6} {:<15} {:>8} {:>16}",
             "PID", "COMM", "COUNT", "TIME (us)"
-        );
+        )
     } else {
-        let _ = writeln!(out, "{:<6} {:<15} {:>8}", "PID", "COMM", "COUNT");
-    }
+        format!("{:<6} {:<15} {:>8}", "PID", "COMM", "COUNT")
+    };
+    let _ = writeln!(out, "{}", style::header(&header));
     for p in procs
         .iter()
         .filter(|p| p.calls() > 0)

@@ -1,6 +1,7 @@
 //! Facts about the running system: syscall names, tracefs, /proc, launching a child.
 pub mod elf;
 pub mod launch;
+pub mod mountns;
 pub mod names;
 pub mod privileges;
 pub mod proc;

@@ -193,6 +193,10 @@ pub const OUR_PROGRAMS: &[&str] = &[
     "uprobe_count",
     "uretprobe_latency",
     "tracepoint_event",
+    "probe_kprobe",
+    "probe_fentry",
+    "probe_uprobe",
+    "probe_tracepoint",
 ];
 
 /// Names of our programs currently loaded in the kernel (bpftool truncates names to 15 bytes).

@@ -1,0 +1,107 @@
+//! `tracer info` as text and JSON.
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    pub name: &'static str,
+    pub available: bool,
+    /// Why not, when not available.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Info {
+    pub kernel: String,
+    pub btf: bool,
+    pub tracefs: String,
+    pub features: Vec<Feature>,
+}
+
+pub fn text(info: &Info) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("{:<18} {}\n", "kernel", info.kernel));
+    out.push_str(&format!(
+        "{:<18} {}\n",
+        "BTF",
+        if info.btf {
+            "yes (/sys/kernel/btf/vmlinux)"
+        } else {
+            "no"
+        }
+    ));
+    out.push_str(&format!("{:<18} {}\n", "tracefs", info.tracefs));
+    out.push('\n');
+    for f in &info.features {
+        let state = match (&f.available, &f.reason) {
+            (true, _) => "yes".to_string(),
+            (false, Some(r)) => format!("no: {r}"),
+            (false, None) => "no".to_string(),
+        };
+        out.push_str(&format!("{:<18} {state}\n", f.name));
+    }
+    out
+}
+
+pub fn json(info: &Info) -> String {
+    let features: Vec<_> = info
+        .features
+        .iter()
+        .map(|f| json!({"name": f.name, "available": f.available, "reason": f.reason}))
+        .collect();
+    json!({
+        "kernel": info.kernel,
+        "btf": info.btf,
+        "tracefs": info.tracefs,
+        "features": features,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Info {
+        Info {
+            kernel: "6.18.1".into(),
+            btf: true,
+            tracefs: "mounted at /sys/kernel/tracing".into(),
+            features: vec![
+                Feature {
+                    name: "raw tracepoints",
+                    available: true,
+                    reason: None,
+                },
+                Feature {
+                    name: "kprobes",
+                    available: false,
+                    reason: Some(
+                        "this kernel has no kprobe support (CONFIG_KPROBES is not set)".into(),
+                    ),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn text_layout() {
+        let t = text(&sample());
+        assert!(t.starts_with("kernel             6.18.1\n"), "{t}");
+        assert!(t.contains("raw tracepoints    yes\n"), "{t}");
+        assert!(
+            t.contains("kprobes            no: this kernel has no kprobe support"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn json_fields() {
+        let v: serde_json::Value = serde_json::from_str(&json(&sample())).unwrap();
+        assert_eq!(v["kernel"], "6.18.1");
+        assert_eq!(v["btf"], true);
+        assert_eq!(v["features"][0]["available"], true);
+        assert!(v["features"][0]["reason"].is_null());
+        assert_eq!(v["features"][1]["name"], "kprobes");
+        assert_eq!(v["features"][1]["available"], false);
+    }
+}

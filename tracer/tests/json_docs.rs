@@ -1,0 +1,152 @@
+//! The JSON outputs are documented in README.md ("JSON output"): run each
+//! command and check its output against that description, both ways.
+mod common;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use common::*;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Field path -> allowed types, for the README table under `heading`.
+fn documented(heading: &str) -> BTreeMap<String, Vec<String>> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README has no section {heading}"));
+    let mut fields = BTreeMap::new();
+    for line in readme[start..].lines().skip(1) {
+        if line.starts_with("### ") || line.starts_with("## ") {
+            break;
+        }
+        let cells: Vec<&str> = line.split(" | ").collect();
+        if !line.starts_with("| `") || cells.len() < 2 {
+            continue;
+        }
+        let path = cells[0]
+            .trim_start_matches("| ")
+            .trim_matches('`')
+            .to_string();
+        let types = cells[1]
+            .replace("\\|", "|")
+            .split('|')
+            .map(|t| t.trim().to_string())
+            .collect();
+        fields.insert(path, types);
+    }
+    assert!(!fields.is_empty(), "no fields under {heading}");
+    fields
+}
+
+fn type_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Every (path, value) in `v`; array elements under `path[]`. Objects whose
+/// documented type is `object` (free-form maps such as `errno`, `lost`) are not descended.
+fn walk(
+    v: &Value,
+    path: &str,
+    doc: &BTreeMap<String, Vec<String>>,
+    out: &mut Vec<(String, Value)>,
+) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                out.push((p.clone(), child.clone()));
+                let free_form = doc.get(&p).is_some_and(|t| t == &["object"])
+                    && !doc.keys().any(|d| d.starts_with(&format!("{p}.")));
+                if !free_form {
+                    walk(child, &p, doc, out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                walk(item, &format!("{path}[]"), doc, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Check `objects` against the documented fields; returns the paths seen.
+fn check(heading: &str, objects: &[Value]) -> Vec<String> {
+    let doc = documented(heading);
+    let mut seen = Vec::new();
+    for obj in objects {
+        let mut fields = Vec::new();
+        walk(obj, "", &doc, &mut fields);
+        for (path, value) in fields {
+            let types = doc.get(&path).unwrap_or_else(|| {
+                panic!("{heading}: `{path}` is in the output but not documented")
+            });
+            let t = type_of(&value);
+            assert!(
+                types.iter().any(|d| d == t),
+                "{heading}: `{path}` is {t}, documented as {types:?}"
+            );
+            seen.push(path);
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+fn assert_covers(heading: &str, seen: &[String]) {
+    for path in documented(heading).keys() {
+        assert!(
+            seen.contains(path),
+            "{heading}: documented `{path}` never appeared in the runs"
+        );
+    }
+}
+
+#[test]
+fn syscalls_json_matches_readme() {
+    let _l = shared_lock();
+    let h = "### `tracer syscalls --json`";
+    let fx = fixture_path();
+    let fx = fx.to_str().unwrap();
+    let mut seen = Vec::new();
+    for args in [
+        vec![
+            "syscalls", "--json", "-P", "--errno", "-i", "0.2", "--", fx, "forks", "2", "10",
+        ],
+        vec!["syscalls", "--json", "-d", "0.3"],
+        vec!["syscalls", "--json", "-P", "-d", "0.3"],
+    ] {
+        let out = run(tracer().args(&args), LIMIT);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let objs = json_lines(&out.stdout);
+        assert!(!objs.is_empty());
+        seen.extend(check(h, &objs));
+    }
+    assert_covers(h, &seen);
+}
+
+#[test]
+fn info_json_matches_readme() {
+    let _l = exclusive_lock();
+    let h = "### `tracer info --json`";
+    let out = run(tracer().args(["info", "--json"]), LIMIT);
+    assert!(out.status.success());
+    let seen = check(h, &json_lines(&out.stdout));
+    assert_covers(h, &seen);
+}
