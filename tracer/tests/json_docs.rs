@@ -150,3 +150,96 @@ fn info_json_matches_readme() {
     let seen = check(h, &json_lines(&out.stdout));
     assert_covers(h, &seen);
 }
+
+#[test]
+fn uprobe_json_matches_readme() {
+    let _l = shared_lock();
+    let h = "### `tracer uprobe --json`";
+    let fx = fixture_path();
+    let fx = fx.to_str().unwrap();
+    let probe = format!("{fx}:tracer_fixture_work");
+    let mut seen = Vec::new();
+    for args in [
+        vec!["uprobe", &probe, "--json", "-L", "--", fx, "work", "20"],
+        vec!["uprobe", &probe, "--json", "-i", "0.1", "-d", "0.35"],
+    ] {
+        let out = run(tracer().args(&args), LIMIT);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let objs = json_lines(&out.stdout);
+        assert!(!objs.is_empty());
+        seen.extend(check(h, &objs));
+    }
+    assert_covers(h, &seen);
+}
+
+#[test]
+fn tracepoint_json_matches_readme() {
+    let _l = shared_lock();
+    let h = "### `tracer tracepoint --json`";
+    let fx = fixture_path();
+    let fx = fx.to_str().unwrap();
+    let report = std::env::temp_dir().join(format!("tracer-json-docs-tp-{}", std::process::id()));
+    let report = report.to_str().unwrap();
+    let args = [
+        "tracepoint",
+        "syscalls:sys_enter_write",
+        "--hist",
+        "count",
+        "-P",
+        "--json",
+        "-o",
+        report,
+        "--",
+        fx,
+        "writes",
+        "10",
+        "100",
+    ];
+    // The fixture writes to its stdout: keep that out of the report.
+    let child = tracer()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let objs = json_lines(&std::fs::read(report).unwrap());
+    let _ = std::fs::remove_file(report);
+    assert!(!objs.is_empty());
+    let seen = check(h, &objs);
+    assert_covers(h, &seen);
+}
+
+#[test]
+fn list_json_matches_readme() {
+    let _l = shared_lock();
+    let fx = fixture_path();
+    let fx = fx.to_str().unwrap();
+    for (h, args) in [
+        (
+            "### `tracer list syscalls --json`",
+            vec!["list", "syscalls", "--json"],
+        ),
+        (
+            "### `tracer list tracepoints --json`",
+            vec!["list", "tracepoints", "sched:*", "-v", "--json"],
+        ),
+        (
+            "### `tracer list kprobes --json`",
+            vec!["list", "kprobes", "--json"],
+        ),
+        (
+            "### `tracer list uprobes --json`",
+            vec!["list", "uprobes", fx, "--json"],
+        ),
+    ] {
+        // output() reads while the child writes: these lists are long.
+        let out = tracer().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let objs = json_lines(&out.stdout);
+        assert!(!objs.is_empty(), "{args:?}");
+        let seen = check(h, &objs);
+        assert_covers(h, &seen);
+    }
+}
