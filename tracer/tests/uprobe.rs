@@ -89,6 +89,34 @@ fn malloc_in_libc_by_library_name() {
     assert!(base > 0, "start-up makes some mallocs");
     assert_eq!(calls("0"), base, "start-up mallocs are deterministic");
     assert_eq!(calls("2500"), base + 2500);
+    // A glob that also matches malloc's aliases (__libc_malloc, ...) probes the
+    // function once, shown under its public name, with the same count.
+    let s = summary(&run(
+        tracer().args([
+            "uprobe",
+            "libc:*malloc",
+            "--json",
+            "--",
+            &fx,
+            "malloc",
+            "2500",
+        ]),
+        LIMIT,
+    ));
+    assert_eq!(
+        function(&s, "malloc")["calls"].as_u64().unwrap(),
+        base + 2500
+    );
+    let addresses: Vec<&str> = s["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["address"].as_str().unwrap())
+        .collect();
+    let mut unique = addresses.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), addresses.len(), "one probe per address: {s}");
 }
 
 /// With --latency every call has a measured return: N samples in the histogram.

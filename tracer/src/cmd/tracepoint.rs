@@ -368,16 +368,12 @@ pub async fn run(args: TracepointArgs) -> Result<i32> {
             Ok(())
         })
         .await?;
+    // The run's length, before detaching (unregistering probes can take a while).
+    let seconds = t0.elapsed().as_secs_f64();
     drop(links);
     drop(ebpf);
     let counts = collector.read()?;
-    let mut b = block(
-        &plan,
-        BlockKind::Summary,
-        t0.elapsed().as_secs_f64(),
-        &counts,
-        &procs(),
-    );
+    let mut b = block(&plan, BlockKind::Summary, seconds, &counts, &procs());
     let code = end.exit_code(session.launched.is_some());
     if session.launched.is_some() && matches!(end, End::TargetsGone(_)) {
         b.exit_code = Some(code);

@@ -2,7 +2,7 @@
 //! program (and with --latency one uretprobe program) to each with the
 //! function's index as cookie, count in the kernel, report like funccount.
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{hash_map::Entry, BTreeMap, HashMap},
     path::PathBuf,
     time::Instant,
 };
@@ -53,7 +53,8 @@ pub fn plan(a: &UprobeArgs) -> Result<Plan> {
     let pid_hint = filters.pids.first().copied();
     let mut binaries: BTreeMap<PathBuf, elf::Binary> = BTreeMap::new();
     let mut probes = Vec::new();
-    let mut seen = HashSet::new();
+    // (file, offset) -> index in `probes`: aliases of one function are probed once.
+    let mut seen: HashMap<(PathBuf, u64), usize> = HashMap::new();
     for spec in &a.probes {
         let (target, pattern) = elf::split_probe(spec)?;
         let pattern = Pattern::parse(pattern).with_context(|| format!("probe `{spec}`"))?;
@@ -64,13 +65,22 @@ pub fn plan(a: &UprobeArgs) -> Result<Plan> {
         }
         for loc in binaries[&path].resolve(&pattern)? {
             let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-            if seen.insert((real, loc.file_offset)) {
-                probes.push(Probe {
-                    target: path.clone(),
-                    name: loc.name,
-                    address: loc.address,
-                    file_offset: loc.file_offset,
-                });
+            match seen.entry((real, loc.file_offset)) {
+                Entry::Occupied(i) => {
+                    let p: &mut Probe = &mut probes[*i.get()];
+                    if elf::name_rank(&loc.name) < elf::name_rank(&p.name) {
+                        p.name = loc.name;
+                    }
+                }
+                Entry::Vacant(v) => {
+                    v.insert(probes.len());
+                    probes.push(Probe {
+                        target: path.clone(),
+                        name: loc.name,
+                        address: loc.address,
+                        file_offset: loc.file_offset,
+                    });
+                }
             }
         }
     }
@@ -221,15 +231,12 @@ pub async fn run(args: UprobeArgs) -> Result<i32> {
             Ok(())
         })
         .await?;
+    // The run's length, before detaching (unregistering probes can take a while).
+    let seconds = t0.elapsed().as_secs_f64();
     // Detach before the final read so the block is consistent.
     drop(ebpf);
     let counts = collector.read()?;
-    let mut b = block(
-        &plan,
-        BlockKind::Summary,
-        t0.elapsed().as_secs_f64(),
-        &counts,
-    );
+    let mut b = block(&plan, BlockKind::Summary, seconds, &counts);
     let code = end.exit_code(session.launched.is_some());
     if session.launched.is_some() && matches!(end, End::TargetsGone(_)) {
         b.exit_code = Some(code);

@@ -91,6 +91,19 @@ impl Pattern {
     }
 }
 
+/// How good a name is for showing one of several aliases of a function (lower
+/// is better): the public name (`malloc`) before `__libc_malloc` and
+/// `__GI___libc_malloc`, a plain name before a compiler clone (`f.constprop.0`).
+pub fn name_rank(name: &str) -> (usize, bool, usize, String) {
+    let underscores = name.len() - name.trim_start_matches('_').len();
+    (
+        underscores,
+        name.contains('.'),
+        name.len(),
+        name.to_string(),
+    )
+}
+
 /// Split `TARGET:PATTERN`; the pattern is after the last `:` (paths rarely hold one).
 pub fn split_probe(spec: &str) -> Result<(&str, &str)> {
     match spec.rsplit_once(':') {
@@ -493,6 +506,26 @@ mod tests {
         assert!(Pattern::parse("0xzz").is_err());
         assert!(Pattern::parse("malloc+x").is_err());
         assert!(Pattern::parse("").is_err());
+    }
+
+    #[test]
+    fn alias_names() {
+        let mut names = vec![
+            "__GI___libc_malloc",
+            "__libc_malloc",
+            "malloc",
+            "malloc.cold",
+        ];
+        names.sort_by_key(|n| name_rank(n));
+        assert_eq!(
+            names,
+            [
+                "malloc",
+                "malloc.cold",
+                "__libc_malloc",
+                "__GI___libc_malloc"
+            ]
+        );
     }
 
     #[test]
