@@ -28,7 +28,7 @@ pub struct Binary {
     pub path: PathBuf,
     /// Functions sorted by name, one entry per name.
     pub funcs: Vec<Func>,
-    /// `(vaddr, memsz, file offset)` of each PT_LOAD segment.
+    /// `(vaddr, memsz, file offset)` of each executable PT_LOAD segment.
     segments: Vec<(u64, u64, u64)>,
     /// The file has no `.symtab` (only exported functions have names).
     pub stripped: bool,
@@ -274,8 +274,10 @@ pub fn load(path: &Path) -> Result<Binary> {
         .ok()
         .flatten()
         .map(|(name, _)| String::from_utf8_lossy(name).into_owned());
+    // Only executable PT_LOAD segments: a probe elsewhere is not on an instruction.
     let segments = file
         .segments()
+        .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0))
         .map(|s| (s.address(), s.size(), s.file_range().0))
         .collect();
     let mut debug_file = None;
@@ -362,7 +364,8 @@ fn find_debug_file(
 }
 
 impl Binary {
-    /// File offset of virtual address `addr` (from the PT_LOAD segment holding it).
+    /// File offset of virtual address `addr` (from the executable PT_LOAD segment
+    /// holding it); None outside code.
     pub fn file_offset(&self, addr: u64) -> Option<u64> {
         self.segments
             .iter()
@@ -419,7 +422,7 @@ impl Binary {
         let path = self.path.display();
         let at = |name: String, address: u64| -> Result<Location> {
             let file_offset = self.file_offset(address).with_context(|| {
-                format!("{name}: address {address:#x} is not in a loaded segment of {path}")
+                format!("{name}: address {address:#x} is not in the code (an executable segment) of {path}")
             })?;
             Ok(Location {
                 name,
@@ -576,6 +579,8 @@ mod tests {
         assert_eq!(plus[0].name, "main+0x1");
         let by_addr = b.resolve(&Pattern::Address(main.address)).unwrap();
         assert_eq!(by_addr[0].name, "main");
+        let e = b.resolve(&Pattern::Address(0x10)).unwrap_err().to_string();
+        assert!(e.contains("not in the code"), "{e}");
         let e = b
             .resolve(&Pattern::Exact("mian".into()))
             .unwrap_err()
