@@ -146,6 +146,13 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let wait = args.iter().any(|a| a == "--wait");
     args.retain(|a| a != "--wait");
+    // `--comm NAME`: run under another comm, so that tests filtering by comm
+    // see only this process and not fixtures of tests running alongside.
+    if let Some(i) = args.iter().position(|a| a == "--comm") {
+        let name = std::ffi::CString::new(args.get(i + 1).cloned().unwrap_or_default()).unwrap();
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+        args.drain(i..(i + 2).min(args.len()));
+    }
     let mode = args.first().cloned().unwrap_or_default();
     if wait {
         wait_for_go();

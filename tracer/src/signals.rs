@@ -1,13 +1,34 @@
 //! Ctrl-C and SIGTERM end a run the same way.
 use anyhow::Result;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// SIGINT and SIGTERM handlers, installed when this is created: create it
+/// before telling the user to press Ctrl-C, so no signal falls in a gap.
+pub struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    pub fn new() -> Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM; returns the signal number.
+    pub async fn recv(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.int.recv() => libc::SIGINT,
+            _ = self.term.recv() => libc::SIGTERM,
+        }
+    }
+}
 
 /// Resolves on the first SIGINT or SIGTERM; returns the signal number.
+/// Handlers are installed when this is first polled: prefer `Signals::new()`
+/// before anything that invites the user to press Ctrl-C.
 pub async fn wait() -> Result<i32> {
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = int.recv() => Ok(libc::SIGINT),
-        _ = term.recv() => Ok(libc::SIGTERM),
-    }
+    Ok(Signals::new()?.recv().await)
 }

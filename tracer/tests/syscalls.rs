@@ -41,11 +41,13 @@ fn pid_json_counts_are_exact() {
 #[test]
 fn system_wide_filters_by_comm_and_syscall() {
     let _l = shared_lock();
-    let mut fx = Waiting::start(&["syscalls", "777", "3"]);
+    // A comm of its own: other tests run fixtures at the same time.
+    let comm = format!("fxc{}", std::process::id() % 100_000);
+    let mut fx = Waiting::start(&["--comm", &comm, "syscalls", "777", "3"]);
     let (tr, _err) = start_attached(tracer().args([
         "syscalls",
         "--comm",
-        "fixture",
+        &comm,
         "-e",
         "getppid,openat",
         "--json",
@@ -61,7 +63,7 @@ fn system_wide_filters_by_comm_and_syscall() {
     let last = blocks.last().unwrap();
     // -x: failures only; getppid never fails, the openat calls all do.
     assert!(syscall(last, "getppid").is_none(), "{last}");
-    assert_eq!(syscall(last, "openat").unwrap()["calls"], 3);
+    assert_eq!(syscall(last, "openat").unwrap()["calls"], 3, "{last}");
     // Nothing but the two chosen syscalls.
     assert_eq!(last["syscalls"].as_array().unwrap().len(), 1, "{last}");
 }
@@ -242,19 +244,23 @@ fn closed_stdout_is_not_a_crash() {
 #[test]
 fn uid_filter() {
     let _l = shared_lock();
+    let comm = format!("fxu{}", std::process::id() % 100_000);
     let (tr, _err) = start_attached(tracer().args([
-        "syscalls", "-u", "nobody", "--comm", "fixture", "-e", "getppid", "--json", "-d", "3",
+        "syscalls", "-u", "nobody", "--comm", &comm, "-e", "getppid", "--json", "-d", "3",
     ]));
     let fx = fixture_path();
     let as_nobody = run(
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(&fx)
-            .args(["syscalls", "321", "0"]),
+            .args(["--comm", &comm, "syscalls", "321", "0"]),
         LIMIT,
     );
     assert!(as_nobody.status.success(), "{as_nobody:?}");
-    let as_root = run(fixture().args(["syscalls", "1000", "0"]), LIMIT);
+    let as_root = run(
+        fixture().args(["--comm", &comm, "syscalls", "1000", "0"]),
+        LIMIT,
+    );
     assert!(as_root.status.success());
     let out = wait_output(tr, LIMIT);
     let last = json_lines(&out.stdout).pop().unwrap();

@@ -324,6 +324,7 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         Some(launch::prepare(&args.command)?)
     };
     crate::sys::privileges::check()?;
+    let mut signals = crate::signals::Signals::new()?;
     let started = Instant::now();
     let follow_hooks = plan.targeted() || plan.per_process();
     let mut globals = bpf::Globals {
@@ -446,12 +447,10 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     let mut prune = tokio::time::interval(Duration::from_millis(100));
     let mut prev = Counts::default();
     let mut last_tick = Instant::now();
-    let signal = crate::signals::wait();
-    tokio::pin!(signal);
     let mut child_status: Option<i32> = None;
     let end = loop {
         tokio::select! {
-            s = &mut signal => break End::Signal(s?),
+            s = signals.recv() => break End::Signal(s),
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
             _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
                 let now = collector.read()?;

@@ -72,7 +72,8 @@ mod tests {
         }
         let cwd = std::env::current_dir().unwrap();
         let ns = std::fs::read_link("/proc/thread-self/ns/mnt").unwrap();
-        let inside = in_private_mount_ns(|| std::fs::read_link("/proc/thread-self/ns/mnt").unwrap());
+        let inside =
+            in_private_mount_ns(|| std::fs::read_link("/proc/thread-self/ns/mnt").unwrap());
         // A multi-threaded test harness cannot unshare; then nothing changed at all.
         if let Ok(inside) = inside {
             assert_ne!(inside, ns);
