@@ -3,10 +3,12 @@
 #![no_std]
 #![no_main]
 
+mod exec;
 mod filter;
 mod maps;
 mod procs;
 mod syscalls;
+mod trace;
 
 #[cfg(not(test))]
 #[panic_handler]

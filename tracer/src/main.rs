@@ -31,6 +31,8 @@ fn main() {
         match cli.command {
             cli::Command::Syscalls(a) => cmd::syscalls::run(a).await,
             cli::Command::Floor(a) => cmd::floor::run(a).await,
+            cli::Command::Trace(a) => cmd::trace::run(a).await,
+            cli::Command::Exec(a) => cmd::exec::run(a).await,
         }
     });
     match result {

@@ -1,6 +1,8 @@
 //! One module per subcommand.
+pub mod exec;
 pub mod floor;
 pub mod syscalls;
+pub mod trace;
 
 use std::{io::Write, path::Path};
 

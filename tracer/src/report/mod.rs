@@ -1,5 +1,7 @@
 //! Renderers: plain Rust data in, text out. Nothing here touches aya, so all of
 //! it is unit-tested without root.
+pub mod args;
+pub mod events;
 pub mod json;
 pub mod strace;
 pub mod syscount;

@@ -1,0 +1,359 @@
+//! `tracer trace`: one ring buffer record per completed syscall of the traced
+//! processes. `sys_enter` saves the arguments (and reads path arguments from user
+//! memory while they are still there) per thread; `sys_exit` sends the record.
+//! Every record that cannot be sent is counted in `EVENT_LOST`, per CPU.
+use aya_ebpf::{
+    bindings::pt_regs,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+        generated::bpf_probe_read_kernel as probe_read_kernel_raw,
+        generated::bpf_probe_read_user_str,
+    },
+    macros::{map, raw_tracepoint},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    programs::RawTracePointContext,
+};
+use tracer_common::{
+    event_flags, event_kind, event_lost, flags::FILTER_SYSCALL, SyscallEvent, TracePending,
+    EXEC_ARG_LEN, MAX_SYSCALLS, TRACE_MAX_STR, TRACE_STR_LEN,
+};
+
+use crate::{
+    filter::is_traced,
+    maps::{FLAGS, SYSCALL_FILTER},
+};
+
+/// The event stream. The object declares a small ring; user space sets the real
+/// size at load (`--buffer-size`). Shared by `tracer exec`.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4096, 0);
+
+/// Per CPU, indexed by `tracer_common::event_lost`.
+#[map]
+pub static EVENT_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(event_lost::COUNT, 0);
+
+/// Per syscall number: which arguments are path strings. Byte 0 is 1 + the
+/// index of the first, byte 1 is 1 + the index of the second (0 = none).
+#[map]
+pub static PATH_ARGS: Array<u32> = Array::with_max_entries(MAX_SYSCALLS, 0);
+
+/// Per thread: the call in progress. Sized by user space (1 entry unless tracing).
+#[map]
+pub static TRACE_PENDING: HashMap<u32, TracePending> = HashMap::with_max_entries(1, 0);
+
+/// The path arguments of a thread's call in progress.
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub struct StrSlot {
+    pub len: [i32; TRACE_MAX_STR],
+    pub flags: u32,
+    pub _pad: u32,
+    pub buf: [[u8; TRACE_STR_LEN]; TRACE_MAX_STR],
+}
+
+#[map]
+pub static TRACE_STRINGS: HashMap<u32, StrSlot> = HashMap::with_max_entries(1, 0);
+
+/// Where a `StrSlot` is filled before it is copied into `TRACE_STRINGS` (too big for the stack).
+#[map]
+static STR_SCRATCH: PerCpuArray<StrSlot> = PerCpuArray::with_max_entries(1, 0);
+
+/// Ring buffer records with their strings.
+#[repr(C)]
+struct Event1 {
+    head: SyscallEvent,
+    strs: [[u8; TRACE_STR_LEN]; 1],
+}
+
+#[repr(C)]
+struct Event2 {
+    head: SyscallEvent,
+    strs: [[u8; TRACE_STR_LEN]; 2],
+}
+
+#[inline(always)]
+pub fn count_lost(reason: u32) -> u64 {
+    match EVENT_LOST.get_ptr_mut(reason) {
+        Some(p) => unsafe {
+            *p += 1;
+            *p
+        },
+        None => 0,
+    }
+}
+
+/// A failed reserve: counted, and logged (debug level, only when the user asked
+/// for it) on the 1st, 2nd, 4th, 8th... loss of each CPU so logging cannot flood.
+#[inline(always)]
+pub fn ring_full<C: aya_ebpf::EbpfContext>(ctx: &C) {
+    let n = count_lost(event_lost::RING_FULL);
+    if n & n.wrapping_sub(1) == 0 {
+        aya_log_ebpf::debug!(ctx, "event ring buffer full: {} events lost on this CPU", n);
+    }
+}
+
+/// Read the user string at `ptr` into `dst`; returns bytes read with the NUL, or
+/// a negative errno, and whether the string was longer than `dst`.
+#[inline(always)]
+pub fn read_user_str(ptr: u64, dst: &mut [u8; TRACE_STR_LEN]) -> (i32, bool) {
+    let n = unsafe {
+        bpf_probe_read_user_str(
+            dst.as_mut_ptr().cast(),
+            TRACE_STR_LEN as u32,
+            ptr as *const _,
+        )
+    };
+    let mut truncated = false;
+    if n == TRACE_STR_LEN as i64 {
+        // Full buffer: either exactly TRACE_STR_LEN - 1 bytes or cut. The byte at
+        // that position in user memory tells which.
+        if let Ok(b) = unsafe { bpf_probe_read_user((ptr + TRACE_STR_LEN as u64 - 1) as *const u8) }
+        {
+            truncated = b != 0;
+        }
+    }
+    (n as i32, truncated)
+}
+
+/// `read_user_str` for an exec argument slot.
+#[inline(always)]
+pub fn read_user_arg(ptr: u64, dst: &mut [u8; EXEC_ARG_LEN]) -> (i32, bool) {
+    let n = unsafe {
+        bpf_probe_read_user_str(
+            dst.as_mut_ptr().cast(),
+            EXEC_ARG_LEN as u32,
+            ptr as *const _,
+        )
+    };
+    (n as i32, n == EXEC_ARG_LEN as i64)
+}
+
+#[inline(always)]
+fn read_strings(spec: u32, args: &[u64; 6], slot: &mut StrSlot) -> u32 {
+    slot.flags = 0;
+    let mut n = 0;
+    let Some(&ptr) = args.get(((spec & 0xff) as usize).wrapping_sub(1)) else {
+        return 0;
+    };
+    let (len, cut) = read_user_str(ptr, &mut slot.buf[0]);
+    slot.len[0] = len;
+    if cut {
+        slot.flags |= event_flags::STR0_TRUNCATED;
+    }
+    n += 1;
+    let Some(&ptr) = args.get((((spec >> 8) & 0xff) as usize).wrapping_sub(1)) else {
+        return n;
+    };
+    let (len, cut) = read_user_str(ptr, &mut slot.buf[1]);
+    slot.len[1] = len;
+    if cut {
+        slot.flags |= event_flags::STR1_TRUNCATED;
+    }
+    n + 1
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn trace_enter(ctx: RawTracePointContext) -> i32 {
+    let _ = try_trace_enter(&ctx);
+    0
+}
+
+fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
+    let flags = FLAGS.load();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !is_traced(flags, (pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
+    let tid = pid_tgid as u32;
+    let id: i64 = ctx.arg(1);
+    if id < 0 || id >= MAX_SYSCALLS as i64 {
+        return Ok(());
+    }
+    let nr = id as u32;
+    if flags & FILTER_SYSCALL != 0 {
+        match SYSCALL_FILTER.get(nr) {
+            Some(&on) if on != 0 => {}
+            _ => return Ok(()),
+        }
+    }
+    let regs: *const pt_regs = ctx.arg(0);
+    let regs = unsafe { bpf_probe_read_kernel(regs) }?;
+    let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+    let mut pending = TracePending {
+        nr,
+        nstr: 0,
+        enter_ns: unsafe { bpf_ktime_get_ns() },
+        args,
+    };
+    let spec = PATH_ARGS.get(nr).copied().unwrap_or(0);
+    if spec != 0 {
+        if let Some(slot) = STR_SCRATCH.get_ptr_mut(0) {
+            let slot = unsafe { &mut *slot };
+            pending.nstr = read_strings(spec, &args, slot);
+            if TRACE_STRINGS.insert(&tid, slot, 0).is_err() {
+                count_lost(event_lost::STRINGS_FULL);
+                pending.nstr = TRACE_MAX_STR as u32 + 1;
+            }
+        }
+    }
+    if TRACE_PENDING.insert(&tid, &pending, 0).is_err() {
+        count_lost(event_lost::PENDING_FULL);
+    }
+    Ok(())
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn trace_exit(ctx: RawTracePointContext) -> i32 {
+    let ret: i64 = ctx.arg(1);
+    emit(&ctx, ret, 0);
+    0
+}
+
+/// A thread that dies inside a call (exit, exit_group, a fatal signal) never
+/// reaches sys_exit: its call is sent here, as strace's `= ?`.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn trace_task_exit(ctx: RawTracePointContext) -> i32 {
+    emit(&ctx, 0, event_flags::NO_RETURN);
+    0
+}
+
+#[inline(always)]
+fn fill(head: &mut SyscallEvent, p: &TracePending, pid_tgid: u64, ret: i64, flags: u32) {
+    head.kind = event_kind::SYSCALL;
+    head.nr = p.nr;
+    head.tgid = (pid_tgid >> 32) as u32;
+    head.tid = pid_tgid as u32;
+    head.enter_ns = p.enter_ns;
+    head.exit_ns = unsafe { bpf_ktime_get_ns() };
+    head.args = p.args;
+    head.ret = ret;
+    head.nstr = 0;
+    head.flags = flags;
+    head.str_len = [0; TRACE_MAX_STR];
+}
+
+/// `PATH_ARGS` bit: the strings cannot be re-read at exit (exec replaced the memory).
+pub const PATH_NO_RETRY: u32 = 1 << 16;
+
+/// A path that was not yet paged in at entry (fresh .rodata) cannot be read by a
+/// non-sleeping program; the kernel has faulted it in by the time the call
+/// returns, so read it again then, into the record.
+#[inline(always)]
+fn retry_at_exit(
+    nr: u32,
+    i: usize,
+    args: &[u64; 6],
+    dst: &mut [u8; TRACE_STR_LEN],
+    head: &mut SyscallEvent,
+) {
+    let spec = PATH_ARGS.get(nr).copied().unwrap_or(0);
+    if spec & PATH_NO_RETRY != 0 {
+        return;
+    }
+    let byte = if i == 0 {
+        spec & 0xff
+    } else {
+        (spec >> 8) & 0xff
+    };
+    let Some(&ptr) = args.get((byte as usize).wrapping_sub(1)) else {
+        return;
+    };
+    let (len, cut) = read_user_str(ptr, dst);
+    if let Some(l) = head.str_len.get_mut(i) {
+        *l = len;
+    }
+    if cut {
+        head.flags |= if i == 0 {
+            event_flags::STR0_TRUNCATED
+        } else {
+            event_flags::STR1_TRUNCATED
+        };
+    }
+}
+
+#[inline(always)]
+fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let Some(p) = TRACE_PENDING.get_ptr(&tid) else {
+        return;
+    };
+    let p = unsafe { *p };
+    let _ = TRACE_PENDING.remove(&tid);
+    if p.nstr == 0 {
+        match EVENTS.reserve::<SyscallEvent>(0) {
+            Some(mut e) => {
+                let head = unsafe { &mut *e.as_mut_ptr() };
+                fill(head, &p, pid_tgid, ret, flags);
+                e.submit(0);
+            }
+            None => ring_full(ctx),
+        }
+        return;
+    }
+    let slot = if p.nstr as usize > TRACE_MAX_STR {
+        None
+    } else {
+        TRACE_STRINGS.get_ptr(&tid)
+    };
+    let Some(slot) = slot else {
+        // The strings could not be kept at entry (already counted).
+        match EVENTS.reserve::<SyscallEvent>(0) {
+            Some(mut e) => {
+                let head = unsafe { &mut *e.as_mut_ptr() };
+                fill(head, &p, pid_tgid, ret, flags | event_flags::STR_MISSING);
+                e.submit(0);
+            }
+            None => ring_full(ctx),
+        }
+        return;
+    };
+    let slot = unsafe { &*slot };
+    if p.nstr == 1 {
+        match EVENTS.reserve::<Event1>(0) {
+            Some(mut e) => {
+                let ev = unsafe { &mut *e.as_mut_ptr() };
+                fill(&mut ev.head, &p, pid_tgid, ret, flags | slot.flags);
+                ev.head.nstr = 1;
+                ev.head.str_len = slot.len;
+                unsafe {
+                    probe_read_kernel_raw(
+                        ev.strs.as_mut_ptr().cast(),
+                        TRACE_STR_LEN as u32,
+                        slot.buf.as_ptr().cast(),
+                    )
+                };
+                if slot.len[0] < 0 {
+                    retry_at_exit(p.nr, 0, &p.args, &mut ev.strs[0], &mut ev.head);
+                }
+                e.submit(0);
+            }
+            None => ring_full(ctx),
+        }
+    } else {
+        match EVENTS.reserve::<Event2>(0) {
+            Some(mut e) => {
+                let ev = unsafe { &mut *e.as_mut_ptr() };
+                fill(&mut ev.head, &p, pid_tgid, ret, flags | slot.flags);
+                ev.head.nstr = 2;
+                ev.head.str_len = slot.len;
+                unsafe {
+                    probe_read_kernel_raw(
+                        ev.strs.as_mut_ptr().cast(),
+                        2 * TRACE_STR_LEN as u32,
+                        slot.buf.as_ptr().cast(),
+                    )
+                };
+                if slot.len[0] < 0 {
+                    retry_at_exit(p.nr, 0, &p.args, &mut ev.strs[0], &mut ev.head);
+                }
+                if slot.len[1] < 0 {
+                    retry_at_exit(p.nr, 1, &p.args, &mut ev.strs[1], &mut ev.head);
+                }
+                e.submit(0);
+            }
+            None => ring_full(ctx),
+        }
+    }
+    let _ = TRACE_STRINGS.remove(&tid);
+}
