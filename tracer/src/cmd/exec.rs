@@ -37,9 +37,14 @@ pub fn cgroup_id(path: &std::path::Path) -> Result<u64> {
             path.display()
         );
     }
-    if !path.join("cgroup.procs").exists() {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    let on_cgroup2 = unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0
+        && fs.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64;
+    if !on_cgroup2 {
         anyhow::bail!(
-            "--cgroup {}: not a cgroup v2 directory (no cgroup.procs; is cgroup2 mounted at /sys/fs/cgroup?)",
+            "--cgroup {}: not a cgroup v2 directory (the kernel filters on the cgroup2 \
+             hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems)",
             path.display()
         );
     }
