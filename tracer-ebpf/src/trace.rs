@@ -71,6 +71,21 @@ struct Event2 {
     strs: [[u8; TRACE_STR_LEN]; 2],
 }
 
+/// Submit flags that wake the reader only once the ring is an eighth full. Waking
+/// it for every record (the default when it keeps up) costs an interrupt and a
+/// context switch per event; user space also drains the ring on a short timer,
+/// so a quiet trace is still shown promptly.
+#[inline(always)]
+pub fn wakeup_flags() -> u64 {
+    let avail = EVENTS.query(aya_ebpf::bindings::BPF_RB_AVAIL_DATA as u64);
+    let size = EVENTS.query(aya_ebpf::bindings::BPF_RB_RING_SIZE as u64);
+    if avail >= size / 8 {
+        aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64
+    }
+}
+
 #[inline(always)]
 pub fn count_lost(reason: u32) -> u64 {
     match EVENT_LOST.get_ptr_mut(reason) {
@@ -179,28 +194,52 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
     let regs: *const pt_regs = ctx.arg(0);
     let regs = unsafe { bpf_probe_read_kernel(regs) }?;
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
-    let mut pending = TracePending {
-        nr,
-        nstr: 0,
-        enter_ns: unsafe { bpf_ktime_get_ns() },
-        args,
-    };
+    let now = unsafe { bpf_ktime_get_ns() };
     let spec = PATH_ARGS.get(nr).copied().unwrap_or(0);
+    let mut nstr = 0;
     if spec != 0 {
-        if let Some(slot) = STR_SCRATCH.get_ptr_mut(0) {
-            let slot = unsafe { &mut *slot };
-            pending.nstr = read_strings(spec, &args, slot);
-            if TRACE_STRINGS.insert(&tid, slot, 0).is_err() {
-                count_lost(event_lost::STRINGS_FULL);
-                pending.nstr = TRACE_MAX_STR as u32 + 1;
+        // A thread's string slot stays from call to call (overwritten in place,
+        // removed when the thread exits): no map update on the hot path.
+        match TRACE_STRINGS.get_ptr_mut(&tid) {
+            Some(slot) => nstr = read_strings(spec, &args, unsafe { &mut *slot }),
+            None => {
+                if let Some(slot) = STR_SCRATCH.get_ptr_mut(0) {
+                    let slot = unsafe { &mut *slot };
+                    nstr = read_strings(spec, &args, slot);
+                    if TRACE_STRINGS.insert(&tid, slot, 0).is_err() {
+                        count_lost(event_lost::STRINGS_FULL);
+                        nstr = TRACE_MAX_STR as u32 + 1;
+                    }
+                }
             }
         }
     }
-    if TRACE_PENDING.insert(&tid, &pending, 0).is_err() {
-        count_lost(event_lost::PENDING_FULL);
+    // Likewise the entry record: written in place, marked consumed at exit.
+    match TRACE_PENDING.get_ptr_mut(&tid) {
+        Some(p) => {
+            let p = unsafe { &mut *p };
+            p.nr = nr;
+            p.nstr = nstr;
+            p.enter_ns = now;
+            p.args = args;
+        }
+        None => {
+            let pending = TracePending {
+                nr,
+                nstr,
+                enter_ns: now,
+                args,
+            };
+            if TRACE_PENDING.insert(&tid, &pending, 0).is_err() {
+                count_lost(event_lost::PENDING_FULL);
+            }
+        }
     }
     Ok(())
 }
+
+/// `TracePending::nr` of a thread that is not inside a traced call.
+const NO_CALL: u32 = u32::MAX;
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn trace_exit(ctx: RawTracePointContext) -> i32 {
@@ -214,6 +253,9 @@ pub fn trace_exit(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn trace_task_exit(ctx: RawTracePointContext) -> i32 {
     emit(&ctx, 0, event_flags::NO_RETURN);
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = TRACE_PENDING.remove(&tid);
+    let _ = TRACE_STRINGS.remove(&tid);
     0
 }
 
@@ -275,17 +317,20 @@ fn retry_at_exit(
 fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
-    let Some(p) = TRACE_PENDING.get_ptr(&tid) else {
+    let Some(pp) = TRACE_PENDING.get_ptr_mut(&tid) else {
         return;
     };
-    let p = unsafe { *p };
-    let _ = TRACE_PENDING.remove(&tid);
+    let p = unsafe { *pp };
+    if p.nr == NO_CALL {
+        return;
+    }
+    unsafe { (*pp).nr = NO_CALL };
     if p.nstr == 0 {
         match EVENTS.reserve::<SyscallEvent>(0) {
             Some(mut e) => {
                 let head = unsafe { &mut *e.as_mut_ptr() };
                 fill(head, &p, pid_tgid, ret, flags);
-                e.submit(0);
+                e.submit(wakeup_flags());
             }
             None => ring_full(ctx),
         }
@@ -302,7 +347,7 @@ fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
             Some(mut e) => {
                 let head = unsafe { &mut *e.as_mut_ptr() };
                 fill(head, &p, pid_tgid, ret, flags | event_flags::STR_MISSING);
-                e.submit(0);
+                e.submit(wakeup_flags());
             }
             None => ring_full(ctx),
         }
@@ -326,7 +371,7 @@ fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
                 if slot.len[0] < 0 {
                     retry_at_exit(p.nr, 0, &p.args, &mut ev.strs[0], &mut ev.head);
                 }
-                e.submit(0);
+                e.submit(wakeup_flags());
             }
             None => ring_full(ctx),
         }
@@ -350,10 +395,9 @@ fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
                 if slot.len[1] < 0 {
                     retry_at_exit(p.nr, 1, &p.args, &mut ev.strs[1], &mut ev.head);
                 }
-                e.submit(0);
+                e.submit(wakeup_flags());
             }
             None => ring_full(ctx),
         }
     }
-    let _ = TRACE_STRINGS.remove(&tid);
 }

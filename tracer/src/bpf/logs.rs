@@ -11,15 +11,20 @@ use aya::Ebpf;
 use tokio::io::unix::AsyncFd;
 
 /// The level compiled into the programs: aya_log_common's numbering (0 off,
-/// 1 error ... 5 trace), from the most verbose level the logger lets through.
+/// 1 error ... 5 trace), from the most verbose level the logger lets through;
+/// 0 when nobody reads the records.
 pub fn bpf_level() -> u8 {
-    log::max_level() as usize as u8
+    if wanted() {
+        log::max_level() as usize as u8
+    } else {
+        0
+    }
 }
 
 /// Whether the programs' messages (debug level: they only report trouble such
 /// as a full ring buffer) are wanted at all.
 pub fn wanted() -> bool {
-    bpf_level() >= log::Level::Debug as usize as u8
+    log::max_level() >= log::LevelFilter::Debug
 }
 
 /// Start forwarding the programs' log records, if wanted. The returned handle

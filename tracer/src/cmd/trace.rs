@@ -333,6 +333,10 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
 
     let mut prune = tokio::time::interval(Duration::from_millis(100));
     let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
+    // The kernel wakes tracer only when the ring is an eighth full; this timer
+    // shows a trickle of events within 10 ms anyway.
+    let mut drain_tick = tokio::time::interval(Duration::from_millis(10));
+    drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut lost_seen = Lost::default();
     let signal = crate::signals::wait();
     tokio::pin!(signal);
@@ -361,7 +365,11 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
                         break;
                     }
                 }
-                _ = lost_tick.tick() => {
+                _ = drain_tick.tick() => {
+                reader.drain(|e| out.push(e));
+                out.flush()?;
+            }
+            _ = lost_tick.tick() => {
                     let now = lost.read()?;
                     out.lost(&now, &lost_seen, plan.buffer_size)?;
                     lost_seen = now;
