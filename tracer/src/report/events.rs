@@ -150,26 +150,71 @@ fn errno_of(ret: i64) -> Option<String> {
         .then(|| crate::sys::names::errno_name(-ret as u32))
 }
 
-/// One JSON object (with its newline) for a completed call.
+/// Append `s` as a JSON string.
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json's escaping; the String it returns is short-lived.
+    out.push_str(&serde_json::Value::from(s).to_string());
+}
+
+fn push_str_json(out: &mut String, s: &Str) {
+    match s {
+        Str::Read { bytes, truncated } => {
+            out.push_str("{\"value\":");
+            push_json_str(out, &String::from_utf8_lossy(bytes));
+            let _ = write!(out, ",\"truncated\":{truncated}}}");
+        }
+        other => out.push_str(&str_json(other).to_string()),
+    }
+}
+
+/// One JSON object (with its newline) for a completed call. Written field by
+/// field (no intermediate `Value`): this runs for every event.
 pub fn syscall_json(out: &mut String, r: &SyscallRecord, name: &str, sig: &[Arg], clock: &Clock) {
+    let _ = write!(
+        out,
+        "{{\"type\":\"syscall\",\"time\":{},\"pid\":{},\"tid\":{},\"syscall\":",
+        clock.unix_ns(r.enter_ns) as f64 / 1e9,
+        r.pid,
+        r.tid
+    );
+    // Syscall names are identifiers (or `[unknown: N]`): nothing to escape.
+    let _ = write!(out, "\"{name}\",\"nr\":{},\"args\":[", r.nr);
+    for (i, a) in r.args[..sig.len().min(6)].iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{a}");
+    }
+    out.push_str("],\"text\":");
     let mut text = String::new();
     args::push_args(&mut text, sig, &r.args, &r.strs);
-    let v = json!({
-        "type": "syscall",
-        "time": clock.unix_ns(r.enter_ns) as f64 / 1e9,
-        "pid": r.pid,
-        "tid": r.tid,
-        "syscall": name,
-        "nr": r.nr,
-        "args": &r.args[..sig.len().min(6)],
-        "text": text,
-        "paths": r.strs.iter().map(str_json).collect::<Vec<_>>(),
-        "ret": r.ret,
-        "errno": r.ret.and_then(errno_of),
-        "duration_ns": r.ret.map(|_| r.exit_ns.saturating_sub(r.enter_ns)),
-    });
-    out.push_str(&v.to_string());
-    out.push('\n');
+    push_json_str(out, &text);
+    out.push_str(",\"paths\":[");
+    for (i, s) in r.strs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str_json(out, s);
+    }
+    out.push_str("],\"ret\":");
+    match r.ret {
+        Some(ret) => {
+            let _ = write!(out, "{ret},\"errno\":");
+            match errno_of(ret) {
+                Some(e) => {
+                    let _ = write!(out, "\"{e}\"");
+                }
+                None => out.push_str("null"),
+            }
+            let _ = write!(
+                out,
+                ",\"duration_ns\":{}",
+                r.exit_ns.saturating_sub(r.enter_ns)
+            );
+        }
+        None => out.push_str("null,\"errno\":null,\"duration_ns\":null"),
+    }
+    out.push_str("}\n");
 }
 
 /// Explains lost events; None when nothing was lost.
@@ -405,6 +450,28 @@ mod tests {
         assert_eq!(v["ret"], -2);
         assert_eq!(v["duration_ns"], 12_345);
         assert_eq!(v["args"].as_array().unwrap().len(), 1);
+        assert_eq!(v["tid"], 4242);
+        assert_eq!(v["paths"][0]["truncated"], false);
+        out.clear();
+        let q = Str::Read {
+            bytes: b"a\"b\n".to_vec(),
+            truncated: true,
+        };
+        let r = rec(231, [0; 6], None, vec![q, Str::Failed(14)]);
+        syscall_json(
+            &mut out,
+            &r,
+            "rename",
+            args::known("rename").unwrap(),
+            &clock(),
+        );
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["paths"][0]["value"], "a\"b\n");
+        assert_eq!(v["paths"][0]["truncated"], true);
+        assert_eq!(v["paths"][1]["error"], "EFAULT");
+        assert_eq!(v["ret"], serde_json::Value::Null);
+        assert_eq!(v["duration_ns"], serde_json::Value::Null);
+        assert_eq!(v["text"], "\"a\\\"b\\n\"..., NULL");
     }
 
     #[test]
