@@ -212,8 +212,13 @@ pub struct TraceArgs {
     #[arg(short = 'T', long = "durations")]
     pub durations: bool,
 
-    /// One JSON object per event, one per line (see the README for the fields);
-    /// the last line is a summary with the counts of events and lost events.
+    /// One JSON object per line. A call: {"type":"syscall", "time" (Unix seconds
+    /// at entry), "pid", "tid", "syscall", "nr", "args" (raw numbers), "text"
+    /// (the decoded arguments), "paths" ([{"value", "truncated"}] or
+    /// [{"error"}]), "ret" (null if it never returned), "errno" (name or null),
+    /// "duration_ns"}. Lost events: {"type":"lost", "lost", ...}. The last line:
+    /// {"type":"summary", "events", "lost", "lost_ring_full",
+    /// "lost_table_full", "without_paths"}.
     #[arg(long)]
     pub json: bool,
 
@@ -275,7 +280,9 @@ pub struct ExecArgs {
     #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
     pub duration: Option<f64>,
 
-    /// One JSON object per exec, one per line.
+    /// One JSON object per line: {"type":"exec", "time", "pid", "tid", "ppid",
+    /// "uid", "comm", "syscall", "filename", "argv" (the first 8), "argc"
+    /// ("argc_at_least" when there were 64 or more), "truncated", "ret", "errno"}.
     #[arg(long)]
     pub json: bool,
 

@@ -394,3 +394,33 @@ fn exec_filters_by_cgroup() {
     // Everything seen ran in the cgroup: the fixture itself and its two children.
     assert_eq!(execs.len(), 3, "{execs:#?}");
 }
+
+#[test]
+fn exec_filters_by_user() {
+    let _lock = shared_lock();
+    let events = exec_events(&["-u", "65534"], || {
+        let st = Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "/bin/true",
+                "as-nobody",
+            ])
+            .status()
+            .expect("setpriv (util-linux) runs the command as another user");
+        assert!(st.success());
+        assert!(Command::new("/bin/true")
+            .arg("as-root")
+            .status()
+            .unwrap()
+            .success());
+    });
+    let execs: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "exec").collect();
+    assert!(execs.iter().all(|e| e["uid"] == 65534), "{execs:#?}");
+    let with = |w: &str| execs.iter().filter(|e| e["argv"][1] == w).count();
+    assert_eq!(with("as-nobody"), 1, "{execs:#?}");
+    assert_eq!(with("as-root"), 0, "{execs:#?}");
+}

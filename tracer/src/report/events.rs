@@ -303,7 +303,12 @@ pub fn exec_line(out: &mut String, e: &ExecRecord, ppid: u32, clock: &Clock) {
         push_word(out, a);
     }
     if e.argc as usize > e.args.len() {
-        let _ = write!(out, " ... ({} args)", e.argc);
+        let more = if e.argc >= tracer_common::EXEC_MAX_ARGC {
+            "+"
+        } else {
+            ""
+        };
+        let _ = write!(out, " ... ({}{more} args)", e.argc);
     }
     out.push('\n');
 }
@@ -325,6 +330,7 @@ pub fn exec_json(out: &mut String, e: &ExecRecord, ppid: u32, clock: &Clock) {
         "filename": s(&e.filename),
         "argv": e.args.iter().map(s).collect::<Vec<_>>(),
         "argc": e.argc,
+        "argc_at_least": e.argc >= tracer_common::EXEC_MAX_ARGC,
         "truncated": e.argc as usize > e.args.len()
             || e.args.iter().chain([&e.filename]).any(|a| matches!(a, Str::Read { truncated: true, .. })),
         "ret": e.ret,
