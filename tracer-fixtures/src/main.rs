@@ -158,6 +158,12 @@ fn main() {
     match mode.as_str() {
         "syscalls" => syscalls(arg(&args, 1, 100), arg(&args, 2, 10)),
         "geteuid" => geteuid_loop(arg(&args, 1, 4_000_000)),
+        "geteuid-timed" => {
+            // The loop alone, without process start-up: for benchmarks.
+            let t = std::time::Instant::now();
+            geteuid_loop(arg(&args, 1, 4_000_000));
+            eprintln!("loop_ns {}", t.elapsed().as_nanos());
+        }
         "threads" => threads(arg(&args, 1, 4), arg(&args, 2, 1000)),
         "forks" => forks(arg(&args, 1, 3), arg(&args, 2, 100)),
         "execs" => execs(
@@ -174,7 +180,7 @@ fn main() {
         "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(&args, 1, 1000))),
         _ => {
             eprintln!(
-                "usage: fixture [--wait] syscalls N M | geteuid N | threads T N | forks K N | \
+                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | \
                  execs K [PATH [ARG...]] | files DIR | read-zero N | writes SIZE... | work N | malloc N | sleep MS"
             );
             std::process::exit(2);

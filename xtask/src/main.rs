@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
 mod setup;
+mod trace_bench;
 mod util;
 
 use anyhow::Result;
@@ -25,6 +26,19 @@ enum Cmd {
     /// Set up if needed and run the whole test suite: unit tests, end-to-end tests
     /// as root, the kernel VM tests and a quick benchmark pass.
     Test,
+    /// Build (release) and measure `tracer trace` against strace on the geteuid
+    /// loop, and its events/s into /dev/null (as root).
+    BenchTrace {
+        /// Calls in the loop traced by tracer.
+        #[arg(long, default_value_t = 4_000_000)]
+        n: u64,
+        /// Calls in the loop traced by strace.
+        #[arg(long, default_value_t = 100_000)]
+        strace_n: u64,
+        /// Runs of each measurement; the best is kept.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
 }
 
 fn main() {
@@ -33,6 +47,7 @@ fn main() {
         Cmd::Setup => setup::run().map(|_| 0),
         Cmd::Run { args } => run(&args),
         Cmd::Test => test(),
+        Cmd::BenchTrace { n, strace_n, runs } => bench_trace(n, strace_n, runs),
     };
     match r {
         Ok(code) => std::process::exit(code),
@@ -51,6 +66,16 @@ fn run(args: &[String]) -> Result<i32> {
     util::step(&format!("running {} {}", bin.display(), args.join(" ")));
     let status = std::process::Command::new(bin).args(args).status()?;
     Ok(status.code().unwrap_or(1))
+}
+
+fn bench_trace(n: u64, strace_n: u64, runs: u32) -> Result<i32> {
+    let env = setup::run()?;
+    util::step("building tracer and the fixtures (release)");
+    util::cargo(&env, &["build", "--release", "-p", "tracer", "-p", "tracer-fixtures"])?;
+    let dir = util::root().join("target/release");
+    let b = trace_bench::measure(&dir.join("tracer"), &dir.join("fixture"), n, strace_n, runs)?;
+    trace_bench::print(&b);
+    Ok(0)
 }
 
 fn test() -> Result<i32> {
