@@ -192,8 +192,13 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
         }
     }
     let regs: *const pt_regs = ctx.arg(0);
-    let regs = unsafe { bpf_probe_read_kernel(regs) }?;
-    let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+    // x86_64 syscall arguments: rdi, rsi, rdx, r10, r8, r9. (Reading the
+    // kernel's own pt_regs does not fail in practice; if it did, the call is
+    // still reported, with zeros.)
+    let args = match unsafe { bpf_probe_read_kernel(regs) } {
+        Ok(r) => [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+        Err(_) => [0; 6],
+    };
     let now = unsafe { bpf_ktime_get_ns() };
     let spec = PATH_ARGS.get(nr).copied().unwrap_or(0);
     let mut nstr = 0;
