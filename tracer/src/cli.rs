@@ -169,8 +169,8 @@ pub struct SyscallsArgs {
 /// mkdir, rename, chdir, readlink, link, chmod, ...) are shown as strings of up
 /// to 255 bytes; a longer one ends with `"..."...`. openat/open flags and modes,
 /// access modes and AT_* flags are decoded; other arguments are numbers
-/// (pointers in hex). Argument counts come from the kernel's syscall
-/// tracepoint formats.
+/// (pointers in hex). For calls tracer has no table of, the number and kind
+/// of arguments come from the kernel's syscall tracepoint formats. (x86_64.)
 ///
 /// Calls are printed when they complete, so a call that blocks shows up after
 /// calls other threads made meanwhile (strace shows `<unfinished ...>` instead).

@@ -22,6 +22,9 @@ pub struct TraceBench {
     pub events_per_s: f64,
     /// Events tracer reported lost in that run.
     pub lost: u64,
+    /// The same with --json.
+    pub json_events_per_s: f64,
+    pub json_lost: u64,
 }
 
 impl TraceBench {
@@ -95,6 +98,13 @@ pub fn measure(
             .arg(fixture)
             .args(["geteuid-timed", &ns]))
     })?;
+    let (json_loop, json_lost, json_wall) = best(&mut || {
+        run(Command::new(tracer)
+            .args(["trace", "--json", "-e", "geteuid", "-o", "/dev/null", "--"])
+            .arg(fixture)
+            .args(["geteuid-timed", &ns]))
+    })?;
+    let _ = json_loop;
     let sn = strace_n.to_string();
     let (straced, _, _) = best(&mut || {
         run(Command::new("strace")
@@ -110,6 +120,8 @@ pub fn measure(
         strace_ns_per_call: straced as f64 / strace_n as f64,
         events_per_s: (n - lost) as f64 / wall,
         lost,
+        json_events_per_s: (n - json_lost) as f64 / json_wall,
+        json_lost,
     })
 }
 
@@ -135,6 +147,10 @@ pub fn print(b: &TraceBench) {
     println!(
         "events delivered into /dev/null: {:.0}/s over tracer's whole run of {} calls, {} lost",
         b.events_per_s, b.n, b.lost
+    );
+    println!(
+        "  with --json: {:.0}/s, {} lost",
+        b.json_events_per_s, b.json_lost
     );
 }
 
