@@ -424,3 +424,41 @@ fn exec_filters_by_user() {
     assert_eq!(with("as-nobody"), 1, "{execs:#?}");
     assert_eq!(with("as-root"), 0, "{execs:#?}");
 }
+
+/// Whatever way tracer ends (the command exits, Ctrl-C, SIGKILL), nothing of
+/// it stays in the kernel.
+#[test]
+fn trace_and_exec_leave_nothing_loaded() {
+    let _lock = exclusive_lock();
+    assert_nothing_loaded("before the test");
+    let out = run(
+        tracer()
+            .args(["trace", "-e", "getppid", "--"])
+            .arg(fixture_path())
+            .args(["syscalls", "3", "0"]),
+        LIMIT,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("getppid() = ")
+            .count(),
+        3
+    );
+    assert_nothing_loaded("after tracer trace -- CMD");
+
+    let (child, _err) = start_attached(tracer().args(["exec"]));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = wait_output(child, LIMIT);
+    assert!(out.status.success());
+    assert_nothing_loaded("after tracer exec and Ctrl-C");
+
+    let (mut child, _err) = start_attached(tracer().args(["exec"]));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_nothing_loaded("after tracer exec was killed with SIGKILL");
+}

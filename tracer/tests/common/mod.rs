@@ -236,9 +236,17 @@ pub fn loaded_maps() -> Vec<String> {
         .iter()
         .filter_map(|m| m["name"].as_str())
         .filter(|n| {
-            ["SYSCALL_STATS", "TRACED_TGIDS", "PROC_STATS", "STARTS"]
-                .iter()
-                .any(|o| o.starts_with(n))
+            [
+                "SYSCALL_STATS",
+                "TRACED_TGIDS",
+                "PROC_STATS",
+                "STARTS",
+                "EVENTS",
+                "TRACE_PENDING",
+                "EXEC_PENDING",
+            ]
+            .iter()
+            .any(|o| o.starts_with(n))
         })
         .map(str::to_string)
         .collect()
