@@ -261,7 +261,14 @@ fn trace_lost_events_are_counted_exactly() {
 
 /// Start `tracer exec ARGS --json`, run `f`, stop tracer with SIGINT; its JSON objects.
 fn exec_events(args: &[&str], f: impl FnOnce()) -> Vec<serde_json::Value> {
-    let (child, mut err) = start_attached(tracer().arg("exec").arg("--json").args(args));
+    let (mut child, mut err) = start_attached(tracer().arg("exec").arg("--json").args(args));
+    // Read stdout as it comes: system-wide, other execs on the machine can fill a pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        stdout.read_to_end(&mut v).unwrap();
+        v
+    });
     f();
     std::thread::sleep(Duration::from_millis(300));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -269,7 +276,7 @@ fn exec_events(args: &[&str], f: impl FnOnce()) -> Vec<serde_json::Value> {
     let mut rest = String::new();
     err.read_to_string(&mut rest).unwrap();
     assert!(out.status.success(), "tracer exec failed: {rest}");
-    json_lines(&out.stdout)
+    json_lines(&reader.join().unwrap())
 }
 
 fn run_fixture(args: &[&str]) -> u32 {
@@ -425,17 +432,110 @@ fn exec_filters_by_user() {
     assert_eq!(with("as-root"), 0, "{execs:#?}");
 }
 
-/// Whatever way tracer ends (the command exits, Ctrl-C, SIGKILL), nothing of
-/// it stays in the kernel.
+/// The BPF programs and maps a running process holds (from /proc/PID/fdinfo),
+/// as ("prog_id" | "map_id", id).
+fn bpf_ids_of(pid: u32) -> Vec<(String, u64)> {
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for l in text.lines() {
+            for key in ["prog_id", "map_id"] {
+                if let Some(v) = l.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
+                    if let Ok(id) = v.trim().parse() {
+                        ids.push((key.to_string(), id));
+                    }
+                }
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Wait (briefly: the kernel frees asynchronously) until none of `ids` exists.
+fn assert_gone(ids: &[(String, u64)], context: &str) {
+    let exists = |(kind, id): &(String, u64)| {
+        let what = if kind == "prog_id" { "prog" } else { "map" };
+        Command::new("bpftool")
+            .args([what, "show", "id", &id.to_string()])
+            .output()
+            .expect("bpftool is needed to check what is loaded")
+            .status
+            .success()
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let left: Vec<_> = ids.iter().filter(|i| exists(i)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{context}: still loaded: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whatever way tracer ends (its targets exit, Ctrl-C, SIGKILL), none of the
+/// programs and maps it loaded stays in the kernel. Checked by id, so other
+/// tracer processes on the machine do not matter.
 #[test]
 fn trace_and_exec_leave_nothing_loaded() {
-    let _lock = exclusive_lock();
-    assert_nothing_loaded("before the test");
+    let _lock = shared_lock();
+    let mut fx = Waiting::start(&["syscalls", "3", "0"]);
+    let (child, _err) = start_attached(tracer().args([
+        "trace",
+        "-e",
+        "getppid",
+        "-o",
+        "/dev/null",
+        "-p",
+        &fx.pid().to_string(),
+    ]));
+    let ids = bpf_ids_of(child.id());
+    assert!(
+        ids.iter().any(|(k, _)| k == "prog_id") && ids.iter().any(|(k, _)| k == "map_id"),
+        "{ids:?}"
+    );
+    fx.go();
+    fx.wait();
+    let out = wait_output(child, LIMIT);
+    assert!(out.status.success());
+    assert_gone(&ids, "after tracer trace -p ended with its target");
+
+    let (child, _err) = start_attached(tracer().args(["exec"]));
+    let ids = bpf_ids_of(child.id());
+    assert!(ids.len() >= 6, "{ids:?}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = wait_output(child, LIMIT);
+    assert!(out.status.success());
+    assert_gone(&ids, "after tracer exec and Ctrl-C");
+
+    let (mut child, _err) = start_attached(tracer().args(["exec"]));
+    let ids = bpf_ids_of(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_gone(&ids, "after tracer exec was killed with SIGKILL");
+}
+
+#[test]
+fn trace_sees_every_thread() {
+    let _lock = shared_lock();
+    // Through a file: `run` reads the pipes only at the end, and 400 objects fill one.
+    let dir = scratch("threads");
+    let file = dir.join("out.json");
     let out = run(
         tracer()
-            .args(["trace", "-e", "getppid", "--"])
+            .args(["trace", "--json", "-e", "getppid", "-o"])
+            .arg(&file)
+            .arg("--")
             .arg(fixture_path())
-            .args(["syscalls", "3", "0"]),
+            .args(["threads", "4", "100"]),
         LIMIT,
     );
     assert!(
@@ -443,22 +543,22 @@ fn trace_and_exec_leave_nothing_loaded() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let objs = json_lines(&std::fs::read(&file).unwrap());
+    let calls: Vec<&serde_json::Value> = objs.iter().filter(|o| o["type"] == "syscall").collect();
+    assert_eq!(calls.len(), 400);
+    let tids: std::collections::BTreeSet<u64> =
+        calls.iter().map(|o| o["tid"].as_u64().unwrap()).collect();
+    let pids: std::collections::BTreeSet<u64> =
+        calls.iter().map(|o| o["pid"].as_u64().unwrap()).collect();
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr)
-            .matches("getppid() = ")
-            .count(),
-        3
+        (tids.len(), pids.len()),
+        (4, 1),
+        "four threads of one process"
     );
-    assert_nothing_loaded("after tracer trace -- CMD");
-
-    let (child, _err) = start_attached(tracer().args(["exec"]));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = wait_output(child, LIMIT);
-    assert!(out.status.success());
-    assert_nothing_loaded("after tracer exec and Ctrl-C");
-
-    let (mut child, _err) = start_attached(tracer().args(["exec"]));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_nothing_loaded("after tracer exec was killed with SIGKILL");
+    assert!(
+        !tids.contains(pids.iter().next().unwrap()),
+        "the main thread makes no getppid calls"
+    );
+    assert_eq!(objs.last().unwrap()["events"], 400);
+    let _ = std::fs::remove_dir_all(&dir);
 }
