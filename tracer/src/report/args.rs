@@ -30,6 +30,10 @@ pub enum Arg {
     AccessMode,
     /// AT_* flags of the *at calls.
     AtFlags,
+    /// mmap/mprotect protection: PROT_READ|PROT_WRITE.
+    Prot,
+    /// mmap flags: MAP_PRIVATE|MAP_ANONYMOUS.
+    MapFlags,
 }
 
 use Arg::*;
@@ -84,9 +88,9 @@ pub fn known(name: &str) -> Option<&'static [Arg]> {
         | "sched_yield" | "fork" | "vfork" | "setsid" | "getpgrp" | "pause" | "sync" => &[],
         "exit" | "exit_group" => &[Int],
         "brk" => &[Ptr],
-        "mmap" => &[Ptr, Uint, Hex, Hex, Fd, Hex],
+        "mmap" => &[Ptr, Uint, Prot, MapFlags, Fd, Hex],
         "munmap" => &[Ptr, Uint],
-        "mprotect" => &[Ptr, Uint, Hex],
+        "mprotect" => &[Ptr, Uint, Prot],
         "pipe" => &[Ptr],
         "pipe2" => &[Ptr, Hex],
         "kill" | "tkill" => &[Int, Int],
@@ -268,6 +272,75 @@ fn at_flags(out: &mut String, flags: u64) {
     }
 }
 
+/// `A|B|0x..` from a table of single bits; `zero` when no bit is set.
+fn bit_names(out: &mut String, value: u64, table: &[(i32, &str)], zero: &str) {
+    let mut rest = value as u32 as i32;
+    if rest == 0 {
+        out.push_str(zero);
+        return;
+    }
+    let mut first = true;
+    for &(bit, name) in table {
+        if bit != 0 && rest & bit == bit {
+            if !first {
+                out.push('|');
+            }
+            out.push_str(name);
+            first = false;
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        if !first {
+            out.push('|');
+        }
+        let _ = write!(out, "{rest:#x}");
+    }
+}
+
+const PROT: &[(i32, &str)] = &[
+    (libc::PROT_READ, "PROT_READ"),
+    (libc::PROT_WRITE, "PROT_WRITE"),
+    (libc::PROT_EXEC, "PROT_EXEC"),
+];
+
+fn map_flags(out: &mut String, flags: u64) {
+    const TYPES: &[(i32, &str)] = &[
+        (libc::MAP_SHARED, "MAP_SHARED"),
+        (libc::MAP_PRIVATE, "MAP_PRIVATE"),
+        (libc::MAP_SHARED_VALIDATE, "MAP_SHARED_VALIDATE"),
+    ];
+    const FLAGS: &[(i32, &str)] = &[
+        (libc::MAP_FIXED, "MAP_FIXED"),
+        (libc::MAP_ANONYMOUS, "MAP_ANONYMOUS"),
+        (libc::MAP_32BIT, "MAP_32BIT"),
+        (libc::MAP_GROWSDOWN, "MAP_GROWSDOWN"),
+        (libc::MAP_DENYWRITE, "MAP_DENYWRITE"),
+        (libc::MAP_EXECUTABLE, "MAP_EXECUTABLE"),
+        (libc::MAP_LOCKED, "MAP_LOCKED"),
+        (libc::MAP_NORESERVE, "MAP_NORESERVE"),
+        (libc::MAP_POPULATE, "MAP_POPULATE"),
+        (libc::MAP_NONBLOCK, "MAP_NONBLOCK"),
+        (libc::MAP_STACK, "MAP_STACK"),
+        (libc::MAP_HUGETLB, "MAP_HUGETLB"),
+        (libc::MAP_SYNC, "MAP_SYNC"),
+        (libc::MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"),
+    ];
+    let v = flags as u32 as i32;
+    let kind = v & 0x3;
+    match TYPES.iter().find(|(t, _)| *t == kind) {
+        Some((_, name)) => out.push_str(name),
+        None => {
+            let _ = write!(out, "{kind:#x}");
+        }
+    }
+    let rest = (v & !0x3) as u32 as u64;
+    if rest != 0 {
+        out.push('|');
+        bit_names(out, rest, FLAGS, "0");
+    }
+}
+
 fn access_mode(out: &mut String, mode: u64) {
     let mode = mode as u32 as i32;
     if mode == libc::F_OK {
@@ -339,6 +412,8 @@ pub fn push_arg<'a>(
         }
         AccessMode => access_mode(out, value),
         AtFlags => at_flags(out, value),
+        Prot => bit_names(out, value, PROT, "PROT_NONE"),
+        MapFlags => map_flags(out, value),
     }
 }
 
@@ -423,6 +498,34 @@ mod tests {
         out.clear();
         at_flags(&mut out, libc::AT_REMOVEDIR as u64);
         assert_eq!(out, "AT_REMOVEDIR");
+    }
+
+    #[test]
+    fn mmap_like_strace() {
+        let mut out = String::new();
+        let args = [
+            0,
+            8192,
+            3,
+            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+            u32::MAX as u64,
+            0,
+        ];
+        push_args(&mut out, known("mmap").unwrap(), &args, &[]);
+        assert_eq!(
+            out,
+            "NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0x0"
+        );
+        out.clear();
+        let args = [0x1000, 4096, 0, 0, 0, 0];
+        push_args(&mut out, known("mprotect").unwrap(), &args, &[]);
+        assert_eq!(out, "0x1000, 4096, PROT_NONE");
+        out.clear();
+        map_flags(
+            &mut out,
+            (libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_DENYWRITE | 0x4000000) as u64,
+        );
+        assert_eq!(out, "MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE|0x4000000");
     }
 
     #[test]

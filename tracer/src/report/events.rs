@@ -433,7 +433,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            "4242  mmap(NULL, 4096, 0x3, 0x22, -1, 0x0) = 0x7f0000000000\n"
+            "4242  mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0x0) = 0x7f0000000000\n"
         );
     }
 
