@@ -40,7 +40,7 @@ pub fn cgroup_id(path: &std::path::Path) -> Result<u64> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
     let on_cgroup2 = unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0
-        && fs.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64;
+        && fs.f_type == libc::CGROUP2_SUPER_MAGIC;
     if !on_cgroup2 {
         anyhow::bail!(
             "--cgroup {}: not a cgroup v2 directory (the kernel filters on the cgroup2 \
