@@ -264,6 +264,36 @@ pub fn trace_task_exit(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// A thread other than the leader that execs takes over the leader's pid (the
+/// kernel's de_thread): move its call in progress (the execve) to the new tid,
+/// so that sys_exit finds it.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn trace_exec_tid(ctx: RawTracePointContext) -> i32 {
+    let old: u32 = ctx.arg::<u64>(1) as u32;
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if old == tid {
+        return 0;
+    }
+    if let Some(p) = TRACE_PENDING.get_ptr(&old) {
+        let p = unsafe { *p };
+        if TRACE_PENDING.insert(&tid, &p, 0).is_err() {
+            count_lost(event_lost::PENDING_FULL);
+        }
+        let _ = TRACE_PENDING.remove(&old);
+    }
+    if let Some(s) = TRACE_STRINGS.get_ptr(&old) {
+        // Too big for the stack: copied through the scratch slot.
+        if let Some(scratch) = STR_SCRATCH.get_ptr_mut(0) {
+            unsafe { probe_read_kernel_raw(scratch.cast(), size_of::<StrSlot>() as u32, s.cast()) };
+            if TRACE_STRINGS.insert(&tid, unsafe { &*scratch }, 0).is_err() {
+                count_lost(event_lost::STRINGS_FULL);
+            }
+        }
+        let _ = TRACE_STRINGS.remove(&old);
+    }
+    0
+}
+
 #[inline(always)]
 fn fill(head: &mut SyscallEvent, p: &TracePending, pid_tgid: u64, ret: i64, flags: u32) {
     head.kind = event_kind::SYSCALL;

@@ -107,6 +107,18 @@ fn files(dir: &str) {
     }
 }
 
+/// A second thread execs `path` (the kernel gives it the process's pid).
+fn thread_exec(path: &str) {
+    let p = CString::new(path).unwrap();
+    let h = std::thread::spawn(move || {
+        let argv = [p.as_ptr(), std::ptr::null()];
+        unsafe { libc::execv(p.as_ptr(), argv.as_ptr()) };
+        panic!("exec {p:?} failed");
+    });
+    let _ = h.join();
+    unreachable!("the exec replaced this process");
+}
+
 /// `n` reads of 4 KiB from /dev/zero.
 fn read_zero(n: u64) {
     use std::io::Read as _;
@@ -173,6 +185,7 @@ fn main() {
         ),
         #[cfg(target_arch = "x86_64")]
         "files" => files(args.get(1).map(String::as_str).unwrap_or(".")),
+        "thread-exec" => thread_exec(args.get(1).map(String::as_str).unwrap_or("/bin/true")),
         "read-zero" => read_zero(arg(&args, 1, 1000)),
         "writes" => writes(&args[1..].iter().filter_map(|a| a.parse().ok()).collect::<Vec<_>>()),
         "work" => work(arg(&args, 1, 1000)),
@@ -181,7 +194,7 @@ fn main() {
         _ => {
             eprintln!(
                 "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | \
-                 execs K [PATH [ARG...]] | files DIR | read-zero N | writes SIZE... | work N | malloc N | sleep MS"
+                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | malloc N | sleep MS"
             );
             std::process::exit(2);
         }

@@ -562,3 +562,44 @@ fn trace_sees_every_thread() {
     assert_eq!(objs.last().unwrap()["events"], 400);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A thread that is not the leader execs: the kernel gives it the leader's pid
+/// in the middle of the call, and its execve is still reported, once.
+#[test]
+fn trace_exec_from_a_thread() {
+    let _lock = shared_lock();
+    let dir = scratch("thread-exec");
+    let file = dir.join("out");
+    let out = run(
+        tracer()
+            .args(["trace", "-e", "execve,exit_group", "-o"])
+            .arg(&file)
+            .arg("--")
+            .arg(fixture_path())
+            .args(["thread-exec", "/bin/true"]),
+        LIMIT,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].contains(" execve(\"") && lines[0].ends_with(") = 0"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains(" execve(\"/bin/true\", ") && lines[1].ends_with(") = 0"),
+        "{text}"
+    );
+    assert!(lines[2].ends_with(" exit_group(0) = ?"), "{text}");
+    let pid = |l: &str| l.split_whitespace().next().unwrap().to_string();
+    assert!(
+        lines.iter().all(|l| pid(l) == pid(lines[0])),
+        "one process throughout: {text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -39,8 +39,8 @@ pub fn cgroup_id(path: &std::path::Path) -> Result<u64> {
     }
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    let on_cgroup2 = unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0
-        && fs.f_type == libc::CGROUP2_SUPER_MAGIC;
+    let on_cgroup2 =
+        unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0 && fs.f_type == libc::CGROUP2_SUPER_MAGIC;
     if !on_cgroup2 {
         anyhow::bail!(
             "--cgroup {}: not a cgroup v2 directory (the kernel filters on the cgroup2 \
@@ -130,6 +130,14 @@ pub async fn run(args: ExecArgs) -> Result<i32> {
 
     let clock = Clock::now();
     let mut sink = Sink::new(None, false)?;
+    // Install the Ctrl-C/SIGTERM handlers (first poll) before saying "Tracing".
+    let signal = crate::signals::wait();
+    tokio::pin!(signal);
+    let mut stopped: bool = tokio::select! {
+        biased;
+        s = &mut signal => { s?; true }
+        _ = std::future::ready(()) => false,
+    };
     eprintln!("Tracing execs... Ctrl-C to end.");
     if !args.json {
         sink.write(render::EXEC_HEADER)?;
@@ -151,8 +159,6 @@ pub async fn run(args: ExecArgs) -> Result<i32> {
         .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
     let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
     let mut lost_seen = Lost::default();
-    let signal = crate::signals::wait();
-    tokio::pin!(signal);
     {
         let logs_task = async {
             match bpf_logs.as_mut() {
@@ -161,9 +167,9 @@ pub async fn run(args: ExecArgs) -> Result<i32> {
             }
         };
         tokio::pin!(logs_task);
-        loop {
+        while !stopped {
             tokio::select! {
-                s = &mut signal => { s?; break; }
+                s = &mut signal => { s?; stopped = true; }
                 _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break,
                 r = reader.read(|e| push(e, &mut buf)) => {
                     r?;

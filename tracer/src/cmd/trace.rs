@@ -281,6 +281,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     }
     bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
     bpf::attach_raw_tracepoint(&mut ebpf, "trace_task_exit", "sched_process_exit")?;
+    bpf::attach_raw_tracepoint(&mut ebpf, "trace_exec_tid", "sched_process_exec")?;
     bpf::attach_raw_tracepoint(&mut ebpf, "trace_exit", "sys_exit")?;
     bpf::attach_raw_tracepoint(&mut ebpf, "trace_enter", "sys_enter")?;
 
@@ -298,6 +299,15 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
         events: 0,
     };
 
+    // Install the Ctrl-C/SIGTERM handlers (first poll) before the command
+    // starts or "Tracing" is printed: a signal from then on ends the trace cleanly.
+    let signal = crate::signals::wait();
+    tokio::pin!(signal);
+    let early_signal = tokio::select! {
+        biased;
+        s = &mut signal => Some(s?),
+        _ = std::future::ready(()) => None,
+    };
     let mut launched = false;
     let mut child_wait = None;
     if let Some(p) = &prepared {
@@ -338,10 +348,8 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     let mut drain_tick = tokio::time::interval(Duration::from_millis(10));
     drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut lost_seen = Lost::default();
-    let signal = crate::signals::wait();
-    tokio::pin!(signal);
     let mut child_status: Option<i32> = None;
-    let mut sig = None;
+    let mut sig = early_signal;
     {
         let logs_task = async {
             match bpf_logs.as_mut() {
@@ -350,7 +358,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
             }
         };
         tokio::pin!(logs_task);
-        loop {
+        while sig.is_none() {
             tokio::select! {
                 s = &mut signal => { sig = Some(s?); break; }
                 r = reader.read(|e| out.push(e)) => {

@@ -193,6 +193,7 @@ pub const OUR_PROGRAMS: &[&str] = &[
     "trace_enter",
     "trace_exit",
     "trace_task_exit",
+    "trace_exec_tid",
     "exec_enter",
     "execat_enter",
     "exec_exit",
