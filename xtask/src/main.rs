@@ -72,7 +72,10 @@ fn bench_trace(n: u64, strace_n: u64, runs: u32) -> Result<i32> {
     let env = setup::run()?;
     util::step("building tracer and the fixtures (release)");
     util::cargo(&env, &["build", "--release", "-p", "tracer", "-p", "tracer-fixtures"])?;
-    let dir = util::root().join("target/release");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| util::root().join("target"));
+    let dir = target.join("release");
     let b = trace_bench::measure(&dir.join("tracer"), &dir.join("fixture"), n, strace_n, runs)?;
     trace_bench::print(&b);
     Ok(0)
