@@ -195,8 +195,10 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
     // x86_64 syscall arguments: rdi, rsi, rdx, r10, r8, r9. (Reading the
     // kernel's own pt_regs does not fail in practice; if it did, the call is
     // still reported, with zeros.)
-    let args = match unsafe { bpf_probe_read_kernel(regs) } {
-        Ok(r) => [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+    // Only the 64 bytes from r10 to rdi of the 168-byte struct are read.
+    let window = unsafe { (regs as *const u8).add(REGS_WINDOW_START) } as *const [u64; 8];
+    let args = match unsafe { bpf_probe_read_kernel(window) } {
+        Ok(w) => [w[7], w[6], w[5], w[0], w[2], w[1]],
         Err(_) => [0; 6],
     };
     let now = unsafe { bpf_ktime_get_ns() };
@@ -242,6 +244,15 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
     }
     Ok(())
 }
+
+/// x86_64 `struct pt_regs`: r10 at 56, r9 64, r8 72, ax 80, cx 88, dx 96, si 104,
+/// di 112. The syscall arguments are di, si, dx, r10, r8, r9.
+const REGS_WINDOW_START: usize = core::mem::offset_of!(pt_regs, r10);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rdi) == REGS_WINDOW_START + 7 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rsi) == REGS_WINDOW_START + 6 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rdx) == REGS_WINDOW_START + 5 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, r8) == REGS_WINDOW_START + 2 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, r9) == REGS_WINDOW_START + 8);
 
 /// `TracePending::nr` of a thread that is not inside a traced call.
 const NO_CALL: u32 = u32::MAX;
