@@ -603,3 +603,50 @@ fn trace_exec_from_a_thread() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The BPF programs' aya-log messages (a full ring buffer is logged at debug
+/// level) reach stderr with -vv, and not at all by default.
+#[test]
+fn bpf_logs_only_when_asked() {
+    let _lock = shared_lock();
+    let run_with = |verbose: &[&str]| {
+        let out = run(
+            tracer()
+                .args(verbose)
+                .args([
+                    "trace",
+                    "-e",
+                    "geteuid",
+                    "--buffer-size",
+                    "4K",
+                    "-o",
+                    "/dev/null",
+                    "--",
+                ])
+                .arg(fixture_path())
+                .args(["geteuid", "100000"])
+                .env_remove("RUST_LOG"),
+            LIMIT,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = run_with(&[]);
+    assert!(
+        quiet.contains("tracer: lost "),
+        "the loss is reported anyway: {quiet}"
+    );
+    assert!(!quiet.contains("ring buffer full: "), "{quiet}");
+    let verbose = run_with(&["-vv"]);
+    assert!(
+        verbose
+            .lines()
+            .any(|l| l.contains("tracer_ebpf")
+                && l.contains("event ring buffer full: 1 events lost")),
+        "{verbose}"
+    );
+}
