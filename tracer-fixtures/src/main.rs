@@ -55,16 +55,15 @@ fn forks(k: u64, n: u64) {
     }
 }
 
-/// `k` children that exec `/bin/true` (or the path given), each with the extra
-/// arguments given and then its index: `PATH ARG... i`.
+/// `k` children that exec `/bin/true` (or the path given). With extra arguments,
+/// each child gets them and then its index: `PATH ARG... i`.
 fn execs(k: u64, path: &str, extra: &[String]) {
     for i in 0..k {
-        let status = std::process::Command::new(path)
-            .args(extra)
-            .arg(i.to_string())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("spawn");
+        let mut cmd = std::process::Command::new(path);
+        if !extra.is_empty() {
+            cmd.args(extra).arg(i.to_string());
+        }
+        let status = cmd.status().expect("spawn");
         assert!(status.success());
     }
 }
