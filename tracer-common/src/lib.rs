@@ -239,3 +239,114 @@ mod pod {
     unsafe impl aya::Pod for TpStat {}
     unsafe impl aya::Pod for TpProcKey {}
 }
+
+// ---- Event streams (`tracer trace`, `tracer exec`): records sent through the
+// `EVENTS` ring buffer. Every record starts with a `u32` kind.
+
+/// Kinds of ring buffer records.
+pub mod event_kind {
+    /// A `SyscallEvent`, followed by `nstr` strings of `TRACE_STR_LEN` bytes.
+    pub const SYSCALL: u32 = 1;
+    /// An `ExecEvent`.
+    pub const EXEC: u32 = 2;
+}
+
+/// Bytes kept of a path argument (with its NUL): longer paths are truncated and marked.
+pub const TRACE_STR_LEN: usize = 256;
+/// Path arguments decoded per syscall at most (rename, link, symlink have two).
+pub const TRACE_MAX_STR: usize = 2;
+
+/// `SyscallEvent::flags` bits.
+pub mod event_flags {
+    /// The call never returned (exit, exit_group, or the thread died in it): `ret` is meaningless.
+    pub const NO_RETURN: u32 = 1 << 0;
+    /// String 0 / 1 was longer than `TRACE_STR_LEN - 1` bytes and is cut.
+    pub const STR0_TRUNCATED: u32 = 1 << 1;
+    pub const STR1_TRUNCATED: u32 = 1 << 2;
+    /// The strings of this call were not kept (the string table was full).
+    pub const STR_MISSING: u32 = 1 << 3;
+    /// `ExecEvent`: `ppid` comes from the kernel's fork record (else user space fills it).
+    pub const PPID_KNOWN: u32 = 1 << 4;
+}
+
+/// What `sys_enter` keeps per thread for `sys_exit` in `tracer trace`.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default)]
+pub struct TracePending {
+    pub nr: u32,
+    /// Path arguments read at entry (0..=TRACE_MAX_STR).
+    pub nstr: u32,
+    pub enter_ns: u64,
+    pub args: [u64; 6],
+}
+
+/// A completed (or never-returning) syscall. In the ring buffer it is followed by
+/// `nstr` strings of `TRACE_STR_LEN` bytes each.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyscallEvent {
+    pub kind: u32,
+    pub nr: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    pub enter_ns: u64,
+    pub exit_ns: u64,
+    pub args: [u64; 6],
+    pub ret: i64,
+    pub nstr: u32,
+    /// `event_flags` bits.
+    pub flags: u32,
+    /// Per string: bytes read including the NUL, or a negative errno if reading failed.
+    pub str_len: [i32; TRACE_MAX_STR],
+}
+
+/// Indexes of the `EVENT_LOST` per-CPU array: events (or parts) that did not reach user space.
+pub mod event_lost {
+    /// The ring buffer was full: the whole event was dropped.
+    pub const RING_FULL: u32 = 0;
+    /// The per-thread entry table was full: the call's event was dropped.
+    pub const PENDING_FULL: u32 = 1;
+    /// The per-thread string table was full: the event went out without its strings.
+    pub const STRINGS_FULL: u32 = 2;
+    pub const COUNT: u32 = 4;
+}
+
+/// Arguments of an exec kept at most, and bytes of each (with the NUL).
+pub const EXEC_ARGS: usize = 8;
+pub const EXEC_ARG_LEN: usize = 128;
+/// Arguments counted at most (argc is reported up to this).
+pub const EXEC_MAX_ARGC: u32 = 64;
+
+/// One execve/execveat, from entry to exit.
+#[repr(C)]
+#[derive(Copy, Clone, Debug)]
+pub struct ExecEvent {
+    pub kind: u32,
+    pub nr: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub enter_ns: u64,
+    pub exit_ns: u64,
+    pub ret: i64,
+    /// Number of arguments (counted up to `EXEC_MAX_ARGC`).
+    pub argc: u32,
+    /// `event_flags` bits.
+    pub flags: u32,
+    /// Bytes read of the filename including the NUL, or a negative errno.
+    pub filename_len: i32,
+    /// Per kept argument: bytes read including the NUL, or a negative errno.
+    pub arg_len: [i32; EXEC_ARGS],
+    pub _pad: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+    pub filename: [u8; TRACE_STR_LEN],
+    pub args: [[u8; EXEC_ARG_LEN]; EXEC_ARGS],
+}
+
+#[cfg(feature = "user")]
+mod event_pod {
+    use super::*;
+    unsafe impl aya::Pod for TracePending {}
+    unsafe impl aya::Pod for SyscallEvent {}
+}

@@ -3,12 +3,14 @@
 #![no_std]
 #![no_main]
 
+mod exec;
 mod filter;
 mod maps;
 mod probe;
 mod procs;
 mod syscalls;
 mod task_storage;
+mod trace;
 mod tracepoint;
 mod uprobe;
 

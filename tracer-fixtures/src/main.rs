@@ -33,15 +33,16 @@ fn syscalls(n: u64, m: u64) {
     }
 }
 
-/// `n` geteuid calls: the benchmark loop. Prints `loop_ns N`, the loop's own
-/// wall time, so benchmarks measure the syscalls and not process start-up.
+/// `n` geteuid calls: the benchmark loop. Returns the loop's own wall time,
+/// which the modes print as `loop_ns N` so benchmarks measure the syscalls and
+/// not process start-up.
 #[inline(never)]
-fn geteuid_loop(n: u64) {
+fn geteuid_loop(n: u64) -> u128 {
     let t = std::time::Instant::now();
     for _ in 0..n {
         unsafe { libc::syscall(libc::SYS_geteuid) };
     }
-    println!("loop_ns {}", t.elapsed().as_nanos());
+    t.elapsed().as_nanos()
 }
 
 /// `threads` threads, each making `n` getppid calls. The threads are raw
@@ -94,12 +95,98 @@ fn forks(k: u64, n: u64) {
     }
 }
 
-/// `k` children that exec `/bin/true` (or the path given).
-fn execs(k: u64, path: &str) {
-    for _ in 0..k {
-        let status = std::process::Command::new(path).status().expect("spawn");
+/// `k` children that exec `/bin/true` (or the path given). With extra arguments,
+/// each child gets them and then its index: `PATH ARG... i`.
+fn execs(k: u64, path: &str, extra: &[String]) {
+    for i in 0..k {
+        let mut cmd = std::process::Command::new(path);
+        if !extra.is_empty() {
+            cmd.args(extra).arg(i.to_string());
+        }
+        let status = cmd.status().expect("spawn");
         assert!(status.success());
     }
+}
+
+/// Known file calls under `dir` (which holds a file `exists` and no `missing`),
+/// made with raw syscalls so that libc cannot change them. `tracer trace` tests
+/// expect exactly these, in this order:
+///
+///     openat(AT_FDCWD, "DIR/exists", O_RDONLY|O_CLOEXEC) = FD
+///     close(FD) = 0
+///     openat(AT_FDCWD, "DIR/missing", O_RDONLY) = -1 ENOENT
+///     newfstatat(AT_FDCWD, "DIR/exists", BUF, 0) = 0
+///     access("DIR/missing", F_OK) = -1 ENOENT
+///     unlink("DIR/missing") = -1 ENOENT
+///     mkdir("DIR/sub", 0755) = 0
+///     rename("DIR/sub", "DIR/moved") = 0
+///     rmdir("DIR/moved") = 0
+///     openat(AT_FDCWD, "DIR/d/d/d/.../d" (300 bytes or more), O_RDONLY) = -1 ENOENT
+#[cfg(target_arch = "x86_64")]
+fn files(dir: &str) {
+    let c = |p: String| CString::new(p).unwrap();
+    let exists = c(format!("{dir}/exists"));
+    let missing = c(format!("{dir}/missing"));
+    let sub = c(format!("{dir}/sub"));
+    let moved = c(format!("{dir}/moved"));
+    let long = c(format!("{dir}{}", "/d".repeat(150)));
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    unsafe {
+        let fd = libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            exists.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        assert!(fd >= 0, "{dir}/exists must exist");
+        libc::syscall(libc::SYS_close, fd);
+        assert!(
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                missing.as_ptr(),
+                libc::O_RDONLY
+            ) < 0
+        );
+        assert_eq!(
+            libc::syscall(
+                libc::SYS_newfstatat,
+                libc::AT_FDCWD,
+                exists.as_ptr(),
+                &mut st as *mut libc::stat,
+                0
+            ),
+            0
+        );
+        assert!(libc::syscall(libc::SYS_access, missing.as_ptr(), libc::F_OK) < 0);
+        assert!(libc::syscall(libc::SYS_unlink, missing.as_ptr()) < 0);
+        assert_eq!(libc::syscall(libc::SYS_mkdir, sub.as_ptr(), 0o755), 0);
+        assert_eq!(
+            libc::syscall(libc::SYS_rename, sub.as_ptr(), moved.as_ptr()),
+            0
+        );
+        assert_eq!(libc::syscall(libc::SYS_rmdir, moved.as_ptr()), 0);
+        assert!(
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                long.as_ptr(),
+                libc::O_RDONLY
+            ) < 0
+        );
+    }
+}
+
+/// A second thread execs `path` (the kernel gives it the process's pid).
+fn thread_exec(path: &str) {
+    let p = CString::new(path).unwrap();
+    let h = std::thread::spawn(move || {
+        let argv = [p.as_ptr(), std::ptr::null()];
+        unsafe { libc::execv(p.as_ptr(), argv.as_ptr()) };
+        panic!("exec {p:?} failed");
+    });
+    let _ = h.join();
+    unreachable!("the exec replaced this process");
 }
 
 /// `n` reads of 4 KiB from /dev/zero.
@@ -159,13 +246,19 @@ fn main() {
     }
     match mode.as_str() {
         "syscalls" => syscalls(arg(&args, 1, 100), arg(&args, 2, 10)),
-        "geteuid" => geteuid_loop(arg(&args, 1, 4_000_000)),
+        // `loop_ns` on stdout, or on stderr where stdout carries a tracer's output.
+        "geteuid" => println!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
+        "geteuid-timed" => eprintln!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
         "threads" => threads(arg(&args, 1, 4), arg(&args, 2, 1000)),
         "forks" => forks(arg(&args, 1, 3), arg(&args, 2, 100)),
         "execs" => execs(
             arg(&args, 1, 3),
             args.get(2).map(String::as_str).unwrap_or("/bin/true"),
+            args.get(3..).unwrap_or(&[]),
         ),
+        #[cfg(target_arch = "x86_64")]
+        "files" => files(args.get(1).map(String::as_str).unwrap_or(".")),
+        "thread-exec" => thread_exec(args.get(1).map(String::as_str).unwrap_or("/bin/true")),
         "read-zero" => read_zero(arg(&args, 1, 1000)),
         "writes" => writes(
             &args[1..]
@@ -178,8 +271,8 @@ fn main() {
         "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(&args, 1, 1000))),
         _ => {
             eprintln!(
-                "usage: fixture [--wait] syscalls N M | geteuid N | threads T N | forks K N | \
-                 execs K [PATH] | read-zero N | writes SIZE... | work N | malloc N | sleep MS"
+                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | \
+                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | malloc N | sleep MS"
             );
             std::process::exit(2);
         }

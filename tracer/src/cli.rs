@@ -37,6 +37,8 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Syscalls(SyscallsArgs),
+    Trace(TraceArgs),
+    Exec(ExecArgs),
     Uprobe(UprobeArgs),
     Tracepoint(TracepointArgs),
     List(ListArgs),
@@ -194,6 +196,147 @@ pub struct SyscallsArgs {
     /// The command to launch and trace, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// Print each system call of a command or process as it completes, like strace.
+///
+///     sudo tracer trace -- ls /tmp
+///     sudo tracer trace -T -e openat,stat,access -- make
+///     sudo tracer trace -p 1234 --json -o calls.jsonl
+///
+/// One line per completed call of the traced processes and their children:
+///
+///     2011  openat(AT_FDCWD, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3
+///     2011  access("/etc/missing", R_OK) = -1 ENOENT (No such file or directory)
+///     2011  exit_group(0) = ?
+///
+/// the process id, the syscall and its arguments, then the result: a number, or
+/// -1 and the errno's name and text when the call failed, or `?` for a call that
+/// never returned (exit_group, a thread killed inside a call). Path arguments of
+/// the file and exec calls (open, openat, execve, stat family, access, unlink,
+/// mkdir, rename, chdir, readlink, link, chmod, ...) are shown as strings of up
+/// to 255 bytes; a longer one ends with `"..."...`. openat/open flags and modes,
+/// access modes and AT_* flags are decoded; other arguments are numbers
+/// (pointers in hex). For calls tracer has no table of, the number and kind
+/// of arguments come from the kernel's syscall tracepoint formats. (x86_64.)
+///
+/// Calls are printed when they complete, so a call that blocks shows up after
+/// calls other threads made meanwhile (strace shows `<unfinished ...>` instead).
+///
+/// Events travel from the kernel through a ring buffer. If tracer cannot keep
+/// up and the buffer fills, the kernel counts what it drops: the output then
+/// says `lost N events` (never silently); raise --buffer-size.
+///
+/// The text goes to stderr like strace's (JSON to stdout), or to -o FILE.
+/// With `-- CMD`, tracer exits with CMD's exit code.
+#[derive(Debug, Args, Clone)]
+#[command(verbatim_doc_comment)]
+pub struct TraceArgs {
+    /// Trace these running processes (all threads) and, unless --no-follow, the
+    /// children they fork from then on. Repeat or separate with commas.
+    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<i32>,
+
+    /// Only these syscalls (names as in `man 2 syscalls`), comma separated.
+    #[arg(
+        short = 'e',
+        long = "syscall",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub syscall: Vec<String>,
+
+    /// Prefix each line with the wall-clock time of the call's entry (HH:MM:SS.micro).
+    #[arg(short = 't', long = "time", conflicts_with = "relative")]
+    pub time: bool,
+
+    /// Prefix each line with the seconds since tracing started, at the call's entry
+    /// (unlike strace -r, not the gap since the previous line: calls are printed
+    /// as they complete, so that gap could be negative).
+    #[arg(short = 'r', long = "relative")]
+    pub relative: bool,
+
+    /// Show the time spent in each call, <seconds>, at the end of the line.
+    #[arg(short = 'T', long = "durations")]
+    pub durations: bool,
+
+    /// One JSON object per line. A call: {"type":"syscall", "time" (Unix seconds
+    /// at entry), "pid", "tid", "syscall", "nr", "args" (raw numbers), "text"
+    /// (the decoded arguments), "paths" ([{"value", "truncated"}] or
+    /// [{"error"}]), "ret" (null if it never returned), "errno" (name or null),
+    /// "duration_ns"}. Lost events: {"type":"lost", "lost", ...}. The last line:
+    /// {"type":"summary", "events", "lost", "lost_ring_full",
+    /// "lost_table_full", "without_paths"}.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the trace to FILE instead of stderr (text) or stdout (JSON).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Size of the kernel's event ring buffer, in bytes (K and M suffixes allowed):
+    /// a power of two, at least 4K. A syscall record takes 112 bytes, 368 with a
+    /// path, 624 with two.
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_buffer_size)]
+    pub buffer_size: u32,
+
+    /// With -p or -- CMD: trace only the first process, not its children.
+    #[arg(long)]
+    pub no_follow: bool,
+
+    /// The command to launch and trace, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// Print every program execution on the system, like BCC's execsnoop.
+///
+///     sudo tracer exec
+///     sudo tracer exec -u alice --comm make
+///     sudo tracer exec --cgroup /sys/fs/cgroup/system.slice/nginx.service --json
+///
+/// One line per execve/execveat (successful or not), when the call returns:
+///
+///     TIME     PID     PPID    UID   COMM             RET ARGS
+///     10:01:02 4242    4100    0     ls                 0 /usr/bin/ls ls -l /tmp
+///
+/// ARGS is the file name that was executed followed by the argument vector
+/// (argv[0] first). The first 8 arguments are shown (each up to 127 bytes; a
+/// longer one ends with `...`), then `... (N args)` when there are more. COMM is the
+/// new program's name, or the old one when the exec failed; RET is 0 or the
+/// negative errno (with its name). PPID is the parent at fork time as the
+/// kernel saw it (for a process forked before tracer started, read from /proc).
+///
+/// Runs until Ctrl-C or --duration. Lost events (ring buffer full) are counted
+/// and reported.
+#[derive(Debug, Args, Clone)]
+#[command(verbatim_doc_comment)]
+pub struct ExecArgs {
+    /// Only programs whose new comm (the first 15 bytes of the file name) is COMM.
+    #[arg(long, value_name = "COMM")]
+    pub comm: Option<String>,
+
+    /// Only execs by this user (name or number).
+    #[arg(short, long, value_name = "USER")]
+    pub uid: Option<String>,
+
+    /// Only tasks in this cgroup (v2): a directory under /sys/fs/cgroup.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+
+    /// Stop after SECS seconds.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub duration: Option<f64>,
+
+    /// One JSON object per line: {"type":"exec", "time", "pid", "tid", "ppid",
+    /// "uid", "comm", "syscall", "filename", "argv" (the first 8), "argc"
+    /// ("argc_at_least" when there were 64 or more), "truncated", "ret", "errno"}.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Size of the kernel's event ring buffer in bytes (a power of two, at least 4K).
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_buffer_size)]
+    pub buffer_size: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -428,6 +571,27 @@ fn parse_positive_secs(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A ring buffer size: bytes with an optional K/M/G suffix, a power of two >= 4K.
+fn parse_buffer_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (examples: 65536, 64K, 16M)"))?;
+    let bytes = n.saturating_mul(mult);
+    if bytes < 4096 || !bytes.is_power_of_two() || bytes > 1 << 30 {
+        return Err(format!(
+            "`{s}`: the ring buffer size must be a power of two from 4K to 1G (the kernel's rule)"
+        ));
+    }
+    Ok(bytes as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +608,19 @@ mod tests {
         assert!(err.to_string().contains("more than 0"), "{err}");
         assert!(Cli::try_parse_from(["tracer", "syscalls", "-d", "abc"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "syscalls", "-d", "-1"]).is_err());
+    }
+
+    #[test]
+    fn buffer_sizes() {
+        assert_eq!(parse_buffer_size("4K"), Ok(4096));
+        assert_eq!(parse_buffer_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_buffer_size("65536"), Ok(65536));
+        assert!(parse_buffer_size("5000")
+            .unwrap_err()
+            .contains("power of two"));
+        assert!(parse_buffer_size("2K").is_err());
+        assert!(parse_buffer_size("x").is_err());
+        assert!(parse_buffer_size("4G").is_err());
     }
 
     #[test]

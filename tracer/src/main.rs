@@ -53,6 +53,8 @@ fn main() {
             cli::Command::Completions { shell } => cmd::docs::completions(shell),
             cli::Command::Man => cmd::docs::man(),
             cli::Command::Info(a) => cmd::info::run(a),
+            cli::Command::Trace(a) => cmd::trace::run(a).await,
+            cli::Command::Exec(a) => cmd::exec::run(a).await,
         }
     });
     match result {

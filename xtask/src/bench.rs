@@ -122,26 +122,47 @@ impl Background {
     }
 }
 
-/// Run `cmd` (whose output includes the fixture's `loop_ns N`) and return ns per call.
-fn loop_ns_per_call(cmd: &mut Command, iters: u64) -> Result<f64> {
+/// One run of a command whose output includes the fixture's `loop_ns N`.
+struct LoopRun {
+    ns_per_call: f64,
+    /// Wall time of the whole command (start-up and teardown included).
+    wall_s: f64,
+    /// Events the tool reported lost (`tracer: lost N events`), if any.
+    lost: u64,
+}
+
+fn run_loop(cmd: &mut Command, iters: u64) -> Result<LoopRun> {
+    let t0 = Instant::now();
     let out = cmd
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running {}", util::show(cmd)))?;
+    let wall_s = t0.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("{} failed ({}): {err}", util::show(cmd), out.status);
+    }
     let ns: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("loop_ns "))
         .and_then(|v| v.trim().parse().ok())
-        .with_context(|| {
-            format!(
-                "no loop_ns from {}: {}{}",
-                util::show(cmd),
-                text,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
-    Ok(ns as f64 / iters as f64)
+        .with_context(|| format!("no loop_ns from {}: {text}{err}", util::show(cmd)))?;
+    let lost = err
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tracer: lost ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    Ok(LoopRun {
+        ns_per_call: ns as f64 / iters as f64,
+        wall_s,
+        lost,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,6 +189,9 @@ struct Scenario {
     per_call: Vec<f64>,
     startup_ms: Vec<f64>,
     rss_kib: Vec<u64>,
+    /// Launched runs: events delivered per second end to end, and events lost.
+    events_per_s: Vec<f64>,
+    lost: Vec<u64>,
 }
 
 fn fixture_cmd(b: &Bins, iters: u64) -> Command {
@@ -196,21 +220,29 @@ impl Scenario {
         c
     }
 
-    /// ns per call, and for background tools their start-up time (ms) and peak RSS (KiB).
-    fn measure(&self, b: &Bins) -> Result<(f64, Option<f64>, Option<u64>)> {
+    /// Run once and record the result.
+    fn measure(&mut self, b: &Bins) -> Result<f64> {
         let n = self.iters;
-        match self.kind {
-            Kind::Untraced => Ok((loop_ns_per_call(&mut fixture_cmd(b, n), n)?, None, None)),
-            Kind::Launcher => Ok((loop_ns_per_call(&mut self.command(b), n)?, None, None)),
+        let per = match self.kind {
+            Kind::Untraced => run_loop(&mut fixture_cmd(b, n), n)?.ns_per_call,
+            Kind::Launcher => {
+                let r = run_loop(&mut self.command(b), n)?;
+                self.events_per_s
+                    .push(n.saturating_sub(r.lost) as f64 / r.wall_s);
+                self.lost.push(r.lost);
+                r.ns_per_call
+            }
             Kind::Background { ready } => {
                 let tool = Background::start(&mut self.command(b), ready)?;
-                let per = loop_ns_per_call(&mut fixture_cmd(b, n), n)?;
-                let rss = tool.peak_rss_kib();
-                let startup = tool.startup.as_secs_f64() * 1e3;
+                let per = run_loop(&mut fixture_cmd(b, n), n)?.ns_per_call;
+                self.rss_kib.push(tool.peak_rss_kib());
+                self.startup_ms.push(tool.startup.as_secs_f64() * 1e3);
                 tool.stop()?;
-                Ok((per, Some(startup), Some(rss)))
+                per
             }
-        }
+        };
+        self.per_call.push(per);
+        Ok(per)
     }
 }
 
@@ -242,6 +274,8 @@ fn scenarios(size: Size) -> Vec<Scenario> {
         per_call: vec![],
         startup_ms: vec![],
         rss_kib: vec![],
+        events_per_s: vec![],
+        lost: vec![],
     };
     let bg = |ready| Kind::Background { ready };
     vec![
@@ -255,6 +289,9 @@ fn scenarios(size: Size) -> Vec<Scenario> {
         mk(BPFTRACE, "bpftrace's system-wide count by syscall id (classic tracepoint, hash map)", bg("Attaching"), &["bpftrace", "-e", BPFTRACE_SYSWIDE], size.iters),
         mk("bpftrace -c CMD, pid predicate", "bpftrace counting one command's syscalls", Kind::Launcher, &["bpftrace", "-e", BPFTRACE_PID, "-c", "{loop}"], size.iters),
         mk(STRACE, "ptrace-based counting (fewer iterations, scaled per call)", Kind::Launcher, &["strace", "-f", "-c", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.strace_iters),
+        mk(TRACE, "strace's other job, a line per call: every geteuid as a ring-buffer event, formatted into /dev/null", Kind::Launcher, &["{tracer}", "trace", "-e", "geteuid", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.iters),
+        mk(TRACE_JSON, "the same events as JSON lines", Kind::Launcher, &["{tracer}", "trace", "--json", "-e", "geteuid", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.iters),
+        mk(STRACE_LINES, "strace printing each call (fewer iterations, scaled per call)", Kind::Launcher, &["strace", "-f", "-e", "trace=geteuid", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.strace_iters),
         mk("perf trace -s", "perf's syscall summary (fewer iterations, scaled per call)", Kind::Launcher, &["perf", "trace", "-s", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.perf_iters),
     ]
 }
@@ -266,6 +303,9 @@ const OURS: &str = "tracer syscalls";
 const OURS_CMD: &str = "tracer syscalls -- CMD";
 const BPFTRACE: &str = "bpftrace one-liner";
 const STRACE: &str = "strace -c -f";
+const TRACE: &str = "tracer trace -- CMD";
+const TRACE_JSON: &str = "tracer trace --json -- CMD";
+const STRACE_LINES: &str = "strace -f -e trace=geteuid";
 
 pub fn build(env: &Env) -> Result<Bins> {
     step("building tracer and the fixture (release)");
@@ -325,18 +365,11 @@ pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
         step(&format!("round {}/{}", round + 1, size.rounds));
         // Interleaved: every scenario once per round, so drift hits all of them.
         for s in sc.iter_mut() {
-            let (per, startup, rss) = s.measure(&bins)?;
+            let per = s.measure(&bins)?;
             if s.kind == Kind::Untraced {
                 untraced.push(per);
             }
             eprintln!("    {:<55} {:>10.1} ns/call", s.name, per);
-            s.per_call.push(per);
-            if let Some(v) = startup {
-                s.startup_ms.push(v);
-            }
-            if let Some(v) = rss {
-                s.rss_kib.push(v);
-            }
         }
     }
     let report = render(&sc, &untraced, size);
@@ -416,6 +449,22 @@ fn render(sc: &[Scenario], untraced: &[f64], size: Size) -> String {
             startup,
             rss,
             s.what
+        ));
+    }
+    out.push_str("\n## Event streaming\n\n");
+    out.push_str(&format!(
+        "`tracer trace` on the same loop ({} calls), every call an event through the default ring buffer, \
+         written to /dev/null. Events per second are delivered events over tracer's whole run (start-up, \
+         attach and drain included); lost events are the ones tracer reported.\n\n",
+        size.iters
+    ));
+    out.push_str("| scenario | events/s delivered | lost (median) |\n|---|---:|---:|\n");
+    for name in [TRACE, TRACE_JSON] {
+        let s = by(name);
+        let lost = median(&s.lost.iter().map(|&l| l as f64).collect::<Vec<_>>());
+        out.push_str(&format!(
+            "| {name} | {:.0} | {lost:.0} |\n",
+            median(&s.events_per_s)
         ));
     }
     out.push_str("\n## Budgets\n\n");

@@ -2,6 +2,7 @@
 //! by the returned `Ebpf`: dropping it (or the process dying, even by SIGKILL)
 //! detaches everything, since nothing is pinned.
 pub mod cookie_link;
+pub mod logs;
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -42,6 +43,12 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Ebpf
     if let Some(o) = globals.fork_child_pid_offset {
         offset = o;
         loader.override_global("FORK_CHILD_PID_OFFSET", &offset, true);
+    }
+    // aya-log: off (and its ring one page) unless the user asked for debug logs.
+    let log_level = logs::bpf_level();
+    loader.override_global(aya_log::LEVEL, &log_level, false);
+    if !logs::wanted() {
+        loader.map_max_entries("AYA_LOGS", 4096);
     }
     for (name, size) in map_sizes {
         loader.map_max_entries(name, *size);

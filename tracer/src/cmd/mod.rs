@@ -1,10 +1,12 @@
 //! One module per subcommand.
 pub mod docs;
+pub mod exec;
 pub mod floor;
 pub mod info;
 pub mod list;
 pub mod probe_run;
 pub mod syscalls;
+pub mod trace;
 pub mod tracepoint;
 pub mod uprobe;
 

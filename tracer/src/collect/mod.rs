@@ -1,3 +1,4 @@
 //! Reading the kernel's maps into plain data. Collectors never format text.
+pub mod events;
 pub mod probes;
 pub mod syscalls;

@@ -1,5 +1,6 @@
 //! Renderers: plain Rust data in, text out. Nothing here touches aya, so all of
 //! it is unit-tested without root.
+pub mod args;
 pub mod events;
 pub mod funcs;
 pub mod hist;
@@ -8,6 +9,7 @@ pub mod json;
 pub mod listing;
 pub mod strace;
 pub mod style;
+pub mod syscall_events;
 pub mod syscount;
 
 use crate::cli::SortKey;

@@ -215,6 +215,14 @@ pub const OUR_PROGRAMS: &[&str] = &[
     "probe_fentry",
     "probe_uprobe",
     "probe_tracepoint",
+    "trace_enter",
+    "trace_exit",
+    "trace_task_exit",
+    "trace_exec_tid",
+    "exec_enter",
+    "execat_enter",
+    "exec_exit",
+    "exec_fork",
 ];
 
 /// Names of our programs currently loaded in the kernel (bpftool truncates names to 15 bytes).
@@ -242,6 +250,23 @@ pub fn loaded_programs() -> Vec<String> {
         .collect()
 }
 
+/// Our maps' names: nothing by these names may stay in the kernel.
+pub const OUR_MAPS: &[&str] = &[
+    "SYSCALL_STATS",
+    "TRACED_TGIDS",
+    "PROC_STATS",
+    "STARTS",
+    "UPROBE_STATS",
+    "UPROBE_HIST",
+    "TP_CONFIG",
+    "TP_STATS",
+    "TP_PROC_STATS",
+    "TP_HIST",
+    "EVENTS",
+    "TRACE_PENDING",
+    "EXEC_PENDING",
+];
+
 /// Our maps currently in the kernel.
 pub fn loaded_maps() -> Vec<String> {
     let out = Command::new("bpftool")
@@ -253,22 +278,7 @@ pub fn loaded_maps() -> Vec<String> {
         .unwrap()
         .iter()
         .filter_map(|m| m["name"].as_str())
-        .filter(|n| {
-            [
-                "SYSCALL_STATS",
-                "TRACED_TGIDS",
-                "PROC_STATS",
-                "STARTS",
-                "UPROBE_STATS",
-                "UPROBE_HIST",
-                "TP_CONFIG",
-                "TP_STATS",
-                "TP_PROC_STATS",
-                "TP_HIST",
-            ]
-            .iter()
-            .any(|o| o.starts_with(n))
-        })
+        .filter(|n| OUR_MAPS.iter().any(|o| o.starts_with(n)))
         .map(str::to_string)
         .collect()
 }

@@ -1,0 +1,449 @@
+//! `tracer trace`: one ring buffer record per completed syscall of the traced
+//! processes. `sys_enter` saves the arguments (and reads path arguments from user
+//! memory while they are still there) per thread; `sys_exit` sends the record.
+//! Every record that cannot be sent is counted in `EVENT_LOST`, per CPU.
+use aya_ebpf::{
+    bindings::pt_regs,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+        generated::bpf_probe_read_kernel as probe_read_kernel_raw,
+        generated::bpf_probe_read_user_str,
+    },
+    macros::{map, raw_tracepoint},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    programs::RawTracePointContext,
+};
+use tracer_common::{
+    event_flags, event_kind, event_lost, flags::FILTER_SYSCALL, SyscallEvent, TracePending,
+    EXEC_ARG_LEN, MAX_SYSCALLS, TRACE_MAX_STR, TRACE_STR_LEN,
+};
+
+use crate::{
+    filter::is_traced,
+    maps::{FLAGS, SYSCALL_FILTER},
+};
+
+/// The event stream. The object declares a small ring; user space sets the real
+/// size at load (`--buffer-size`). Shared by `tracer exec`.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4096, 0);
+
+/// Per CPU, indexed by `tracer_common::event_lost`.
+#[map]
+pub static EVENT_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(event_lost::COUNT, 0);
+
+/// Per syscall number: which arguments are path strings. Byte 0 is 1 + the
+/// index of the first, byte 1 is 1 + the index of the second (0 = none).
+#[map]
+pub static PATH_ARGS: Array<u32> = Array::with_max_entries(MAX_SYSCALLS, 0);
+
+/// Per thread: the call in progress. Sized by user space (1 entry unless tracing).
+#[map]
+pub static TRACE_PENDING: HashMap<u32, TracePending> = HashMap::with_max_entries(1, 0);
+
+/// The path arguments of a thread's call in progress.
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub struct StrSlot {
+    pub len: [i32; TRACE_MAX_STR],
+    pub flags: u32,
+    pub _pad: u32,
+    pub buf: [[u8; TRACE_STR_LEN]; TRACE_MAX_STR],
+}
+
+#[map]
+pub static TRACE_STRINGS: HashMap<u32, StrSlot> = HashMap::with_max_entries(1, 0);
+
+/// Where a `StrSlot` is filled before it is copied into `TRACE_STRINGS` (too big for the stack).
+#[map]
+static STR_SCRATCH: PerCpuArray<StrSlot> = PerCpuArray::with_max_entries(1, 0);
+
+/// Ring buffer records with their strings.
+#[repr(C)]
+struct Event1 {
+    head: SyscallEvent,
+    strs: [[u8; TRACE_STR_LEN]; 1],
+}
+
+#[repr(C)]
+struct Event2 {
+    head: SyscallEvent,
+    strs: [[u8; TRACE_STR_LEN]; 2],
+}
+
+/// Submit flags that wake the reader only once the ring is an eighth full. Waking
+/// it for every record (the default when it keeps up) costs an interrupt and a
+/// context switch per event; user space also drains the ring on a short timer,
+/// so a quiet trace is still shown promptly.
+#[inline(always)]
+pub fn wakeup_flags() -> u64 {
+    let avail = EVENTS.query(aya_ebpf::bindings::BPF_RB_AVAIL_DATA as u64);
+    let size = EVENTS.query(aya_ebpf::bindings::BPF_RB_RING_SIZE as u64);
+    if avail >= size / 8 {
+        aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+#[inline(always)]
+pub fn count_lost(reason: u32) -> u64 {
+    match EVENT_LOST.get_ptr_mut(reason) {
+        Some(p) => unsafe {
+            *p += 1;
+            *p
+        },
+        None => 0,
+    }
+}
+
+/// A failed reserve: counted, and logged (debug level, only when the user asked
+/// for it) on the 1st, 2nd, 4th, 8th... loss of each CPU so logging cannot flood.
+#[inline(always)]
+pub fn ring_full<C: aya_ebpf::EbpfContext>(ctx: &C) {
+    let n = count_lost(event_lost::RING_FULL);
+    if n & n.wrapping_sub(1) == 0 {
+        aya_log_ebpf::debug!(ctx, "event ring buffer full: {} events lost on this CPU", n);
+    }
+}
+
+/// Read the user string at `ptr` into `dst`; returns bytes read with the NUL, or
+/// a negative errno, and whether the string was longer than `dst`.
+#[inline(always)]
+pub fn read_user_str(ptr: u64, dst: &mut [u8; TRACE_STR_LEN]) -> (i32, bool) {
+    let n = unsafe {
+        bpf_probe_read_user_str(
+            dst.as_mut_ptr().cast(),
+            TRACE_STR_LEN as u32,
+            ptr as *const _,
+        )
+    };
+    let mut truncated = false;
+    if n == TRACE_STR_LEN as i64 {
+        // Full buffer: either exactly TRACE_STR_LEN - 1 bytes or cut. The byte at
+        // that position in user memory tells which.
+        if let Ok(b) = unsafe { bpf_probe_read_user((ptr + TRACE_STR_LEN as u64 - 1) as *const u8) }
+        {
+            truncated = b != 0;
+        }
+    }
+    (n as i32, truncated)
+}
+
+/// `read_user_str` for an exec argument slot.
+#[inline(always)]
+pub fn read_user_arg(ptr: u64, dst: &mut [u8; EXEC_ARG_LEN]) -> (i32, bool) {
+    let n = unsafe {
+        bpf_probe_read_user_str(
+            dst.as_mut_ptr().cast(),
+            EXEC_ARG_LEN as u32,
+            ptr as *const _,
+        )
+    };
+    (n as i32, n == EXEC_ARG_LEN as i64)
+}
+
+#[inline(always)]
+fn read_strings(spec: u32, args: &[u64; 6], slot: &mut StrSlot) -> u32 {
+    slot.flags = 0;
+    let mut n = 0;
+    let Some(&ptr) = args.get(((spec & 0xff) as usize).wrapping_sub(1)) else {
+        return 0;
+    };
+    let (len, cut) = read_user_str(ptr, &mut slot.buf[0]);
+    slot.len[0] = len;
+    if cut {
+        slot.flags |= event_flags::STR0_TRUNCATED;
+    }
+    n += 1;
+    let Some(&ptr) = args.get((((spec >> 8) & 0xff) as usize).wrapping_sub(1)) else {
+        return n;
+    };
+    let (len, cut) = read_user_str(ptr, &mut slot.buf[1]);
+    slot.len[1] = len;
+    if cut {
+        slot.flags |= event_flags::STR1_TRUNCATED;
+    }
+    n + 1
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn trace_enter(ctx: RawTracePointContext) -> i32 {
+    let _ = try_trace_enter(&ctx);
+    0
+}
+
+fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
+    let flags = FLAGS.load();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !is_traced(flags) {
+        return Ok(());
+    }
+    let tid = pid_tgid as u32;
+    let id: i64 = ctx.arg(1);
+    if id < 0 || id >= MAX_SYSCALLS as i64 {
+        return Ok(());
+    }
+    let nr = id as u32;
+    if flags & FILTER_SYSCALL != 0 {
+        match SYSCALL_FILTER.get(nr) {
+            Some(&on) if on != 0 => {}
+            _ => return Ok(()),
+        }
+    }
+    let regs: *const pt_regs = ctx.arg(0);
+    // x86_64 syscall arguments: rdi, rsi, rdx, r10, r8, r9. (Reading the
+    // kernel's own pt_regs does not fail in practice; if it did, the call is
+    // still reported, with zeros.)
+    // Only the 64 bytes from r10 to rdi of the 168-byte struct are read.
+    let window = unsafe { (regs as *const u8).add(REGS_WINDOW_START) } as *const [u64; 8];
+    let args = match unsafe { bpf_probe_read_kernel(window) } {
+        Ok(w) => [w[7], w[6], w[5], w[0], w[2], w[1]],
+        Err(_) => [0; 6],
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    let spec = PATH_ARGS.get(nr).copied().unwrap_or(0);
+    let mut nstr = 0;
+    if spec != 0 {
+        // A thread's string slot stays from call to call (overwritten in place,
+        // removed when the thread exits): no map update on the hot path.
+        match TRACE_STRINGS.get_ptr_mut(&tid) {
+            Some(slot) => nstr = read_strings(spec, &args, unsafe { &mut *slot }),
+            None => {
+                if let Some(slot) = STR_SCRATCH.get_ptr_mut(0) {
+                    let slot = unsafe { &mut *slot };
+                    nstr = read_strings(spec, &args, slot);
+                    if TRACE_STRINGS.insert(&tid, slot, 0).is_err() {
+                        count_lost(event_lost::STRINGS_FULL);
+                        nstr = TRACE_MAX_STR as u32 + 1;
+                    }
+                }
+            }
+        }
+    }
+    // Likewise the entry record: written in place, marked consumed at exit.
+    match TRACE_PENDING.get_ptr_mut(&tid) {
+        Some(p) => {
+            let p = unsafe { &mut *p };
+            p.nr = nr;
+            p.nstr = nstr;
+            p.enter_ns = now;
+            p.args = args;
+        }
+        None => {
+            let pending = TracePending {
+                nr,
+                nstr,
+                enter_ns: now,
+                args,
+            };
+            if TRACE_PENDING.insert(&tid, &pending, 0).is_err() {
+                count_lost(event_lost::PENDING_FULL);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// x86_64 `struct pt_regs`: r10 at 56, r9 64, r8 72, ax 80, cx 88, dx 96, si 104,
+/// di 112. The syscall arguments are di, si, dx, r10, r8, r9.
+const REGS_WINDOW_START: usize = core::mem::offset_of!(pt_regs, r10);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rdi) == REGS_WINDOW_START + 7 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rsi) == REGS_WINDOW_START + 6 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rdx) == REGS_WINDOW_START + 5 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, r8) == REGS_WINDOW_START + 2 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, r9) == REGS_WINDOW_START + 8);
+
+/// `TracePending::nr` of a thread that is not inside a traced call.
+const NO_CALL: u32 = u32::MAX;
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn trace_exit(ctx: RawTracePointContext) -> i32 {
+    let ret: i64 = ctx.arg(1);
+    emit(&ctx, ret, 0);
+    0
+}
+
+/// A thread that dies inside a call (exit, exit_group, a fatal signal) never
+/// reaches sys_exit: its call is sent here, as strace's `= ?`.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn trace_task_exit(ctx: RawTracePointContext) -> i32 {
+    emit(&ctx, 0, event_flags::NO_RETURN);
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = TRACE_PENDING.remove(&tid);
+    let _ = TRACE_STRINGS.remove(&tid);
+    0
+}
+
+/// A thread other than the leader that execs takes over the leader's pid (the
+/// kernel's de_thread): move its call in progress (the execve) to the new tid,
+/// so that sys_exit finds it.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn trace_exec_tid(ctx: RawTracePointContext) -> i32 {
+    let old: u32 = ctx.arg::<u64>(1) as u32;
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if old == tid {
+        return 0;
+    }
+    if let Some(p) = TRACE_PENDING.get_ptr(&old) {
+        let p = unsafe { *p };
+        if TRACE_PENDING.insert(&tid, &p, 0).is_err() {
+            count_lost(event_lost::PENDING_FULL);
+        }
+        let _ = TRACE_PENDING.remove(&old);
+    }
+    if let Some(s) = TRACE_STRINGS.get_ptr(&old) {
+        // Too big for the stack: copied through the scratch slot.
+        if let Some(scratch) = STR_SCRATCH.get_ptr_mut(0) {
+            unsafe { probe_read_kernel_raw(scratch.cast(), size_of::<StrSlot>() as u32, s.cast()) };
+            if TRACE_STRINGS.insert(&tid, unsafe { &*scratch }, 0).is_err() {
+                count_lost(event_lost::STRINGS_FULL);
+            }
+        }
+        let _ = TRACE_STRINGS.remove(&old);
+    }
+    0
+}
+
+#[inline(always)]
+fn fill(head: &mut SyscallEvent, p: &TracePending, pid_tgid: u64, ret: i64, flags: u32) {
+    head.kind = event_kind::SYSCALL;
+    head.nr = p.nr;
+    head.tgid = (pid_tgid >> 32) as u32;
+    head.tid = pid_tgid as u32;
+    head.enter_ns = p.enter_ns;
+    head.exit_ns = unsafe { bpf_ktime_get_ns() };
+    head.args = p.args;
+    head.ret = ret;
+    head.nstr = 0;
+    head.flags = flags;
+    head.str_len = [0; TRACE_MAX_STR];
+}
+
+/// `PATH_ARGS` bit: the strings cannot be re-read at exit (exec replaced the memory).
+pub const PATH_NO_RETRY: u32 = 1 << 16;
+
+/// A path that was not yet paged in at entry (fresh .rodata) cannot be read by a
+/// non-sleeping program; the kernel has faulted it in by the time the call
+/// returns, so read it again then, into the record.
+#[inline(always)]
+fn retry_at_exit(
+    nr: u32,
+    i: usize,
+    args: &[u64; 6],
+    dst: &mut [u8; TRACE_STR_LEN],
+    head: &mut SyscallEvent,
+) {
+    let spec = PATH_ARGS.get(nr).copied().unwrap_or(0);
+    if spec & PATH_NO_RETRY != 0 {
+        return;
+    }
+    let byte = if i == 0 {
+        spec & 0xff
+    } else {
+        (spec >> 8) & 0xff
+    };
+    let Some(&ptr) = args.get((byte as usize).wrapping_sub(1)) else {
+        return;
+    };
+    let (len, cut) = read_user_str(ptr, dst);
+    if let Some(l) = head.str_len.get_mut(i) {
+        *l = len;
+    }
+    if cut {
+        head.flags |= if i == 0 {
+            event_flags::STR0_TRUNCATED
+        } else {
+            event_flags::STR1_TRUNCATED
+        };
+    }
+}
+
+#[inline(always)]
+fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let Some(pp) = TRACE_PENDING.get_ptr_mut(&tid) else {
+        return;
+    };
+    let p = unsafe { *pp };
+    if p.nr == NO_CALL {
+        return;
+    }
+    unsafe { (*pp).nr = NO_CALL };
+    if p.nstr == 0 {
+        match EVENTS.reserve::<SyscallEvent>(0) {
+            Some(mut e) => {
+                let head = unsafe { &mut *e.as_mut_ptr() };
+                fill(head, &p, pid_tgid, ret, flags);
+                e.submit(wakeup_flags());
+            }
+            None => ring_full(ctx),
+        }
+        return;
+    }
+    let slot = if p.nstr as usize > TRACE_MAX_STR {
+        None
+    } else {
+        TRACE_STRINGS.get_ptr(&tid)
+    };
+    let Some(slot) = slot else {
+        // The strings could not be kept at entry (already counted).
+        match EVENTS.reserve::<SyscallEvent>(0) {
+            Some(mut e) => {
+                let head = unsafe { &mut *e.as_mut_ptr() };
+                fill(head, &p, pid_tgid, ret, flags | event_flags::STR_MISSING);
+                e.submit(wakeup_flags());
+            }
+            None => ring_full(ctx),
+        }
+        return;
+    };
+    let slot = unsafe { &*slot };
+    if p.nstr == 1 {
+        match EVENTS.reserve::<Event1>(0) {
+            Some(mut e) => {
+                let ev = unsafe { &mut *e.as_mut_ptr() };
+                fill(&mut ev.head, &p, pid_tgid, ret, flags | slot.flags);
+                ev.head.nstr = 1;
+                ev.head.str_len = slot.len;
+                unsafe {
+                    probe_read_kernel_raw(
+                        ev.strs.as_mut_ptr().cast(),
+                        TRACE_STR_LEN as u32,
+                        slot.buf.as_ptr().cast(),
+                    )
+                };
+                if slot.len[0] < 0 {
+                    retry_at_exit(p.nr, 0, &p.args, &mut ev.strs[0], &mut ev.head);
+                }
+                e.submit(wakeup_flags());
+            }
+            None => ring_full(ctx),
+        }
+    } else {
+        match EVENTS.reserve::<Event2>(0) {
+            Some(mut e) => {
+                let ev = unsafe { &mut *e.as_mut_ptr() };
+                fill(&mut ev.head, &p, pid_tgid, ret, flags | slot.flags);
+                ev.head.nstr = 2;
+                ev.head.str_len = slot.len;
+                unsafe {
+                    probe_read_kernel_raw(
+                        ev.strs.as_mut_ptr().cast(),
+                        2 * TRACE_STR_LEN as u32,
+                        slot.buf.as_ptr().cast(),
+                    )
+                };
+                if slot.len[0] < 0 {
+                    retry_at_exit(p.nr, 0, &p.args, &mut ev.strs[0], &mut ev.head);
+                }
+                if slot.len[1] < 0 {
+                    retry_at_exit(p.nr, 1, &p.args, &mut ev.strs[1], &mut ev.head);
+                }
+                e.submit(wakeup_flags());
+            }
+            None => ring_full(ctx),
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! Syscall arguments: what each argument of the common calls is, and how to
+//! print it the way strace does (paths quoted, open flags as O_* names, ...).
+//! Pure functions: the tables are plain data, unit-tested without root.
+use std::fmt::Write as _;
+
+use crate::collect::events::Str;
+
+/// How to print one argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// Signed decimal (int, long, pid, uid).
+    Int,
+    /// Unsigned decimal (sizes, counts).
+    Uint,
+    /// Hexadecimal (flags without names here, masks, addresses given as numbers).
+    Hex,
+    /// A pointer: hex, NULL for 0.
+    Ptr,
+    /// A file descriptor.
+    Fd,
+    /// A directory fd of the *at calls: AT_FDCWD or a number.
+    DirFd,
+    /// A path string (read by the kernel side).
+    Path,
+    /// open/openat flags: O_RDONLY|O_CLOEXEC.
+    OpenFlags,
+    /// A file mode, octal.
+    Mode,
+    /// access/faccessat mode: F_OK or R_OK|W_OK|X_OK.
+    AccessMode,
+    /// AT_* flags of the *at calls.
+    AtFlags,
+    /// mmap/mprotect protection: PROT_READ|PROT_WRITE.
+    Prot,
+    /// mmap flags: MAP_PRIVATE|MAP_ANONYMOUS.
+    MapFlags,
+}
+
+use Arg::*;
+
+/// Arguments of the calls tracer knows by heart (x86_64 and generic names);
+/// the `Path` entries here are exactly the strings the kernel side reads.
+pub fn known(name: &str) -> Option<&'static [Arg]> {
+    Some(match name {
+        "read" | "write" => &[Fd, Ptr, Uint],
+        "pread64" | "pwrite64" => &[Fd, Ptr, Uint, Int],
+        "readv" | "writev" => &[Fd, Ptr, Int],
+        "close" | "fsync" | "fdatasync" | "dup" | "fchdir" => &[Fd],
+        "dup2" => &[Fd, Fd],
+        "dup3" => &[Fd, Fd, Hex],
+        "lseek" => &[Fd, Int, Int],
+        "fstat" => &[Fd, Ptr],
+        "ioctl" => &[Fd, Hex, Hex],
+        "fcntl" => &[Fd, Int, Hex],
+        "getdents64" => &[Fd, Ptr, Uint],
+        "openat" => &[DirFd, Path, OpenFlags, Mode],
+        "open" => &[Path, OpenFlags, Mode],
+        "creat" => &[Path, Mode],
+        "execve" => &[Path, Ptr, Ptr],
+        "execveat" => &[DirFd, Path, Ptr, Ptr, AtFlags],
+        "stat" | "lstat" | "statfs" => &[Path, Ptr],
+        "newfstatat" | "fstatat64" => &[DirFd, Path, Ptr, AtFlags],
+        "statx" => &[DirFd, Path, AtFlags, Hex, Ptr],
+        "access" => &[Path, AccessMode],
+        "faccessat" => &[DirFd, Path, AccessMode],
+        "faccessat2" => &[DirFd, Path, AccessMode, AtFlags],
+        "unlink" | "rmdir" | "chdir" | "chroot" | "acct" => &[Path],
+        "unlinkat" => &[DirFd, Path, AtFlags],
+        "mkdir" | "chmod" => &[Path, Mode],
+        "mkdirat" | "fchmodat" => &[DirFd, Path, Mode],
+        "mknod" => &[Path, Mode, Hex],
+        "mknodat" => &[DirFd, Path, Mode, Hex],
+        "rename" | "link" | "symlink" => &[Path, Path],
+        "renameat" => &[DirFd, Path, DirFd, Path],
+        "renameat2" => &[DirFd, Path, DirFd, Path, Hex],
+        "linkat" => &[DirFd, Path, DirFd, Path, AtFlags],
+        "symlinkat" => &[Path, DirFd, Path],
+        "readlink" => &[Path, Ptr, Uint],
+        "readlinkat" => &[DirFd, Path, Ptr, Uint],
+        "chown" | "lchown" => &[Path, Int, Int],
+        "fchownat" => &[DirFd, Path, Int, Int, AtFlags],
+        "truncate" => &[Path, Int],
+        "utimensat" => &[DirFd, Path, Ptr, AtFlags],
+        "utimes" | "utime" => &[Path, Ptr],
+        "getxattr" | "lgetxattr" => &[Path, Ptr, Ptr, Uint],
+        "listxattr" | "llistxattr" => &[Path, Ptr, Uint],
+        "getpid" | "getppid" | "gettid" | "getuid" | "geteuid" | "getgid" | "getegid"
+        | "sched_yield" | "fork" | "vfork" | "setsid" | "getpgrp" | "pause" | "sync" => &[],
+        "exit" | "exit_group" => &[Int],
+        "brk" => &[Ptr],
+        "mmap" => &[Ptr, Uint, Prot, MapFlags, Fd, Hex],
+        "munmap" => &[Ptr, Uint],
+        "mprotect" => &[Ptr, Uint, Prot],
+        "pipe" => &[Ptr],
+        "pipe2" => &[Ptr, Hex],
+        "kill" | "tkill" => &[Int, Int],
+        "tgkill" => &[Int, Int, Int],
+        "wait4" => &[Int, Ptr, Hex, Ptr],
+        "nanosleep" => &[Ptr, Ptr],
+        "clock_nanosleep" => &[Int, Hex, Ptr, Ptr],
+        "clock_gettime" => &[Int, Ptr],
+        "uname" | "sysinfo" => &[Ptr],
+        "getcwd" => &[Ptr, Uint],
+        "socket" => &[Int, Int, Int],
+        "connect" | "bind" => &[Fd, Ptr, Uint],
+        "getrandom" => &[Ptr, Uint, Hex],
+        "set_tid_address" => &[Ptr],
+        "set_robust_list" => &[Ptr, Uint],
+        "arch_prctl" => &[Hex, Hex],
+        "prlimit64" => &[Int, Int, Ptr, Ptr],
+        "rt_sigaction" => &[Int, Ptr, Ptr, Uint],
+        "rt_sigprocmask" => &[Int, Ptr, Ptr, Uint],
+        "futex" => &[Ptr, Int, Int, Ptr, Ptr, Int],
+        "clone" => &[Hex, Ptr, Ptr, Ptr, Hex],
+        "clone3" => &[Ptr, Uint],
+        "poll" => &[Ptr, Uint, Int],
+        "rseq" => &[Ptr, Uint, Hex, Hex],
+        "bpf" => &[Int, Ptr, Uint],
+        _ => return None,
+    })
+}
+
+/// Calls whose strings cannot be read again at exit: a successful exec has replaced the memory.
+pub fn exec_like(name: &str) -> bool {
+    matches!(name, "execve" | "execveat")
+}
+
+/// Indexes of the path arguments of a call (at most two).
+pub fn path_args(sig: &[Arg]) -> Vec<usize> {
+    sig.iter()
+        .enumerate()
+        .filter(|(_, a)| **a == Path)
+        .map(|(i, _)| i)
+        .take(2)
+        .collect()
+}
+
+/// Arguments of a call from its tracepoint format file
+/// (`/sys/kernel/tracing/events/syscalls/sys_enter_NAME/format`): pointers as
+/// pointers, the rest as numbers (fd-named ones as fds). No strings: only the
+/// calls in `known` have their strings read.
+pub fn from_format(format: &str) -> Option<Vec<Arg>> {
+    let mut args = Vec::new();
+    let mut seen_nr = false;
+    for line in format.lines() {
+        let Some(field) = line.trim().strip_prefix("field:") else {
+            continue;
+        };
+        let decl = field.split(';').next()?.trim();
+        if decl.ends_with("__syscall_nr") {
+            seen_nr = true;
+            continue;
+        }
+        if !seen_nr {
+            continue;
+        }
+        let (ty, name) = decl.rsplit_once([' ', '*']).unwrap_or(("", decl));
+        let arg = if decl.contains('*') {
+            Ptr
+        } else if name == "fd" || name.ends_with("fd") && name.len() <= 6 {
+            Fd
+        } else if ty.contains("unsigned") || ty.contains("size_t") {
+            Uint
+        } else {
+            Int
+        };
+        args.push(arg);
+    }
+    seen_nr.then_some(args)
+}
+
+/// Signed value of an argument register as the C `int`/`long` it holds.
+fn as_int(v: u64) -> i64 {
+    v as i64
+}
+
+/// Append a string like strace: quoted, escaped, `"..."...` when cut.
+pub fn quote(out: &mut String, bytes: &[u8], truncated: bool) {
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\r' => out.push_str("\\r"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
+    if truncated {
+        out.push_str("...");
+    }
+}
+
+const OPEN_FLAGS: &[(i32, &str)] = &[
+    (libc::O_CREAT, "O_CREAT"),
+    (libc::O_EXCL, "O_EXCL"),
+    (libc::O_NOCTTY, "O_NOCTTY"),
+    (libc::O_TRUNC, "O_TRUNC"),
+    (libc::O_APPEND, "O_APPEND"),
+    (libc::O_NONBLOCK, "O_NONBLOCK"),
+    (libc::O_SYNC, "O_SYNC"),
+    (libc::O_DSYNC, "O_DSYNC"),
+    (libc::O_ASYNC, "O_ASYNC"),
+    (libc::O_DIRECT, "O_DIRECT"),
+    (libc::O_LARGEFILE, "O_LARGEFILE"),
+    (libc::O_TMPFILE, "O_TMPFILE"),
+    (libc::O_DIRECTORY, "O_DIRECTORY"),
+    (libc::O_NOFOLLOW, "O_NOFOLLOW"),
+    (libc::O_NOATIME, "O_NOATIME"),
+    (libc::O_CLOEXEC, "O_CLOEXEC"),
+    (libc::O_PATH, "O_PATH"),
+];
+
+/// `O_RDONLY|O_CLOEXEC`; unknown bits are appended in hex.
+pub fn open_flags(out: &mut String, flags: u64) {
+    let mut rest = flags as u32 as i32;
+    out.push_str(match rest & libc::O_ACCMODE {
+        libc::O_RDONLY => "O_RDONLY",
+        libc::O_WRONLY => "O_WRONLY",
+        libc::O_RDWR => "O_RDWR",
+        _ => "O_ACCMODE",
+    });
+    rest &= !libc::O_ACCMODE;
+    // Composite flags (O_SYNC includes O_DSYNC, O_TMPFILE includes O_DIRECTORY) first.
+    for &(bit, name) in OPEN_FLAGS {
+        if rest & bit == bit && bit != 0 {
+            out.push('|');
+            out.push_str(name);
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        let _ = write!(out, "|{rest:#x}");
+    }
+}
+
+fn at_flags(out: &mut String, flags: u64) {
+    const AT: &[(i32, &str)] = &[
+        (libc::AT_SYMLINK_NOFOLLOW, "AT_SYMLINK_NOFOLLOW"),
+        (libc::AT_REMOVEDIR, "AT_REMOVEDIR"),
+        (libc::AT_SYMLINK_FOLLOW, "AT_SYMLINK_FOLLOW"),
+        (libc::AT_NO_AUTOMOUNT, "AT_NO_AUTOMOUNT"),
+        (libc::AT_EMPTY_PATH, "AT_EMPTY_PATH"),
+        (libc::AT_EACCESS, "AT_EACCESS"),
+    ];
+    let mut rest = flags as u32 as i32;
+    if rest == 0 {
+        out.push('0');
+        return;
+    }
+    let mut first = true;
+    for &(bit, name) in AT {
+        if rest & bit != 0 {
+            if !first {
+                out.push('|');
+            }
+            out.push_str(name);
+            first = false;
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        if !first {
+            out.push('|');
+        }
+        let _ = write!(out, "{rest:#x}");
+    }
+}
+
+/// `A|B|0x..` from a table of single bits; `zero` when no bit is set.
+fn bit_names(out: &mut String, value: u64, table: &[(i32, &str)], zero: &str) {
+    let mut rest = value as u32 as i32;
+    if rest == 0 {
+        out.push_str(zero);
+        return;
+    }
+    let mut first = true;
+    for &(bit, name) in table {
+        if bit != 0 && rest & bit == bit {
+            if !first {
+                out.push('|');
+            }
+            out.push_str(name);
+            first = false;
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        if !first {
+            out.push('|');
+        }
+        let _ = write!(out, "{rest:#x}");
+    }
+}
+
+const PROT: &[(i32, &str)] = &[
+    (libc::PROT_READ, "PROT_READ"),
+    (libc::PROT_WRITE, "PROT_WRITE"),
+    (libc::PROT_EXEC, "PROT_EXEC"),
+];
+
+fn map_flags(out: &mut String, flags: u64) {
+    const TYPES: &[(i32, &str)] = &[
+        (libc::MAP_SHARED, "MAP_SHARED"),
+        (libc::MAP_PRIVATE, "MAP_PRIVATE"),
+        (libc::MAP_SHARED_VALIDATE, "MAP_SHARED_VALIDATE"),
+    ];
+    const FLAGS: &[(i32, &str)] = &[
+        (libc::MAP_FIXED, "MAP_FIXED"),
+        (libc::MAP_ANONYMOUS, "MAP_ANONYMOUS"),
+        (libc::MAP_32BIT, "MAP_32BIT"),
+        (libc::MAP_GROWSDOWN, "MAP_GROWSDOWN"),
+        (libc::MAP_DENYWRITE, "MAP_DENYWRITE"),
+        (libc::MAP_EXECUTABLE, "MAP_EXECUTABLE"),
+        (libc::MAP_LOCKED, "MAP_LOCKED"),
+        (libc::MAP_NORESERVE, "MAP_NORESERVE"),
+        (libc::MAP_POPULATE, "MAP_POPULATE"),
+        (libc::MAP_NONBLOCK, "MAP_NONBLOCK"),
+        (libc::MAP_STACK, "MAP_STACK"),
+        (libc::MAP_HUGETLB, "MAP_HUGETLB"),
+        (libc::MAP_SYNC, "MAP_SYNC"),
+        (libc::MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"),
+    ];
+    let v = flags as u32 as i32;
+    let kind = v & 0x3;
+    match TYPES.iter().find(|(t, _)| *t == kind) {
+        Some((_, name)) => out.push_str(name),
+        None => {
+            let _ = write!(out, "{kind:#x}");
+        }
+    }
+    let rest = (v & !0x3) as u32 as u64;
+    if rest != 0 {
+        out.push('|');
+        bit_names(out, rest, FLAGS, "0");
+    }
+}
+
+fn access_mode(out: &mut String, mode: u64) {
+    let mode = mode as u32 as i32;
+    if mode == libc::F_OK {
+        out.push_str("F_OK");
+        return;
+    }
+    let mut parts = Vec::new();
+    for (bit, name) in [
+        (libc::R_OK, "R_OK"),
+        (libc::W_OK, "W_OK"),
+        (libc::X_OK, "X_OK"),
+    ] {
+        if mode & bit != 0 {
+            parts.push(name.to_string());
+        }
+    }
+    let rest = mode & !(libc::R_OK | libc::W_OK | libc::X_OK);
+    if rest != 0 {
+        parts.push(format!("{rest:#x}"));
+    }
+    out.push_str(&parts.join("|"));
+}
+
+/// Append one argument. `strs` yields the path strings in order.
+pub fn push_arg<'a>(
+    out: &mut String,
+    kind: Arg,
+    value: u64,
+    strs: &mut impl Iterator<Item = &'a Str>,
+) {
+    match kind {
+        Int => {
+            let _ = write!(out, "{}", as_int(value));
+        }
+        Uint => {
+            let _ = write!(out, "{value}");
+        }
+        Hex => {
+            let _ = write!(out, "{value:#x}");
+        }
+        Ptr => {
+            if value == 0 {
+                out.push_str("NULL");
+            } else {
+                let _ = write!(out, "{value:#x}");
+            }
+        }
+        Fd => {
+            let _ = write!(out, "{}", value as u32 as i32);
+        }
+        DirFd => {
+            let fd = value as u32 as i32;
+            if fd == libc::AT_FDCWD {
+                out.push_str("AT_FDCWD");
+            } else {
+                let _ = write!(out, "{fd}");
+            }
+        }
+        Path => match strs.next() {
+            Some(Str::Read { bytes, truncated }) => quote(out, bytes, *truncated),
+            _ if value == 0 => out.push_str("NULL"),
+            _ => {
+                let _ = write!(out, "{value:#x}");
+            }
+        },
+        OpenFlags => open_flags(out, value),
+        Mode => {
+            let _ = write!(out, "0{:o}", value as u32);
+        }
+        AccessMode => access_mode(out, value),
+        AtFlags => at_flags(out, value),
+        Prot => bit_names(out, value, PROT, "PROT_NONE"),
+        MapFlags => map_flags(out, value),
+    }
+}
+
+/// Append the arguments of a call, strace style: `AT_FDCWD, "/etc/passwd", O_RDONLY`.
+/// The mode of open/openat is shown only when O_CREAT or O_TMPFILE asks for it.
+pub fn push_args(out: &mut String, sig: &[Arg], args: &[u64; 6], strs: &[Str]) {
+    let mut it = strs.iter().filter(|s| !matches!(s, Str::Missing));
+    let mut n = sig.len().min(6);
+    if let Some(pos) = sig.iter().position(|a| *a == OpenFlags) {
+        let flags = args[pos] as u32 as i32;
+        if flags & libc::O_CREAT == 0 && flags & libc::O_TMPFILE != libc::O_TMPFILE {
+            n = n.min(pos + 1);
+        }
+    }
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_arg(out, sig[i], args[i], &mut it);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(bytes: &str) -> Str {
+        Str::Read {
+            bytes: bytes.as_bytes().to_vec(),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn openat_like_strace() {
+        let mut out = String::new();
+        let args = [
+            libc::AT_FDCWD as u32 as u64,
+            0x1000,
+            (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+            0,
+            0,
+            0,
+        ];
+        push_args(
+            &mut out,
+            known("openat").unwrap(),
+            &args,
+            &[s("/etc/passwd")],
+        );
+        assert_eq!(out, r#"AT_FDCWD, "/etc/passwd", O_RDONLY|O_CLOEXEC"#);
+        out.clear();
+        let args = [
+            3,
+            0x1000,
+            (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u64,
+            0o644,
+            0,
+            0,
+        ];
+        push_args(&mut out, known("openat").unwrap(), &args, &[s("a\"b")]);
+        assert_eq!(out, r#"3, "a\"b", O_WRONLY|O_CREAT|O_TRUNC, 0644"#);
+    }
+
+    #[test]
+    fn flags_and_modes() {
+        let mut out = String::new();
+        open_flags(
+            &mut out,
+            (libc::O_RDWR | libc::O_SYNC | libc::O_DIRECTORY | libc::O_NOFOLLOW) as u64,
+        );
+        assert_eq!(out, "O_RDWR|O_SYNC|O_DIRECTORY|O_NOFOLLOW");
+        out.clear();
+        open_flags(&mut out, (libc::O_RDWR | libc::O_TMPFILE) as u64);
+        assert_eq!(out, "O_RDWR|O_TMPFILE");
+        out.clear();
+        access_mode(&mut out, (libc::R_OK | libc::X_OK) as u64);
+        assert_eq!(out, "R_OK|X_OK");
+        out.clear();
+        access_mode(&mut out, 0);
+        assert_eq!(out, "F_OK");
+        out.clear();
+        at_flags(&mut out, libc::AT_REMOVEDIR as u64);
+        assert_eq!(out, "AT_REMOVEDIR");
+    }
+
+    #[test]
+    fn mmap_like_strace() {
+        let mut out = String::new();
+        let args = [
+            0,
+            8192,
+            3,
+            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+            u32::MAX as u64,
+            0,
+        ];
+        push_args(&mut out, known("mmap").unwrap(), &args, &[]);
+        assert_eq!(
+            out,
+            "NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0x0"
+        );
+        out.clear();
+        let args = [0x1000, 4096, 0, 0, 0, 0];
+        push_args(&mut out, known("mprotect").unwrap(), &args, &[]);
+        assert_eq!(out, "0x1000, 4096, PROT_NONE");
+        out.clear();
+        map_flags(
+            &mut out,
+            (libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_DENYWRITE | 0x4000000) as u64,
+        );
+        assert_eq!(out, "MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE|0x4000000");
+    }
+
+    #[test]
+    fn strings_escaped_and_cut() {
+        let mut out = String::new();
+        quote(&mut out, b"a\nb\x01", true);
+        assert_eq!(out, r#""a\nb\x01"..."#);
+        let mut out = String::new();
+        let args = [0x7fff0000, 0, 0, 0, 0, 0];
+        push_args(
+            &mut out,
+            known("unlink").unwrap(),
+            &args,
+            &[Str::Failed(14)],
+        );
+        assert_eq!(out, "0x7fff0000");
+    }
+
+    #[test]
+    fn paths_are_found() {
+        assert_eq!(path_args(known("renameat2").unwrap()), vec![1, 3]);
+        assert_eq!(path_args(known("openat").unwrap()), vec![1]);
+        assert_eq!(path_args(known("read").unwrap()), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn format_file_arguments() {
+        let fmt = "name: sys_enter_pread64\nID: 1\nformat:\n\
+            \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+            \tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\
+            \tfield:unsigned int fd;\toffset:16;\tsize:8;\tsigned:0;\n\
+            \tfield:char * buf;\toffset:24;\tsize:8;\tsigned:0;\n\
+            \tfield:size_t count;\toffset:32;\tsize:8;\tsigned:0;\n\
+            \tfield:loff_t pos;\toffset:40;\tsize:8;\tsigned:0;\n\nprint fmt: \"\"\n";
+        assert_eq!(from_format(fmt), Some(vec![Fd, Ptr, Uint, Int]));
+        assert_eq!(from_format("nothing"), None);
+    }
+}
