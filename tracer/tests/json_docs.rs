@@ -243,3 +243,72 @@ fn list_json_matches_readme() {
         assert_covers(h, &seen);
     }
 }
+
+#[test]
+fn trace_json_matches_readme() {
+    let _l = shared_lock();
+    let h = "### `tracer trace --json`";
+    let fx = fixture_path();
+    let fx = fx.to_str().unwrap();
+    let mut seen = Vec::new();
+    // Ordinary calls (paths, failures, a call that never returns) ...
+    let out = run(
+        tracer().args([
+            "trace",
+            "--json",
+            "-T",
+            "--",
+            "sh",
+            "-c",
+            "cat /nonexistent-json-doc; exit 3",
+        ]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    seen.extend(check(h, &json_lines(&out.stdout)));
+    // ... and a buffer too small for the rate, so events are lost.
+    let out = run(
+        tracer().args([
+            "trace",
+            "--json",
+            "--buffer-size",
+            "4096",
+            "-e",
+            "geteuid",
+            "--",
+            fx,
+            "geteuid-timed",
+            "200000",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    seen.extend(check(h, &json_lines(&out.stdout)));
+    assert_covers(h, &seen);
+}
+
+#[test]
+fn exec_json_matches_readme() {
+    let _l = shared_lock();
+    let h = "### `tracer exec --json`";
+    let fx = fixture_path();
+    let (tr, _err) = start_attached(tracer().args(["exec", "--json", "-d", "2"]));
+    let out = run(fixture().args(["execs", "2", "/bin/true", "x", "y"]), LIMIT);
+    assert!(out.status.success());
+    let _ = std::process::Command::new(fx.parent().unwrap().join("no-such-program")).status();
+    let out = wait_output(tr, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let objs: Vec<Value> = json_lines(&out.stdout);
+    let seen = check(h, &objs);
+    // `lost` objects only appear under overload; their fields are the trace
+    // command's, checked there. Everything else must have appeared.
+    for path in documented(h)
+        .keys()
+        .filter(|p| !p.starts_with("lost") && *p != "without_paths")
+    {
+        assert!(
+            seen.contains(path),
+            "{h}: documented `{path}` never appeared"
+        );
+    }
+}
