@@ -1,5 +1,6 @@
-//! Every map and global of the object, in one place so the names user space
-//! looks up are easy to find.
+//! The maps and globals shared by several programs. Hash maps are declared
+//! with one entry: each command sizes the ones it uses at load time
+//! (`bpf::load`), so no command pays for preallocating another's tables.
 use crate::task_storage::TaskStorage;
 use aya_ebpf::{
     macros::{btf_map, map},
@@ -27,17 +28,16 @@ pub static FORK_CHILD_PID_OFFSET: Global<u32> = Global::new(44);
 #[map]
 pub static SYSCALL_STATS: PerCpuArray<SyscallStat> = PerCpuArray::with_max_entries(MAX_SYSCALLS, 0);
 #[map]
-pub static PROC_STATS: PerCpuHashMap<ProcKey, SyscallStat> =
-    PerCpuHashMap::with_max_entries(32768, 0);
+pub static PROC_STATS: PerCpuHashMap<ProcKey, SyscallStat> = PerCpuHashMap::with_max_entries(1, 0);
 #[map]
-pub static ERRNO_STATS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(8192, 0);
+pub static ERRNO_STATS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(1, 0);
 /// Per-thread syscall entry (id, time), for the exit hook.
 #[btf_map]
 pub static STARTS: TaskStorage<SyscallStart> = TaskStorage::new();
 #[map]
-pub static TRACED_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(32768, 0);
+pub static TRACED_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(1, 0);
 #[map]
-pub static PROCS: HashMap<u32, ProcInfo> = HashMap::with_max_entries(32768, 0);
+pub static PROCS: HashMap<u32, ProcInfo> = HashMap::with_max_entries(1, 0);
 #[map]
 pub static SYSCALL_FILTER: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
 #[map]

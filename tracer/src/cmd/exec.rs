@@ -101,9 +101,6 @@ pub async fn run(args: ExecArgs) -> Result<i32> {
             ("EVENTS", args.buffer_size),
             ("EXEC_PENDING", 4096),
             ("EXEC_PARENTS", 16384),
-            ("PROC_STATS", 1),
-            ("ERRNO_STATS", 1),
-            ("PROCS", 1),
             ("TRACED_TGIDS", 1),
         ],
     )?;

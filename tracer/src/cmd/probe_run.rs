@@ -117,10 +117,6 @@ pub fn load(
     }
     let big = |on: bool| if on { 32768 } else { 1 };
     let mut all: Vec<(&'static str, u32)> = vec![
-        ("SYSCALL_STATS", 1),
-        ("SYSCALL_FILTER", 1),
-        ("PROC_STATS", 1),
-        ("ERRNO_STATS", 1),
         ("TRACED_TGIDS", big(filters.targeted())),
         ("PROCS", big(follow)),
     ];

@@ -236,9 +236,6 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
             ("TRACE_PENDING", 32768),
             ("TRACE_STRINGS", 8192),
             ("TRACED_TGIDS", 32768),
-            ("PROC_STATS", 1),
-            ("ERRNO_STATS", 1),
-            ("PROCS", 1),
         ],
     )?;
     let sigs = Signatures::new(Some(&tfs));
