@@ -3,7 +3,6 @@ use std::{os::unix::fs::MetadataExt as _, time::Duration};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, PerCpuArray, RingBuf};
-use tracer_common::flags;
 
 use super::Sink;
 use crate::{
@@ -53,20 +52,9 @@ pub fn cgroup_id(path: &std::path::Path) -> Result<u64> {
 
 pub fn plan(a: &ExecArgs) -> Result<Plan> {
     let mut f = 0;
-    let target_uid = match &a.uid {
-        Some(u) => {
-            f |= flags::FILTER_UID;
-            proc::resolve_user(u)?
-        }
-        None => 0,
-    };
-    let target_comm = match &a.comm {
-        Some(c) => {
-            f |= flags::FILTER_COMM;
-            proc::comm_bytes(c)?
-        }
-        None => [0; 16],
-    };
+    let task = proc::task_filters(a.uid.as_deref(), a.comm.as_deref())?;
+    f |= task.flags;
+    let (target_uid, target_comm) = (task.uid, task.comm);
     let cgroup = match &a.cgroup {
         Some(p) => cgroup_id(p)?,
         None => 0,

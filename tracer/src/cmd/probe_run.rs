@@ -56,13 +56,7 @@ pub fn filters(a: &ProcessArgs) -> Result<Filters> {
         anyhow::bail!("give either -p PID or -- CMD, not both");
     }
     let mut f = 0;
-    let mut pids = Vec::new();
-    for &p in &a.pid {
-        let tgid = proc::resolve_pid(p)?;
-        if !pids.contains(&tgid) {
-            pids.push(tgid);
-        }
-    }
+    let pids = proc::resolve_pids(&a.pid)?;
     if !a.command.is_empty() || !pids.is_empty() {
         f |= flags::FILTER_TGID;
         if !a.no_follow {
@@ -72,20 +66,9 @@ pub fn filters(a: &ProcessArgs) -> Result<Filters> {
         // System-wide: tracer's own calls (reading maps, allocating) stay out.
         f |= flags::EXCLUDE_SELF;
     }
-    let target_uid = match &a.uid {
-        Some(u) => {
-            f |= flags::FILTER_UID;
-            proc::resolve_user(u)?
-        }
-        None => 0,
-    };
-    let target_comm = match &a.comm {
-        Some(c) => {
-            f |= flags::FILTER_COMM;
-            proc::comm_bytes(c)?
-        }
-        None => [0; 16],
-    };
+    let task = proc::task_filters(a.uid.as_deref(), a.comm.as_deref())?;
+    f |= task.flags;
+    let (target_uid, target_comm) = (task.uid, task.comm);
     Ok(Filters {
         flags: f,
         pids,
@@ -149,31 +132,9 @@ impl End {
     pub fn exit_code(self, launched: bool) -> i32 {
         match self {
             End::Signal(sig) if launched => 128 + sig,
-            End::TargetsGone(Some(status)) => exit_code_of(status),
+            End::TargetsGone(Some(status)) => proc::exit_code_of(status),
             _ => 0,
         }
-    }
-}
-
-pub fn exit_code_of(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        1
-    }
-}
-
-/// Whether a process still runs (zombies count as gone).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next()),
-            Some('Z' | 'X') | None
-        ),
-        Err(_) => false,
     }
 }
 
@@ -212,19 +173,7 @@ impl Session {
         if let Some(p) = &prepared {
             let pid = launch::spawn_traced(p, traced_fd)?;
             s.launched = Some(pid as u32);
-            s.child_wait = Some(tokio::task::spawn_blocking(move || {
-                let mut status = 0;
-                loop {
-                    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-                    if r == pid {
-                        return status;
-                    }
-                    if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
-                    {
-                        return 0;
-                    }
-                }
-            }));
+            s.child_wait = Some(launch::wait_child(pid));
         }
         Ok(s)
     }
@@ -266,7 +215,7 @@ impl Session {
                     child_status = Some(st.unwrap_or(0));
                 }
                 _ = prune.tick(), if targeted && (child_wait.is_none() || child_status.is_some()) => {
-                    if traced.prune(alive) == 0 {
+                    if traced.prune(proc::alive) == 0 {
                         break End::TargetsGone(child_status);
                     }
                 }

@@ -58,33 +58,16 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
         Layout::Syscount
     });
     let mut f = 0;
-    let mut pids = Vec::new();
-    for &p in &a.pid {
-        let tgid = proc::resolve_pid(p)?;
-        if !pids.contains(&tgid) {
-            pids.push(tgid);
-        }
-    }
+    let pids = proc::resolve_pids(&a.pid)?;
     if targeted {
         f |= flags::FILTER_TGID;
         if !a.no_follow {
             f |= flags::FOLLOW_FORKS;
         }
     }
-    let target_uid = match &a.uid {
-        Some(u) => {
-            f |= flags::FILTER_UID;
-            proc::resolve_user(u)?
-        }
-        None => 0,
-    };
-    let target_comm = match &a.comm {
-        Some(c) => {
-            f |= flags::FILTER_COMM;
-            proc::comm_bytes(c)?
-        }
-        None => [0; 16],
-    };
+    let task = proc::task_filters(a.uid.as_deref(), a.comm.as_deref())?;
+    f |= task.flags;
+    let (target_uid, target_comm) = (task.uid, task.comm);
     let mut syscalls = Vec::new();
     for name in a.syscall.iter().filter(|n| !n.trim().is_empty()) {
         let nr = names::syscall_number(name).map_err(anyhow::Error::msg)?;
@@ -294,28 +277,6 @@ enum End {
     TargetsGone(Option<i32>),
 }
 
-fn exit_code_of(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        1
-    }
-}
-
-/// Whether a process still runs (zombies count as gone: they make no syscalls).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next()),
-            Some('Z' | 'X') | None
-        ),
-        Err(_) => false,
-    }
-}
-
 pub async fn run(args: SyscallsArgs) -> Result<i32> {
     let plan = plan(&args)?;
     let prepared = if args.command.is_empty() {
@@ -398,18 +359,7 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     if let Some(p) = &prepared {
         let pid = launch::spawn_traced(p, traced_fd)?;
         launched = Some(pid as u32);
-        child_wait = Some(tokio::task::spawn_blocking(move || {
-            let mut status = 0;
-            loop {
-                let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-                if r == pid {
-                    return status;
-                }
-                if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                    return 0;
-                }
-            }
-        }));
+        child_wait = Some(launch::wait_child(pid));
     } else if plan.targeted() {
         eprintln!(
             "Tracing syscalls of pid {}{}... Ctrl-C to end.",
@@ -463,7 +413,7 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
                 child_status = Some(st.unwrap_or(0));
             }
             _ = prune.tick(), if plan.targeted() && (child_wait.is_none() || child_status.is_some()) => {
-                if traced.prune(alive) == 0 {
+                if traced.prune(proc::alive) == 0 {
                     break End::TargetsGone(child_status);
                 }
             }
@@ -489,7 +439,7 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
             }
         }
         End::Duration => 0,
-        End::TargetsGone(status) => status.map(exit_code_of).unwrap_or(0),
+        End::TargetsGone(status) => status.map(proc::exit_code_of).unwrap_or(0),
     };
     if launched.is_some() && matches!(end, End::TargetsGone(_)) {
         b.exit_code = Some(code);
@@ -622,11 +572,5 @@ mod tests {
         );
         let text = render(&p, &b);
         assert!(text.contains("fixture"), "{text}");
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(exit_code_of(3 << 8), 3);
-        assert_eq!(exit_code_of(libc::SIGKILL), 128 + 9);
     }
 }

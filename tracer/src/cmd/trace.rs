@@ -45,13 +45,7 @@ pub fn plan(a: &TraceArgs) -> Result<Plan> {
     if !a.command.is_empty() && !a.pid.is_empty() {
         anyhow::bail!("give either -p PID or -- CMD, not both");
     }
-    let mut pids = Vec::new();
-    for &p in &a.pid {
-        let tgid = proc::resolve_pid(p)?;
-        if !pids.contains(&tgid) {
-            pids.push(tgid);
-        }
-    }
+    let pids = proc::resolve_pids(&a.pid)?;
     let mut f = flags::FILTER_TGID;
     if !a.no_follow {
         f |= flags::FOLLOW_FORKS;
@@ -137,28 +131,6 @@ impl Signatures {
             self.sigs[i] = Some(sig.unwrap_or_else(|| vec![Arg::Hex; 6]));
         }
         (&self.names[i], self.sigs[i].as_deref().unwrap_or(&[]))
-    }
-}
-
-fn exit_code_of(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        1
-    }
-}
-
-/// Whether a process still runs (zombies count as gone: they make no syscalls).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next()),
-            Some('Z' | 'X') | None
-        ),
-        Err(_) => false,
     }
 }
 
@@ -309,18 +281,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     if let Some(p) = &prepared {
         let pid = launch::spawn_traced(p, traced_fd)?;
         launched = true;
-        child_wait = Some(tokio::task::spawn_blocking(move || {
-            let mut status = 0;
-            loop {
-                let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-                if r == pid {
-                    return status;
-                }
-                if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                    return 0;
-                }
-            }
-        }));
+        child_wait = Some(launch::wait_child(pid));
     } else {
         eprintln!(
             "Tracing pid {}{}... Ctrl-C to end.",
@@ -365,7 +326,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
                     child_status = Some(st.unwrap_or(0));
                 }
                 _ = prune.tick(), if child_wait.is_none() || child_status.is_some() => {
-                    if traced.prune(alive) == 0 {
+                    if traced.prune(proc::alive) == 0 {
                         break;
                     }
                 }
@@ -405,7 +366,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     let code = match (sig, child_status) {
         (Some(s), _) if launched => 128 + s,
         (Some(_), _) => 0,
-        (None, Some(st)) => exit_code_of(st),
+        (None, Some(st)) => proc::exit_code_of(st),
         (None, None) => 0,
     };
     Ok(code)

@@ -178,6 +178,22 @@ pub fn spawn_traced(cmd: &Prepared, traced_fd: RawFd) -> Result<libc::pid_t> {
     Ok(pid)
 }
 
+/// Reap `pid` on a blocking thread; resolves to its wait status.
+pub fn wait_child(pid: libc::pid_t) -> tokio::task::JoinHandle<i32> {
+    tokio::task::spawn_blocking(move || {
+        let mut status = 0;
+        loop {
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if r == pid {
+                return status;
+            }
+            if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return 0;
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,64 @@ pub fn resolve_pid(pid: i32) -> Result<u32> {
     }
 }
 
+/// Whether a process still runs (zombies count as gone: they make no syscalls).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !matches!(
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X') | None
+        ),
+        Err(_) => false,
+    }
+}
+
+/// A wait status as a shell reports it: the exit code, or 128+N for signal N.
+pub fn exit_code_of(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
+/// Every pid given, resolved to its process (tgid), without repeats.
+pub fn resolve_pids(pids: &[i32]) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for &p in pids {
+        let tgid = resolve_pid(p)?;
+        if !out.contains(&tgid) {
+            out.push(tgid);
+        }
+    }
+    Ok(out)
+}
+
+/// The kernel-side filters on the task itself (`-u`, `--comm`): the flag bits
+/// to set and the values to write into the object's globals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskFilters {
+    pub flags: u32,
+    pub uid: u32,
+    pub comm: [u8; 16],
+}
+
+pub fn task_filters(uid: Option<&str>, comm: Option<&str>) -> Result<TaskFilters> {
+    use tracer_common::flags::{FILTER_COMM, FILTER_UID};
+    let mut t = TaskFilters::default();
+    if let Some(u) = uid {
+        t.flags |= FILTER_UID;
+        t.uid = resolve_user(u)?;
+    }
+    if let Some(c) = comm {
+        t.flags |= FILTER_COMM;
+        t.comm = comm_bytes(c)?;
+    }
+    Ok(t)
+}
+
 /// A user given by name or number, as a uid.
 pub fn resolve_user(user: &str) -> Result<u32> {
     if let Ok(uid) = user.parse::<u32>() {
@@ -118,6 +176,14 @@ mod tests {
         assert!(comm_bytes("").is_err());
         assert!(comm_bytes("0123456789abcdef").is_err());
         assert_eq!(comm_str(b"cat\0\0\0"), "cat");
+    }
+
+    #[test]
+    fn exit_codes_and_liveness() {
+        assert_eq!(exit_code_of(3 << 8), 3);
+        assert_eq!(exit_code_of(libc::SIGKILL), 128 + 9);
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX - 1));
     }
 
     #[test]
