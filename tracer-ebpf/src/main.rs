@@ -4,6 +4,7 @@
 #![no_main]
 
 mod filter;
+mod kprobe;
 mod maps;
 mod procs;
 mod syscalls;

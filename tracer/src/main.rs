@@ -30,6 +30,7 @@ fn main() {
     let result = rt.block_on(async move {
         match cli.command {
             cli::Command::Syscalls(a) => cmd::syscalls::run(a).await,
+            cli::Command::Kprobe(a) => cmd::kprobe::run(a).await,
             cli::Command::Floor(a) => cmd::floor::run(a).await,
         }
     });

@@ -1,6 +1,8 @@
 //! Loading the embedded object and attaching its programs. Every link is owned
 //! by the returned `Ebpf`: dropping it (or the process dying, even by SIGKILL)
 //! detaches everything, since nothing is pinned.
+pub mod kprobe;
+
 use anyhow::{Context as _, Result};
 use aya::{
     programs::{RawTracePoint, TracePoint},

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod floor;
+pub mod kprobe;
 pub mod syscalls;
 
 use std::{io::Write, path::Path};

@@ -260,7 +260,7 @@ enum End {
     TargetsGone(Option<i32>),
 }
 
-fn exit_code_of(status: i32) -> i32 {
+pub(crate) fn exit_code_of(status: i32) -> i32 {
     if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else if libc::WIFSIGNALED(status) {
@@ -271,7 +271,7 @@ fn exit_code_of(status: i32) -> i32 {
 }
 
 /// Whether a process still runs (zombies count as gone: they make no syscalls).
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => !matches!(
             s.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),

@@ -1,5 +1,6 @@
 //! Renderers: plain Rust data in, text out. Nothing here touches aya, so all of
 //! it is unit-tested without root.
+pub mod funcs;
 pub mod json;
 pub mod strace;
 pub mod syscount;

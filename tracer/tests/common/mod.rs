@@ -69,7 +69,11 @@ pub fn exclusive_lock() -> KernelLock {
 
 /// Run to completion, with a time limit.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     wait_output(child, limit)
 }
 
@@ -107,7 +111,9 @@ impl Waiting {
             .spawn()
             .expect("spawn fixture");
         let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line.trim(), "ready");
         Waiting { child }
     }
@@ -117,7 +123,12 @@ impl Waiting {
     }
 
     pub fn go(&mut self) {
-        self.child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        self.child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"go\n")
+            .unwrap();
     }
 
     pub fn wait(mut self) {
@@ -129,7 +140,11 @@ impl Waiting {
 /// Start tracer and wait until its stderr says it is attached ("Tracing ...").
 /// Returns the child and the lines of stderr read so far.
 pub fn start_attached(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStderr>) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn tracer");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracer");
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     loop {
@@ -160,7 +175,10 @@ pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
 
 /// The row for `name` in a JSON block's "syscalls" array.
 pub fn syscall<'a>(block: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
-    block["syscalls"].as_array()?.iter().find(|r| r["syscall"] == name)
+    block["syscalls"]
+        .as_array()?
+        .iter()
+        .find(|r| r["syscall"] == name)
 }
 
 /// Our object's program names: nothing by these names may stay loaded.
@@ -172,33 +190,64 @@ pub const OUR_PROGRAMS: &[&str] = &[
     "sched_process_fork",
     "sched_process_exec",
     "sched_process_exit",
+    "kp_count",
+    "kp_lat_entry",
+    "kp_lat_exit",
+    "kp_stack",
+    "fe_count",
+    "fe_lat_entry",
+    "fx_lat_exit",
+    "fe_stack",
 ];
 
 /// Names of our programs currently loaded in the kernel (bpftool truncates names to 15 bytes).
 pub fn loaded_programs() -> Vec<String> {
-    let out = Command::new("bpftool").args(["-j", "prog", "list"]).output().expect(
-        "bpftool is needed to check what is loaded (cargo xtask setup installs it)",
+    let out = Command::new("bpftool")
+        .args(["-j", "prog", "list"])
+        .output()
+        .expect("bpftool is needed to check what is loaded (cargo xtask setup installs it)");
+    assert!(
+        out.status.success(),
+        "bpftool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "bpftool failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v.as_array()
         .unwrap()
         .iter()
         .filter_map(|p| p["name"].as_str())
-        .filter(|n| OUR_PROGRAMS.iter().any(|o| o.starts_with(n) && n.len() >= 8.min(o.len())))
+        .filter(|n| {
+            OUR_PROGRAMS
+                .iter()
+                .any(|o| o.starts_with(n) && n.len() >= 8.min(o.len()))
+        })
         .map(str::to_string)
         .collect()
 }
 
 /// Our maps currently in the kernel.
 pub fn loaded_maps() -> Vec<String> {
-    let out = Command::new("bpftool").args(["-j", "map", "list"]).output().unwrap();
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "list"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v.as_array()
         .unwrap()
         .iter()
         .filter_map(|m| m["name"].as_str())
-        .filter(|n| ["SYSCALL_STATS", "TRACED_TGIDS", "PROC_STATS", "STARTS"].iter().any(|o| o.starts_with(n)))
+        .filter(|n| {
+            [
+                "SYSCALL_STATS",
+                "TRACED_TGIDS",
+                "PROC_STATS",
+                "STARTS",
+                "KFUNC_STATS",
+                "KFUNC_HIST",
+            ]
+            .iter()
+            .any(|o| o.starts_with(n))
+        })
         .map(str::to_string)
         .collect()
 }
