@@ -1,6 +1,7 @@
 //! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
 mod setup;
 mod util;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ enum Cmd {
     /// Set up if needed and run the whole test suite: unit tests, end-to-end tests
     /// as root, the kernel VM tests and a quick benchmark pass.
     Test,
+    /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu (cached in .vm-cache/)
+    /// and run the kprobe/fentry end-to-end checks inside; pass/fail per kernel and backend.
+    VmTest,
 }
 
 fn main() {
@@ -33,6 +37,7 @@ fn main() {
         Cmd::Setup => setup::run().map(|_| 0),
         Cmd::Run { args } => run(&args),
         Cmd::Test => test(),
+        Cmd::VmTest => setup::run().and_then(|env| vm::run(&env)).map(|_| 0),
     };
     match r {
         Ok(code) => std::process::exit(code),
@@ -60,5 +65,7 @@ fn test() -> Result<i32> {
     util::cargo(&env, &["build", "--all-targets"])?;
     util::step("cargo test (unit tests, and end-to-end tests as root)");
     tally.cargo_test(&env, &["test"])?;
+    util::step("vm-test (kprobe/fentry on Debian kernels under qemu)");
+    tally.check("vm-test", vm::run(&env));
     tally.finish()
 }

@@ -1,0 +1,82 @@
+# The in-VM checks of `cargo xtask vm-test`. This script only runs commands and
+# prints their output between markers; xtask parses and judges it.
+N=${N:-2000}
+
+# Wait until FILE holds a line starting with WORD, or PID is gone.
+wait_for() {
+    i=0
+    while ! grep -q "^$2" "$1" 2>/dev/null; do
+        kill -0 "$3" 2>/dev/null || return 1
+        i=$((i + 1))
+        [ $i -gt 1200 ] && return 1
+        usleep 100000
+    done
+}
+
+# A fixture that waits, tracer attached to its pid, then exactly N reads of /dev/zero.
+traced_reads() {
+    name=$1 backend=$2
+    shift 2
+    rm -f /tmp/go /tmp/fx.out /tmp/out /tmp/err
+    mkfifo /tmp/go
+    exec 3<>/tmp/go
+    fixture --wait read-zero "$N" <&3 >/tmp/fx.out &
+    fx=$!
+    wait_for /tmp/fx.out ready $fx
+    tracer kprobe --backend "$backend" --json -p $fx "$@" >/tmp/out 2>/tmp/err &
+    tr=$!
+    wait_for /tmp/err Tracing $tr
+    echo go >&3
+    wait $tr
+    rc=$?
+    wait $fx
+    exec 3>&-
+    echo "VMTEST-BEGIN $name $backend"
+    cat /tmp/out
+    echo "VMTEST-STDERR"
+    cat /tmp/err
+    echo "VMTEST-END $name $backend rc=$rc"
+}
+
+# Attach to a glob of ~100 functions for a moment: the attach time per probe
+# (tracer's stderr is this section's stdout).
+attach_glob() {
+    backend=$1
+    tracer kprobe --backend "$backend" -d 0.5 'vfs_*' >/dev/null 2>/tmp/err
+    rc=$?
+    echo "VMTEST-BEGIN attach $backend"
+    cat /tmp/err
+    echo "VMTEST-END attach $backend rc=$rc"
+}
+
+# Wall time of 200000 reads with vfs_read counted system-wide by BACKEND (or none).
+cost() {
+    backend=$1
+    tr=
+    if [ "$backend" != none ]; then
+        tracer kprobe --backend "$backend" vfs_read >/dev/null 2>/tmp/cerr &
+        tr=$!
+        wait_for /tmp/cerr Tracing $tr
+    fi
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    fixture read-zero 200000
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    if [ -n "$tr" ]; then
+        kill -INT $tr
+        wait $tr
+    fi
+    echo "VMTEST-COST $backend $t0 $t1"
+}
+
+for b in kprobe fentry; do
+    traced_reads count $b vfs_read
+    traced_reads latency $b --latency vfs_read
+    traced_reads stack $b --stack vfs_read
+    attach_glob $b
+done
+cost none
+cost kprobe
+cost fentry
+echo "VMTEST-BEGIN default auto"
+tracer kprobe -d 0.2 vfs_read 2>&1 >/dev/null | grep '^Using'
+echo "VMTEST-END default auto rc=0"
