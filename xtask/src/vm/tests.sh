@@ -38,6 +38,21 @@ traced_reads() {
     echo "VMTEST-END $name $backend rc=$rc"
 }
 
+# `-- CMD` with fork following: sh forks the fixture, which makes M reads
+# after a start-up whose reads do not depend on M; run with M=0 and M=N.
+launched_reads() {
+    backend=$1
+    for m in 0 "$N"; do
+        tracer kprobe --backend "$backend" --json vfs_read -- sh -c "fixture read-zero $m; true" >/tmp/out 2>/tmp/err
+        rc=$?
+        echo "VMTEST-BEGIN cmd$m $backend"
+        cat /tmp/out
+        echo "VMTEST-STDERR"
+        cat /tmp/err
+        echo "VMTEST-END cmd$m $backend rc=$rc"
+    done
+}
+
 # Attach to a glob of ~100 functions for a moment: the attach time per probe
 # (tracer's stderr is this section's stdout).
 attach_glob() {
@@ -72,11 +87,14 @@ for b in kprobe fentry; do
     traced_reads count $b vfs_read
     traced_reads latency $b --latency vfs_read
     traced_reads stack $b --stack vfs_read
+    launched_reads $b
     attach_glob $b
 done
-cost none
-cost kprobe
-cost fentry
+for round in 1 2 3; do
+    cost none
+    cost kprobe
+    cost fentry
+done
 echo "VMTEST-BEGIN default auto"
 tracer kprobe -d 0.2 vfs_read 2>&1 >/dev/null | grep '^Using'
 echo "VMTEST-END default auto rc=0"
