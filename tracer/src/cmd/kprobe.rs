@@ -337,7 +337,7 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
             ("KFUNC_HIST", big(latency, (n * HIST_SLOTS).min(262144))),
             ("KFUNC_STARTS", big(latency, 32768)),
             ("KFUNC_STACKCNT", big(stack, 16384)),
-            ("KFUNC_STACKS", big(stack, 16384)),
+            ("KFUNC_STACKS", big(stack, 4096)),
         ],
     )?;
     let traced_fd = bpf::map_raw_fd(&ebpf, "TRACED_TGIDS")?;

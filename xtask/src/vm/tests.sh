@@ -64,7 +64,7 @@ attach_glob() {
     echo "VMTEST-END attach $backend rc=$rc"
 }
 
-# Wall time of 200000 reads with vfs_read counted system-wide by BACKEND (or none).
+# Guest wall time of $R reads with vfs_read counted system-wide by BACKEND (or none).
 cost() {
     backend=$1
     tr=
@@ -73,8 +73,9 @@ cost() {
         tr=$!
         wait_for /tmp/cerr Tracing $tr
     fi
+    usleep 300000
     t0=$(cut -d' ' -f1 /proc/uptime)
-    fixture read-zero 200000
+    fixture read-zero "$R"
     t1=$(cut -d' ' -f1 /proc/uptime)
     if [ -n "$tr" ]; then
         kill -INT $tr
@@ -90,6 +91,7 @@ for b in kprobe fentry; do
     launched_reads $b
     attach_glob $b
 done
+# Interleaved rounds; xtask keeps the fastest of each (TCG timings are noisy).
 for round in 1 2 3; do
     cost none
     cost kprobe
