@@ -7,7 +7,10 @@
 //! The kprobe programs are loaded once and attached to every function; the
 //! fentry programs are loaded once per function (BTF ties a load to a target).
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_get_func_ip},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::bpf_get_func_ip,
+    },
     macros::{fentry, fexit, kprobe, kretprobe, map},
     maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
     programs::{
@@ -18,9 +21,13 @@ use aya_ebpf::{
 use tracer_common::{
     flags::PER_PROCESS,
     kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey, StartKey, HIST_SLOTS},
+    ProcInfo,
 };
 
-use crate::{filter::is_traced, maps::FLAGS};
+use crate::{
+    filter::is_traced,
+    maps::{FLAGS, PROCS},
+};
 
 #[map]
 pub static KFUNC_STATS: PerCpuHashMap<FuncKey, FuncStat> = PerCpuHashMap::with_max_entries(1024, 0);
@@ -73,6 +80,16 @@ fn stat_slot(ip: u64, tgid: u32) -> Option<*mut FuncStat> {
     if KFUNC_STATS.insert(&key, &FuncStat::default(), 0).is_err() {
         drop_one(drops::FUNCS_FULL);
         return None;
+    }
+    if tgid != 0 {
+        // Remember the comm now: a short-lived process is gone by report time.
+        // BPF_NOEXIST keeps what fork/exec recorded.
+        let info = ProcInfo {
+            ppid: 0,
+            _pad: 0,
+            comm: bpf_get_current_comm().unwrap_or_default(),
+        };
+        let _ = PROCS.insert(&tgid, &info, 1);
     }
     KFUNC_STATS.get_ptr_mut(&key)
 }

@@ -1,7 +1,7 @@
 //! `tracer kprobe`: resolve patterns to kernel functions, load, attach with the
 //! backend that works, collect on a timer, report at intervals and at the end.
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     io::Write as _,
     time::{Duration, Instant},
 };
@@ -345,7 +345,7 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
     for &pid in &plan.pids {
         traced.insert(pid)?;
     }
-    let collector = KCollector::new(&mut ebpf, latency, stack)?;
+    let collector = KCollector::new(&mut ebpf, latency, stack, plan.per_process())?;
     if follow_hooks {
         bpf::attach_tracepoint(
             &mut ebpf,
@@ -463,9 +463,13 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
             .collect::<Vec<_>>()
     };
     let func = |ip: u64| syms.function(ip);
-    let comm_of = |pid: u32| {
-        proc::status(pid)
-            .map(|s| s.name)
+    // The comm the kernel recorded when it first counted the process, else /proc.
+    let comm_in = |comms: &BTreeMap<u32, String>, pid: u32| {
+        comms
+            .get(&pid)
+            .filter(|c| !c.is_empty())
+            .cloned()
+            .or_else(|| proc::status(pid).map(|s| s.name))
             .unwrap_or_else(|| "?".into())
     };
     let end = loop {
@@ -474,6 +478,8 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
             _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
                 let now = collector.read()?;
+                let comms = collector.comms();
+                let comm_of = |pid: u32| comm_in(&comms, pid);
                 let b = block(&plan, BlockKind::Interval, last_tick.elapsed().as_secs_f64(), backend, &now.since(&prev), &func, &frames, &comm_of);
                 sink.write(&render(&plan, &b))?;
                 prev = now;
@@ -489,13 +495,12 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
             }
         }
     };
-    // Read the comms of processes before they are gone, then stop counting.
-    let counts_pre: BTreeSet<u32> = collector.read()?.stats.keys().map(|k| k.1).collect();
-    let comms: BTreeMap<u32, String> = counts_pre.into_iter().map(|p| (p, comm_of(p))).collect();
+    // Stop counting before the final read so the block is consistent.
     drop(attached.links);
     drop(ebpf);
     let counts = collector.read()?;
-    let comm_of = |pid: u32| comms.get(&pid).cloned().unwrap_or_else(|| comm_of(pid));
+    let comms = collector.comms();
+    let comm_of = |pid: u32| comm_in(&comms, pid);
     let mut b = block(
         &plan,
         BlockKind::Summary,

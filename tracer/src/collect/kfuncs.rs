@@ -3,10 +3,13 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use aya::{
-    maps::{MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
     Ebpf,
 };
-use tracer_common::kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey};
+use tracer_common::{
+    kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey},
+    ProcInfo,
+};
 
 /// Names of the `KFUNC_DROPS` reasons, for reports.
 pub const DROP_NAMES: [(u32, &str); 5] = [
@@ -75,6 +78,7 @@ pub struct KCollector {
     stack_counts: Option<PerCpuHashMap<MapData, StackKey, u64>>,
     stacks: Option<StackTraceMap<MapData>>,
     drops: PerCpuArray<MapData, u64>,
+    procs: Option<HashMap<MapData, u32, ProcInfo>>,
 }
 
 fn take<T: TryFrom<aya::maps::Map>>(ebpf: &mut Ebpf, name: &str) -> Result<T>
@@ -88,7 +92,8 @@ where
 }
 
 impl KCollector {
-    pub fn new(ebpf: &mut Ebpf, latency: bool, stacks: bool) -> Result<Self> {
+    /// `per_process`: also read the comms the kernel recorded (`PROCS`).
+    pub fn new(ebpf: &mut Ebpf, latency: bool, stacks: bool, per_process: bool) -> Result<Self> {
         Ok(Self {
             stats: take(ebpf, "KFUNC_STATS")?,
             hist: if latency {
@@ -107,6 +112,11 @@ impl KCollector {
                 None
             },
             drops: take(ebpf, "KFUNC_DROPS")?,
+            procs: if per_process {
+                Some(take(ebpf, "PROCS")?)
+            } else {
+                None
+            },
         })
     }
 
@@ -137,6 +147,17 @@ impl KCollector {
             c.drops[i] = v.context("reading drop counters")?.iter().sum();
         }
         Ok(c)
+    }
+
+    /// Comms the kernel recorded per tgid (at first count, fork or exec).
+    pub fn comms(&self) -> BTreeMap<u32, String> {
+        let Some(p) = &self.procs else {
+            return BTreeMap::new();
+        };
+        p.iter()
+            .filter_map(|r| r.ok())
+            .map(|(pid, info)| (pid, crate::sys::proc::comm_str(&info.comm)))
+            .collect()
     }
 
     /// The addresses of a recorded stack, innermost first.

@@ -401,6 +401,29 @@ fn check_stack(s: &Section) -> Result<()> {
     Ok(())
 }
 
+/// `-P -p PID`: one row, the fixture's, with its N calls of vfs_read.
+fn check_per_process(s: &Section, pid: u64) -> Result<()> {
+    ran_ok(s)?;
+    let (block, row) = vfs_read_row(s)?;
+    if row["calls"].as_u64() != Some(N) {
+        bail!("vfs_read counted {} calls, expected {N}", row["calls"]);
+    }
+    let procs = block["processes"]
+        .as_array()
+        .context("no processes in the report")?;
+    let rows: Vec<(u64, u64, &str)> = procs
+        .iter()
+        .map(|p| {
+            let n = |k: &str| p[k].as_u64().unwrap_or(0);
+            (n("pid"), n("calls"), p["comm"].as_str().unwrap_or(""))
+        })
+        .collect();
+    if rows != [(pid, N, "fixture")] {
+        bail!("per-process rows {rows:?}, expected [({pid}, {N}, \"fixture\")]");
+    }
+    Ok(())
+}
+
 /// `-- sh -c "fixture read-zero M; true"`: the runs with M=N and M=0 differ by exactly N.
 fn check_launched(zero: &Section, n: &Section) -> Result<()> {
     ran_ok(zero)?;
@@ -460,6 +483,14 @@ fn judge(label: &str, lines: &[String]) -> KernelResult {
             .ok_or_else(|| missing("stack"))
             .and_then(|s| check_stack(&s));
         checks.push((format!("{b} stack"), c));
+        let pid = lines.iter().find_map(|l| {
+            let rest = l.strip_prefix(&format!("VMTEST-PID perproc {b} "))?;
+            rest.trim().parse::<u64>().ok()
+        });
+        let c = get("perproc", b)
+            .ok_or_else(|| missing("perproc"))
+            .and_then(|s| check_per_process(&s, pid.context("no fixture pid")?));
+        checks.push((format!("{b} per process (-P)"), c));
         let c = match (get("cmd0", b), get(&format!("cmd{N}"), b)) {
             (Some(z), Some(n)) => check_launched(&z, &n),
             _ => Err(missing("-- CMD")),

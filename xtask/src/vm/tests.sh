@@ -22,6 +22,7 @@ traced_reads() {
     exec 3<>/tmp/go
     fixture --wait read-zero "$N" <&3 >/tmp/fx.out &
     fx=$!
+    echo "VMTEST-PID $name $backend $fx"
     wait_for /tmp/fx.out ready $fx
     tracer kprobe --backend "$backend" --json -p $fx "$@" >/tmp/out 2>/tmp/err &
     tr=$!
@@ -88,6 +89,7 @@ for b in kprobe fentry; do
     traced_reads count $b vfs_read
     traced_reads latency $b --latency vfs_read
     traced_reads stack $b --stack vfs_read
+    traced_reads perproc $b -P vfs_read
     launched_reads $b
     attach_glob $b
 done
