@@ -1,6 +1,7 @@
 # The in-VM checks of `cargo xtask vm-test`. This script only runs commands and
 # prints their output between markers; xtask parses and judges it.
 N=${N:-2000}
+# Every tracer run is bounded (timeout 60): one that hangs fails its own check.
 
 # Wait until FILE holds a line starting with WORD, or PID is gone.
 wait_for() {
@@ -8,7 +9,7 @@ wait_for() {
     while ! grep -q "^$2" "$1" 2>/dev/null; do
         kill -0 "$3" 2>/dev/null || return 1
         i=$((i + 1))
-        [ $i -gt 1200 ] && return 1
+        [ $i -gt 600 ] && return 1
         usleep 100000
     done
 }
@@ -24,7 +25,7 @@ traced_reads() {
     fx=$!
     echo "VMTEST-PID $name $backend $fx"
     wait_for /tmp/fx.out ready $fx
-    tracer kprobe --backend "$backend" --json -p $fx "$@" >/tmp/out 2>/tmp/err &
+    timeout 60 tracer kprobe --backend "$backend" --json -p $fx "$@" >/tmp/out 2>/tmp/err &
     tr=$!
     wait_for /tmp/err Tracing $tr
     echo go >&3
@@ -44,7 +45,7 @@ traced_reads() {
 launched_reads() {
     backend=$1
     for m in 0 "$N"; do
-        tracer kprobe --backend "$backend" --json vfs_read -- sh -c "fixture read-zero $m; true" >/tmp/out 2>/tmp/err
+        timeout 60 tracer kprobe --backend "$backend" --json vfs_read -- sh -c "fixture read-zero $m; true" >/tmp/out 2>/tmp/err
         rc=$?
         echo "VMTEST-BEGIN cmd$m $backend"
         cat /tmp/out
@@ -58,7 +59,7 @@ launched_reads() {
 # (tracer's stderr is this section's stdout).
 attach_glob() {
     backend=$1
-    tracer kprobe --backend "$backend" -d 0.5 'vfs_*' >/dev/null 2>/tmp/err
+    timeout 60 tracer kprobe --backend "$backend" -d 0.5 'vfs_*' >/dev/null 2>/tmp/err
     rc=$?
     echo "VMTEST-BEGIN attach $backend"
     cat /tmp/err
@@ -100,5 +101,5 @@ for round in 1 2 3; do
     cost fentry
 done
 echo "VMTEST-BEGIN default auto"
-tracer kprobe -d 0.2 vfs_read 2>&1 >/dev/null | grep '^Using'
+timeout 30 tracer kprobe -d 0.2 vfs_read 2>&1 >/dev/null | grep '^Using'
 echo "VMTEST-END default auto rc=0"
