@@ -531,6 +531,9 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
         for (f, why) in &attached.failed {
             eprintln!("  {f}: {why}");
         }
+        if backend == Backend::Fentry && bpf::kprobe::kprobe_unavailable().is_none() {
+            eprintln!("(--backend kprobe can attach functions that are missing from BTF)");
+        }
     }
     Ok(code)
 }
