@@ -141,6 +141,14 @@ fn is_tracing_frame(name: &str) -> bool {
     name.starts_with("bpf_prog_") || name.starts_with("bpf_trampoline_") || name.starts_with("0x")
 }
 
+/// How a block turns kernel facts into names: a function's address into its
+/// name, a stack id into symbolized frames, a pid into its comm.
+pub struct Names<'a> {
+    pub function: &'a dyn Fn(u64) -> String,
+    pub frames: &'a dyn Fn(u32) -> Vec<String>,
+    pub comm: &'a dyn Fn(u32) -> String,
+}
+
 /// Build a report block from counts.
 pub fn block(
     plan: &Plan,
@@ -148,14 +156,17 @@ pub fn block(
     seconds: f64,
     backend: Backend,
     counts: &KCounts,
-    syms: &dyn Fn(u64) -> String,
-    frames: &dyn Fn(u32) -> Vec<String>,
-    comm_of: &dyn Fn(u32) -> String,
+    names: &Names,
 ) -> FuncBlock {
     let mut by_name: BTreeMap<String, FuncRow> = BTreeMap::new();
     let mut procs: BTreeMap<(u32, String), u64> = BTreeMap::new();
     let mut name_of: BTreeMap<u64, String> = BTreeMap::new();
-    let mut name = |ip: u64| name_of.entry(ip).or_insert_with(|| syms(ip)).clone();
+    let mut name = |ip: u64| {
+        name_of
+            .entry(ip)
+            .or_insert_with(|| (names.function)(ip))
+            .clone()
+    };
     for (&(ip, tgid), st) in &counts.stats {
         let n = name(ip);
         let row = by_name.entry(n.clone()).or_insert_with(|| FuncRow {
@@ -188,7 +199,7 @@ pub fn block(
         .iter()
         .filter(|(_, &c)| c > 0)
         .map(|(&(ip, id), &count)| {
-            let mut fr: Vec<String> = frames(id);
+            let mut fr: Vec<String> = (names.frames)(id);
             let skip = fr.iter().take_while(|f| is_tracing_frame(f)).count();
             fr.drain(..skip);
             StackRow {
@@ -203,7 +214,7 @@ pub fn block(
         .into_iter()
         .map(|((pid, function), calls)| ProcRow {
             pid,
-            comm: comm_of(pid),
+            comm: (names.comm)(pid),
             function,
             calls,
         })
@@ -480,7 +491,7 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
                 let now = collector.read()?;
                 let comms = collector.comms();
                 let comm_of = |pid: u32| comm_in(&comms, pid);
-                let b = block(&plan, BlockKind::Interval, last_tick.elapsed().as_secs_f64(), backend, &now.since(&prev), &func, &frames, &comm_of);
+                let b = block(&plan, BlockKind::Interval, last_tick.elapsed().as_secs_f64(), backend, &now.since(&prev), &Names { function: &func, frames: &frames, comm: &comm_of });
                 sink.write(&render(&plan, &b))?;
                 prev = now;
                 last_tick = Instant::now();
@@ -507,9 +518,11 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
         t0.elapsed().as_secs_f64(),
         backend,
         &counts,
-        &func,
-        &frames,
-        &comm_of,
+        &Names {
+            function: &func,
+            frames: &frames,
+            comm: &comm_of,
+        },
     );
     let code = match end {
         End::Signal(sig) => {
@@ -635,9 +648,11 @@ mod tests {
             1.0,
             Backend::Fentry,
             &c,
-            &sym,
-            &frames,
-            &|_| "x".into(),
+            &Names {
+                function: &sym,
+                frames: &frames,
+                comm: &|_| "x".into(),
+            },
         );
         assert_eq!(b.funcs[0].name, "vfs_read");
         assert_eq!(b.funcs[0].calls, 7);
@@ -669,9 +684,11 @@ mod tests {
             1.0,
             Backend::Kprobe,
             &c,
-            &sym,
-            &frames,
-            &|p| format!("p{p}"),
+            &Names {
+                function: &sym,
+                frames: &frames,
+                comm: &|p| format!("p{p}"),
+            },
         );
         assert_eq!(b.funcs[0].calls, 7);
         assert_eq!(
