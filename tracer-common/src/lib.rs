@@ -350,3 +350,83 @@ mod event_pod {
     unsafe impl aya::Pod for TracePending {}
     unsafe impl aya::Pod for SyscallEvent {}
 }
+
+/// `tracer kprobe`: types of the kernel-function programs (tracer-ebpf/src/kprobe.rs).
+pub mod kfunc {
+    /// Log2 histogram slots: slot `s` holds durations in `[2^(s-1), 2^s)` ns (slot 0: 0 ns).
+    pub const HIST_SLOTS: u32 = 64;
+
+    /// Key of the per-function counters: the function's address as the kernel
+    /// reports it (`bpf_get_func_ip`), and the tgid when counting per process (else 0).
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub struct FuncKey {
+        pub ip: u64,
+        pub tgid: u32,
+        pub _pad: u32,
+    }
+
+    /// Counters of one function (per CPU; summed by user space).
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+    pub struct FuncStat {
+        /// Calls entered.
+        pub calls: u64,
+        /// Calls whose return was seen (only with --latency).
+        pub returns: u64,
+        /// Sum of entry-to-return time of those calls, nanoseconds.
+        pub total_ns: u64,
+    }
+
+    /// Key of the latency histogram: function and log2 slot.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub struct HistKey {
+        pub ip: u64,
+        pub slot: u32,
+        pub _pad: u32,
+    }
+
+    /// Key of the entry timestamps: one per (thread, function) in flight.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct StartKey {
+        pub ip: u64,
+        pub tid: u32,
+        pub _pad: u32,
+    }
+
+    /// Key of the stack counters: function and stack id in the stack trace map.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub struct StackKey {
+        pub ip: u64,
+        pub stack_id: u32,
+        pub _pad: u32,
+    }
+
+    /// Indexes of the `KFUNC_DROPS` per-CPU array.
+    pub mod drops {
+        /// The per-function counter table was full.
+        pub const FUNCS_FULL: u32 = 0;
+        /// The histogram table was full.
+        pub const HIST_FULL: u32 = 1;
+        /// The entry-timestamp table was full: a call's latency was not measured.
+        pub const STARTS_FULL: u32 = 2;
+        /// `bpf_get_stackid` failed (stack map full or hash collision).
+        pub const STACK_LOST: u32 = 3;
+        /// The stack counter table was full.
+        pub const STACK_COUNTS_FULL: u32 = 4;
+        pub const COUNT: u32 = 8;
+    }
+
+    #[cfg(feature = "user")]
+    mod pod {
+        use super::*;
+        unsafe impl aya::Pod for FuncKey {}
+        unsafe impl aya::Pod for FuncStat {}
+        unsafe impl aya::Pod for HistKey {}
+        unsafe impl aya::Pod for StartKey {}
+        unsafe impl aya::Pod for StackKey {}
+    }
+}

@@ -5,6 +5,7 @@
 
 mod exec;
 mod filter;
+mod kprobe;
 mod maps;
 mod probe;
 mod procs;

@@ -46,6 +46,7 @@ fn main() {
     let result = rt.block_on(async move {
         match cli.command {
             cli::Command::Syscalls(a) => cmd::syscalls::run(a).await,
+            cli::Command::Kprobe(a) => cmd::kprobe::run(a).await,
             cli::Command::Floor(a) => cmd::floor::run(a).await,
             cli::Command::Uprobe(a) => cmd::uprobe::run(a).await,
             cli::Command::Tracepoint(a) => cmd::tracepoint::run(a).await,

@@ -2,6 +2,7 @@
 mod bench;
 mod setup;
 mod util;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -34,6 +35,9 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu (cached in .vm-cache/)
+    /// and run the kprobe/fentry end-to-end checks inside; pass/fail per kernel and backend.
+    VmTest,
 }
 
 fn main() {
@@ -43,6 +47,7 @@ fn main() {
         Cmd::Run { args } => run(&args),
         Cmd::Test => test(),
         Cmd::Bench { quick } => bench_cmd(quick),
+        Cmd::VmTest => setup::run().and_then(|env| vm::run(&env)).map(|_| 0),
     };
     match r {
         Ok(code) => std::process::exit(code),
@@ -73,6 +78,8 @@ fn test() -> Result<i32> {
     util::step("benchmark, quick pass (checks that every scenario runs; timings mean nothing)");
     let r = bench::run(&env, bench::QUICK, None).map(|_| ());
     tally.check("cargo xtask bench --quick", r);
+    util::step("vm-test (kprobe/fentry on Debian kernels under qemu)");
+    tally.check("vm-test", vm::run(&env));
     tally.finish()
 }
 

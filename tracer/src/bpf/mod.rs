@@ -2,6 +2,7 @@
 //! by the returned `Ebpf`: dropping it (or the process dying, even by SIGKILL)
 //! detaches everything, since nothing is pinned.
 pub mod cookie_link;
+pub mod kprobe;
 pub mod logs;
 
 use anyhow::{Context as _, Result};

@@ -3,6 +3,7 @@ pub mod docs;
 pub mod exec;
 pub mod floor;
 pub mod info;
+pub mod kprobe;
 pub mod list;
 pub mod probe_run;
 pub mod syscalls;

@@ -223,6 +223,14 @@ pub const OUR_PROGRAMS: &[&str] = &[
     "execat_enter",
     "exec_exit",
     "exec_fork",
+    "kp_count",
+    "kp_lat_entry",
+    "kp_lat_exit",
+    "kp_stack",
+    "fe_count",
+    "fe_lat_entry",
+    "fx_lat_exit",
+    "fe_stack",
 ];
 
 /// Names of our programs currently loaded in the kernel (bpftool truncates names to 15 bytes).
@@ -265,6 +273,8 @@ pub const OUR_MAPS: &[&str] = &[
     "EVENTS",
     "TRACE_PENDING",
     "EXEC_PENDING",
+    "KFUNC_STATS",
+    "KFUNC_HIST",
 ];
 
 /// Our maps currently in the kernel.

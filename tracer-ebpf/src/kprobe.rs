@@ -1,0 +1,262 @@
+//! Kernel functions: kprobe/kretprobe and fentry/fexit programs for `tracer kprobe`.
+//!
+//! The same three jobs exist for both backends: count calls, time calls (entry
+//! stamp + return) into a log2 histogram, count the kernel stacks of calls.
+//! A function is identified by `bpf_get_func_ip` (its address, or with IBT the
+//! address past its `endbr`); user space maps it back to a name with kallsyms.
+//! The kprobe programs are loaded once and attached to every function; the
+//! fentry programs are loaded once per function (BTF ties a load to a target).
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::bpf_get_func_ip,
+    },
+    macros::{fentry, fexit, kprobe, kretprobe, map},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
+    programs::{
+        tracing::StackIdContext, FEntryContext, FExitContext, ProbeContext, RetProbeContext,
+    },
+    EbpfContext,
+};
+use tracer_common::{
+    flags::PER_PROCESS,
+    kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey, StartKey, HIST_SLOTS},
+    ProcInfo,
+};
+
+use crate::{
+    filter::is_traced,
+    maps::{FLAGS, PROCS},
+};
+
+#[map]
+pub static KFUNC_STATS: PerCpuHashMap<FuncKey, FuncStat> = PerCpuHashMap::with_max_entries(1024, 0);
+#[map]
+pub static KFUNC_HIST: PerCpuHashMap<HistKey, u64> = PerCpuHashMap::with_max_entries(1024, 0);
+#[map]
+pub static KFUNC_STARTS: HashMap<StartKey, u64> = HashMap::with_max_entries(1024, 0);
+#[map]
+pub static KFUNC_STACKCNT: PerCpuHashMap<StackKey, u64> = PerCpuHashMap::with_max_entries(1024, 0);
+#[map]
+pub static KFUNC_STACKS: StackTrace = StackTrace::with_max_entries(1024, 0);
+#[map]
+pub static KFUNC_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);
+
+#[inline(always)]
+fn drop_one(reason: u32) {
+    if let Some(p) = KFUNC_DROPS.get_ptr_mut(reason) {
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+fn func_ip<C: EbpfContext>(ctx: &C) -> u64 {
+    unsafe { bpf_get_func_ip(ctx.as_ptr()) }
+}
+
+/// The calling task's tgid if it passes the process filters.
+#[inline(always)]
+fn traced() -> Option<(u32, u32)> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if is_traced(FLAGS.load()) {
+        Some((tgid, pid_tgid as u32))
+    } else {
+        None
+    }
+}
+
+#[inline(always)]
+fn stat_slot(ip: u64, tgid: u32) -> Option<*mut FuncStat> {
+    let tgid = if FLAGS.load() & PER_PROCESS != 0 {
+        tgid
+    } else {
+        0
+    };
+    let key = FuncKey { ip, tgid, _pad: 0 };
+    if let Some(p) = KFUNC_STATS.get_ptr_mut(&key) {
+        return Some(p);
+    }
+    if KFUNC_STATS.insert(&key, &FuncStat::default(), 0).is_err() {
+        drop_one(drops::FUNCS_FULL);
+        return None;
+    }
+    if tgid != 0 {
+        // Remember the comm now: a short-lived process is gone by report time.
+        // BPF_NOEXIST keeps what fork/exec recorded.
+        let info = ProcInfo {
+            ppid: 0,
+            _pad: 0,
+            comm: bpf_get_current_comm().unwrap_or_default(),
+        };
+        let _ = PROCS.insert(&tgid, &info, 1);
+    }
+    KFUNC_STATS.get_ptr_mut(&key)
+}
+
+#[inline(always)]
+fn count(ip: u64, tgid: u32) {
+    if let Some(s) = stat_slot(ip, tgid) {
+        unsafe { (*s).calls += 1 };
+    }
+}
+
+#[inline(always)]
+fn count_entry<C: EbpfContext>(ctx: &C) {
+    if let Some((tgid, _)) = traced() {
+        count(func_ip(ctx), tgid);
+    }
+}
+
+#[inline(always)]
+fn latency_entry<C: EbpfContext>(ctx: &C) {
+    let Some((tgid, tid)) = traced() else {
+        return;
+    };
+    let ip = func_ip(ctx);
+    count(ip, tgid);
+    let key = StartKey { ip, tid, _pad: 0 };
+    let now = unsafe { bpf_ktime_get_ns() };
+    if KFUNC_STARTS.insert(&key, &now, 0).is_err() {
+        drop_one(drops::STARTS_FULL);
+    }
+}
+
+/// Slot of `ns` in a log2 histogram: 0 for 0, else floor(log2(ns)) + 1 (as BCC's bpf_log2l).
+#[inline(always)]
+fn log2_slot(ns: u64) -> u32 {
+    let mut v = ns;
+    let mut r = 0u32;
+    let mut shift = ((v > 0xFFFF_FFFF) as u32) << 5;
+    v >>= shift;
+    r |= shift;
+    shift = ((v > 0xFFFF) as u32) << 4;
+    v >>= shift;
+    r |= shift;
+    shift = ((v > 0xFF) as u32) << 3;
+    v >>= shift;
+    r |= shift;
+    shift = ((v > 0xF) as u32) << 2;
+    v >>= shift;
+    r |= shift;
+    shift = ((v > 0x3) as u32) << 1;
+    v >>= shift;
+    r |= shift;
+    r |= (v >> 1) as u32;
+    if ns == 0 {
+        0
+    } else {
+        (r + 1).min(HIST_SLOTS - 1)
+    }
+}
+
+#[inline(always)]
+fn latency_return<C: EbpfContext>(ctx: &C) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let ip = func_ip(ctx);
+    let key = StartKey {
+        ip,
+        tid: pid_tgid as u32,
+        _pad: 0,
+    };
+    // Only calls whose entry passed the filters have a stamp.
+    let Some(start) = KFUNC_STARTS.get_ptr(&key) else {
+        return;
+    };
+    let start = unsafe { *start };
+    let _ = KFUNC_STARTS.remove(&key);
+    let delta = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
+    if let Some(s) = stat_slot(ip, (pid_tgid >> 32) as u32) {
+        unsafe {
+            (*s).returns += 1;
+            (*s).total_ns += delta;
+        }
+    }
+    let hk = HistKey {
+        ip,
+        slot: log2_slot(delta),
+        _pad: 0,
+    };
+    match KFUNC_HIST.get_ptr_mut(&hk) {
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            if KFUNC_HIST.insert(&hk, &1, 0).is_err() {
+                drop_one(drops::HIST_FULL);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn stack_entry<C: EbpfContext + StackIdContext>(ctx: &C) {
+    let Some((tgid, _)) = traced() else {
+        return;
+    };
+    let ip = func_ip(ctx);
+    count(ip, tgid);
+    let Ok(id) = ctx.get_stackid(&KFUNC_STACKS, 0) else {
+        drop_one(drops::STACK_LOST);
+        return;
+    };
+    let key = StackKey {
+        ip,
+        stack_id: id as u32,
+        _pad: 0,
+    };
+    match KFUNC_STACKCNT.get_ptr_mut(&key) {
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            if KFUNC_STACKCNT.insert(&key, &1, 0).is_err() {
+                drop_one(drops::STACK_COUNTS_FULL);
+            }
+        }
+    }
+}
+
+#[kprobe]
+pub fn kp_count(ctx: ProbeContext) -> u32 {
+    count_entry(&ctx);
+    0
+}
+
+#[kprobe]
+pub fn kp_lat_entry(ctx: ProbeContext) -> u32 {
+    latency_entry(&ctx);
+    0
+}
+
+#[kretprobe]
+pub fn kp_lat_exit(ctx: RetProbeContext) -> u32 {
+    latency_return(&ctx);
+    0
+}
+
+#[kprobe]
+pub fn kp_stack(ctx: ProbeContext) -> u32 {
+    stack_entry(&ctx);
+    0
+}
+
+#[fentry]
+pub fn fe_count(ctx: FEntryContext) -> u32 {
+    count_entry(&ctx);
+    0
+}
+
+#[fentry]
+pub fn fe_lat_entry(ctx: FEntryContext) -> u32 {
+    latency_entry(&ctx);
+    0
+}
+
+#[fexit]
+pub fn fx_lat_exit(ctx: FExitContext) -> u32 {
+    latency_return(&ctx);
+    0
+}
+
+#[fentry]
+pub fn fe_stack(ctx: FEntryContext) -> u32 {
+    stack_entry(&ctx);
+    0
+}

@@ -1,0 +1,224 @@
+//! Reading the kernel-function maps (`KFUNC_*`) into plain data.
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
+    Ebpf,
+};
+use tracer_common::{
+    kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey},
+    ProcInfo,
+};
+
+/// Names of the `KFUNC_DROPS` reasons, for reports.
+pub const DROP_NAMES: [(u32, &str); 5] = [
+    (drops::FUNCS_FULL, "function table full"),
+    (drops::HIST_FULL, "histogram table full"),
+    (drops::STARTS_FULL, "entry table full"),
+    (drops::STACK_LOST, "stack not recorded"),
+    (drops::STACK_COUNTS_FULL, "stack table full"),
+];
+
+/// Everything counted so far, summed over CPUs. Keys hold function addresses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KCounts {
+    /// (ip, tgid or 0) -> counters.
+    pub stats: BTreeMap<(u64, u32), FuncStat>,
+    /// (ip, slot) -> calls.
+    pub hist: BTreeMap<(u64, u32), u64>,
+    /// (ip, stack id) -> calls.
+    pub stacks: BTreeMap<(u64, u32), u64>,
+    pub drops: [u64; drops::COUNT as usize],
+}
+
+fn sub_map<K: Ord + Copy, V: Default + Copy>(
+    now: &BTreeMap<K, V>,
+    before: &BTreeMap<K, V>,
+    f: impl Fn(&V, &V) -> V,
+) -> BTreeMap<K, V> {
+    now.iter()
+        .map(|(k, v)| (*k, f(v, &before.get(k).copied().unwrap_or_default())))
+        .collect()
+}
+
+impl KCounts {
+    /// What was counted between `earlier` and `self`.
+    pub fn since(&self, earlier: &KCounts) -> KCounts {
+        let mut d = self.drops;
+        for (x, e) in d.iter_mut().zip(earlier.drops) {
+            *x = x.saturating_sub(e);
+        }
+        KCounts {
+            stats: sub_map(&self.stats, &earlier.stats, |a, b| FuncStat {
+                calls: a.calls.saturating_sub(b.calls),
+                returns: a.returns.saturating_sub(b.returns),
+                total_ns: a.total_ns.saturating_sub(b.total_ns),
+            }),
+            hist: sub_map(&self.hist, &earlier.hist, |a, b| a.saturating_sub(*b)),
+            stacks: sub_map(&self.stacks, &earlier.stacks, |a, b| a.saturating_sub(*b)),
+            drops: d,
+        }
+    }
+
+    pub fn named_drops(&self) -> Vec<(&'static str, u64)> {
+        DROP_NAMES
+            .iter()
+            .filter_map(|(i, n)| {
+                let v = self.drops[*i as usize];
+                (v > 0).then_some((*n, v))
+            })
+            .collect()
+    }
+}
+
+pub struct KCollector {
+    stats: PerCpuHashMap<MapData, FuncKey, FuncStat>,
+    hist: Option<PerCpuHashMap<MapData, HistKey, u64>>,
+    stack_counts: Option<PerCpuHashMap<MapData, StackKey, u64>>,
+    stacks: Option<StackTraceMap<MapData>>,
+    drops: PerCpuArray<MapData, u64>,
+    procs: Option<HashMap<MapData, u32, ProcInfo>>,
+}
+
+fn take<T: TryFrom<aya::maps::Map>>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    let map = ebpf
+        .take_map(name)
+        .with_context(|| format!("map {name} missing from the object"))?;
+    T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
+}
+
+impl KCollector {
+    /// `per_process`: also read the comms the kernel recorded (`PROCS`).
+    pub fn new(ebpf: &mut Ebpf, latency: bool, stacks: bool, per_process: bool) -> Result<Self> {
+        Ok(Self {
+            stats: take(ebpf, "KFUNC_STATS")?,
+            hist: if latency {
+                Some(take(ebpf, "KFUNC_HIST")?)
+            } else {
+                None
+            },
+            stack_counts: if stacks {
+                Some(take(ebpf, "KFUNC_STACKCNT")?)
+            } else {
+                None
+            },
+            stacks: if stacks {
+                Some(take(ebpf, "KFUNC_STACKS")?)
+            } else {
+                None
+            },
+            drops: take(ebpf, "KFUNC_DROPS")?,
+            procs: if per_process {
+                Some(take(ebpf, "PROCS")?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub fn read(&self) -> Result<KCounts> {
+        let mut c = KCounts::default();
+        for item in self.stats.iter() {
+            let (k, v) = item.context("reading function counters")?;
+            let e = c.stats.entry((k.ip, k.tgid)).or_default();
+            for s in v.iter() {
+                e.calls += s.calls;
+                e.returns += s.returns;
+                e.total_ns += s.total_ns;
+            }
+        }
+        if let Some(h) = &self.hist {
+            for item in h.iter() {
+                let (k, v) = item.context("reading histograms")?;
+                *c.hist.entry((k.ip, k.slot)).or_default() += v.iter().sum::<u64>();
+            }
+        }
+        if let Some(s) = &self.stack_counts {
+            for item in s.iter() {
+                let (k, v) = item.context("reading stack counters")?;
+                *c.stacks.entry((k.ip, k.stack_id)).or_default() += v.iter().sum::<u64>();
+            }
+        }
+        for (i, v) in self.drops.iter().enumerate() {
+            c.drops[i] = v.context("reading drop counters")?.iter().sum();
+        }
+        Ok(c)
+    }
+
+    /// Comms the kernel recorded per tgid (at first count, fork or exec).
+    pub fn comms(&self) -> BTreeMap<u32, String> {
+        let Some(p) = &self.procs else {
+            return BTreeMap::new();
+        };
+        p.iter()
+            .filter_map(|r| r.ok())
+            .map(|(pid, info)| (pid, crate::sys::proc::comm_str(&info.comm)))
+            .collect()
+    }
+
+    /// The addresses of a recorded stack, innermost first.
+    pub fn frames(&self, stack_id: u32) -> Vec<u64> {
+        let Some(m) = &self.stacks else {
+            return vec![];
+        };
+        match m.get(&stack_id, 0) {
+            Ok(st) => st.frames().iter().map(|f| f.ip).collect(),
+            Err(_) => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta() {
+        let mut a = KCounts::default();
+        a.stats.insert(
+            (0x10, 0),
+            FuncStat {
+                calls: 3,
+                returns: 3,
+                total_ns: 30,
+            },
+        );
+        a.hist.insert((0x10, 5), 3);
+        a.drops[drops::STACK_LOST as usize] = 1;
+        let mut b = a.clone();
+        b.stats.insert(
+            (0x10, 0),
+            FuncStat {
+                calls: 5,
+                returns: 4,
+                total_ns: 50,
+            },
+        );
+        b.stats.insert(
+            (0x20, 0),
+            FuncStat {
+                calls: 1,
+                returns: 0,
+                total_ns: 0,
+            },
+        );
+        b.hist.insert((0x10, 5), 4);
+        b.drops[drops::STACK_LOST as usize] = 3;
+        let d = b.since(&a);
+        assert_eq!(
+            d.stats[&(0x10, 0)],
+            FuncStat {
+                calls: 2,
+                returns: 1,
+                total_ns: 20
+            }
+        );
+        assert_eq!(d.stats[&(0x20, 0)].calls, 1);
+        assert_eq!(d.hist[&(0x10, 5)], 1);
+        assert_eq!(d.named_drops(), vec![("stack not recorded", 2)]);
+    }
+}

@@ -1,0 +1,424 @@
+//! Kernel-function reports: BCC funccount's table, funclatency's log2
+//! histograms, stackcount's stacks, and JSON. Plain data in, text out.
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+use super::BlockKind;
+
+/// One function's numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FuncRow {
+    pub name: String,
+    pub calls: u64,
+    /// Calls whose return was timed (--latency).
+    pub returns: u64,
+    pub total_ns: u64,
+    /// Log2 slots: slot 0 holds 0 ns, slot s holds [2^(s-1), 2^s) ns.
+    pub hist: Vec<u64>,
+}
+
+/// Calls of one function by one process (-P).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcRow {
+    pub pid: u32,
+    pub comm: String,
+    pub function: String,
+    pub calls: u64,
+}
+
+/// A distinct kernel stack that led to `function`, innermost frame first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StackRow {
+    pub function: String,
+    pub frames: Vec<String>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Count,
+    Latency,
+    Stack,
+}
+
+/// One printed block (or JSON object). Rows are already sorted and cut to -T.
+#[derive(Debug, Clone)]
+pub struct FuncBlock {
+    pub kind: BlockKind,
+    pub clock: String,
+    pub seconds: f64,
+    pub mode: Mode,
+    pub backend: &'static str,
+    pub funcs: Vec<FuncRow>,
+    /// Only with -P.
+    pub procs: Vec<ProcRow>,
+    /// Only with --stack.
+    pub stacks: Vec<StackRow>,
+    pub drops: Vec<(&'static str, u64)>,
+    pub exit_code: Option<i32>,
+}
+
+/// Sort by calls (or total time with latency) descending, then name.
+pub fn sort_funcs(rows: &mut [FuncRow], mode: Mode) {
+    rows.sort_by(|a, b| {
+        let k = match mode {
+            Mode::Latency => b.total_ns.cmp(&a.total_ns),
+            _ => b.calls.cmp(&a.calls),
+        };
+        k.then_with(|| a.name.cmp(&b.name))
+    });
+}
+
+/// BCC's `_stars`: `floor(width * val / max)` stars.
+fn stars(val: u64, max: u64, width: usize) -> String {
+    if max == 0 {
+        return String::new();
+    }
+    let n = ((val as u128 * width as u128 / max as u128) as usize).min(width);
+    "*".repeat(n)
+}
+
+/// A log2 histogram in the layout of BCC's `print_log2_hist` (funclatency).
+pub fn log2_hist(slots: &[u64], unit: &str) -> String {
+    let mut out = String::new();
+    let idx_max = match slots.iter().rposition(|&v| v > 0) {
+        Some(i) => i,
+        None => return out,
+    };
+    let val_max = slots.iter().copied().max().unwrap_or(0);
+    let wide = idx_max > 32;
+    let width = if wide { 20 } else { 40 };
+    if wide {
+        let _ = writeln!(out, "               {unit:<29} : count     distribution");
+    } else {
+        let _ = writeln!(out, "     {unit:<19} : count     distribution");
+    }
+    // BCC starts at slot 1 and shows slot 0 (zero-length) merged into "0 -> 1".
+    for i in 1..=idx_max.max(1) {
+        let mut low: u64 = (1u64 << i) >> 1;
+        let high: u64 = (1u64 << i) - 1;
+        if low == high {
+            low -= 1;
+        }
+        let val = slots.get(i).copied().unwrap_or(0) + if i == 1 { slots[0] } else { 0 };
+        let bar = stars(val, val_max.max(val), width);
+        if wide {
+            let _ = writeln!(out, "{low:>20} -> {high:<20} : {val:<8} |{bar:<width$}|");
+        } else {
+            let _ = writeln!(out, "{low:>10} -> {high:<10} : {val:<8} |{bar:<width$}|");
+        }
+    }
+    out
+}
+
+fn header(out: &mut String, b: &FuncBlock) {
+    match b.kind {
+        BlockKind::Interval => {
+            let _ = writeln!(out, "[{}]", b.clock);
+        }
+        BlockKind::Summary => {
+            let _ = writeln!(out, "[{}] totals over {:.1} s", b.clock, b.seconds);
+        }
+    }
+}
+
+/// The text report of a block.
+pub fn render(b: &FuncBlock) -> String {
+    let mut out = String::new();
+    header(&mut out, b);
+    match b.mode {
+        Mode::Count if !b.procs.is_empty() => {
+            let _ = writeln!(
+                out,
+                "{:<6} {:<15} {:<36} {:>8}",
+                "PID", "COMM", "FUNC", "COUNT"
+            );
+            for p in &b.procs {
+                let _ = writeln!(
+                    out,
+                    "{:<6} {:<15} {:<36} {:>8}",
+                    p.pid, p.comm, p.function, p.calls
+                );
+            }
+        }
+        Mode::Count => {
+            let _ = writeln!(out, "{:<36} {:>8}", "FUNC", "COUNT");
+            for f in b.funcs.iter().filter(|f| f.calls > 0) {
+                let _ = writeln!(out, "{:<36} {:>8}", f.name, f.calls);
+            }
+        }
+        Mode::Latency => {
+            for f in b.funcs.iter().filter(|f| f.returns > 0 || f.calls > 0) {
+                let _ = writeln!(out, "\nFunction = {}", f.name);
+                out.push_str(&log2_hist(&f.hist, "nsecs"));
+                let avg = f.total_ns.checked_div(f.returns).unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "avg = {avg} nsecs, total: {} nsecs, count: {}",
+                    f.total_ns, f.returns
+                );
+            }
+        }
+        Mode::Stack => {
+            for s in &b.stacks {
+                for fr in &s.frames {
+                    let _ = writeln!(out, "  {fr}");
+                }
+                let _ = writeln!(out, "    {}\n", s.count);
+            }
+            let _ = writeln!(out, "{:<36} {:>8}", "FUNC", "COUNT");
+            for f in b.funcs.iter().filter(|f| f.calls > 0) {
+                let _ = writeln!(out, "{:<36} {:>8}", f.name, f.calls);
+            }
+        }
+    }
+    if let Some(w) = super::drops_line(&b.drops) {
+        let _ = writeln!(out, "{w}");
+    }
+    out
+}
+
+/// One line of JSON for a block.
+pub fn render_json(b: &FuncBlock) -> String {
+    let mut o = Map::new();
+    o.insert(
+        "type".into(),
+        json!(match b.kind {
+            BlockKind::Interval => "interval",
+            BlockKind::Summary => "summary",
+        }),
+    );
+    o.insert("time".into(), json!(b.clock));
+    o.insert(
+        "seconds".into(),
+        json!((b.seconds * 1000.0).round() / 1000.0),
+    );
+    o.insert("backend".into(), json!(b.backend));
+    let funcs: Vec<Value> = b
+        .funcs
+        .iter()
+        .filter(|f| f.calls > 0 || f.returns > 0)
+        .map(|f| {
+            let mut r = Map::new();
+            r.insert("function".into(), json!(f.name));
+            r.insert("calls".into(), json!(f.calls));
+            if b.mode == Mode::Latency {
+                r.insert("count".into(), json!(f.returns));
+                r.insert("total_ns".into(), json!(f.total_ns));
+                let buckets: Vec<Value> = f
+                    .hist
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(i, &n)| {
+                        let (low, high) = if i == 0 {
+                            (0, 0)
+                        } else {
+                            (1u64 << (i - 1), (1u64 << i) - 1)
+                        };
+                        json!({"low_ns": low, "high_ns": high, "count": n})
+                    })
+                    .collect();
+                r.insert("buckets".into(), Value::Array(buckets));
+            }
+            Value::Object(r)
+        })
+        .collect();
+    o.insert("functions".into(), Value::Array(funcs));
+    if !b.procs.is_empty() {
+        let procs: Vec<Value> = b
+            .procs
+            .iter()
+            .map(
+                |p| json!({"pid": p.pid, "comm": p.comm, "function": p.function, "calls": p.calls}),
+            )
+            .collect();
+        o.insert("processes".into(), Value::Array(procs));
+    }
+    if b.mode == Mode::Stack {
+        let stacks: Vec<Value> = b
+            .stacks
+            .iter()
+            .map(|s| json!({"function": s.function, "count": s.count, "frames": s.frames}))
+            .collect();
+        o.insert("stacks".into(), Value::Array(stacks));
+    }
+    let drops: Map<String, Value> = b
+        .drops
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), json!(v)))
+        .collect();
+    o.insert("lost".into(), Value::Object(drops));
+    if let Some(c) = b.exit_code {
+        o.insert("exit_code".into(), json!(c));
+    }
+    Value::Object(o).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(mode: Mode, funcs: Vec<FuncRow>) -> FuncBlock {
+        FuncBlock {
+            kind: BlockKind::Interval,
+            clock: "09:39:04".into(),
+            seconds: 1.0,
+            mode,
+            backend: "fentry",
+            funcs,
+            procs: vec![],
+            stacks: vec![],
+            drops: vec![],
+            exit_code: None,
+        }
+    }
+
+    fn f(name: &str, calls: u64) -> FuncRow {
+        FuncRow {
+            name: name.into(),
+            calls,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn funccount_table() {
+        let mut rows = vec![f("vfs_read", 5), f("vfs_write", 113), f("vfs_open", 0)];
+        sort_funcs(&mut rows, Mode::Count);
+        let t = render(&block(Mode::Count, rows));
+        assert_eq!(
+            t,
+            "[09:39:04]\n\
+             FUNC                                    COUNT\n\
+             vfs_write                                 113\n\
+             vfs_read                                    5\n"
+        );
+    }
+
+    #[test]
+    fn per_process_table() {
+        let mut b = block(Mode::Count, vec![f("vfs_read", 3)]);
+        b.procs = vec![ProcRow {
+            pid: 42,
+            comm: "cat".into(),
+            function: "vfs_read".into(),
+            calls: 3,
+        }];
+        let t = render(&b);
+        assert!(
+            t.contains("PID    COMM            FUNC                                    COUNT\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("42     cat             vfs_read                                    3\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn histogram_like_funclatency() {
+        // 12 calls in [256, 512), 141 in [512, 1024): slots 9 and 10.
+        let mut hist = vec![0; 64];
+        hist[9] = 12;
+        hist[10] = 141;
+        let h = log2_hist(&hist, "nsecs");
+        let lines: Vec<&str> = h.lines().collect();
+        assert_eq!(
+            lines[0],
+            "     nsecs               : count     distribution"
+        );
+        assert_eq!(lines.len(), 11);
+        assert_eq!(
+            lines[1],
+            "         0 -> 1          : 0        |                                        |"
+        );
+        assert_eq!(
+            lines[9],
+            "       256 -> 511        : 12       |***                                     |"
+        );
+        assert_eq!(
+            lines[10],
+            "       512 -> 1023       : 141      |****************************************|"
+        );
+        assert_eq!(log2_hist(&vec![0; 64], "nsecs"), "");
+        let mut row = f("vfs_read", 153);
+        row.returns = 153;
+        row.total_ns = 153 * 600;
+        row.hist = hist;
+        let t = render(&block(Mode::Latency, vec![row]));
+        assert!(t.contains("\nFunction = vfs_read\n"), "{t}");
+        assert!(
+            t.ends_with("avg = 600 nsecs, total: 91800 nsecs, count: 153\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn wide_histogram() {
+        let mut hist = vec![0; 64];
+        hist[40] = 1;
+        let h = log2_hist(&hist, "nsecs");
+        assert!(
+            h.starts_with(
+                "               nsecs                         : count     distribution\n"
+            ),
+            "{h}"
+        );
+        assert!(
+            h.contains(&format!(
+                "{:>20} -> {:<20} : 1        |{}|",
+                1u64 << 39,
+                (1u64 << 40) - 1,
+                "*".repeat(20)
+            )),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn stacks_and_json() {
+        let mut b = block(Mode::Stack, vec![f("vfs_read", 7)]);
+        b.stacks = vec![StackRow {
+            function: "vfs_read".into(),
+            frames: vec!["vfs_read".into(), "ksys_read+0x6b".into()],
+            count: 7,
+        }];
+        b.drops = vec![("stack lost", 1)];
+        let t = render(&b);
+        assert!(
+            t.starts_with("[09:39:04]\n  vfs_read\n  ksys_read+0x6b\n    7\n\n"),
+            "{t}"
+        );
+        assert!(t.contains("WARNING"), "{t}");
+        let v: Value = serde_json::from_str(&render_json(&b)).unwrap();
+        assert_eq!(v["backend"], "fentry");
+        assert_eq!(v["functions"][0]["function"], "vfs_read");
+        assert_eq!(v["functions"][0]["calls"], 7);
+        assert_eq!(v["stacks"][0]["frames"][1], "ksys_read+0x6b");
+        assert_eq!(v["lost"]["stack lost"], 1);
+    }
+
+    #[test]
+    fn latency_json_buckets() {
+        let mut row = f("vfs_read", 3);
+        row.returns = 3;
+        row.total_ns = 3000;
+        row.hist = vec![0; 64];
+        row.hist[10] = 3;
+        let mut b = block(Mode::Latency, vec![row]);
+        b.kind = BlockKind::Summary;
+        b.exit_code = Some(0);
+        let v: Value = serde_json::from_str(&render_json(&b)).unwrap();
+        assert_eq!(v["type"], "summary");
+        assert_eq!(v["functions"][0]["count"], 3);
+        assert_eq!(v["functions"][0]["total_ns"], 3000);
+        assert_eq!(
+            v["functions"][0]["buckets"][0],
+            json!({"low_ns": 512, "high_ns": 1023, "count": 3})
+        );
+        assert_eq!(v["exit_code"], 0);
+    }
+}

@@ -1,0 +1,233 @@
+//! Kernel functions: which can be traced (tracefs `available_filter_functions`,
+//! or kallsyms), matching names and globs against them, and turning addresses
+//! back into `function+0xoff`.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+use anyhow::{bail, Result};
+
+use super::names::closest;
+
+/// Names listed in `available_filter_functions` (`name` or `name [module]`,
+/// possibly repeated for static functions of the same name), deduplicated.
+pub fn parse_filter_functions(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| !n.is_empty() && !n.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Function names from a kallsyms text: text symbols (`t`/`T`), without the
+/// compiler's split parts (`.cold`, `.isra.0`, ...), which cannot be probed by name.
+pub fn kallsyms_functions(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_addr, kind, name) = (f.next()?, f.next()?, f.next()?);
+            (matches!(kind, "t" | "T") && !name.contains('.')).then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// Where the list of traceable functions came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Tracefs,
+    Kallsyms,
+}
+
+/// The functions the kernel can trace, from tracefs, or all function symbols of
+/// kallsyms when tracefs cannot be read (then some may fail to attach).
+pub fn traceable(tracefs: Option<&Path>) -> Result<(BTreeSet<String>, Source)> {
+    if let Some(t) = tracefs {
+        if let Ok(text) = std::fs::read_to_string(t.join("available_filter_functions")) {
+            let set = parse_filter_functions(&text);
+            if !set.is_empty() {
+                return Ok((set, Source::Tracefs));
+            }
+        }
+    }
+    let text = std::fs::read_to_string("/proc/kallsyms").map_err(|e| {
+        anyhow::anyhow!("cannot read /proc/kallsyms ({e}) nor the tracefs function list")
+    })?;
+    Ok((kallsyms_functions(&text), Source::Kallsyms))
+}
+
+/// Whether `name` matches the glob `pat` (`*` any run, `?` one character).
+pub fn glob_match(pat: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pat.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+pub fn is_glob(pat: &str) -> bool {
+    pat.contains(['*', '?'])
+}
+
+/// The functions matching `patterns`, sorted; an error naming the pattern that
+/// matched nothing, with close names, or saying the function exists but cannot
+/// be traced (`kallsyms` holds every function symbol of the kernel).
+pub fn resolve(
+    patterns: &[String],
+    traceable: &BTreeSet<String>,
+    kallsyms: &BTreeSet<String>,
+) -> Result<Vec<String>> {
+    let mut out = BTreeSet::new();
+    for pat in patterns {
+        let before = out.len();
+        if is_glob(pat) {
+            out.extend(traceable.iter().filter(|n| glob_match(pat, n)).cloned());
+        } else if traceable.contains(pat) {
+            out.insert(pat.clone());
+        }
+        if out.len() > before || (!is_glob(pat) && out.contains(pat)) {
+            continue;
+        }
+        if is_glob(pat) {
+            bail!("no traceable kernel function matches `{pat}`");
+        }
+        if kallsyms.contains(pat) {
+            bail!(
+                "kernel function `{pat}` exists (in /proc/kallsyms) but cannot be traced: it is \
+                 marked notrace, is on the kprobe blocklist or is only called inlined"
+            );
+        }
+        let names: Vec<&str> = traceable.iter().map(String::as_str).collect();
+        let close = closest(pat, &names, 3);
+        let mut msg = format!("no kernel function named `{pat}`");
+        if !close.is_empty() {
+            msg.push_str(&format!("; did you mean {}?", close.join(", ")));
+        }
+        bail!(msg);
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// `function+0xoff` for a kernel address, using kallsyms (`addr -> name`).
+pub fn symbolize(syms: &BTreeMap<u64, String>, addr: u64) -> String {
+    match syms.range(..=addr).next_back() {
+        Some((start, name)) if addr - start < 1 << 20 => {
+            if addr == *start {
+                name.clone()
+            } else {
+                format!("{name}+{:#x}", addr - start)
+            }
+        }
+        _ => format!("{addr:#x}"),
+    }
+}
+
+/// The function an address reported by `bpf_get_func_ip` belongs to: the
+/// nearest symbol at or below it (with IBT a kprobe reports the address past
+/// the function's 4-byte `endbr`).
+pub fn function_of(syms: &BTreeMap<u64, String>, addr: u64) -> String {
+    match syms.range(..=addr).next_back() {
+        Some((start, name)) if addr - start < 64 => name.clone(),
+        _ => format!("{addr:#x}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("vfs_*", "vfs_read"));
+        assert!(glob_match("tcp_*send*", "tcp_sendmsg_locked"));
+        assert!(glob_match("*read", "vfs_read"));
+        assert!(glob_match("vfs_rea?", "vfs_read"));
+        assert!(!glob_match("vfs_*", "do_vfs_read"));
+        assert!(!glob_match("vfs_rea?", "vfs_readv"));
+        assert!(glob_match("*", "x"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn parses_lists() {
+        let f = parse_filter_functions("vfs_read\nvfs_write\nfoo [mod]\nvfs_read\n");
+        assert_eq!(
+            f.into_iter().collect::<Vec<_>>(),
+            ["foo", "vfs_read", "vfs_write"]
+        );
+        let k = kallsyms_functions(
+            "ffffffff81000000 T _stext\nffffffff81001000 t helper.cold\nffffffff81002000 D data\n\
+             ffffffff81003000 t vfs_x [ext4]\n",
+        );
+        assert_eq!(k.into_iter().collect::<Vec<_>>(), ["_stext", "vfs_x"]);
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn resolves_patterns() {
+        let tr = set(&["vfs_read", "vfs_write", "ksys_read", "tcp_sendmsg"]);
+        let all = set(&[
+            "vfs_read",
+            "vfs_write",
+            "ksys_read",
+            "tcp_sendmsg",
+            "rcu_nmi_enter",
+        ]);
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            resolve(&p(&["vfs_*", "ksys_read"]), &tr, &all).unwrap(),
+            ["ksys_read", "vfs_read", "vfs_write"]
+        );
+        let e = resolve(&p(&["vfs_raed"]), &tr, &all)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no kernel function named `vfs_raed`")
+                && e.contains("did you mean vfs_read"),
+            "{e}"
+        );
+        let e = resolve(&p(&["rcu_nmi_enter"]), &tr, &all)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exists") && e.contains("cannot be traced"),
+            "{e}"
+        );
+        let e = resolve(&p(&["zzz_*"]), &tr, &all).unwrap_err().to_string();
+        assert!(
+            e.contains("no traceable kernel function matches `zzz_*`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn symbols() {
+        let mut s = BTreeMap::new();
+        s.insert(0x1000, "vfs_read".to_string());
+        s.insert(0x1200, "ksys_read".to_string());
+        assert_eq!(symbolize(&s, 0x1000), "vfs_read");
+        assert_eq!(symbolize(&s, 0x1234), "ksys_read+0x34");
+        assert_eq!(symbolize(&s, 0x10), "0x10");
+        assert_eq!(function_of(&s, 0x1004), "vfs_read");
+        assert_eq!(function_of(&s, 0x1100), "0x1100");
+    }
+}

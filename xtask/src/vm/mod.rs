@@ -1,0 +1,672 @@
+//! `cargo xtask vm-test`: the kprobe and fentry paths on real Debian kernels.
+//!
+//! The host kernel has neither kprobes nor fentry, so this downloads Debian's
+//! cloud-amd64 kernels (6.1 and 6.12; cached in `<repo>/.vm-cache/`), builds an
+//! initramfs with busybox, tracer, the fixture and their shared libraries, and
+//! boots each kernel under qemu (TCG). `/init` runs `tests.sh`, which prints
+//! each run's output between markers; this module judges it. A panic, a hang
+//! (the time limit) or a missing result is a failure.
+//!
+//! `TRACER_VM_KERNELS=6.1` (comma separated labels) limits the run to some kernels.
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::Value;
+
+use crate::util::{self, sh, step, Env};
+
+const INIT: &str = include_str!("init.sh");
+const TESTS: &str = include_str!("tests.sh");
+/// Reads per cost measurement (tests.sh's R).
+const COST_READS: u64 = 200_000;
+
+/// Reads the fixture makes in each traced run (tests.sh's N).
+const N: u64 = 2000;
+/// Longest a VM may run before it counts as hung.
+const TIME_LIMIT: Duration = Duration::from_secs(240);
+
+/// A kernel to test: a label and the Debian meta-package that names its newest build.
+struct Kernel {
+    label: &'static str,
+    meta: &'static str,
+}
+
+const KERNELS: [Kernel; 2] = [
+    Kernel {
+        label: "6.1",
+        meta: "linux-image-cloud-amd64",
+    },
+    Kernel {
+        label: "6.12",
+        meta: "linux-image-6.12-cloud-amd64",
+    },
+];
+
+const BACKENDS: [&str; 2] = ["kprobe", "fentry"];
+
+fn cache_dir() -> PathBuf {
+    util::root().join(".vm-cache")
+}
+
+/// The exact package a meta-package depends on (`Depends: linux-image-6.1.0-56-cloud-amd64`).
+fn resolve_package(meta: &str) -> Result<String> {
+    let out = Command::new("apt-cache")
+        .args(["depends", meta])
+        .output()
+        .context("running apt-cache")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_depends(&text)
+        .with_context(|| format!("apt-cache depends {meta} names no kernel package"))
+}
+
+fn parse_depends(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends:"))
+        .map(str::trim)
+        .find(|p| p.starts_with("linux-image-"))
+        .map(str::to_string)
+}
+
+/// The kernel image of `k`, downloaded and unpacked once.
+fn kernel_image(k: &Kernel) -> Result<PathBuf> {
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache)?;
+    let pkg = match resolve_package(k.meta) {
+        Ok(p) => p,
+        Err(e) => {
+            // Offline: use what an earlier run cached for this series.
+            let cached = std::fs::read_dir(&cache)?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".vmlinuz") && n.contains(&format!("-{}", k.label)))
+                .max();
+            match cached {
+                Some(n) => return Ok(cache.join(n)),
+                None => return Err(e),
+            }
+        }
+    };
+    let image = cache.join(format!("{pkg}.vmlinuz"));
+    if image.exists() {
+        return Ok(image);
+    }
+    step(&format!("downloading {pkg}"));
+    let dl = cache.join(format!("dl-{pkg}"));
+    let _ = std::fs::remove_dir_all(&dl);
+    std::fs::create_dir_all(&dl)?;
+    sh(Command::new("apt-get")
+        .args(["download", "-q", &pkg])
+        .current_dir(&dl))?;
+    let deb = std::fs::read_dir(&dl)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .context("apt-get download left no .deb")?;
+    let root = dl.join("root");
+    sh(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
+    let vmlinuz = std::fs::read_dir(root.join("boot"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .context("the package holds no /boot/vmlinuz-*")?;
+    std::fs::copy(&vmlinuz, &image)?;
+    std::fs::remove_dir_all(&dl)?;
+    Ok(image)
+}
+
+/// Shared libraries `ldd` lists for `bin` (absolute paths).
+fn libraries(bin: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd")
+        .arg(bin)
+        .output()
+        .context("running ldd")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next()?,
+                None => l.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect())
+}
+
+fn copy_into(stage: &Path, src: &Path, dest: &str) -> Result<()> {
+    let to = stage.join(dest.trim_start_matches('/'));
+    std::fs::create_dir_all(to.parent().unwrap())?;
+    std::fs::copy(src, &to)
+        .with_context(|| format!("copying {} into the initramfs", src.display()))?;
+    Ok(())
+}
+
+/// Build `initrd.gz` (newc cpio, gzip) with busybox, tracer, fixture and their libraries.
+fn initramfs(tracer: &Path, fixture: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cache = cache_dir();
+    let stage = cache.join("initramfs");
+    let _ = std::fs::remove_dir_all(&stage);
+    for d in ["bin", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(stage.join(d))?;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .context("busybox is missing: run `cargo xtask setup` (installs busybox-static)")?;
+    copy_into(&stage, busybox, "/bin/busybox")?;
+    copy_into(&stage, tracer, "/bin/tracer")?;
+    copy_into(&stage, fixture, "/bin/fixture")?;
+    for bin in [tracer, fixture] {
+        for lib in libraries(bin)? {
+            copy_into(&stage, &lib, &lib.to_string_lossy())?;
+        }
+    }
+    std::fs::write(stage.join("init"), INIT)?;
+    std::fs::set_permissions(stage.join("init"), std::fs::Permissions::from_mode(0o755))?;
+    std::fs::write(
+        stage.join("tests.sh"),
+        format!("N={N}\nR={COST_READS}\n{TESTS}"),
+    )?;
+    let out = cache.join("initrd.gz");
+    sh(Command::new("sh")
+        .arg("-c")
+        .arg("find . | cpio -o -H newc --quiet | gzip -1 > ../initrd.gz")
+        .current_dir(&stage))?;
+    Ok(out)
+}
+
+/// Boot `kernel` with `initrd`; the console lines, or an error on a hang or a crash.
+fn boot(kernel: &Path, initrd: &Path, log: &Path) -> Result<Vec<String>> {
+    let mut child = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "1024",
+            "-smp",
+            "2",
+            "-nographic",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 quiet panic=-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting qemu-system-x86_64 (cargo xtask setup installs qemu-system-x86)")?;
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).split(b'\n') {
+            let Ok(line) = line else { break };
+            let line = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_string();
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut lines = Vec::new();
+    let mut hung = false;
+    loop {
+        let left = TIME_LIMIT.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            hung = true;
+            break;
+        }
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                if l.contains("VMTEST-KERNEL")
+                    || l.starts_with("VMTEST-END")
+                    || l.contains("Kernel panic")
+                {
+                    eprintln!("    [{:5.1}s] {l}", start.elapsed().as_secs_f64());
+                }
+                lines.push(l);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                hung = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if hung {
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let _ = std::fs::write(log, lines.join("\n"));
+    if hung {
+        bail!(
+            "the VM did not finish within {TIME_LIMIT:?} (console log: {})",
+            log.display()
+        );
+    }
+    if let Some(p) = lines.iter().find(|l| l.contains("Kernel panic")) {
+        bail!("the kernel panicked: {p} (console log: {})", log.display());
+    }
+    if !lines.iter().any(|l| l == "VMTEST-DONE") {
+        bail!(
+            "the VM stopped before the tests finished ({status}; console log: {})",
+            log.display()
+        );
+    }
+    Ok(lines)
+}
+
+/// One run's output: stdout lines, stderr lines, exit code.
+#[derive(Debug, Default, Clone)]
+struct Section {
+    stdout: Vec<String>,
+    stderr: Vec<String>,
+    rc: Option<i32>,
+}
+
+/// `VMTEST-BEGIN name backend` ... `VMTEST-STDERR` ... `VMTEST-END name backend rc=N`.
+fn sections(lines: &[String]) -> BTreeMap<(String, String), Section> {
+    let mut out = BTreeMap::new();
+    let mut cur: Option<((String, String), Section, bool)> = None;
+    for l in lines {
+        if let Some(rest) = l.strip_prefix("VMTEST-BEGIN ") {
+            let mut w = rest.split_whitespace();
+            let key = (
+                w.next().unwrap_or_default().to_string(),
+                w.next().unwrap_or_default().to_string(),
+            );
+            cur = Some((key, Section::default(), false));
+        } else if l == "VMTEST-STDERR" {
+            if let Some(c) = cur.as_mut() {
+                c.2 = true;
+            }
+        } else if let Some(rest) = l.strip_prefix("VMTEST-END ") {
+            if let Some((key, mut s, _)) = cur.take() {
+                s.rc = rest
+                    .rsplit_once("rc=")
+                    .and_then(|(_, n)| n.trim().parse().ok());
+                out.insert(key, s);
+            }
+        } else if let Some((_, s, err)) = cur.as_mut() {
+            if *err {
+                s.stderr.push(l.clone());
+            } else {
+                s.stdout.push(l.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The last JSON block of a run, and its `vfs_read` row.
+fn vfs_read_row(s: &Section) -> Result<(Value, Value)> {
+    let block: Value = s
+        .stdout
+        .iter()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("no JSON output")
+        .and_then(|l| serde_json::from_str(l).context("bad JSON"))?;
+    let row = block["functions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["function"] == "vfs_read"))
+        .cloned()
+        .context("no vfs_read row")?;
+    Ok((block, row))
+}
+
+fn ran_ok(s: &Section) -> Result<()> {
+    if s.rc != Some(0) {
+        bail!("tracer exited with {:?}: {}", s.rc, s.stderr.join(" | "));
+    }
+    Ok(())
+}
+
+fn check_count(s: &Section, backend: &str) -> Result<()> {
+    ran_ok(s)?;
+    let (block, row) = vfs_read_row(s)?;
+    if block["backend"] != backend {
+        bail!("ran with backend {} instead of {backend}", block["backend"]);
+    }
+    let calls = row["calls"].as_u64().unwrap_or(0);
+    if calls != N {
+        bail!("vfs_read counted {calls} calls, the fixture made {N}");
+    }
+    Ok(())
+}
+
+fn check_latency(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let (_, row) = vfs_read_row(s)?;
+    let count = row["count"].as_u64().unwrap_or(0);
+    let in_buckets: u64 = row["buckets"]
+        .as_array()
+        .map(|b| b.iter().filter_map(|x| x["count"].as_u64()).sum())
+        .unwrap_or(0);
+    if count != N || in_buckets != N {
+        bail!("latency samples: count {count}, in buckets {in_buckets}, expected {N}");
+    }
+    if row["total_ns"].as_u64().unwrap_or(0) == 0 {
+        bail!("total time is 0");
+    }
+    Ok(())
+}
+
+fn check_stack(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let (block, row) = vfs_read_row(s)?;
+    if row["calls"].as_u64() != Some(N) {
+        bail!("vfs_read counted {} calls, expected {N}", row["calls"]);
+    }
+    let stacks = block["stacks"].as_array().context("no stacks")?;
+    let total: u64 = stacks.iter().filter_map(|s| s["count"].as_u64()).sum();
+    if total != N {
+        bail!("stacks hold {total} calls, expected {N}");
+    }
+    let top = &stacks[0]["frames"];
+    let frames: Vec<&str> = top
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !frames
+        .iter()
+        .any(|f| f.starts_with("ksys_read") || f.starts_with("__x64_sys_read"))
+    {
+        bail!("the top stack does not go through the read syscall: {frames:?}");
+    }
+    if !frames.first().is_some_and(|f| f.starts_with("vfs_read")) {
+        bail!("the top stack does not start in vfs_read: {frames:?}");
+    }
+    Ok(())
+}
+
+/// `-P -p PID`: one row, the fixture's, with its N calls of vfs_read.
+fn check_per_process(s: &Section, pid: u64) -> Result<()> {
+    ran_ok(s)?;
+    let (block, row) = vfs_read_row(s)?;
+    if row["calls"].as_u64() != Some(N) {
+        bail!("vfs_read counted {} calls, expected {N}", row["calls"]);
+    }
+    let procs = block["processes"]
+        .as_array()
+        .context("no processes in the report")?;
+    let rows: Vec<(u64, u64, &str)> = procs
+        .iter()
+        .map(|p| {
+            let n = |k: &str| p[k].as_u64().unwrap_or(0);
+            (n("pid"), n("calls"), p["comm"].as_str().unwrap_or(""))
+        })
+        .collect();
+    if rows != [(pid, N, "fixture")] {
+        bail!("per-process rows {rows:?}, expected [({pid}, {N}, \"fixture\")]");
+    }
+    Ok(())
+}
+
+/// `-- sh -c "fixture read-zero M; true"`: the runs with M=N and M=0 differ by exactly N.
+fn check_launched(zero: &Section, n: &Section) -> Result<()> {
+    ran_ok(zero)?;
+    ran_ok(n)?;
+    let calls = |s: &Section| -> Result<u64> {
+        let (block, row) = vfs_read_row(s)?;
+        if block["exit_code"] != 0 {
+            bail!("exit_code {} in the report", block["exit_code"]);
+        }
+        Ok(row["calls"].as_u64().unwrap_or(0))
+    };
+    let (c0, cn) = (calls(zero)?, calls(n)?);
+    if cn.checked_sub(c0) != Some(N) {
+        bail!("vfs_read calls: {cn} with {N} reads, {c0} with none; the difference should be {N}");
+    }
+    Ok(())
+}
+
+/// `Using ... for K functions (attached in X s, Y ms per function).` -> (K, X).
+fn parse_using(line: &str) -> Option<(u64, f64)> {
+    let (_, rest) = line.split_once(" for ")?;
+    let k = rest.split_whitespace().next()?.parse().ok()?;
+    let (_, rest) = rest.split_once("attached in ")?;
+    let secs = rest.split_whitespace().next()?.parse().ok()?;
+    Some((k, secs))
+}
+
+/// Results of one kernel.
+struct KernelResult {
+    label: String,
+    release: String,
+    checks: Vec<(String, Result<()>)>,
+    notes: Vec<String>,
+}
+
+fn judge(label: &str, lines: &[String]) -> KernelResult {
+    let secs = sections(lines);
+    let release = lines
+        .iter()
+        .find_map(|l| l.split_once("VMTEST-KERNEL ").map(|(_, r)| r))
+        .unwrap_or("?")
+        .to_string();
+    let mut checks = Vec::new();
+    let mut notes = Vec::new();
+    let get = |name: &str, b: &str| secs.get(&(name.to_string(), b.to_string())).cloned();
+    for b in BACKENDS {
+        let missing = |n: &str| anyhow::anyhow!("no result for {n} (the VM output lacks it)");
+        let c = get("count", b)
+            .ok_or_else(|| missing("count"))
+            .and_then(|s| check_count(&s, b));
+        checks.push((format!("{b} count"), c));
+        let c = get("latency", b)
+            .ok_or_else(|| missing("latency"))
+            .and_then(|s| check_latency(&s));
+        checks.push((format!("{b} latency"), c));
+        let c = get("stack", b)
+            .ok_or_else(|| missing("stack"))
+            .and_then(|s| check_stack(&s));
+        checks.push((format!("{b} stack"), c));
+        let pid = lines.iter().find_map(|l| {
+            let rest = l.strip_prefix(&format!("VMTEST-PID perproc {b} "))?;
+            rest.trim().parse::<u64>().ok()
+        });
+        let c = get("perproc", b)
+            .ok_or_else(|| missing("perproc"))
+            .and_then(|s| check_per_process(&s, pid.context("no fixture pid")?));
+        checks.push((format!("{b} per process (-P)"), c));
+        let c = match (get("cmd0", b), get(&format!("cmd{N}"), b)) {
+            (Some(z), Some(n)) => check_launched(&z, &n),
+            _ => Err(missing("-- CMD")),
+        };
+        checks.push((format!("{b} -- CMD (fork following)"), c));
+        let attach = get("attach", b).ok_or_else(|| missing("attach")).and_then(|s| {
+            ran_ok(&s)?;
+            let line = s.stdout.iter().find(|l| l.starts_with("Using")).context("no `Using` line")?;
+            let (k, secs) = parse_using(line).context("unparsable `Using` line")?;
+            let failed = s.stdout.iter().filter(|l| l.starts_with("  ")).count();
+            notes.push(format!(
+                "{b}: attached {k} functions of vfs_* in {secs:.2} s = {:.1} ms per function ({failed} not attachable)",
+                secs * 1e3 / (k as usize + failed).max(1) as f64
+            ));
+            Ok(())
+        });
+        checks.push((format!("{b} attach vfs_*"), attach));
+    }
+    match cost_line(&costs(lines)) {
+        Ok(l) => notes.push(l),
+        Err(e) => checks.push(("cost measurement".into(), Err(e))),
+    }
+    if let Some(s) = get("default", "auto") {
+        if let Some(l) = s.stdout.iter().find(|l| l.starts_with("Using")) {
+            notes.push(format!("default choice: {l}"));
+        }
+    }
+    KernelResult {
+        label: label.to_string(),
+        release,
+        checks,
+        notes,
+    }
+}
+
+/// The `VMTEST-COST backend t0 t1` lines (guest uptime, seconds): the fastest
+/// round of each backend.
+fn costs(lines: &[String]) -> BTreeMap<String, f64> {
+    let mut costs: BTreeMap<String, f64> = BTreeMap::new();
+    for l in lines {
+        if let Some(rest) = l.strip_prefix("VMTEST-COST ") {
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            if let [b, t0, t1] = w[..] {
+                if let (Ok(t0), Ok(t1)) = (t0.parse::<f64>(), t1.parse::<f64>()) {
+                    let t: f64 = t1 - t0;
+                    let e = costs.entry(b.to_string()).or_insert(t);
+                    *e = e.min(t);
+                }
+            }
+        }
+    }
+    costs
+}
+
+/// One line on what counting vfs_read costs per call with each backend.
+fn cost_line(costs: &BTreeMap<String, f64>) -> Result<String> {
+    let base = *costs.get("none").context("no baseline measurement")?;
+    let per_call = |b: &str| -> Result<f64> {
+        let t = costs
+            .get(b)
+            .with_context(|| format!("no measurement for {b}"))?;
+        Ok((t - base) * 1e9 / COST_READS as f64)
+    };
+    let (k, f) = (per_call("kprobe")?, per_call("fentry")?);
+    Ok(format!(
+        "{COST_READS} reads of /dev/zero, fastest of 3 rounds: {base:.2} s untraced; counting \
+         vfs_read adds {k:.0} ns per call with kprobe, {f:.0} ns with fentry (TCG: indicative)"
+    ))
+}
+
+/// Build, boot every kernel, judge; Err if anything failed.
+pub fn run(env: &Env) -> Result<()> {
+    step("building tracer and the fixture (release) for the VM");
+    util::cargo(
+        env,
+        &[
+            "build",
+            "--release",
+            "-p",
+            "tracer",
+            "-p",
+            "tracer-fixtures",
+        ],
+    )?;
+    let target = util::root().join("target/release");
+    let initrd = initramfs(&target.join("tracer"), &target.join("fixture"))?;
+    let mut failures = Vec::new();
+    let mut results = Vec::new();
+    let only = std::env::var("TRACER_VM_KERNELS").ok();
+    let wanted = |k: &Kernel| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|l| l.trim() == k.label))
+    };
+    for k in KERNELS.iter().filter(|k| wanted(k)) {
+        let started = Instant::now();
+        let image = match kernel_image(k) {
+            Ok(i) => i,
+            Err(e) => {
+                failures.push(format!("{}: cannot get the kernel: {e:#}", k.label));
+                continue;
+            }
+        };
+        step(&format!(
+            "booting {} under qemu (TCG)",
+            image.file_name().unwrap().to_string_lossy()
+        ));
+        let log = cache_dir().join(format!("console-{}.log", k.label));
+        match boot(&image, &initrd, &log) {
+            Ok(lines) => {
+                let r = judge(k.label, &lines);
+                eprintln!(
+                    "    {} done in {:.0} s",
+                    k.label,
+                    started.elapsed().as_secs_f64()
+                );
+                results.push(r);
+            }
+            Err(e) => failures.push(format!("{}: {e:#}", k.label)),
+        }
+    }
+    println!("vm-test results:");
+    for r in &results {
+        for (name, c) in &r.checks {
+            match c {
+                Ok(()) => println!("  PASS  {} ({}) {name}", r.label, r.release),
+                Err(e) => {
+                    println!("  FAIL  {} ({}) {name}: {e:#}", r.label, r.release);
+                    failures.push(format!("{} {name}", r.label));
+                }
+            }
+        }
+        for n in &r.notes {
+            println!("  note  {} {n}", r.label);
+        }
+    }
+    for f in &failures {
+        println!("  FAIL  {f}");
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} VM check(s) failed: {}",
+            failures.len(),
+            failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_apt_and_markers() {
+        let d = "linux-image-cloud-amd64\n  Depends: linux-image-6.1.0-56-cloud-amd64\n";
+        assert_eq!(
+            parse_depends(d).as_deref(),
+            Some("linux-image-6.1.0-56-cloud-amd64")
+        );
+        let lines: Vec<String> = [
+            "noise",
+            "VMTEST-BEGIN count kprobe",
+            "{\"backend\":\"kprobe\",\"functions\":[{\"function\":\"vfs_read\",\"calls\":2000}]}",
+            "VMTEST-STDERR",
+            "Using kprobe/kretprobe (perf kprobe PMU) for 1 functions (attached in 0.010 s, 10.00 ms per function).",
+            "VMTEST-END count kprobe rc=0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let s = sections(&lines);
+        let c = &s[&("count".to_string(), "kprobe".to_string())];
+        assert_eq!(c.rc, Some(0));
+        assert_eq!(c.stderr.len(), 1);
+        check_count(c, "kprobe").unwrap();
+        assert!(check_count(c, "fentry").is_err());
+        assert_eq!(parse_using(&c.stderr[0]), Some((1, 0.010)));
+    }
+}
