@@ -442,6 +442,36 @@ fn check_launched(zero: &Section, n: &Section) -> Result<()> {
     Ok(())
 }
 
+/// The text reports hold the line a user would read the answer from.
+fn check_text(name: &str, out: &[String], want: &str) -> Result<()> {
+    let ok = match name {
+        "text-count" => {
+            out.iter()
+                .any(|l| l == &format!("{:<36} {:>8}", "FUNC", "COUNT"))
+                && out.iter().any(|l| l == want)
+        }
+        "text-latency" => {
+            out.iter().any(|l| l == "Function = vfs_read")
+                && out
+                    .iter()
+                    .any(|l| l.starts_with("     nsecs               : count     distribution"))
+                && out
+                    .iter()
+                    .any(|l| l.starts_with(want) && l.ends_with(&format!("count: {N}")))
+        }
+        _ => {
+            out.iter().any(|l| {
+                l.trim_start().starts_with("ksys_read")
+                    || l.trim_start().starts_with("__x64_sys_read")
+            }) && out.iter().any(|l| l == want)
+        }
+    };
+    if !ok {
+        bail!("unexpected report:\n{}", out.join("\n"));
+    }
+    Ok(())
+}
+
 /// `Using ... for K functions (attached in X s, Y ms per function).` -> (K, X).
 fn parse_using(line: &str) -> Option<(u64, f64)> {
     let (_, rest) = line.split_once(" for ")?;
@@ -508,6 +538,19 @@ fn judge(label: &str, lines: &[String]) -> KernelResult {
             Ok(())
         });
         checks.push((format!("{b} attach vfs_*"), attach));
+    }
+    for (name, want) in [
+        ("text-count", format!("{:<36} {:>8}", "vfs_read", N)),
+        ("text-latency", format!("avg = ")),
+        ("text-stack", format!("    {N}")),
+    ] {
+        let c = get(name, "auto")
+            .ok_or_else(|| anyhow::anyhow!("no result for {name}"))
+            .and_then(|s| {
+                ran_ok(&s)?;
+                check_text(name, &s.stdout, &want)
+            });
+        checks.push((format!("{name} (text report)"), c));
     }
     match cost_line(&costs(lines)) {
         Ok(l) => notes.push(l),

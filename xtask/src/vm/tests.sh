@@ -25,7 +25,11 @@ traced_reads() {
     fx=$!
     echo "VMTEST-PID $name $backend $fx"
     wait_for /tmp/fx.out ready $fx
-    timeout 60 tracer kprobe --backend "$backend" --json -p $fx "$@" >/tmp/out 2>/tmp/err &
+    if [ "$backend" = auto ]; then
+        timeout 60 tracer kprobe -p $fx "$@" >/tmp/out 2>/tmp/err &
+    else
+        timeout 60 tracer kprobe --backend "$backend" --json -p $fx "$@" >/tmp/out 2>/tmp/err &
+    fi
     tr=$!
     wait_for /tmp/err Tracing $tr
     echo go >&3
@@ -94,6 +98,11 @@ for b in kprobe fentry; do
     launched_reads $b
     attach_glob $b
 done
+# The text reports, with the backend tracer picks.
+traced_reads text-count auto vfs_read
+traced_reads text-latency auto --latency vfs_read
+traced_reads text-stack auto --stack vfs_read
+
 # Interleaved rounds; xtask keeps the fastest of each (TCG timings are noisy).
 for round in 1 2 3; do
     cost none
