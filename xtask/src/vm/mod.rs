@@ -552,6 +552,17 @@ fn judge(label: &str, lines: &[String]) -> KernelResult {
             });
         checks.push((format!("{name} (text report)"), c));
     }
+    let c = get("info", "auto")
+        .ok_or_else(|| anyhow::anyhow!("no result for info"))
+        .and_then(|s| check_info(&s));
+    checks.push(("tracer info: kprobes and fentry available".into(), c));
+    let c = get("syscalls", "auto")
+        .ok_or_else(|| anyhow::anyhow!("no result for syscalls"))
+        .and_then(|s| check_syscalls(&s));
+    checks.push((
+        "tracer syscalls -- CMD (exact counts, forks followed)".into(),
+        c,
+    ));
     match cost_line(&costs(lines)) {
         Ok(l) => notes.push(l),
         Err(e) => checks.push(("cost measurement".into(), Err(e))),
@@ -567,6 +578,55 @@ fn judge(label: &str, lines: &[String]) -> KernelResult {
         checks,
         notes,
     }
+}
+
+/// `tracer info --json` on a real distribution kernel: everything available.
+fn check_info(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let v: Value = s
+        .stdout
+        .iter()
+        .find(|l| l.starts_with('{'))
+        .context("no JSON output")
+        .and_then(|l| serde_json::from_str(l).context("bad JSON"))?;
+    for f in v["features"].as_array().context("no features")? {
+        if f["available"] != true {
+            bail!("{} unavailable: {}", f["name"], f["reason"]);
+        }
+    }
+    Ok(())
+}
+
+/// `tracer syscalls -- fixture forks 3 100`: 3 children of 100 getppid each.
+fn check_syscalls(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let last: Value = s
+        .stdout
+        .iter()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("no JSON output")
+        .and_then(|l| serde_json::from_str(l).context("bad JSON"))?;
+    let calls = |name: &str| {
+        last["syscalls"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["syscall"] == name))
+            .and_then(|r| r["calls"].as_u64())
+    };
+    for (name, want) in [
+        ("getppid", 300),
+        ("wait4", 3),
+        ("exit_group", 4),
+        ("execve", 1),
+    ] {
+        if calls(name) != Some(want) {
+            bail!("{name}: {:?} calls, expected {want}: {last}", calls(name));
+        }
+    }
+    if last["total"]["total_ns"].as_u64().unwrap_or(0) == 0 {
+        bail!("no time measured: {last}");
+    }
+    Ok(())
 }
 
 /// The `VMTEST-COST backend t0 t1` lines (guest uptime, seconds): the fastest

@@ -112,3 +112,21 @@ done
 echo "VMTEST-BEGIN default auto"
 timeout 30 tracer kprobe -d 0.2 vfs_read 2>&1 >/dev/null | grep '^Using'
 echo "VMTEST-END default auto rc=0"
+
+# tracer info must find kprobes and fentry here (the host kernel has neither).
+timeout 60 tracer info --json >/tmp/out 2>/tmp/err
+rc=$?
+echo "VMTEST-BEGIN info auto"
+cat /tmp/out
+echo "VMTEST-STDERR"
+cat /tmp/err
+echo "VMTEST-END info auto rc=$rc"
+
+# tracer syscalls on this kernel: raw tracepoints, task-local storage, fork following.
+timeout 60 tracer syscalls --json -o /tmp/out -- fixture forks 3 100 >/dev/null 2>/tmp/err
+rc=$?
+echo "VMTEST-BEGIN syscalls auto"
+cat /tmp/out
+echo "VMTEST-STDERR"
+cat /tmp/err
+echo "VMTEST-END syscalls auto rc=$rc"
