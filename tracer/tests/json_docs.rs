@@ -9,113 +9,30 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
+#[path = "../../xtask/src/jsondoc.rs"]
+#[allow(dead_code)]
+mod jsondoc;
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap()
+}
+
 /// Field path -> allowed types, for the README table under `heading`.
 fn documented(heading: &str) -> BTreeMap<String, Vec<String>> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let start = readme
-        .find(heading)
-        .unwrap_or_else(|| panic!("README has no section {heading}"));
-    let mut fields = BTreeMap::new();
-    for line in readme[start..].lines().skip(1) {
-        if line.starts_with("### ") || line.starts_with("## ") {
-            break;
-        }
-        let cells: Vec<&str> = line.split(" | ").collect();
-        if !line.starts_with("| `") || cells.len() < 2 {
-            continue;
-        }
-        let path = cells[0]
-            .trim_start_matches("| ")
-            .trim_matches('`')
-            .to_string();
-        let types = cells[1]
-            .replace("\\|", "|")
-            .split('|')
-            .map(|t| t.trim().to_string())
-            .collect();
-        fields.insert(path, types);
-    }
-    assert!(!fields.is_empty(), "no fields under {heading}");
-    fields
-}
-
-fn type_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-/// Every (path, value) in `v`; array elements under `path[]`. Objects whose
-/// documented type is `object` (free-form maps such as `errno`, `lost`) are not descended.
-fn walk(
-    v: &Value,
-    path: &str,
-    doc: &BTreeMap<String, Vec<String>>,
-    out: &mut Vec<(String, Value)>,
-) {
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                out.push((p.clone(), child.clone()));
-                let free_form = doc.get(&p).is_some_and(|t| t == &["object"])
-                    && !doc.keys().any(|d| d.starts_with(&format!("{p}.")));
-                if !free_form {
-                    walk(child, &p, doc, out);
-                }
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                walk(item, &format!("{path}[]"), doc, out);
-            }
-        }
-        _ => {}
-    }
+    jsondoc::documented(&readme(), heading).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Check `objects` against the documented fields; returns the paths seen.
 fn check(heading: &str, objects: &[Value]) -> Vec<String> {
-    let doc = documented(heading);
-    let mut seen = Vec::new();
-    for obj in objects {
-        let mut fields = Vec::new();
-        walk(obj, "", &doc, &mut fields);
-        for (path, value) in fields {
-            let types = doc.get(&path).unwrap_or_else(|| {
-                panic!("{heading}: `{path}` is in the output but not documented")
-            });
-            let t = type_of(&value);
-            assert!(
-                types.iter().any(|d| d == t),
-                "{heading}: `{path}` is {t}, documented as {types:?}"
-            );
-            seen.push(path);
-        }
-    }
-    seen.sort();
-    seen.dedup();
-    seen
+    jsondoc::check(&documented(heading), objects).unwrap_or_else(|e| panic!("{heading}: {e}"))
 }
 
 fn assert_covers(heading: &str, seen: &[String]) {
-    for path in documented(heading).keys() {
-        assert!(
-            seen.contains(path),
-            "{heading}: documented `{path}` never appeared in the runs"
-        );
-    }
+    let missing = jsondoc::uncovered(&documented(heading), seen);
+    assert!(
+        missing.is_empty(),
+        "{heading}: documented {missing:?} never appeared in the runs"
+    );
 }
 
 #[test]

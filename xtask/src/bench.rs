@@ -467,6 +467,18 @@ fn render(sc: &[Scenario], untraced: &[f64], size: Size) -> String {
             median(&s.events_per_s)
         ));
     }
+    out.push_str("\n## Kernel functions (from the last `cargo xtask vm-test`)\n\n");
+    out.push_str(
+        "The host kernel has neither kprobes nor fentry, so these come from Debian's kernels booted \
+         under qemu with TCG (software emulation): timings are indicative only, several times slower \
+         than on hardware.\n\n",
+    );
+    match std::fs::read_to_string(util::root().join("target").join(crate::vm::NOTES_FILE)) {
+        Ok(notes) if !notes.trim().is_empty() => out.push_str(&notes),
+        _ => {
+            out.push_str("(no vm-test run on this machine yet: run `cargo xtask vm-test` first)\n")
+        }
+    }
     out.push_str("\n## Budgets\n\n");
     let ours = added(by(OURS), untraced);
     let cmd = added(by(OURS_CMD), untraced);
@@ -496,6 +508,21 @@ fn render(sc: &[Scenario], untraced: &[f64], size: Size) -> String {
             "`tracer syscalls -- CMD` >= 500 x cheaper per call than `strace -c`",
             ratio_per_round(&strace, &cmd),
             500.0,
+            false,
+        ),
+        (
+            "`tracer trace` >= 100 x cheaper per call than `strace` printing calls",
+            ratio_per_round(
+                &added(by(STRACE_LINES), untraced),
+                &added(by(TRACE), untraced),
+            ),
+            100.0,
+            false,
+        ),
+        (
+            "`tracer trace` delivers >= 1,000,000 events/s into /dev/null",
+            median(&by(TRACE).events_per_s),
+            1e6,
             false,
         ),
         (

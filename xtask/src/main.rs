@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
 mod bench;
+mod jsondoc;
 mod setup;
 mod util;
 mod vm;

@@ -552,6 +552,8 @@ fn judge(label: &str, lines: &[String]) -> KernelResult {
             });
         checks.push((format!("{name} (text report)"), c));
     }
+    let c = check_kprobe_json(&secs);
+    checks.push(("kprobe --json fields as documented in README".into(), c));
     let c = get("info", "auto")
         .ok_or_else(|| anyhow::anyhow!("no result for info"))
         .and_then(|s| check_info(&s));
@@ -578,6 +580,28 @@ fn judge(label: &str, lines: &[String]) -> KernelResult {
         checks,
         notes,
     }
+}
+
+/// Every JSON object tracer kprobe printed in the VM, against the README's
+/// table: fields and types both ways (count, latency, stack and -P runs
+/// together show every documented field; -- CMD runs add `exit_code`).
+fn check_kprobe_json(secs: &BTreeMap<(String, String), Section>) -> Result<()> {
+    let readme = std::fs::read_to_string(util::root().join("README.md"))?;
+    let doc = crate::jsondoc::documented(&readme, "### `tracer kprobe --json`")
+        .map_err(anyhow::Error::msg)?;
+    let objects: Vec<Value> = secs
+        .iter()
+        .filter(|((name, _), _)| name != "info" && name != "syscalls")
+        .flat_map(|(_, s)| s.stdout.iter())
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let seen = crate::jsondoc::check(&doc, &objects).map_err(anyhow::Error::msg)?;
+    let missing = crate::jsondoc::uncovered(&doc, &seen);
+    if !missing.is_empty() {
+        bail!("documented fields never seen: {missing:?}");
+    }
+    Ok(())
 }
 
 /// `tracer info --json` on a real distribution kernel: everything available.
@@ -664,6 +688,9 @@ fn cost_line(costs: &BTreeMap<String, f64>) -> Result<String> {
     ))
 }
 
+/// Where the last run's measurements are kept (under target/).
+pub const NOTES_FILE: &str = "vm-test-notes.md";
+
 /// Build, boot every kernel, judge; Err if anything failed.
 pub fn run(env: &Env) -> Result<()> {
     step("building tracer and the fixture (release) for the VM");
@@ -729,6 +756,16 @@ pub fn run(env: &Env) -> Result<()> {
             println!("  note  {} {n}", r.label);
         }
     }
+    // The measurements, for `cargo xtask bench` to put in BENCHMARKS.md.
+    let notes: String = results
+        .iter()
+        .flat_map(|r| {
+            r.notes
+                .iter()
+                .map(move |n| format!("- {} ({}): {n}\n", r.label, r.release))
+        })
+        .collect();
+    let _ = std::fs::write(util::root().join("target").join(NOTES_FILE), notes);
     for f in &failures {
         println!("  FAIL  {f}");
     }
