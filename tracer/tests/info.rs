@@ -114,3 +114,52 @@ fn colour_choice() {
     );
     assert!(!String::from_utf8_lossy(&err.stderr).contains('\x1b'));
 }
+
+/// On a 50-column terminal the histogram rows shrink to fit (run under a pty).
+#[test]
+fn histogram_fits_a_narrow_terminal() {
+    let _l = shared_lock();
+    let cmd = format!(
+        "stty cols 50; {} --color never tracepoint syscalls:sys_enter_write --hist count -- sh -c '{} writes 1 100 5000 >/dev/null'",
+        env!("CARGO_BIN_EXE_tracer"),
+        fixture_path().display()
+    );
+    let out = run(
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains(" -> ")).collect();
+    assert!(rows.len() >= 13, "{text}");
+    for r in &rows {
+        assert!(
+            r.chars().count() <= 50,
+            "row wider than the terminal: {r:?}"
+        );
+    }
+    // Without a terminal the rows keep BCC's 40-star bars.
+    let wide = run(
+        tracer()
+            .args([
+                "tracepoint",
+                "syscalls:sys_enter_write",
+                "--hist",
+                "count",
+                "--",
+                "sh",
+                "-c",
+            ])
+            .arg(format!(
+                "{} writes 1 100 5000 >/dev/null",
+                fixture_path().display()
+            )),
+        LIMIT,
+    );
+    let text = String::from_utf8_lossy(&wide.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("|{}|", "*".repeat(40)))),
+        "{text}"
+    );
+}

@@ -79,9 +79,49 @@ fn test() -> Result<i32> {
     util::step("benchmark, quick pass (checks that every scenario runs; timings mean nothing)");
     let r = bench::run(&env, bench::QUICK, None).map(|_| ());
     tally.check("cargo xtask bench --quick", r);
+    util::step("cargo install --path tracer, then the installed binary run from /");
+    tally.check("cargo install --path tracer", install_check(&env));
     util::step("vm-test (kprobe/fentry on Debian kernels under qemu)");
     tally.check("vm-test", vm::run(&env));
     tally.finish()
+}
+
+/// `cargo install --path tracer` yields a binary that runs from anywhere (the
+/// bytecode is embedded): install into a scratch root, run it from `/`.
+fn install_check(env: &util::Env) -> Result<()> {
+    let root = util::root().join("target").join("install-check");
+    let target = util::root().join("target");
+    util::cargo(
+        env,
+        &[
+            "install",
+            "--locked",
+            "--path",
+            "tracer",
+            "--root",
+            root.to_str().unwrap(),
+            "--target-dir",
+            target.to_str().unwrap(),
+            "--force",
+        ],
+    )?;
+    let bin = root.join("bin").join("tracer");
+    let out = std::process::Command::new(&bin)
+        .args(["syscalls", "-d", "0.2"])
+        .current_dir("/")
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains("SYSCALL") {
+        anyhow::bail!(
+            "{} syscalls -d 0.2 from /: {} {}{}",
+            bin.display(),
+            out.status,
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eprintln!("    {} ran from / and counted syscalls", bin.display());
+    Ok(())
 }
 
 fn bench_cmd(quick: bool) -> Result<i32> {

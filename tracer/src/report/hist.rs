@@ -54,6 +54,12 @@ pub fn render(buckets: &[u64], unit: &str) -> String {
     } else {
         (STARS_MAX, 10)
     };
+    // On a narrow terminal the bars shrink (to 10 at least) so rows do not wrap.
+    let row_w = low_w * 2 + 4 + 3 + 8 + 3;
+    let stars_w = match super::style::width() {
+        Some(w) if w < row_w + stars_w => w.saturating_sub(row_w).max(10),
+        _ => stars_w,
+    };
     if idx_max.is_none() && negative == 0 {
         return out;
     }

@@ -71,46 +71,17 @@ pub fn sort_funcs(rows: &mut [FuncRow], mode: Mode) {
     });
 }
 
-/// BCC's `_stars`: `floor(width * val / max)` stars.
-fn stars(val: u64, max: u64, width: usize) -> String {
-    if max == 0 {
-        return String::new();
-    }
-    let n = ((val as u128 * width as u128 / max as u128) as usize).min(width);
-    "*".repeat(n)
-}
-
 /// A log2 histogram in the layout of BCC's `print_log2_hist` (funclatency).
+/// The kernel side's slot 0 holds zero-length calls, which BCC shows in the
+/// first row (`0 -> 1`) together with slot 1: merged, the slots are those of
+/// the shared renderer (`report::hist`).
 pub fn log2_hist(slots: &[u64], unit: &str) -> String {
-    let mut out = String::new();
-    let idx_max = match slots.iter().rposition(|&v| v > 0) {
-        Some(i) => i,
-        None => return out,
-    };
-    let val_max = slots.iter().copied().max().unwrap_or(0);
-    let wide = idx_max > 32;
-    let width = if wide { 20 } else { 40 };
-    if wide {
-        let _ = writeln!(out, "               {unit:<29} : count     distribution");
-    } else {
-        let _ = writeln!(out, "     {unit:<19} : count     distribution");
+    let mut merged = slots.to_vec();
+    if merged.len() > 1 {
+        merged[1] += merged[0];
+        merged[0] = 0;
     }
-    // BCC starts at slot 1 and shows slot 0 (zero-length) merged into "0 -> 1".
-    for i in 1..=idx_max.max(1) {
-        let mut low: u64 = (1u64 << i) >> 1;
-        let high: u64 = (1u64 << i) - 1;
-        if low == high {
-            low -= 1;
-        }
-        let val = slots.get(i).copied().unwrap_or(0) + if i == 1 { slots[0] } else { 0 };
-        let bar = stars(val, val_max.max(val), width);
-        if wide {
-            let _ = writeln!(out, "{low:>20} -> {high:<20} : {val:<8} |{bar:<width$}|");
-        } else {
-            let _ = writeln!(out, "{low:>10} -> {high:<10} : {val:<8} |{bar:<width$}|");
-        }
-    }
-    out
+    super::hist::render(&merged, unit)
 }
 
 fn header(out: &mut String, b: &FuncBlock) {
@@ -144,9 +115,14 @@ pub fn render(b: &FuncBlock) -> String {
             }
         }
         Mode::Count => {
-            let _ = writeln!(out, "{:<36} {:>8}", "FUNC", "COUNT");
+            let _ = writeln!(
+                out,
+                "{}",
+                super::style::header(&format!("{:<36} {:>8}", "FUNC", "COUNT"))
+            );
             for f in b.funcs.iter().filter(|f| f.calls > 0) {
-                let _ = writeln!(out, "{:<36} {:>8}", f.name, f.calls);
+                let name = super::style::name_column(&f.name, 36, 9);
+                let _ = writeln!(out, "{name:<36} {:>8}", f.calls);
             }
         }
         Mode::Latency => {
@@ -168,9 +144,14 @@ pub fn render(b: &FuncBlock) -> String {
                 }
                 let _ = writeln!(out, "    {}\n", s.count);
             }
-            let _ = writeln!(out, "{:<36} {:>8}", "FUNC", "COUNT");
+            let _ = writeln!(
+                out,
+                "{}",
+                super::style::header(&format!("{:<36} {:>8}", "FUNC", "COUNT"))
+            );
             for f in b.funcs.iter().filter(|f| f.calls > 0) {
-                let _ = writeln!(out, "{:<36} {:>8}", f.name, f.calls);
+                let name = super::style::name_column(&f.name, 36, 9);
+                let _ = writeln!(out, "{name:<36} {:>8}", f.calls);
             }
         }
     }

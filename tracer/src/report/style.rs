@@ -36,10 +36,6 @@ pub fn color() -> bool {
 }
 
 /// Terminal width, or None when not writing to a terminal (then nothing is cut).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for renderers with wide columns")
-)]
 pub fn width() -> Option<usize> {
     match WIDTH.load(Ordering::Relaxed) {
         0 => None,
@@ -65,11 +61,16 @@ pub fn warning(line: &str) -> String {
     }
 }
 
+/// A name column of `natural` characters, narrowed to leave `rest` characters
+/// for the other columns on a narrow terminal: cut `name` to fit.
+pub fn name_column(name: &str, natural: usize, rest: usize) -> String {
+    match width() {
+        Some(w) if w < natural + rest => fit(name, w.saturating_sub(rest).max(8)),
+        _ => name.to_string(),
+    }
+}
+
 /// Cut `s` to at most `max` characters, marking the cut with `…`.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for renderers with wide columns")
-)]
 pub fn fit(s: &str, max: usize) -> String {
     if s.chars().count() <= max || max == 0 {
         return s.to_string();
