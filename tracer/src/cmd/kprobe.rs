@@ -9,17 +9,14 @@ use std::{
 use anyhow::{bail, Result};
 use tracer_common::{flags, kfunc::HIST_SLOTS};
 
-use super::{clock, Sink};
+use super::{clock, session::Session, Sink};
 use crate::{
     bpf::{
         self,
         kprobe::{Attached, Backend, Job},
     },
     cli::{KprobeArgs, KprobeBackend},
-    collect::{
-        kfuncs::{KCollector, KCounts},
-        syscalls::TracedSet,
-    },
+    collect::kfuncs::{KCollector, KCounts},
     report::{
         kfuncs::{self as funcs, FuncBlock, FuncRow, Mode, ProcRow, StackRow},
         BlockKind,
@@ -274,19 +271,9 @@ impl Progress {
     }
 }
 
-enum End {
-    Signal(i32),
-    Duration,
-    TargetsGone(Option<i32>),
-}
-
 pub async fn run(args: KprobeArgs) -> Result<i32> {
     let plan = plan(&args)?;
-    let prepared = if args.command.is_empty() {
-        None
-    } else {
-        Some(launch::prepare(&args.command)?)
-    };
+    let prepared = launch::prepare_opt(&args.command)?;
     crate::sys::privileges::check()?;
     let tfs = tracefs::ensure_mounted().ok();
     let (traceable, source) = kfuncs::traceable(tfs.as_deref())?;
@@ -337,11 +324,6 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
             ("KFUNC_STACKS", big(stack, 4096)),
         ],
     )?;
-    let traced_fd = bpf::map_raw_fd(&ebpf, "TRACED_TGIDS")?;
-    let mut traced = TracedSet::new(&mut ebpf)?;
-    for &pid in &plan.pids {
-        traced.insert(pid)?;
-    }
     let collector = KCollector::new(&mut ebpf, latency, stack, plan.per_process())?;
     if follow_hooks {
         bpf::attach_tracepoint(
@@ -412,13 +394,9 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
     );
     let syms = Symbols::load();
 
-    let mut launched = None;
-    let mut child_wait = None;
-    if let Some(p) = &prepared {
-        let pid = launch::spawn_traced(p, traced_fd)?;
-        launched = Some(pid as u32);
-        child_wait = Some(launch::wait_child(pid));
-    } else {
+    let mut session = Session::start(&mut ebpf, &plan.pids, plan.targeted(), prepared.as_ref())?;
+    let launched = session.launched;
+    if launched.is_none() {
         eprintln!(
             "Tracing {} functions for \"{}\"... Hit Ctrl-C to end.",
             attached.functions.len(),
@@ -428,19 +406,7 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
 
     let mut sink = Sink::new(args.output.as_deref(), false)?;
     let t0 = Instant::now();
-    let deadline = args
-        .duration
-        .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
-    let mut ticker = args.interval.map(|i| {
-        let period = Duration::from_secs_f64(i);
-        tokio::time::interval_at(tokio::time::Instant::now() + period, period)
-    });
-    let mut prune = tokio::time::interval(Duration::from_millis(100));
     let mut prev = KCounts::default();
-    let mut last_tick = Instant::now();
-    let signal = crate::signals::wait();
-    tokio::pin!(signal);
-    let mut child_status: Option<i32> = None;
     let frames = |id: u32| {
         collector
             .frames(id)
@@ -458,29 +424,29 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
             .or_else(|| proc::status(pid).map(|s| s.name))
             .unwrap_or_else(|| "?".into())
     };
-    let end = loop {
-        tokio::select! {
-            s = &mut signal => break End::Signal(s?),
-            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
-            _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
-                let now = collector.read()?;
-                let comms = collector.comms();
-                let comm_of = |pid: u32| comm_in(&comms, pid);
-                let b = block(&plan, BlockKind::Interval, last_tick.elapsed().as_secs_f64(), backend, &now.since(&prev), &Names { function: &func, frames: &frames, comm: &comm_of });
-                sink.write(&render(&plan, &b))?;
-                prev = now;
-                last_tick = Instant::now();
-            }
-            st = async { child_wait.as_mut().unwrap().await }, if child_wait.is_some() && child_status.is_none() => {
-                child_status = Some(st.unwrap_or(0));
-            }
-            _ = prune.tick(), if plan.targeted() && (child_wait.is_none() || child_status.is_some()) => {
-                if traced.prune(proc::alive) == 0 {
-                    break End::TargetsGone(child_status);
-                }
-            }
-        }
-    };
+    let end = session
+        .run(args.duration, args.interval, |secs| {
+            let now = collector.read()?;
+            let comms = collector.comms();
+            let comm_of = |pid: u32| comm_in(&comms, pid);
+            let names = Names {
+                function: &func,
+                frames: &frames,
+                comm: &comm_of,
+            };
+            let b = block(
+                &plan,
+                BlockKind::Interval,
+                secs,
+                backend,
+                &now.since(&prev),
+                &names,
+            );
+            sink.write(&render(&plan, &b))?;
+            prev = now;
+            Ok(())
+        })
+        .await?;
     // Stop counting before the final read so the block is consistent.
     drop(attached.links);
     drop(ebpf);
@@ -499,20 +465,8 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
             comm: &comm_of,
         },
     );
-    let code = match end {
-        End::Signal(sig) => {
-            if launched.is_some() {
-                128 + sig
-            } else {
-                0
-            }
-        }
-        End::Duration => 0,
-        End::TargetsGone(status) => status.map(proc::exit_code_of).unwrap_or(0),
-    };
-    if launched.is_some() && matches!(end, End::TargetsGone(_)) {
-        b.exit_code = Some(code);
-    }
+    let code = end.exit_code(launched.is_some());
+    b.exit_code = end.command_exit_code(launched.is_some());
     sink.write(&render(&plan, &b))?;
     if !attached.failed.is_empty() {
         eprintln!("{} functions could not be attached:", attached.failed.len());

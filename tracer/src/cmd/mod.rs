@@ -6,6 +6,7 @@ pub mod info;
 pub mod kprobe;
 pub mod list;
 pub mod probe_run;
+pub mod session;
 pub mod syscalls;
 pub mod trace;
 pub mod tracepoint;

@@ -2,17 +2,15 @@
 //! --comm, -u, -- CMD) turned into kernel flags, loading the object with the
 //! process-following hooks, and the run loop (intervals, duration, Ctrl-C, the
 //! traced processes all gone).
-use std::time::{Duration, Instant};
-
 use anyhow::Result;
 use aya::Ebpf;
 use tracer_common::flags;
 
+pub use super::session::{End, Session};
 use crate::{
     bpf,
     cli::ProcessArgs,
-    collect::syscalls::TracedSet,
-    sys::{launch, proc, tracefs},
+    sys::{proc, tracefs},
 };
 
 /// The process filters of a run, decided before touching the kernel.
@@ -116,113 +114,6 @@ pub fn load(
         bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
     }
     Ok(ebpf)
-}
-
-/// Why a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    Signal(i32),
-    Duration,
-    /// All traced processes are gone; the launched command's wait status, if any.
-    TargetsGone(Option<i32>),
-}
-
-impl End {
-    /// The exit code of tracer: the command's own with `-- CMD`, 128+N after signal N.
-    pub fn exit_code(self, launched: bool) -> i32 {
-        match self {
-            End::Signal(sig) if launched => 128 + sig,
-            End::TargetsGone(Some(status)) => proc::exit_code_of(status),
-            _ => 0,
-        }
-    }
-}
-
-/// A run in progress: the processes traced and the launched command, if any.
-pub struct Session {
-    traced: TracedSet,
-    targeted: bool,
-    pub launched: Option<u32>,
-    child_wait: Option<tokio::task::JoinHandle<i32>>,
-}
-
-impl Session {
-    /// Fill the traced set with the -p processes, then (everything attached)
-    /// launch the command, if any.
-    pub fn start(
-        ebpf: &mut Ebpf,
-        filters: &Filters,
-        command: &[std::ffi::OsString],
-    ) -> Result<Self> {
-        let prepared = if command.is_empty() {
-            None
-        } else {
-            Some(launch::prepare(command)?)
-        };
-        let traced_fd = bpf::map_raw_fd(ebpf, "TRACED_TGIDS")?;
-        let mut traced = TracedSet::new(ebpf)?;
-        for &pid in &filters.pids {
-            traced.insert(pid)?;
-        }
-        let mut s = Session {
-            traced,
-            targeted: filters.targeted(),
-            launched: None,
-            child_wait: None,
-        };
-        if let Some(p) = &prepared {
-            let pid = launch::spawn_traced(p, traced_fd)?;
-            s.launched = Some(pid as u32);
-            s.child_wait = Some(launch::wait_child(pid));
-        }
-        Ok(s)
-    }
-
-    /// Run until Ctrl-C/SIGTERM, the duration, or (with -p / -- CMD) every traced
-    /// process gone. `tick(seconds since the last tick)` runs every `interval`.
-    pub async fn run(
-        &mut self,
-        duration: Option<f64>,
-        interval: Option<f64>,
-        mut tick: impl FnMut(f64) -> Result<()>,
-    ) -> Result<End> {
-        let deadline = duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
-        let mut ticker = interval.map(|i| {
-            let period = Duration::from_secs_f64(i);
-            tokio::time::interval_at(tokio::time::Instant::now() + period, period)
-        });
-        let mut prune = tokio::time::interval(Duration::from_millis(100));
-        let mut last_tick = Instant::now();
-        let signal = crate::signals::wait();
-        tokio::pin!(signal);
-        let mut child_status: Option<i32> = None;
-        let Session {
-            traced,
-            targeted,
-            child_wait,
-            ..
-        } = self;
-        let targeted = *targeted;
-        let end = loop {
-            tokio::select! {
-                s = &mut signal => break End::Signal(s?),
-                _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
-                _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
-                    tick(last_tick.elapsed().as_secs_f64())?;
-                    last_tick = Instant::now();
-                }
-                st = async { child_wait.as_mut().unwrap().await }, if child_wait.is_some() && child_status.is_none() => {
-                    child_status = Some(st.unwrap_or(0));
-                }
-                _ = prune.tick(), if targeted && (child_wait.is_none() || child_status.is_some()) => {
-                    if traced.prune(proc::alive) == 0 {
-                        break End::TargetsGone(child_status);
-                    }
-                }
-            }
-        };
-        Ok(end)
-    }
 }
 
 #[cfg(test)]

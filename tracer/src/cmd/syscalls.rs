@@ -1,18 +1,15 @@
 //! `tracer syscalls`: plan from the arguments, load and attach, collect on a
 //! timer, report at each interval and at the end.
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::{Context as _, Result};
 use tracer_common::{flags, ProcInfo, MAX_SYSCALLS};
 
-use super::{clock, Sink};
+use super::{clock, session::Session, Sink};
 use crate::{
     bpf,
     cli::{Layout, SortKey, SyscallsArgs},
-    collect::syscalls::{Collector, Counts, TracedSet},
+    collect::syscalls::{Collector, Counts},
     report::{self, Block, BlockKind, Measured, Process, Row},
     sys::{launch, names, proc, tracefs},
 };
@@ -269,23 +266,10 @@ pub fn render(plan: &Plan, b: &Block) -> String {
     }
 }
 
-/// Why the run ended.
-enum End {
-    Signal(i32),
-    Duration,
-    /// All traced processes are gone; the launched command's wait status, if any.
-    TargetsGone(Option<i32>),
-}
-
 pub async fn run(args: SyscallsArgs) -> Result<i32> {
     let plan = plan(&args)?;
-    let prepared = if args.command.is_empty() {
-        None
-    } else {
-        Some(launch::prepare(&args.command)?)
-    };
+    let prepared = launch::prepare_opt(&args.command)?;
     crate::sys::privileges::check()?;
-    let mut signals = crate::signals::Signals::new()?;
     let started = Instant::now();
     let follow_hooks = plan.targeted() || plan.per_process();
     let mut globals = bpf::Globals {
@@ -325,11 +309,6 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
             filter.set(nr, 1, 0)?;
         }
     }
-    let traced_fd = bpf::map_raw_fd(&ebpf, "TRACED_TGIDS")?;
-    let mut traced = TracedSet::new(&mut ebpf)?;
-    for &pid in &plan.pids {
-        traced.insert(pid)?;
-    }
     let collector = Collector::new(
         &mut ebpf,
         plan.per_process(),
@@ -354,71 +333,46 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         started.elapsed().as_secs_f64() * 1e3
     );
 
-    let mut launched = None;
-    let mut child_wait = None;
-    if let Some(p) = &prepared {
-        let pid = launch::spawn_traced(p, traced_fd)?;
-        launched = Some(pid as u32);
-        child_wait = Some(launch::wait_child(pid));
-    } else if plan.targeted() {
-        eprintln!(
-            "Tracing syscalls of pid {}{}... Ctrl-C to end.",
-            plan.pids
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            if args.no_follow {
+    let mut session = Session::start(&mut ebpf, &plan.pids, plan.targeted(), prepared.as_ref())?;
+    let launched = session.launched;
+    if launched.is_none() {
+        let what = if plan.targeted() {
+            let pids: Vec<String> = plan.pids.iter().map(u32::to_string).collect();
+            let children = if args.no_follow {
                 ""
             } else {
                 " and its children"
-            }
-        );
-    } else {
-        eprintln!(
-            "Tracing syscalls{}... Ctrl-C to end.",
+            };
+            format!(" of pid {}{children}", pids.join(", "))
+        } else {
             match plan.top {
                 Some(n) if !plan.json => format!(", printing top {n}"),
                 _ => String::new(),
             }
-        );
+        };
+        eprintln!("Tracing syscalls{what}... Ctrl-C to end.");
     }
 
     let to_stderr = plan.layout == Layout::Strace && !plan.json;
     let mut sink = Sink::new(args.output.as_deref(), to_stderr)?;
     let t0 = Instant::now();
-    let deadline = args
-        .duration
-        .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
-    let mut ticker = args.interval.map(|i| {
-        let period = Duration::from_secs_f64(i);
-        tokio::time::interval_at(tokio::time::Instant::now() + period, period)
-    });
-    let mut prune = tokio::time::interval(Duration::from_millis(100));
     let mut prev = Counts::default();
-    let mut last_tick = Instant::now();
-    let mut child_status: Option<i32> = None;
-    let end = loop {
-        tokio::select! {
-            s = signals.recv() => break End::Signal(s),
-            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
-            _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
-                let now = collector.read()?;
-                let b = block(&plan, BlockKind::Interval, last_tick.elapsed().as_secs_f64(), &now.since(&prev), &collector.procs(), launched);
-                sink.write(&render(&plan, &b))?;
-                prev = now;
-                last_tick = Instant::now();
-            }
-            st = async { child_wait.as_mut().unwrap().await }, if child_wait.is_some() && child_status.is_none() => {
-                child_status = Some(st.unwrap_or(0));
-            }
-            _ = prune.tick(), if plan.targeted() && (child_wait.is_none() || child_status.is_some()) => {
-                if traced.prune(proc::alive) == 0 {
-                    break End::TargetsGone(child_status);
-                }
-            }
-        }
-    };
+    let end = session
+        .run(args.duration, args.interval, |secs| {
+            let now = collector.read()?;
+            let b = block(
+                &plan,
+                BlockKind::Interval,
+                secs,
+                &now.since(&prev),
+                &collector.procs(),
+                launched,
+            );
+            sink.write(&render(&plan, &b))?;
+            prev = now;
+            Ok(())
+        })
+        .await?;
     // Stop counting before the final read so the block is consistent.
     drop(ebpf);
     let counts = collector.read()?;
@@ -430,22 +384,9 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         &collector.procs(),
         launched,
     );
-    let code = match end {
-        End::Signal(sig) => {
-            if launched.is_some() {
-                128 + sig
-            } else {
-                0
-            }
-        }
-        End::Duration => 0,
-        End::TargetsGone(status) => status.map(proc::exit_code_of).unwrap_or(0),
-    };
-    if launched.is_some() && matches!(end, End::TargetsGone(_)) {
-        b.exit_code = Some(code);
-    }
+    b.exit_code = end.command_exit_code(launched.is_some());
     sink.write(&render(&plan, &b))?;
-    Ok(code)
+    Ok(end.exit_code(launched.is_some()))
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use crate::{
         listing::is_numeric,
         BlockKind,
     },
+    sys::launch,
     sys::{names, proc, tracefs},
 };
 
@@ -338,7 +339,12 @@ pub async fn run(args: TracepointArgs) -> Result<i32> {
         "loaded and attached in {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
-    let mut session = Session::start(&mut ebpf, &plan.filters, &args.process.command)?;
+    let mut session = Session::start(
+        &mut ebpf,
+        &plan.filters.pids,
+        plan.filters.targeted(),
+        launch::prepare_opt(&args.process.command)?.as_ref(),
+    )?;
     let what = match &plan.aggregate {
         Aggregate::Hist(f) => format!(", histogram of {f}"),
         Aggregate::Sum(f) => format!(", sum of {f}"),

@@ -27,6 +27,7 @@ use crate::{
         BlockKind,
     },
     sys::elf::{self, Pattern},
+    sys::launch,
 };
 
 /// One function to probe.
@@ -209,7 +210,12 @@ pub async fn run(args: UprobeArgs) -> Result<i32> {
         "loaded and attached in {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
-    let mut session = Session::start(&mut ebpf, &plan.filters, &args.process.command)?;
+    let mut session = Session::start(
+        &mut ebpf,
+        &plan.filters.pids,
+        plan.filters.targeted(),
+        launch::prepare_opt(&args.process.command)?.as_ref(),
+    )?;
     eprintln!(
         "Tracing {} function{} for \"{}\"{}... Hit Ctrl-C to end.",
         n,

@@ -53,6 +53,15 @@ pub fn prepare(cmd: &[OsString]) -> Result<Prepared> {
     })
 }
 
+/// `prepare` for a command that may be absent (no `-- CMD` given).
+pub fn prepare_opt(cmd: &[OsString]) -> Result<Option<Prepared>> {
+    if cmd.is_empty() {
+        Ok(None)
+    } else {
+        prepare(cmd).map(Some)
+    }
+}
+
 fn resolve(prog: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf> {
     let name = Path::new(prog);
     let check = |p: &Path| -> Result<()> {
