@@ -146,7 +146,6 @@ pub fn run() -> Result<Env> {
             .args([
                 "install",
                 "bpf-linker",
-                "--locked",
                 "--version",
                 BPF_LINKER_VERSION,
                 "--no-default-features",
