@@ -249,6 +249,12 @@ fn main() {
         // `loop_ns` on stdout, or on stderr where stdout carries a tracer's output.
         "geteuid" => println!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
         "geteuid-timed" => eprintln!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
+        // A syscall nothing else on the machine makes: system-wide counts of it are exact.
+        "rare" => {
+            for _ in 0..arg(&args, 1, 1000) {
+                unsafe { libc::syscall(libc::SYS_sched_get_priority_max, 12345) };
+            }
+        }
         "threads" => threads(arg(&args, 1, 4), arg(&args, 2, 1000)),
         "forks" => forks(arg(&args, 1, 3), arg(&args, 2, 100)),
         "execs" => execs(

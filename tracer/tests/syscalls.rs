@@ -266,3 +266,20 @@ fn uid_filter() {
     let last = json_lines(&out.stdout).pop().unwrap();
     assert_eq!(syscall(&last, "getppid").unwrap()["calls"], 321, "{last}");
 }
+
+/// The plainest run (system-wide, no filter: the program that only
+/// increments) counts exactly: N calls of a syscall nothing else makes.
+#[test]
+fn plain_system_wide_count_is_exact() {
+    let _l = shared_lock();
+    let mut fx = Waiting::start(&["rare", "4321"]);
+    let (tr, _err) = start_attached(tracer().args(["syscalls", "--json", "--all", "-d", "3"]));
+    fx.go();
+    fx.wait();
+    let out = wait_output(tr, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let last = json_lines(&out.stdout).pop().unwrap();
+    let row = syscall(&last, "sched_get_priority_max").unwrap_or_else(|| panic!("{last}"));
+    assert_eq!(row["calls"], 4321, "{last}");
+    assert!(row["errors"].is_null(), "no exit hook in this mode: {row}");
+}

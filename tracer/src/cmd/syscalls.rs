@@ -327,7 +327,13 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     if plan.exit_hook() {
         bpf::attach_raw_tracepoint(&mut ebpf, "sys_exit", "sys_exit")?;
     }
-    bpf::attach_raw_tracepoint(&mut ebpf, "sys_enter", "sys_enter")?;
+    // With no filter and no exit hook, a program that only increments.
+    let enter = if plan.flags == 0 {
+        "sys_enter_count"
+    } else {
+        "sys_enter"
+    };
+    bpf::attach_raw_tracepoint(&mut ebpf, enter, "sys_enter")?;
     log::info!(
         "loaded and attached in {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3

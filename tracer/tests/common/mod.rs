@@ -203,6 +203,7 @@ pub fn syscall<'a>(block: &'a serde_json::Value, name: &str) -> Option<&'a serde
 pub const OUR_PROGRAMS: &[&str] = &[
     "sys_enter",
     "sys_exit",
+    "sys_enter_count",
     "noop_enter",
     "noop_exit",
     "sched_process_fork",
