@@ -2,7 +2,7 @@
 use std::{os::unix::fs::MetadataExt as _, time::Duration};
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, PerCpuArray, RingBuf};
+use aya::maps::{Array, RingBuf};
 
 use super::Sink;
 use crate::{
@@ -99,12 +99,9 @@ pub async fn run(args: ExecArgs) -> Result<i32> {
         )?;
         cg.set(0, plan.cgroup, 0)?;
     }
-    let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
+    let ring = crate::collect::take::<RingBuf<_>>(&mut ebpf, "EVENTS")?;
     let mut reader = Reader::new(ring)?;
-    let lost = LostCounters::new(PerCpuArray::try_from(
-        ebpf.take_map("EVENT_LOST")
-            .context("map EVENT_LOST missing")?,
-    )?);
+    let lost = LostCounters::new(crate::collect::take(&mut ebpf, "EVENT_LOST")?);
     let mut bpf_logs = bpf::logs::start(&mut ebpf)?;
     bpf::attach_tracepoint(&mut ebpf, "exec_fork", "sched", "sched_process_fork")?;
     bpf::attach_tracepoint(&mut ebpf, "exec_exit", "syscalls", "sys_exit_execve")?;

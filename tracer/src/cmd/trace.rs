@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, PerCpuArray, RingBuf};
+use aya::maps::{Array, RingBuf};
 use tracer_common::{flags, MAX_SYSCALLS};
 
 use super::Sink;
@@ -232,12 +232,9 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     for &pid in &plan.pids {
         traced.insert(pid)?;
     }
-    let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
+    let ring = crate::collect::take::<RingBuf<_>>(&mut ebpf, "EVENTS")?;
     let mut reader = Reader::new(ring)?;
-    let lost = LostCounters::new(PerCpuArray::try_from(
-        ebpf.take_map("EVENT_LOST")
-            .context("map EVENT_LOST missing")?,
-    )?);
+    let lost = LostCounters::new(crate::collect::take(&mut ebpf, "EVENT_LOST")?);
     let mut bpf_logs = bpf::logs::start(&mut ebpf)?;
     if plan.flags & flags::FOLLOW_FORKS != 0 {
         bpf::attach_tracepoint(

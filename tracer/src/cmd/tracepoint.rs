@@ -316,8 +316,7 @@ pub async fn run(args: TracepointArgs) -> Result<i32> {
         }
     }
     let collector = TpCollector::new(&mut ebpf, plan.events.len(), plan.per_process, hist)?;
-    let procs_map: HashMap<MapData, u32, ProcInfo> =
-        HashMap::try_from(ebpf.take_map("PROCS").context("map PROCS missing")?)?;
+    let procs_map: HashMap<MapData, u32, ProcInfo> = crate::collect::take(&mut ebpf, "PROCS")?;
     let mut links = Vec::new();
     {
         use std::os::fd::AsFd as _;

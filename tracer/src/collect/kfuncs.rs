@@ -1,6 +1,7 @@
 //! Reading the kernel-function maps (`KFUNC_*`) into plain data.
 use std::collections::BTreeMap;
 
+use super::take;
 use anyhow::{Context as _, Result};
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
@@ -79,16 +80,6 @@ pub struct KCollector {
     stacks: Option<StackTraceMap<MapData>>,
     drops: PerCpuArray<MapData, u64>,
     procs: Option<HashMap<MapData, u32, ProcInfo>>,
-}
-
-fn take<T: TryFrom<aya::maps::Map>>(ebpf: &mut Ebpf, name: &str) -> Result<T>
-where
-    T::Error: std::error::Error + Send + Sync + 'static,
-{
-    let map = ebpf
-        .take_map(name)
-        .with_context(|| format!("map {name} missing from the object"))?;
-    T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
 }
 
 impl KCollector {

@@ -2,22 +2,13 @@
 //! plain data. Counters only grow, so an interval is `now.since(&before)`.
 use std::collections::BTreeMap;
 
+use super::take;
 use anyhow::{Context as _, Result};
 use aya::{
     maps::{MapData, PerCpuArray, PerCpuHashMap},
     Ebpf,
 };
 use tracer_common::{FuncStat, TpProcKey, TpStat, LOG2_SLOTS};
-
-fn take<T: TryFrom<aya::maps::Map>>(ebpf: &mut Ebpf, name: &str) -> Result<T>
-where
-    T::Error: std::error::Error + Send + Sync + 'static,
-{
-    let map = ebpf
-        .take_map(name)
-        .with_context(|| format!("map {name} missing from the object"))?;
-    T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
-}
 
 fn read_array<V: aya::Pod + Default>(
     map: &PerCpuArray<MapData, V>,

@@ -1,6 +1,7 @@
 //! Per-CPU syscall counters summed into `Counts`, and the traced-process set.
 use std::collections::BTreeMap;
 
+use super::take;
 use anyhow::{Context as _, Result};
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap},
@@ -104,16 +105,6 @@ pub struct Collector {
     errnos: Option<PerCpuHashMap<MapData, ErrnoKey, u64>>,
     drops: PerCpuArray<MapData, u64>,
     procs: HashMap<MapData, u32, ProcInfo>,
-}
-
-fn take<T: TryFrom<aya::maps::Map>>(ebpf: &mut Ebpf, name: &str) -> Result<T>
-where
-    T::Error: std::error::Error + Send + Sync + 'static,
-{
-    let map = ebpf
-        .take_map(name)
-        .with_context(|| format!("map {name} missing from the object"))?;
-    T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
 }
 
 impl Collector {

@@ -159,19 +159,7 @@ pub fn render_json(b: &EventBlock, top: Option<usize>) -> String {
             Value::Object(o)
         })
         .collect();
-    let mut o = Map::new();
-    o.insert(
-        "type".into(),
-        json!(match b.kind {
-            BlockKind::Interval => "interval",
-            BlockKind::Summary => "summary",
-        }),
-    );
-    o.insert("time".into(), json!(b.clock));
-    o.insert(
-        "seconds".into(),
-        json!((b.seconds * 1000.0).round() / 1000.0),
-    );
+    let mut o = super::json::head(b.kind, &b.clock, b.seconds);
     match &b.aggregate {
         Aggregate::Hist(f) | Aggregate::Sum(f) => {
             o.insert("field".into(), json!(f));
@@ -195,15 +183,7 @@ pub fn render_json(b: &EventBlock, top: Option<usize>) -> String {
             .collect();
         o.insert("processes".into(), Value::Array(procs));
     }
-    let drops: Map<String, Value> = b
-        .drops
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), json!(v)))
-        .collect();
-    o.insert("lost".into(), Value::Object(drops));
-    if let Some(code) = b.exit_code {
-        o.insert("exit_code".into(), json!(code));
-    }
+    super::json::tail(&mut o, &b.drops, b.exit_code);
     Value::Object(o).to_string()
 }
 

@@ -110,29 +110,9 @@ pub fn render_json(b: &FuncBlock) -> String {
             Value::Object(o)
         })
         .collect();
-    let mut o = Map::new();
-    o.insert(
-        "type".into(),
-        json!(match b.kind {
-            BlockKind::Interval => "interval",
-            BlockKind::Summary => "summary",
-        }),
-    );
-    o.insert("time".into(), json!(b.clock));
-    o.insert(
-        "seconds".into(),
-        json!((b.seconds * 1000.0).round() / 1000.0),
-    );
+    let mut o = super::json::head(b.kind, &b.clock, b.seconds);
     o.insert("functions".into(), Value::Array(funcs));
-    let drops: Map<String, Value> = b
-        .drops
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), json!(v)))
-        .collect();
-    o.insert("lost".into(), Value::Object(drops));
-    if let Some(code) = b.exit_code {
-        o.insert("exit_code".into(), json!(code));
-    }
+    super::json::tail(&mut o, &b.drops, b.exit_code);
     Value::Object(o).to_string()
 }
 

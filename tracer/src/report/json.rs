@@ -45,23 +45,36 @@ fn rows(rs: &[Row], m: Measured, with_errnos: bool) -> Value {
     )
 }
 
+/// The fields every counting command's JSON object starts with.
+pub fn head(kind: BlockKind, clock: &str, seconds: f64) -> Map<String, Value> {
+    let mut o = Map::new();
+    let kind = match kind {
+        BlockKind::Interval => "interval",
+        BlockKind::Summary => "summary",
+    };
+    o.insert("type".into(), json!(kind));
+    o.insert("time".into(), json!(clock));
+    o.insert("seconds".into(), json!((seconds * 1000.0).round() / 1000.0));
+    o
+}
+
+/// ... and ends with: lost updates by reason, and the command's exit code.
+pub fn tail(o: &mut Map<String, Value>, drops: &[(&'static str, u64)], exit_code: Option<i32>) {
+    let drops: Map<String, Value> = drops
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), json!(v)))
+        .collect();
+    o.insert("lost".into(), Value::Object(drops));
+    if let Some(code) = exit_code {
+        o.insert("exit_code".into(), json!(code));
+    }
+}
+
 /// One line of JSON for `block`. Rows are in the order given (already sorted and cut).
 pub fn render(block: &Block, with_errnos: bool) -> String {
     let m = block.measured;
     let total = super::total(&block.rows);
-    let mut o = Map::new();
-    o.insert(
-        "type".into(),
-        json!(match block.kind {
-            BlockKind::Interval => "interval",
-            BlockKind::Summary => "summary",
-        }),
-    );
-    o.insert("time".into(), json!(block.clock));
-    o.insert(
-        "seconds".into(),
-        json!((block.seconds * 1000.0).round() / 1000.0),
-    );
+    let mut o = head(block.kind, &block.clock, block.seconds);
     o.insert("syscalls".into(), rows(&block.rows, m, with_errnos));
     let mut t = row(&total, m, false);
     if let Value::Object(t) = &mut t {
@@ -85,15 +98,7 @@ pub fn render(block: &Block, with_errnos: bool) -> String {
             .collect();
         o.insert("processes".into(), Value::Array(procs));
     }
-    let drops: Map<String, Value> = block
-        .drops
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), json!(v)))
-        .collect();
-    o.insert("lost".into(), Value::Object(drops));
-    if let Some(code) = block.exit_code {
-        o.insert("exit_code".into(), json!(code));
-    }
+    tail(&mut o, &block.drops, block.exit_code);
     Value::Object(o).to_string()
 }
 

@@ -163,19 +163,7 @@ pub fn render(b: &FuncBlock) -> String {
 
 /// One line of JSON for a block.
 pub fn render_json(b: &FuncBlock) -> String {
-    let mut o = Map::new();
-    o.insert(
-        "type".into(),
-        json!(match b.kind {
-            BlockKind::Interval => "interval",
-            BlockKind::Summary => "summary",
-        }),
-    );
-    o.insert("time".into(), json!(b.clock));
-    o.insert(
-        "seconds".into(),
-        json!((b.seconds * 1000.0).round() / 1000.0),
-    );
+    let mut o = super::json::head(b.kind, &b.clock, b.seconds);
     o.insert("backend".into(), json!(b.backend));
     let funcs: Vec<Value> = b
         .funcs
@@ -226,15 +214,7 @@ pub fn render_json(b: &FuncBlock) -> String {
             .collect();
         o.insert("stacks".into(), Value::Array(stacks));
     }
-    let drops: Map<String, Value> = b
-        .drops
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), json!(v)))
-        .collect();
-    o.insert("lost".into(), Value::Object(drops));
-    if let Some(c) = b.exit_code {
-        o.insert("exit_code".into(), json!(c));
-    }
+    super::json::tail(&mut o, &b.drops, b.exit_code);
     Value::Object(o).to_string()
 }
 
