@@ -628,22 +628,8 @@ pub struct KprobeArgs {
     #[arg(short = 'P', long, conflicts_with_all = ["latency", "stack"])]
     pub per_process: bool,
 
-    /// Only these processes (all their threads); repeat or separate with commas.
-    /// Their children forked later are counted too unless --no-follow.
-    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
-    pub pid: Vec<i32>,
-
-    /// Only tasks whose comm (the 15-character name in /proc/PID/comm) is COMM.
-    #[arg(long, value_name = "COMM")]
-    pub comm: Option<String>,
-
-    /// Only tasks running as this user (name or number).
-    #[arg(short, long, value_name = "USER")]
-    pub uid: Option<String>,
-
-    /// With -p or -- CMD: count only the first process, not its children.
-    #[arg(long)]
-    pub no_follow: bool,
+    #[command(flatten)]
+    pub process: ProcessArgs,
 
     /// JSON instead of text: one object per interval and one at the end, one per line.
     #[arg(long)]
@@ -652,10 +638,6 @@ pub struct KprobeArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-
-    /// The command to launch and trace, after `--`.
-    #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

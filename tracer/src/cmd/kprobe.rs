@@ -55,23 +55,9 @@ impl Plan {
 }
 
 pub fn plan(a: &KprobeArgs) -> Result<Plan> {
-    if !a.command.is_empty() && !a.pid.is_empty() {
-        bail!("give either -p PID or -- CMD, not both");
-    }
-    let mut f = 0;
-    let pids = proc::resolve_pids(&a.pid)?;
-    if !a.command.is_empty() || !pids.is_empty() {
-        f |= flags::FILTER_TGID;
-        if !a.no_follow {
-            f |= flags::FOLLOW_FORKS;
-        }
-    } else {
-        // System-wide: tracer's own calls (reading maps, /proc) stay out.
-        f |= flags::EXCLUDE_SELF;
-    }
-    let task = proc::task_filters(a.uid.as_deref(), a.comm.as_deref())?;
-    f |= task.flags;
-    let (target_uid, target_comm) = (task.uid, task.comm);
+    let filters = super::probe_run::filters(&a.process)?;
+    let mut f = filters.flags;
+    let (pids, target_uid, target_comm) = (filters.pids, filters.target_uid, filters.target_comm);
     if a.per_process {
         f |= flags::PER_PROCESS;
     }
@@ -273,7 +259,7 @@ impl Progress {
 
 pub async fn run(args: KprobeArgs) -> Result<i32> {
     let plan = plan(&args)?;
-    let prepared = launch::prepare_opt(&args.command)?;
+    let prepared = launch::prepare_opt(&args.process.command)?;
     crate::sys::privileges::check()?;
     let tfs = tracefs::ensure_mounted().ok();
     let (traceable, source) = kfuncs::traceable(tfs.as_deref())?;
