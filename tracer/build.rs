@@ -1,18 +1,33 @@
 //! Builds `tracer-ebpf` for the BPF target and leaves the object in OUT_DIR, where
 //! `src/bpf` embeds it with `include_bytes_aligned!`.
 //!
-//! `TRACER_EBPF_TOOLCHAIN` names the rustup toolchain to build it with (default
-//! `nightly`); `cargo xtask setup` links Debian's rustc-web there when rustup's
-//! nightly has no `rust-src`. `AYA_BUILD_SKIP=1` skips the build (clippy, docs).
-use anyhow::Context as _;
+//! The toolchain is pinned by date in `tracer-ebpf/rust-toolchain.toml` (read
+//! here and by `cargo xtask setup`, through `xtask/src/ebpf_toolchain.rs`):
+//! bpf-linker links rustc's bitcode with its own LLVM (Debian's LLVM 22), and
+//! rustup's undated `nightly` moves to newer LLVMs whose bitcode it rejects
+//! ("Invalid record"). So the LLVM majors are compared before building, and a
+//! mismatch is one clear error instead of that one.
+//!
+//! `TRACER_EBPF_TOOLCHAIN` overrides the pin (the set-up's Debian rustc-web
+//! fallback uses it). `AYA_BUILD_SKIP=1` skips the build (clippy, docs).
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+
+#[path = "../xtask/src/ebpf_toolchain.rs"]
+mod ebpf_toolchain;
 
 fn main() -> anyhow::Result<()> {
-    println!("cargo:rerun-if-env-changed=TRACER_EBPF_TOOLCHAIN");
-    let toolchain = std::env::var("TRACER_EBPF_TOOLCHAIN").ok();
-    let toolchain = match toolchain.as_deref() {
-        None | Some("") | Some("nightly") => aya_build::Toolchain::Nightly,
-        Some(other) => aya_build::Toolchain::Custom(other),
-    };
+    let pin_file = Path::new(env!("CARGO_MANIFEST_DIR")).join(ebpf_toolchain::PIN_FILE);
+    println!(
+        "cargo:rerun-if-env-changed={}",
+        ebpf_toolchain::OVERRIDE_VAR
+    );
+    println!("cargo:rerun-if-changed={}", pin_file.display());
+    let toolchain = ebpf_toolchain::chosen(&pin_file).map_err(anyhow::Error::msg)?;
+    if std::env::var("AYA_BUILD_SKIP").is_err() {
+        check_llvm(&toolchain)?;
+    }
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tracer-ebpf");
     aya_build::build_ebpf(
         [aya_build::Package {
@@ -20,9 +35,33 @@ fn main() -> anyhow::Result<()> {
             root_dir: root,
             ..Default::default()
         }],
-        toolchain,
+        aya_build::Toolchain::Custom(&toolchain),
     )
-    .context(
-        "building the eBPF programs (run `cargo xtask setup` if bpf-linker or rust-src is missing)",
-    )
+    .with_context(|| {
+        format!(
+            "building the eBPF programs with toolchain {toolchain} \
+             (run `cargo xtask setup` if bpf-linker or rust-src is missing)"
+        )
+    })
+}
+
+/// The eBPF toolchain's LLVM must be bpf-linker's: say which two were found.
+fn check_llvm(toolchain: &str) -> anyhow::Result<()> {
+    let setup =
+        "run `cargo xtask setup`, which installs the pinned toolchain and a matching bpf-linker";
+    let rustc = ebpf_toolchain::rustc_llvm_major(toolchain)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("the eBPF toolchain {toolchain}: {setup}"))?;
+    let Some(linker) = ebpf_toolchain::find_bpf_linker() else {
+        bail!("bpf-linker is not installed: {setup}");
+    };
+    let linked = ebpf_toolchain::bpf_linker_llvm_major(&linker).map_err(anyhow::Error::msg)?;
+    if rustc != linked {
+        bail!(
+            "the eBPF toolchain {toolchain} uses LLVM {rustc} but {} is built against LLVM {linked}; \
+             they must match: {setup}",
+            linker.display()
+        );
+    }
+    Ok(())
 }

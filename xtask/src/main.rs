@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
 mod bench;
+mod ebpf_toolchain;
 mod jsondoc;
 mod setup;
 mod util;
@@ -72,6 +73,11 @@ fn run(args: &[String]) -> Result<i32> {
 fn test() -> Result<i32> {
     let env = setup::run()?;
     let mut tally = util::Tally::default();
+    util::step("the eBPF toolchain is the pinned one and its LLVM is bpf-linker's");
+    tally.check(
+        "eBPF toolchain check",
+        setup::check_ebpf_toolchain(&env).map(|line| eprintln!("    {line}")),
+    );
     util::step("building the workspace and the test fixtures");
     util::cargo(&env, &["build", "--all-targets"])?;
     util::step("cargo test (unit tests, and end-to-end tests as root)");

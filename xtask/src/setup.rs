@@ -4,7 +4,10 @@ use std::{path::Path, process::Command};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::util::{sh, step, Env};
+use crate::{
+    ebpf_toolchain::{self, WEB_TOOLCHAIN},
+    util::{sh, step, Env},
+};
 
 /// Debian packages: LLVM 22 for bpf-linker, the peers tests and benchmarks
 /// compare against, and what the VM tests boot kernels with.
@@ -47,18 +50,10 @@ fn cargo_bin(name: &str) -> std::path::PathBuf {
     home.join("bin").join(name)
 }
 
-fn bpf_linker_ok() -> bool {
-    Command::new(cargo_bin("bpf-linker"))
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// The nightly toolchain's library sources, which `-Z build-std=core` needs.
-fn nightly_rust_src() -> bool {
+/// The pinned toolchain's library sources, which `-Z build-std=core` needs.
+fn rust_src(toolchain: &str) -> bool {
     let Ok(out) = Command::new("rustup")
-        .args(["run", "nightly", "rustc", "--print", "sysroot"])
+        .args(["run", toolchain, "rustc", "--print", "sysroot"])
         .output()
     else {
         return false;
@@ -72,10 +67,6 @@ fn nightly_rust_src() -> bool {
         .is_dir()
 }
 
-/// Debian's rustc-web, linked into rustup as `tracer-web`: the fallback when
-/// rustup cannot fetch rust-src.
-const WEB_TOOLCHAIN: &str = "tracer-web";
-
 fn web_toolchain_ok() -> bool {
     Path::new("/usr/lib/rustlib/src/rust/library/core").is_dir()
         && Command::new("rustup")
@@ -83,6 +74,99 @@ fn web_toolchain_ok() -> bool {
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
+}
+
+/// The pinned channel from `tracer-ebpf/rust-toolchain.toml`.
+pub fn pin() -> Result<String> {
+    ebpf_toolchain::pinned(
+        &crate::util::root()
+            .join("xtask")
+            .join(ebpf_toolchain::PIN_FILE),
+    )
+    .map_err(anyhow::Error::msg)
+}
+
+/// The toolchain the eBPF build will use with `env`: the set-up's override,
+/// the caller's `TRACER_EBPF_TOOLCHAIN`, or the pin.
+fn chosen(env: &Env) -> Result<String> {
+    match env
+        .vars
+        .iter()
+        .find(|(k, _)| k == ebpf_toolchain::OVERRIDE_VAR)
+    {
+        Some((_, v)) => Ok(v.clone()),
+        None => ebpf_toolchain::chosen(
+            &crate::util::root()
+                .join("xtask")
+                .join(ebpf_toolchain::PIN_FILE),
+        )
+        .map_err(anyhow::Error::msg),
+    }
+}
+
+/// Debian's rustc-web (LLVM 22), linked into rustup: used when rustup cannot
+/// provide the pinned nightly with rust-src, or its LLVM is not bpf-linker's.
+fn use_web_toolchain(env: &mut Env) -> Result<()> {
+    if !web_toolchain_ok() {
+        apt_install(&["rustc-web", "cargo-web", "rust-web-src"])?;
+        sh(Command::new("rustup").args(["toolchain", "link", WEB_TOOLCHAIN, "/usr"]))?;
+    }
+    if !web_toolchain_ok() {
+        bail!("neither rustup's pinned nightly nor Debian's rustc-web can build the eBPF programs");
+    }
+    env.vars.retain(|(k, _)| k != ebpf_toolchain::OVERRIDE_VAR);
+    env.vars
+        .push((ebpf_toolchain::OVERRIDE_VAR.into(), WEB_TOOLCHAIN.into()));
+    env.vars.push(("RUSTC_BOOTSTRAP".into(), "1".into()));
+    Ok(())
+}
+
+fn build_bpf_linker(force: bool) -> Result<()> {
+    eprintln!(
+        "    building bpf-linker {BPF_LINKER_VERSION} against LLVM {} (about a minute)",
+        ebpf_toolchain::BPF_LINKER_LLVM
+    );
+    let llvm = ebpf_toolchain::BPF_LINKER_LLVM;
+    let mut cmd = Command::new("cargo");
+    cmd.env("LLVM_PREFIX", format!("/usr/lib/llvm-{llvm}"))
+        .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+        .args([
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{llvm}"),
+        ]);
+    if force {
+        cmd.arg("--force");
+    }
+    sh(&mut cmd)
+}
+
+/// The check `cargo xtask test` runs (and set-up ends with): the eBPF build
+/// would use a pinned toolchain whose LLVM major is bpf-linker's. Returns the
+/// line that says what was found.
+pub fn check_ebpf_toolchain(env: &Env) -> Result<String> {
+    let toolchain = chosen(env)?;
+    if !ebpf_toolchain::is_pinned(&toolchain) {
+        bail!(
+            "the eBPF build would use the unpinned toolchain `{toolchain}` \
+             ({} overrides the pin {}): unset it",
+            ebpf_toolchain::OVERRIDE_VAR,
+            pin()?
+        );
+    }
+    let rustc = ebpf_toolchain::rustc_llvm_major(&toolchain).map_err(anyhow::Error::msg)?;
+    let linker = ebpf_toolchain::find_bpf_linker().context("bpf-linker is not installed")?;
+    let linked = ebpf_toolchain::bpf_linker_llvm_major(&linker).map_err(anyhow::Error::msg)?;
+    if rustc != linked {
+        bail!(
+            "the eBPF toolchain {toolchain} uses LLVM {rustc} but {} is built against LLVM {linked}",
+            linker.display()
+        );
+    }
+    Ok(format!(
+        "eBPF toolchain {toolchain}: LLVM {rustc}; bpf-linker ({}): LLVM {linked}; they match",
+        linker.display()
+    ))
 }
 
 pub fn run() -> Result<Env> {
@@ -100,59 +184,63 @@ pub fn run() -> Result<Env> {
         apt_install(&missing).context("installing Debian packages (are you root?)")?;
     }
 
-    step("set-up: checking the nightly toolchain and rust-src (for -Z build-std=core)");
+    let pinned = pin()?;
+    step(&format!(
+        "set-up: checking the pinned eBPF toolchain {pinned} and its rust-src \
+         (tracer-ebpf/rust-toolchain.toml)"
+    ));
     let force_web = std::env::var_os("TRACER_SETUP_FORCE_WEB").is_some();
-    if !force_web && nightly_rust_src() {
-        eprintln!("    nightly with rust-src: present");
+    if let Ok(v) = std::env::var(ebpf_toolchain::OVERRIDE_VAR) {
+        eprintln!("    {}={v} overrides the pin", ebpf_toolchain::OVERRIDE_VAR);
+    } else if force_web {
+        use_web_toolchain(&mut env)?;
+    } else if rust_src(&pinned) {
+        eprintln!("    {pinned} with rust-src: present");
     } else {
-        let via_rustup = !force_web
-            && sh(Command::new("rustup").args([
-                "toolchain",
-                "install",
-                "nightly",
-                "--profile",
-                "minimal",
-                "--component",
-                "rust-src",
-            ]))
-            .is_ok()
-            && nightly_rust_src();
+        let via_rustup = sh(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            &pinned,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))
+        .is_ok()
+            && rust_src(&pinned);
         if !via_rustup {
-            eprintln!(
-                "    rustup could not provide nightly rust-src; falling back to Debian's rustc-web"
-            );
-            if !web_toolchain_ok() {
-                apt_install(&["rustc-web", "cargo-web", "rust-web-src"])?;
-                sh(Command::new("rustup").args(["toolchain", "link", WEB_TOOLCHAIN, "/usr"]))?;
-            }
-            if !web_toolchain_ok() {
-                bail!(
-                    "neither rustup's nightly nor Debian's rustc-web can build the eBPF programs"
-                );
-            }
-            env.vars
-                .push(("TRACER_EBPF_TOOLCHAIN".into(), WEB_TOOLCHAIN.into()));
-            env.vars.push(("RUSTC_BOOTSTRAP".into(), "1".into()));
+            eprintln!("    rustup could not provide {pinned} with rust-src; falling back to Debian's rustc-web");
+            use_web_toolchain(&mut env)?;
         }
     }
 
-    step("set-up: checking bpf-linker");
-    if bpf_linker_ok() {
-        eprintln!("    bpf-linker: present");
-    } else {
-        eprintln!("    building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)");
-        sh(Command::new("cargo")
-            .env("LLVM_PREFIX", "/usr/lib/llvm-22")
-            .args([
-                "install",
-                "bpf-linker",
-                "--version",
-                BPF_LINKER_VERSION,
-                "--no-default-features",
-                "--features",
-                "llvm-22",
-            ]))?;
+    step("set-up: checking bpf-linker and that its LLVM is the eBPF toolchain's");
+    match ebpf_toolchain::find_bpf_linker() {
+        Some(p) => eprintln!("    bpf-linker: {}", p.display()),
+        None => build_bpf_linker(false)?,
     }
+    let linker = ebpf_toolchain::find_bpf_linker().context("bpf-linker is not installed")?;
+    let linked = ebpf_toolchain::bpf_linker_llvm_major(&linker).ok();
+    if linked != Some(ebpf_toolchain::BPF_LINKER_LLVM) {
+        eprintln!(
+            "    {} is built against LLVM {}, not Debian's LLVM {}: rebuilding it",
+            linker.display(),
+            linked.map_or("(unknown)".to_string(), |m| m.to_string()),
+            ebpf_toolchain::BPF_LINKER_LLVM
+        );
+        build_bpf_linker(true)?;
+    }
+    let toolchain = chosen(&env)?;
+    let rustc = ebpf_toolchain::rustc_llvm_major(&toolchain).map_err(anyhow::Error::msg)?;
+    if rustc != ebpf_toolchain::BPF_LINKER_LLVM && toolchain != WEB_TOOLCHAIN {
+        eprintln!(
+            "    {toolchain} uses LLVM {rustc}, bpf-linker LLVM {}: falling back to Debian's rustc-web (LLVM {})",
+            ebpf_toolchain::BPF_LINKER_LLVM,
+            ebpf_toolchain::BPF_LINKER_LLVM
+        );
+        use_web_toolchain(&mut env)?;
+    }
+    eprintln!("    {}", check_ebpf_toolchain(&env)?);
     let path = std::env::var("PATH").unwrap_or_default();
     let bin_dir = cargo_bin("");
     if !path.split(':').any(|p| Path::new(p) == bin_dir.as_path()) {
