@@ -194,9 +194,8 @@ pub struct SyscallsArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// The command to launch and trace, after `--`.
-    #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<OsString>,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
 }
 
 /// Print each system call of a command or process as it completes, like strace.
@@ -285,9 +284,8 @@ pub struct TraceArgs {
     #[arg(long)]
     pub no_follow: bool,
 
-    /// The command to launch and trace, after `--`.
-    #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<OsString>,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
 }
 
 /// Print every program execution on the system, like BCC's execsnoop.
@@ -376,7 +374,24 @@ pub struct ProcessArgs {
     #[arg(long)]
     pub no_follow: bool,
 
-    /// The command to launch and trace (with its children), after `--`.
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+}
+
+/// `-- CMD` and how it is started.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LaunchArgs {
+    /// Run CMD as USER (a name, or a uid with a passwd entry), with that user's
+    /// group and supplementary groups, like `strace -u`: `sudo tracer ... --user
+    /// alice -- make` sees what alice's build does. The environment is left as
+    /// it is (as strace does).
+    #[arg(long, value_name = "USER", requires = "command")]
+    pub user: Option<String>,
+
+    /// The command to launch and trace (with its children), after `--`. It
+    /// starts exactly as it would untraced: the signal dispositions and mask,
+    /// environment, working directory, fds, limits and umask tracer was
+    /// started with. Its stdout is its own: reports go to stderr or -o FILE.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
@@ -721,6 +736,6 @@ mod tests {
             panic!("not syscalls")
         };
         assert_eq!(a.syscall, ["read", "write"]);
-        assert_eq!(a.command, ["ls", "-l"]);
+        assert_eq!(a.launch.command, ["ls", "-l"]);
     }
 }

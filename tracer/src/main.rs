@@ -30,9 +30,22 @@ fn main() {
             std::process::exit(1);
         }
     };
-    // Colour follows where the report goes: the strace layout writes to stderr.
+    // Colour follows where the report goes: the strace layout writes to
+    // stderr, and so does every report of a launched command.
     let report_fd = match &cli.command {
-        cli::Command::Syscalls(a) if !a.json && (!a.command.is_empty() || !a.pid.is_empty()) => 2,
+        cli::Command::Syscalls(a)
+            if !a.launch.command.is_empty() || (!a.json && !a.pid.is_empty()) =>
+        {
+            2
+        }
+        cli::Command::Trace(a) if !a.launch.command.is_empty() => 2,
+        cli::Command::Kprobe(cli::KprobeArgs { process, .. })
+        | cli::Command::Uprobe(cli::UprobeArgs { process, .. })
+        | cli::Command::Tracepoint(cli::TracepointArgs { process, .. })
+            if !process.launch.command.is_empty() =>
+        {
+            2
+        }
         _ => 1,
     };
     report::style::init(cli.color, report_fd);

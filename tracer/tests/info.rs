@@ -156,7 +156,7 @@ fn histogram_fits_a_narrow_terminal() {
             )),
         LIMIT,
     );
-    let text = String::from_utf8_lossy(&wide.stdout);
+    let text = String::from_utf8_lossy(&wide.stderr);
     assert!(
         text.lines()
             .any(|l| l.contains(&format!("|{}|", "*".repeat(40)))),

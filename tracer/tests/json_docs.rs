@@ -51,7 +51,7 @@ fn syscalls_json_matches_readme() {
     ] {
         let out = run(tracer().args(&args), LIMIT);
         assert!(out.status.success(), "{args:?}: {out:?}");
-        let objs = json_lines(&out.stdout);
+        let objs = json_lines(report(&args, &out));
         assert!(!objs.is_empty());
         seen.extend(check(h, &objs));
     }
@@ -82,7 +82,7 @@ fn uprobe_json_matches_readme() {
     ] {
         let out = run(tracer().args(&args), LIMIT);
         assert!(out.status.success(), "{args:?}: {out:?}");
-        let objs = json_lines(&out.stdout);
+        let objs = json_lines(report(&args, &out));
         assert!(!objs.is_empty());
         seen.extend(check(h, &objs));
     }
@@ -182,7 +182,7 @@ fn trace_json_matches_readme() {
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(3), "{out:?}");
-    seen.extend(check(h, &json_lines(&out.stdout)));
+    seen.extend(check(h, &json_lines(&out.stderr)));
     // ... and a buffer too small for the rate, so events are lost.
     let out = run(
         tracer().args([
@@ -200,7 +200,7 @@ fn trace_json_matches_readme() {
         LIMIT,
     );
     assert!(out.status.success(), "{out:?}");
-    seen.extend(check(h, &json_lines(&out.stdout)));
+    seen.extend(check(h, &json_lines(&out.stderr)));
     assert_covers(h, &seen);
 }
 

@@ -270,7 +270,7 @@ fn relative_command_path() {
         LIMIT,
     );
     assert!(out.status.success(), "{out:?}");
-    let last = json_lines(&out.stdout).pop().unwrap();
+    let last = json_lines(&out.stderr).pop().unwrap();
     assert_eq!(table_of(&last["syscalls"]).get("getppid"), Some(&(3, 0)));
 }
 

@@ -112,7 +112,9 @@ fn trace_command_json_and_exit_code() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let objs = json_lines(&out.stdout);
+    // The command owns stdout: the report is on stderr.
+    assert!(json_lines(&out.stdout).is_empty(), "{out:?}");
+    let objs = json_lines(&out.stderr);
     let d = dir.display().to_string();
     let ours: Vec<&serde_json::Value> = objs
         .iter()

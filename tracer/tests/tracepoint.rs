@@ -73,7 +73,9 @@ fn exec_count_with_command_per_process() {
         ]),
         LIMIT,
     );
-    let s = summary(&out, &out.stdout);
+    // The command owns stdout: the report is on stderr.
+    assert!(json_lines(&out.stdout).is_empty(), "{out:?}");
+    let s = summary(&out, &out.stderr);
     assert_eq!(event(&s, "sched:sched_process_exec")["count"], 4);
     assert_eq!(s["exit_code"], 0);
     let procs = s["processes"].as_array().unwrap();

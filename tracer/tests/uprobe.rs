@@ -24,6 +24,19 @@ fn summary(out: &Output) -> serde_json::Value {
     last
 }
 
+/// The summary of a run with `-- CMD`: the command owns stdout, so the report
+/// is on stderr.
+fn launched_summary(out: &Output) -> serde_json::Value {
+    assert!(
+        json_lines(&out.stdout).is_empty(),
+        "report on stdout: {out:?}"
+    );
+    summary(&Output {
+        stdout: out.stderr.clone(),
+        ..out.clone()
+    })
+}
+
 fn function<'a>(block: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     block["functions"]
         .as_array()
@@ -41,7 +54,7 @@ fn work_calls(n: u64, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["uprobe", &probe, "--json"];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--", &fx, "work", &n]);
-    summary(&run(tracer().args(&args), LIMIT))
+    launched_summary(&run(tracer().args(&args), LIMIT))
 }
 
 #[test]
@@ -79,7 +92,7 @@ fn malloc_in_libc_by_library_name() {
     let _l = shared_lock();
     let fx = fixture_str();
     let calls = |n: &str| {
-        let s = summary(&run(
+        let s = launched_summary(&run(
             tracer().args(["uprobe", "libc:malloc", "--json", "--", &fx, "malloc", n]),
             LIMIT,
         ));
@@ -91,7 +104,7 @@ fn malloc_in_libc_by_library_name() {
     assert_eq!(calls("2500"), base + 2500);
     // A glob that also matches malloc's aliases (__libc_malloc, ...) probes the
     // function once, shown under its public name, with the same count.
-    let s = summary(&run(
+    let s = launched_summary(&run(
         tracer().args([
             "uprobe",
             "libc:*malloc",
@@ -148,7 +161,8 @@ fn text_report_layout() {
         LIMIT,
     );
     assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.stdout.is_empty(), "the command prints nothing: {out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(
         text.contains("FUNC                                    COUNT\n"),
         "{text}"
@@ -241,7 +255,7 @@ fn stripped_binary_without_debuglink_is_refused() {
     let v = json_lines(&out.stdout);
     let addr = v[0]["address"].as_str().unwrap().to_string();
     let probe = format!("{}:{addr}", stripped.display());
-    let s = summary(&run(
+    let s = launched_summary(&run(
         tracer().args([
             "uprobe",
             &probe,

@@ -90,19 +90,6 @@ pub fn attach_tracepoint(ebpf: &mut Ebpf, name: &str, category: &str, tp: &str) 
     Ok(())
 }
 
-/// The raw fd of a map, for the child launcher's bpf() call.
-pub fn map_raw_fd(ebpf: &Ebpf, name: &str) -> Result<std::os::fd::RawFd> {
-    use std::os::fd::{AsFd as _, AsRawFd as _};
-    let map = ebpf
-        .map(name)
-        .with_context(|| format!("map {name} missing from the object"))?;
-    let data = match map {
-        aya::maps::Map::HashMap(d) => d,
-        _ => anyhow::bail!("map {name} is not a hash map"),
-    };
-    Ok(data.fd().as_fd().as_raw_fd())
-}
-
 /// An `EbpfLoader` that has not read the kernel's BTF.
 ///
 /// aya 0.14's `EbpfLoader::new()` always reads and parses /sys/kernel/btf/vmlinux

@@ -259,7 +259,7 @@ impl Progress {
 
 pub async fn run(args: KprobeArgs) -> Result<i32> {
     let plan = plan(&args)?;
-    let prepared = launch::prepare_opt(&args.process.command)?;
+    let prepared = launch::prepare_opt(&args.process.launch)?;
     crate::sys::privileges::check()?;
     let tfs = tracefs::ensure_mounted().ok();
     let (traceable, source) = kfuncs::traceable(tfs.as_deref())?;
@@ -390,7 +390,10 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
         );
     }
 
-    let mut sink = Sink::new(args.output.as_deref(), false)?;
+    let mut sink = Sink::new(
+        args.output.as_deref(),
+        !args.process.launch.command.is_empty(),
+    )?;
     let t0 = Instant::now();
     let mut prev = KCounts::default();
     let frames = |id: u32| {

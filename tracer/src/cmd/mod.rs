@@ -16,8 +16,9 @@ use std::{io::Write, path::Path};
 
 use anyhow::{Context as _, Result};
 
-/// Where a report goes: a file, stdout or stderr. A closed pipe (`| head`) ends
-/// the output quietly instead of panicking.
+/// Where a report goes: a file, stdout or stderr. A command launched with
+/// `-- CMD` owns stdout, so its reports go to stderr (as strace's and perf
+/// stat's do). A closed pipe (`| head`) ends the output quietly instead of panicking.
 pub struct Sink {
     out: Box<dyn Write>,
     closed: bool,

@@ -50,12 +50,12 @@ impl Filters {
 }
 
 pub fn filters(a: &ProcessArgs) -> Result<Filters> {
-    if !a.command.is_empty() && !a.pid.is_empty() {
+    if !a.launch.command.is_empty() && !a.pid.is_empty() {
         anyhow::bail!("give either -p PID or -- CMD, not both");
     }
     let mut f = 0;
     let pids = proc::resolve_pids(&a.pid)?;
-    if !a.command.is_empty() || !pids.is_empty() {
+    if !a.launch.command.is_empty() || !pids.is_empty() {
         f |= flags::FILTER_TGID;
         if !a.no_follow {
             f |= flags::FOLLOW_FORKS;
@@ -126,7 +126,10 @@ mod tests {
             comm: None,
             uid: None,
             no_follow: false,
-            command: cmd.iter().map(Into::into).collect(),
+            launch: crate::cli::LaunchArgs {
+                user: None,
+                command: cmd.iter().map(Into::into).collect(),
+            },
         }
     }
 

@@ -8,7 +8,6 @@ use anyhow::Result;
 use aya::Ebpf;
 
 use crate::{
-    bpf,
     collect::syscalls::TracedSet,
     signals::Signals,
     sys::{launch, proc},
@@ -63,7 +62,6 @@ impl Session {
         prepared: Option<&launch::Prepared>,
     ) -> Result<Self> {
         let signals = Signals::new()?;
-        let traced_fd = bpf::map_raw_fd(ebpf, "TRACED_TGIDS")?;
         let mut traced = TracedSet::new(ebpf)?;
         for &pid in pids {
             traced.insert(pid)?;
@@ -76,7 +74,8 @@ impl Session {
             signals,
         };
         if let Some(p) = prepared {
-            let pid = launch::spawn_traced(p, traced_fd)?;
+            let traced = &mut s.traced;
+            let pid = launch::spawn_traced(p, |pid| traced.insert(pid))?;
             s.launched = Some(pid as u32);
             s.child_wait = Some(launch::wait_child(pid));
         }

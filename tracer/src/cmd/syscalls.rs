@@ -45,8 +45,8 @@ impl Plan {
 
 /// Turn arguments into a plan; every bad value is reported here, before loading anything.
 pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
-    let targeted = !a.command.is_empty() || !a.pid.is_empty();
-    if !a.command.is_empty() && !a.pid.is_empty() {
+    let targeted = !a.launch.command.is_empty() || !a.pid.is_empty();
+    if !a.launch.command.is_empty() && !a.pid.is_empty() {
         anyhow::bail!("give either -p PID or -- CMD, not both");
     }
     let layout = a.format.unwrap_or(if targeted {
@@ -268,7 +268,7 @@ pub fn render(plan: &Plan, b: &Block) -> String {
 
 pub async fn run(args: SyscallsArgs) -> Result<i32> {
     let plan = plan(&args)?;
-    let prepared = launch::prepare_opt(&args.command)?;
+    let prepared = launch::prepare_opt(&args.launch)?;
     crate::sys::privileges::check()?;
     let started = Instant::now();
     let follow_hooks = plan.targeted() || plan.per_process();
@@ -359,7 +359,10 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         eprintln!("Tracing syscalls{what}... Ctrl-C to end.");
     }
 
-    let to_stderr = plan.layout == Layout::Strace && !plan.json;
+    // strace's layout goes to stderr, as strace's does; with a command launched
+    // every report does: CMD's stdout is its own.
+    let to_stderr =
+        (plan.layout == Layout::Strace && !plan.json) || !args.launch.command.is_empty();
     let mut sink = Sink::new(args.output.as_deref(), to_stderr)?;
     let t0 = Instant::now();
     let mut prev = Counts::default();

@@ -37,12 +37,12 @@ pub struct Plan {
 }
 
 pub fn plan(a: &TraceArgs) -> Result<Plan> {
-    if a.command.is_empty() && a.pid.is_empty() {
+    if a.launch.command.is_empty() && a.pid.is_empty() {
         anyhow::bail!(
             "say what to trace: -p PID or -- CMD (to count every process's syscalls, use `tracer syscalls`)"
         );
     }
-    if !a.command.is_empty() && !a.pid.is_empty() {
+    if !a.launch.command.is_empty() && !a.pid.is_empty() {
         anyhow::bail!("give either -p PID or -- CMD, not both");
     }
     let pids = proc::resolve_pids(&a.pid)?;
@@ -188,10 +188,10 @@ impl Output {
 
 pub async fn run(args: TraceArgs) -> Result<i32> {
     let plan = plan(&args)?;
-    let prepared = if args.command.is_empty() {
+    let prepared = if args.launch.command.is_empty() {
         None
     } else {
-        Some(launch::prepare(&args.command)?)
+        Some(launch::prepare(&args.launch)?)
     };
     crate::sys::privileges::check()?;
     let tfs = tracefs::ensure_mounted()?;
@@ -227,7 +227,6 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
             filter.set(nr, 1, 0)?;
         }
     }
-    let traced_fd = bpf::map_raw_fd(&ebpf, "TRACED_TGIDS")?;
     let mut traced = TracedSet::new(&mut ebpf)?;
     for &pid in &plan.pids {
         traced.insert(pid)?;
@@ -252,7 +251,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
 
     let clock = Clock::now();
     let mut out = Output {
-        sink: Sink::new(args.output.as_deref(), !plan.json)?,
+        sink: Sink::new(args.output.as_deref(), !plan.json || prepared.is_some())?,
         buf: String::with_capacity(1 << 16),
         sigs,
         opts: LineOptions {
@@ -276,7 +275,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     let mut launched = false;
     let mut child_wait = None;
     if let Some(p) = &prepared {
-        let pid = launch::spawn_traced(p, traced_fd)?;
+        let pid = launch::spawn_traced(p, |pid| traced.insert(pid))?;
         launched = true;
         child_wait = Some(launch::wait_child(pid));
     } else {

@@ -342,7 +342,7 @@ pub async fn run(args: TracepointArgs) -> Result<i32> {
         &mut ebpf,
         &plan.filters.pids,
         plan.filters.targeted(),
-        launch::prepare_opt(&args.process.command)?.as_ref(),
+        launch::prepare_opt(&args.process.launch)?.as_ref(),
     )?;
     let what = match &plan.aggregate {
         Aggregate::Hist(f) => format!(", histogram of {f}"),
@@ -352,10 +352,13 @@ pub async fn run(args: TracepointArgs) -> Result<i32> {
     eprintln!(
         "Tracing {n} tracepoint{}{what}{}... Hit Ctrl-C to end.",
         if n == 1 { "" } else { "s" },
-        plan.filters.describe(&args.process.command)
+        plan.filters.describe(&args.process.launch.command)
     );
     let procs = || -> BTreeMap<u32, ProcInfo> { procs_map.iter().filter_map(|r| r.ok()).collect() };
-    let mut sink = Sink::new(args.output.as_deref(), false)?;
+    let mut sink = Sink::new(
+        args.output.as_deref(),
+        !args.process.launch.command.is_empty(),
+    )?;
     let t0 = Instant::now();
     let mut prev = TpCounts::default();
     let end = session
@@ -471,7 +474,7 @@ mod tests {
                 comm: None,
                 uid: None,
                 no_follow: false,
-                command: vec![],
+                launch: Default::default(),
             })
             .unwrap(),
             per_process: true,

@@ -214,16 +214,19 @@ pub async fn run(args: UprobeArgs) -> Result<i32> {
         &mut ebpf,
         &plan.filters.pids,
         plan.filters.targeted(),
-        launch::prepare_opt(&args.process.command)?.as_ref(),
+        launch::prepare_opt(&args.process.launch)?.as_ref(),
     )?;
     eprintln!(
         "Tracing {} function{} for \"{}\"{}... Hit Ctrl-C to end.",
         n,
         if n == 1 { "" } else { "s" },
         args.probes.join(" "),
-        plan.filters.describe(&args.process.command)
+        plan.filters.describe(&args.process.launch.command)
     );
-    let mut sink = Sink::new(args.output.as_deref(), false)?;
+    let mut sink = Sink::new(
+        args.output.as_deref(),
+        !args.process.launch.command.is_empty(),
+    )?;
     let t0 = Instant::now();
     let mut prev = FuncCounts::default();
     let end = session

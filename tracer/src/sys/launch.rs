@@ -1,19 +1,109 @@
-//! Launching the traced command so that counting starts exactly at its execve.
+//! Launching the traced command faithfully, so that counting starts exactly
+//! at its execve and it runs as it would untraced.
 //!
-//! The child is forked after the programs are attached. Before anything else it
-//! adds its own pid to the kernel's traced set with one bpf() call (whose entry
-//! was not traced yet, and whose exit has no recorded entry, so it is not
-//! counted); its next syscall is the execve of CMD, which is counted.
+//! Faithful: CMD starts with the signal dispositions and signal mask tracer was
+//! started with (Rust's runtime ignores SIGPIPE before `main`, so the original
+//! ones are recorded by a constructor that runs first), tracer's environment,
+//! working directory, limits, umask and inherited fds (everything tracer opens
+//! itself is close-on-exec), and, with `--user`, that user's uid, gid and groups.
+//!
+//! Exact: the child is forked after the programs are attached. It restores
+//! the signal state, drops to `--user`, then blocks in read() on a pipe while
+//! the parent adds its pid to the kernel's traced set; that read's entry was
+//! not traced and its exit has no recorded entry, so nothing before CMD's own
+//! execve is counted. The child makes raw, async-signal-safe calls only.
 use std::{
-    ffi::{CString, OsStr, OsString},
-    os::{
-        fd::RawFd,
-        unix::ffi::{OsStrExt, OsStringExt},
-    },
+    ffi::{CString, OsStr},
+    os::unix::ffi::{OsStrExt, OsStringExt},
     path::{Path, PathBuf},
+    sync::OnceLock,
 };
 
 use anyhow::{bail, Context as _, Result};
+
+use crate::cli::LaunchArgs;
+
+/// The signal state tracer was started with.
+struct Original {
+    /// Bit `n` set: signal `n` was ignored (SIG_IGN).
+    ignored: u64,
+    mask: libc::sigset_t,
+}
+
+static ORIGINAL: OnceLock<Original> = OnceLock::new();
+
+/// Runs before `main` (and so before Rust's runtime sets SIGPIPE to SIG_IGN).
+extern "C" fn record_original_signals() {
+    let mut ignored = 0u64;
+    for sig in 1..=63 {
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } == 0
+            && old.sa_sigaction == libc::SIG_IGN
+        {
+            ignored |= 1 << sig;
+        }
+    }
+    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) };
+    let _ = ORIGINAL.set(Original { ignored, mask });
+}
+
+#[used]
+#[link_section = ".init_array"]
+static RECORD_ORIGINAL_SIGNALS: extern "C" fn() = record_original_signals;
+
+/// The identity `--user` gives CMD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+}
+
+/// Look up USER (a name, or a number with a passwd entry) like `strace -u`:
+/// its uid, primary gid and supplementary groups.
+pub fn credentials(user: &str) -> Result<Credentials> {
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let mut buf = vec![0 as libc::c_char; 1 << 16];
+    let name = CString::new(user).context("--user contains a NUL byte")?;
+    let mut r = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if found.is_null() {
+        if let Ok(uid) = user.parse::<libc::uid_t>() {
+            r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+        }
+    }
+    if found.is_null() {
+        if r != 0 {
+            bail!(
+                "--user {user}: cannot look the user up: {}",
+                std::io::Error::from_raw_os_error(r)
+            );
+        }
+        bail!("--user {user}: no such user");
+    }
+    let (uid, gid) = (pw.pw_uid, pw.pw_gid);
+    let mut n: libc::c_int = 64;
+    let mut groups: Vec<libc::gid_t> = vec![0; n as usize];
+    loop {
+        let got = unsafe { libc::getgrouplist(pw.pw_name, gid, groups.as_mut_ptr(), &mut n) };
+        if got >= 0 {
+            groups.truncate(n as usize);
+            break;
+        }
+        groups.resize(n as usize + 16, 0);
+        n = groups.len() as libc::c_int;
+    }
+    Ok(Credentials { uid, gid, groups })
+}
 
 /// A command resolved and ready to run: argv and envp prepared before fork, so
 /// the child only makes async-signal-safe calls.
@@ -21,15 +111,19 @@ pub struct Prepared {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    credentials: Option<Credentials>,
     pub display: String,
 }
 
 /// Find `cmd[0]` like a shell would (PATH search unless it contains a slash) and
-/// check it can be executed, so a typo fails before anything is traced.
-pub fn prepare(cmd: &[OsString]) -> Result<Prepared> {
+/// check it can be executed, and look up `--user`, so a typo fails before
+/// anything is traced.
+pub fn prepare(launch: &LaunchArgs) -> Result<Prepared> {
+    let cmd = &launch.command;
     let Some(prog) = cmd.first() else {
         bail!("no command given after --");
     };
+    let credentials = launch.user.as_deref().map(credentials).transpose()?;
     let path = resolve(prog, std::env::var_os("PATH").as_deref())?;
     let cstr = |s: &OsStr| CString::new(s.as_bytes()).context("argument contains a NUL byte");
     let argv = cmd.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
@@ -45,6 +139,7 @@ pub fn prepare(cmd: &[OsString]) -> Result<Prepared> {
         path: cstr(path.as_os_str())?,
         argv,
         envp,
+        credentials,
         display: cmd
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -54,11 +149,11 @@ pub fn prepare(cmd: &[OsString]) -> Result<Prepared> {
 }
 
 /// `prepare` for a command that may be absent (no `-- CMD` given).
-pub fn prepare_opt(cmd: &[OsString]) -> Result<Option<Prepared>> {
-    if cmd.is_empty() {
+pub fn prepare_opt(launch: &LaunchArgs) -> Result<Option<Prepared>> {
+    if launch.command.is_empty() {
         Ok(None)
     } else {
-        prepare(cmd).map(Some)
+        prepare(launch).map(Some)
     }
 }
 
@@ -100,91 +195,188 @@ fn resolve(prog: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf> {
     }
 }
 
-/// The raw layout of `union bpf_attr` for BPF_MAP_UPDATE_ELEM.
-#[repr(C)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
+/// What the child failed at, reported through the error pipe.
+const STEP_CREDENTIALS: u8 = 1;
+const STEP_EXEC: u8 = 2;
+
+/// In the forked child: the signal state tracer was started with, then
+/// `--user`'s identity. Raw syscalls only (async-signal-safe, and setuid of
+/// this thread alone is right: it is the child's only thread).
+///
+/// # Safety
+/// Only in the child of fork(), before execve.
+unsafe fn child_setup(creds: Option<&Credentials>) -> Result<(), u8> {
+    let (ignored, mask) = match ORIGINAL.get() {
+        Some(o) => (o.ignored, Some(&o.mask)),
+        None => (0, None),
+    };
+    for sig in 1..=63 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = if ignored & (1 << sig) != 0 {
+            libc::SIG_IGN
+        } else {
+            libc::SIG_DFL
+        };
+        // The C library's internal signals refuse; nothing else can.
+        libc::sigaction(sig, &act, std::ptr::null_mut());
+    }
+    if let Some(c) = creds {
+        if libc::syscall(libc::SYS_setgroups, c.groups.len(), c.groups.as_ptr()) != 0
+            || libc::syscall(libc::SYS_setgid, c.gid) != 0
+            || libc::syscall(libc::SYS_setuid, c.uid) != 0
+        {
+            return Err(STEP_CREDENTIALS);
+        }
+    }
+    if let Some(m) = mask {
+        libc::sigprocmask(libc::SIG_SETMASK, m, std::ptr::null_mut());
+    }
+    Ok(())
 }
 
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-
-/// Fork and exec `cmd`; the child first inserts its pid into the `u32 -> u8`
-/// hash map `traced_fd`. Returns the child's pid. Exec errors come back as Err.
-pub fn spawn_traced(cmd: &Prepared, traced_fd: RawFd) -> Result<libc::pid_t> {
+/// Fork and exec `cmd` faithfully (see the module comment). `register` runs in
+/// tracer with the child's pid while the child waits, before its execve: it
+/// adds the child to the traced set. Returns the child's pid; a failure to
+/// register or to start CMD comes back as Err (and the child is reaped).
+pub fn spawn_traced(
+    cmd: &Prepared,
+    register: impl FnOnce(u32) -> Result<()>,
+) -> Result<libc::pid_t> {
     let mut argv: Vec<*const libc::c_char> = cmd.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = cmd.envp.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
-    // Reports the child's failure (errno, and which step) through a CLOEXEC pipe.
-    let mut fds = [0; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("pipe2");
-    }
-    let (rd, wr) = (fds[0], fds[1]);
+    // `go`: tracer tells the child to exec. `report`: the child's failure
+    // (which step, errno) comes back. Both close on exec.
+    let go = pipe()?;
+    let report = match pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            close_all(&go);
+            return Err(e);
+        }
+    };
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         let e = std::io::Error::last_os_error();
-        unsafe {
-            libc::close(rd);
-            libc::close(wr);
-        }
+        close_all(&go);
+        close_all(&report);
         return Err(e).context("fork");
     }
     if pid == 0 {
-        // Child: async-signal-safe calls only.
         unsafe {
-            let me: u32 = libc::getpid() as u32;
-            let one: u8 = 1;
-            let attr = MapElemAttr {
-                map_fd: traced_fd as u32,
-                _pad: 0,
-                key: &me as *const u32 as u64,
-                value: &one as *const u8 as u64,
-                flags: 0,
+            let step = match child_setup(cmd.credentials.as_ref()) {
+                Err(step) => step,
+                Ok(()) => {
+                    let mut b = 0u8;
+                    // Returns when tracer has added this process to the
+                    // traced set (or 0 bytes when tracer gave up).
+                    if libc::read(go[0], (&mut b as *mut u8).cast(), 1) != 1 {
+                        libc::_exit(127);
+                    }
+                    libc::execve(cmd.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                    STEP_EXEC
+                }
             };
-            let step: u8;
-            if libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_UPDATE_ELEM,
-                &attr as *const MapElemAttr,
-                std::mem::size_of::<MapElemAttr>() as libc::c_uint,
-            ) != 0
-            {
-                step = 1;
-            } else {
-                libc::execve(cmd.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                step = 2;
-            }
             let errno = *libc::__errno_location();
             let msg = [step, errno as u8, (errno >> 8) as u8];
-            libc::write(wr, msg.as_ptr().cast(), msg.len());
+            libc::write(report[1], msg.as_ptr().cast(), msg.len());
             libc::_exit(127);
         }
     }
-    unsafe { libc::close(wr) };
+    unsafe {
+        libc::close(go[0]);
+        libc::close(report[1]);
+    }
+    let reap = |pid| {
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    };
+    // The child's set-up calls must not be counted: register it only once it
+    // sleeps in its read() of `go` (a failed set-up exits instead).
+    let ready = wait_blocked_in_read(pid, go[0]);
+    if let Err(e) = ready.and_then(|()| register(pid as u32)) {
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::close(go[1]);
+            libc::close(report[0]);
+        }
+        reap(pid);
+        return Err(e);
+    }
+    unsafe {
+        libc::write(go[1], [1u8].as_ptr().cast(), 1);
+        libc::close(go[1]);
+    }
     let mut msg = [0u8; 3];
     let n = loop {
-        let n = unsafe { libc::read(rd, msg.as_mut_ptr().cast(), msg.len()) };
+        let n = unsafe { libc::read(report[0], msg.as_mut_ptr().cast(), msg.len()) };
         if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
             continue;
         }
         break n;
     };
-    unsafe { libc::close(rd) };
+    unsafe { libc::close(report[0]) };
     if n == msg.len() as isize {
-        let mut status = 0;
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        reap(pid);
         let err = std::io::Error::from_raw_os_error(i32::from(msg[1]) | (i32::from(msg[2]) << 8));
         match msg[0] {
-            1 => bail!("could not add the child to the traced set: {err}"),
+            STEP_CREDENTIALS => bail!("cannot switch to --user for `{}`: {err}", cmd.display),
             _ => bail!("cannot run `{}`: {err}", cmd.display),
         }
     }
     Ok(pid)
+}
+
+/// Wait until `pid` sleeps in read(fd) (/proc/PID/syscall), or has exited.
+/// Where that file cannot be read (a non-dumpable tracer without
+/// CAP_SYS_PTRACE), a sleeping state is taken as that read: it is the child's
+/// only blocking call.
+fn wait_blocked_in_read(pid: libc::pid_t, fd: libc::c_int) -> Result<()> {
+    let started = std::time::Instant::now();
+    let syscall = format!("/proc/{pid}/syscall");
+    let stat = format!("/proc/{pid}/stat");
+    let want = format!("{} {:#x} ", libc::SYS_read, fd);
+    let mut spins = 0u32;
+    loop {
+        let state = std::fs::read_to_string(&stat)
+            .ok()
+            .and_then(|s| Some(s[s.rfind(')')? + 2..].chars().next()?))
+            .unwrap_or('Z');
+        let ready = match std::fs::read_to_string(&syscall) {
+            Ok(s) => s.starts_with(&want),
+            Err(_) => state == 'S',
+        };
+        if ready || state == 'Z' || state == 'X' {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            bail!("the launched command did not get ready to start within 10 s");
+        }
+        spins += 1;
+        if spins < 100 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+}
+
+fn pipe() -> Result<[libc::c_int; 2]> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe2");
+    }
+    Ok(fds)
+}
+
+fn close_all(fds: &[libc::c_int; 2]) {
+    for &fd in fds {
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// Reap `pid` on a blocking thread; resolves to its wait status.
@@ -223,5 +415,15 @@ mod tests {
         assert!(e.to_string().contains("not executable"), "{e}");
         let e = resolve(OsStr::new("/etc"), None).unwrap_err();
         assert!(e.to_string().contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn users_with_their_groups() {
+        let root = credentials("root").unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert!(root.groups.contains(&0), "{root:?}");
+        assert_eq!(credentials("0").unwrap(), root);
+        let e = credentials("no-such-user-xyz").unwrap_err().to_string();
+        assert_eq!(e, "--user no-such-user-xyz: no such user");
     }
 }

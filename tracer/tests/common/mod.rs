@@ -183,6 +183,16 @@ pub fn start_attached(cmd: &mut Command) -> (Child, BufReader<std::process::Chil
 }
 
 /// JSON objects, one per line.
+/// Where the report of a run with `args` is: on stderr when tracer launched a
+/// command (`-- CMD`: the command owns stdout), on stdout otherwise.
+pub fn report<'a>(args: &[&str], out: &'a Output) -> &'a [u8] {
+    if args.contains(&"--") {
+        &out.stderr
+    } else {
+        &out.stdout
+    }
+}
+
 pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(stdout)
         .lines()
