@@ -5,14 +5,34 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
+fn mounted() -> Option<PathBuf> {
+    CANDIDATES
+        .iter()
+        .find(|c| Path::new(c).join("events").is_dir())
+        .map(PathBuf::from)
+}
+
 /// The tracefs mount point, mounting it at /sys/kernel/tracing if nothing is mounted.
+///
+/// Tracers started at once take turns: each holds an exclusive flock on the
+/// mount-point directory while it checks and mounts, so exactly one mounts and
+/// the others find it mounted. A mount that fails with EBUSY (someone else,
+/// not a tracer, mounting at that moment) is followed by a few checks before
+/// giving up.
 pub fn ensure_mounted() -> Result<PathBuf> {
-    for c in CANDIDATES {
-        if Path::new(c).join("events").is_dir() {
-            return Ok(PathBuf::from(c));
-        }
+    if let Some(p) = mounted() {
+        return Ok(p);
     }
     let target = CANDIDATES[0];
+    let dir = std::fs::File::open(target);
+    if let Ok(d) = &dir {
+        use std::os::fd::AsRawFd as _;
+        // Released when `dir` is closed, at the end of this function.
+        unsafe { libc::flock(d.as_raw_fd(), libc::LOCK_EX) };
+        if let Some(p) = mounted() {
+            return Ok(p);
+        }
+    }
     let rc = unsafe {
         libc::mount(
             c"nodev".as_ptr(),
@@ -24,6 +44,14 @@ pub fn ensure_mounted() -> Result<PathBuf> {
     };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EBUSY) {
+            for _ in 0..50 {
+                if let Some(p) = mounted() {
+                    return Ok(p);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
         bail!(
             "tracefs is not mounted and mounting it failed ({err}); mount it with \
              `mount -t tracefs nodev {target}` and try again"
