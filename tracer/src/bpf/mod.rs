@@ -105,7 +105,7 @@ fn loader_without_kernel_btf() -> EbpfLoader<'static> {
         EbpfLoader::new()
     });
     made.unwrap_or_else(|e| {
-        log::debug!("loading with kernel BTF: {e:#}");
+        log::info!("cannot hide the kernel's BTF from the loader, loading the plain way: {e:#}");
         EbpfLoader::new()
     })
 }

@@ -133,8 +133,65 @@ fn helper_probe(prog: ProgramType, helper: BpfHelper) -> Result<(), String> {
     }
 }
 
+/// The probes of `gather`; `may_mount`: inside the throw-away namespace, where
+/// mounting tracefs to see whether it can be mounted leaves no trace.
+fn probe_all(
+    tracefs_before: Option<&str>,
+    may_mount: bool,
+) -> Result<(Option<String>, Vec<Feature>)> {
+    let mountable = match tracefs_before {
+        Some(_) => None,
+        None if !may_mount => Some(Err(
+            "not probed (mounting it to see needs CAP_SYS_ADMIN and CAP_SYS_CHROOT)".to_string(),
+        )),
+        None => Some(
+            tracefs::ensure_mounted()
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}")),
+        ),
+    };
+    let btf = Btf::from_sys_fs().ok();
+    let mut ebpf = EbpfLoader::new()
+        .allow_unsupported_maps()
+        .load(crate::bpf::object())?;
+    let features = vec![
+        outcome("raw tracepoints", probe_raw_tracepoint(&mut ebpf)),
+        outcome("tracepoints", probe_tracepoint(&mut ebpf)),
+        outcome("kprobes", probe_kprobe(&mut ebpf)),
+        outcome("fentry", probe_fentry(&mut ebpf, btf.as_ref())),
+        outcome("uprobes", probe_uprobe(&mut ebpf)),
+        outcome("ring buffer", map_probe(MapType::RingBuf)),
+        outcome(
+            "per-CPU maps",
+            map_probe(MapType::PerCpuArray).and(map_probe(MapType::PerCpuHash)),
+        ),
+        outcome("task storage", map_probe(MapType::TaskStorage)),
+        outcome(
+            "bpf_get_func_ip",
+            helper_probe(ProgramType::KProbe, BpfHelper::BPF_FUNC_get_func_ip),
+        ),
+        outcome(
+            "stack traces",
+            map_probe(MapType::StackTrace).and(helper_probe(
+                ProgramType::KProbe,
+                BpfHelper::BPF_FUNC_get_stackid,
+            )),
+        ),
+    ];
+    drop(ebpf);
+    let tracefs = match (tracefs_before, mountable) {
+        (Some(p), _) => format!("mounted at {p}"),
+        (None, Some(Ok(()))) => "not mounted; mountable (tracer mounts it when needed)".into(),
+        (None, Some(Err(e))) => format!("not mounted, and mounting failed: {e}"),
+        (None, None) => unreachable!(),
+    };
+    Ok((Some(tracefs), features))
+}
+
 /// Probe everything. Runs in a throw-away mount namespace, so mounting tracefs
-/// to probe tracepoints leaves the system as it was.
+/// to probe tracepoints leaves the system as it was; where that namespace is
+/// not available (no CAP_SYS_ADMIN or CAP_SYS_CHROOT), probes in place and
+/// does not try to mount tracefs.
 pub fn gather() -> Result<Info> {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap_or_default()
@@ -145,52 +202,14 @@ pub fn gather() -> Result<Info> {
         .into_iter()
         .find(|p| Path::new(p).join("events").is_dir())
         .map(str::to_string);
-    let gathered = mountns::in_private_mount_ns(|| -> Result<(Option<String>, Vec<Feature>)> {
-        let mountable = match &tracefs_before {
-            Some(_) => None,
-            None => Some(
-                tracefs::ensure_mounted()
-                    .map(|_| ())
-                    .map_err(|e| format!("{e:#}")),
-            ),
-        };
-        let btf = Btf::from_sys_fs().ok();
-        let mut ebpf = EbpfLoader::new()
-            .allow_unsupported_maps()
-            .load(crate::bpf::object())?;
-        let features = vec![
-            outcome("raw tracepoints", probe_raw_tracepoint(&mut ebpf)),
-            outcome("tracepoints", probe_tracepoint(&mut ebpf)),
-            outcome("kprobes", probe_kprobe(&mut ebpf)),
-            outcome("fentry", probe_fentry(&mut ebpf, btf.as_ref())),
-            outcome("uprobes", probe_uprobe(&mut ebpf)),
-            outcome("ring buffer", map_probe(MapType::RingBuf)),
-            outcome(
-                "per-CPU maps",
-                map_probe(MapType::PerCpuArray).and(map_probe(MapType::PerCpuHash)),
-            ),
-            outcome("task storage", map_probe(MapType::TaskStorage)),
-            outcome(
-                "bpf_get_func_ip",
-                helper_probe(ProgramType::KProbe, BpfHelper::BPF_FUNC_get_func_ip),
-            ),
-            outcome(
-                "stack traces",
-                map_probe(MapType::StackTrace).and(helper_probe(
-                    ProgramType::KProbe,
-                    BpfHelper::BPF_FUNC_get_stackid,
-                )),
-            ),
-        ];
-        drop(ebpf);
-        let tracefs = match (&tracefs_before, mountable) {
-            (Some(p), _) => format!("mounted at {p}"),
-            (None, Some(Ok(()))) => "not mounted; mountable (tracer mounts it when needed)".into(),
-            (None, Some(Err(e))) => format!("not mounted, and mounting failed: {e}"),
-            (None, None) => unreachable!(),
-        };
-        Ok((Some(tracefs), features))
-    })??;
+    let gathered = match mountns::in_private_mount_ns(|| probe_all(tracefs_before.as_deref(), true))
+    {
+        Ok(r) => r?,
+        Err(e) => {
+            log::info!("probing in place: {e:#}");
+            probe_all(tracefs_before.as_deref(), false)?
+        }
+    };
     Ok(Info {
         kernel,
         btf: btf_path.exists(),

@@ -170,11 +170,17 @@ fn attach_all(ebpf: &mut aya::Ebpf, prog: &str, probes: &[Probe]) -> Result<()> 
         };
         p.attach(point, &probe.target, UProbeScope::AllProcesses)
             .with_context(|| {
+                use crate::sys::privileges::{has, CAP_SYS_ADMIN};
                 format!(
-                    "attaching a uprobe to {} in {} (file offset {:#x})",
+                    "attaching a uprobe to {} in {} (file offset {:#x}){}",
                     probe.name,
                     probe.target.display(),
-                    probe.file_offset
+                    probe.file_offset,
+                    if has(CAP_SYS_ADMIN) {
+                        ""
+                    } else {
+                        " (the kernel lets only root or CAP_SYS_ADMIN create uprobes)"
+                    }
                 )
             })?;
     }

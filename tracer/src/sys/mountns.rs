@@ -5,9 +5,14 @@ use anyhow::{bail, Result};
 
 /// Run `f` in a private copy of the mount namespace (mounts made there vanish
 /// afterwards), then return to the original namespace, root and working
-/// directory. Fails without running `f` when the namespace cannot be made
-/// (no CAP_SYS_ADMIN, or the process already has threads).
+/// directory. Fails without running `f` when the namespace cannot be made or
+/// left: without CAP_SYS_ADMIN (unshare, setns) and CAP_SYS_CHROOT (setns,
+/// chroot back), or when the process already has threads.
 pub fn in_private_mount_ns<T>(f: impl FnOnce() -> T) -> Result<T> {
+    use crate::sys::privileges::{has, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+    if !(has(CAP_SYS_ADMIN) && has(CAP_SYS_CHROOT)) {
+        bail!("entering and leaving a mount namespace needs CAP_SYS_ADMIN and CAP_SYS_CHROOT");
+    }
     // setns() into a mount namespace also resets the root and working
     // directories: keep them to restore afterwards.
     let original = std::fs::File::open("/proc/thread-self/ns/mnt")?;

@@ -23,6 +23,14 @@ pub fn ensure_mounted() -> Result<PathBuf> {
     if let Some(p) = mounted() {
         return Ok(p);
     }
+    // Mounted, but closed to this process (tracefs is root's, mode 0700).
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if let Some(at) = tracefs_mount_point(&mountinfo) {
+        bail!(
+            "tracefs is mounted at {at} but this process cannot read it: tracepoints need root, \
+             or CAP_DAC_READ_SEARCH besides CAP_BPF and CAP_PERFMON"
+        );
+    }
     let target = CANDIDATES[0];
     let dir = std::fs::File::open(target);
     if let Ok(d) = &dir {
@@ -59,6 +67,15 @@ pub fn ensure_mounted() -> Result<PathBuf> {
     }
     log::info!("mounted tracefs at {target}");
     Ok(PathBuf::from(target))
+}
+
+/// Where tracefs is mounted, from /proc/self/mountinfo (`... MOUNTPOINT ... - tracefs ...`).
+fn tracefs_mount_point(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next()? == "tracefs")
+            .then(|| left.split_whitespace().nth(4).map(str::to_string))?
+    })
 }
 
 /// One field of a tracepoint's format file.
@@ -138,6 +155,20 @@ pub fn field_offset(tracefs: &Path, category: &str, name: &str, field: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_mount_point() {
+        let mi = "22 1 0:21 / /sys rw,nosuid shared:7 - sysfs sysfs rw\n\
+                  36 22 0:12 / /sys/kernel/tracing rw,nosuid,nodev shared:15 - tracefs nodev rw\n";
+        assert_eq!(
+            tracefs_mount_point(mi).as_deref(),
+            Some("/sys/kernel/tracing")
+        );
+        assert_eq!(
+            tracefs_mount_point("22 1 0:21 / /sys rw - sysfs sysfs rw\n"),
+            None
+        );
+    }
 
     const FORK: &str = "name: sched_process_fork
 ID: 300
