@@ -6,8 +6,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Low-overhead Linux tracing with eBPF: the answers of `strace -c`, BCC's
 /// syscount and bpftrace one-liners, without a compiler or kernel headers.
 ///
-/// Needs root (or CAP_BPF with CAP_PERFMON). Nothing stays attached in the
-/// kernel after tracer exits, however it exits.
+/// Needs root, or CAP_BPF with CAP_PERFMON (plus CAP_DAC_READ_SEARCH to read
+/// tracefs for tracepoints, -p and -- CMD, and CAP_SYS_ADMIN for uprobes or to
+/// mount tracefs). A command launched with `-- CMD` runs exactly as it would
+/// untraced, and its stdout stays its own: reports go to stderr or -o FILE.
+/// Nothing stays attached in the kernel after tracer exits, however it exits.
 ///
 /// Exit codes: 0 success, 1 error (bad input, kernel refused, not root), and
 /// with `-- CMD` the traced command's own exit code (128+N if a signal N killed it).
@@ -107,8 +110,12 @@ pub struct FloorArgs {
 /// Filtering happens in the kernel; counts are aggregated there too (per-CPU
 /// maps), so nothing crosses to user space per event. Times are wall-clock time
 /// between a syscall's entry and its exit, so a call that blocks counts the
-/// time it slept (as in strace -c). Calls that never return (exit, exit_group,
-/// a successful execve's old image aside) have a count but no time.
+/// time it slept: compare them with `strace -c -w`, not plain `strace -c`,
+/// which sums system CPU time. Per-syscall CPU time is not offered: the
+/// kernel updates a task's CPU time on ticks and context switches, not at
+/// syscall boundaries, so it would cost a hook on every context switch. Calls
+/// that never return (exit, exit_group, a successful execve's old image aside)
+/// have a count but no time.
 ///
 /// Ctrl-C, SIGTERM or the end of `--duration` print the final block and exit.
 /// With `-- CMD`, Ctrl-C reaches CMD from the terminal as it would without
@@ -190,7 +197,7 @@ pub struct SyscallsArgs {
     pub json: bool,
 
     /// Write the report to FILE instead of stdout (syscount layout, JSON) or stderr
-    /// (strace layout).
+    /// (strace layout, and every report with `-- CMD`).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -450,7 +457,7 @@ pub struct UprobeArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Write the report to FILE instead of stdout.
+    /// Write the report to FILE instead of stdout (stderr with `-- CMD`).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -516,7 +523,7 @@ pub struct TracepointArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Write the report to FILE instead of stdout.
+    /// Write the report to FILE instead of stdout (stderr with `-- CMD`).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -650,7 +657,7 @@ pub struct KprobeArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Write the report to FILE instead of stdout.
+    /// Write the report to FILE instead of stdout (stderr with `-- CMD`).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
