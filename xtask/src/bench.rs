@@ -320,7 +320,7 @@ pub fn build(env: &Env) -> Result<Bins> {
             "tracer-fixtures",
         ],
     )?;
-    let t = util::root().join("target/release");
+    let t = util::target_dir().join("release");
     Ok(Bins {
         tracer: t.join("tracer"),
         fixture: t.join("fixture"),
@@ -473,7 +473,7 @@ fn render(sc: &[Scenario], untraced: &[f64], size: Size) -> String {
          under qemu with TCG (software emulation): timings are indicative only, several times slower \
          than on hardware.\n\n",
     );
-    match std::fs::read_to_string(util::root().join("target").join(crate::vm::NOTES_FILE)) {
+    match std::fs::read_to_string(util::target_dir().join(crate::vm::NOTES_FILE)) {
         Ok(notes) if !notes.trim().is_empty() => out.push_str(&notes),
         _ => {
             out.push_str("(no vm-test run on this machine yet: run `cargo xtask vm-test` first)\n")

@@ -64,7 +64,7 @@ fn run(args: &[String]) -> Result<i32> {
     let env = setup::run()?;
     util::step("building tracer (release)");
     util::cargo(&env, &["build", "--release", "-p", "tracer"])?;
-    let bin = util::root().join("target/release/tracer");
+    let bin = util::target_dir().join("release/tracer");
     util::step(&format!("running {} {}", bin.display(), args.join(" ")));
     let status = std::process::Command::new(bin).args(args).status()?;
     Ok(status.code().unwrap_or(1))
@@ -95,8 +95,8 @@ fn test() -> Result<i32> {
 /// `cargo install --path tracer` yields a binary that runs from anywhere (the
 /// bytecode is embedded): install into a scratch root, run it from `/`.
 fn install_check(env: &util::Env) -> Result<()> {
-    let root = util::root().join("target").join("install-check");
-    let target = util::root().join("target");
+    let root = util::target_dir().join("install-check");
+    let target = util::target_dir();
     util::cargo(
         env,
         &[

@@ -15,6 +15,15 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the
+/// workspace root, as cargo reads it), else `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root().join(d),
+        _ => root().join("target"),
+    }
+}
+
 pub fn step(what: &str) {
     eprintln!("==> {what}");
 }

@@ -319,8 +319,12 @@ fn sections(lines: &[String]) -> BTreeMap<(String, String), Section> {
 
 /// The last JSON block of a run, and its `vfs_read` row.
 fn vfs_read_row(s: &Section) -> Result<(Value, Value)> {
-    let block: Value = s
-        .stdout
+    vfs_read_row_in(&s.stdout)
+}
+
+/// The same, from the lines a report went to.
+fn vfs_read_row_in(lines: &[String]) -> Result<(Value, Value)> {
+    let block: Value = lines
         .iter()
         .rev()
         .find(|l| l.starts_with('{'))
@@ -429,7 +433,11 @@ fn check_launched(zero: &Section, n: &Section) -> Result<()> {
     ran_ok(zero)?;
     ran_ok(n)?;
     let calls = |s: &Section| -> Result<u64> {
-        let (block, row) = vfs_read_row(s)?;
+        // The command owns stdout: the report is on stderr.
+        if s.stdout.iter().any(|l| l.starts_with('{')) {
+            bail!("the report of a launched command is on its stdout");
+        }
+        let (block, row) = vfs_read_row_in(&s.stderr)?;
         if block["exit_code"] != 0 {
             bail!("exit_code {} in the report", block["exit_code"]);
         }
@@ -705,7 +713,7 @@ pub fn run(env: &Env) -> Result<()> {
             "tracer-fixtures",
         ],
     )?;
-    let target = util::root().join("target/release");
+    let target = util::target_dir().join("release");
     let initrd = initramfs(&target.join("tracer"), &target.join("fixture"))?;
     let mut failures = Vec::new();
     let mut results = Vec::new();
@@ -765,7 +773,7 @@ pub fn run(env: &Env) -> Result<()> {
                 .map(move |n| format!("- {} ({}): {n}\n", r.label, r.release))
         })
         .collect();
-    let _ = std::fs::write(util::root().join("target").join(NOTES_FILE), notes);
+    let _ = std::fs::write(util::target_dir().join(NOTES_FILE), notes);
     for f in &failures {
         println!("  FAIL  {f}");
     }
