@@ -267,7 +267,27 @@ pub mod event_flags {
     pub const STR_MISSING: u32 = 1 << 3;
     /// `ExecEvent`: `ppid` comes from the kernel's fork record (else user space fills it).
     pub const PPID_KNOWN: u32 = 1 << 4;
+    /// String 1 is an exec's argv: its elements one after the other, each with
+    /// its NUL (the last one without it when `STR1_TRUNCATED` says it is cut).
+    pub const STR1_ARGV: u32 = 1 << 5;
+    /// The argv had more elements than string 1 holds.
+    pub const ARGV_MORE: u32 = 1 << 6;
 }
+
+/// `PATH_ARGS` (per syscall number) of `tracer trace`: byte 0 is 1 + the index
+/// of the first string argument, byte 1 is 1 + the index of the second (0 = none);
+/// these bits say more.
+pub mod path_spec {
+    /// The strings cannot be read again at exit (a successful exec replaced the memory).
+    pub const NO_RETRY: u32 = 1 << 16;
+    /// The second string argument is an argv array (`char *const argv[]`), kept
+    /// as its first elements, NUL-separated, in `TRACE_STR_LEN` bytes.
+    pub const ARGV: u32 = 1 << 17;
+}
+
+/// Elements of an exec's argv read at most by `tracer trace` (strace also
+/// shows 32 by default).
+pub const TRACE_ARGV_MAX: usize = 32;
 
 /// What `sys_enter` keeps per thread for `sys_exit` in `tracer trace`.
 #[repr(C)]

@@ -14,8 +14,8 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    event_flags, event_kind, event_lost, flags::FILTER_SYSCALL, SyscallEvent, TracePending,
-    EXEC_ARG_LEN, MAX_SYSCALLS, TRACE_MAX_STR, TRACE_STR_LEN,
+    event_flags, event_kind, event_lost, flags::FILTER_SYSCALL, path_spec, SyscallEvent,
+    TracePending, EXEC_ARG_LEN, MAX_SYSCALLS, TRACE_ARGV_MAX, TRACE_MAX_STR, TRACE_STR_LEN,
 };
 
 use crate::{
@@ -32,8 +32,7 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4096, 0);
 #[map]
 pub static EVENT_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(event_lost::COUNT, 0);
 
-/// Per syscall number: which arguments are path strings. Byte 0 is 1 + the
-/// index of the first, byte 1 is 1 + the index of the second (0 = none).
+/// Per syscall number: which arguments are strings (`tracer_common::path_spec`).
 #[map]
 pub static PATH_ARGS: Array<u32> = Array::with_max_entries(MAX_SYSCALLS, 0);
 
@@ -57,6 +56,12 @@ pub static TRACE_STRINGS: HashMap<u32, StrSlot> = HashMap::with_max_entries(1, 0
 /// Where a `StrSlot` is filled before it is copied into `TRACE_STRINGS` (too big for the stack).
 #[map]
 static STR_SCRATCH: PerCpuArray<StrSlot> = PerCpuArray::with_max_entries(1, 0);
+
+/// Where an exec's argv elements are gathered: twice `TRACE_STR_LEN`, so that a
+/// read of up to `TRACE_STR_LEN` bytes at any offset below `TRACE_STR_LEN` stays
+/// inside (the verifier checks that); the first half is what is kept.
+#[map]
+static ARGV_SCRATCH: PerCpuArray<[u8; 2 * TRACE_STR_LEN]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Ring buffer records with their strings.
 #[repr(C)]
@@ -143,6 +148,70 @@ pub fn read_user_arg(ptr: u64, dst: &mut [u8; EXEC_ARG_LEN]) -> (i32, bool) {
     (n as i32, n == EXEC_ARG_LEN as i64)
 }
 
+/// Read the argv array at `argv` into `dst`: its first elements (up to
+/// `TRACE_ARGV_MAX`), each with its NUL, as many as fit. Returns the bytes kept,
+/// or a negative errno when not even the array could be read; marks in `flags`
+/// a cut last element (`STR1_TRUNCATED`) and elements left out (`ARGV_MORE`).
+#[inline(always)]
+fn read_argv(argv: u64, dst: &mut [u8; TRACE_STR_LEN], flags: &mut u32) -> i32 {
+    *flags |= event_flags::STR1_ARGV;
+    let Some(buf) = ARGV_SCRATCH.get_ptr_mut(0) else {
+        return -12; // ENOMEM: cannot happen (a one-entry per-CPU array)
+    };
+    let buf = unsafe { &mut *buf };
+    let mut off = 0usize;
+    for i in 0..=TRACE_ARGV_MAX {
+        let p = match unsafe { bpf_probe_read_user((argv + 8 * i as u64) as *const u64) } {
+            Ok(p) => p,
+            Err(e) if i == 0 => return e as i32,
+            Err(_) => {
+                *flags |= event_flags::ARGV_MORE;
+                break;
+            }
+        };
+        if p == 0 {
+            break;
+        }
+        if i == TRACE_ARGV_MAX || off >= TRACE_STR_LEN {
+            *flags |= event_flags::ARGV_MORE;
+            break;
+        }
+        let at = off & (TRACE_STR_LEN - 1);
+        let n = unsafe {
+            bpf_probe_read_user_str(
+                buf.as_mut_ptr().add(at).cast(),
+                TRACE_STR_LEN as u32,
+                p as *const _,
+            )
+        };
+        if n <= 0 {
+            *flags |= event_flags::ARGV_MORE;
+            break;
+        }
+        let n = n as usize;
+        // Cut: it ends beyond what is kept, or filled the whole read and the
+        // byte after it in user memory is not the NUL.
+        let cut = at + n > TRACE_STR_LEN
+            || (n == TRACE_STR_LEN
+                && unsafe { bpf_probe_read_user((p + TRACE_STR_LEN as u64 - 1) as *const u8) }
+                    .is_ok_and(|b| b != 0));
+        if cut {
+            *flags |= event_flags::STR1_TRUNCATED;
+            off = TRACE_STR_LEN;
+        } else {
+            off = at + n;
+        }
+    }
+    unsafe {
+        probe_read_kernel_raw(
+            dst.as_mut_ptr().cast(),
+            TRACE_STR_LEN as u32,
+            buf.as_ptr().cast(),
+        )
+    };
+    off.min(TRACE_STR_LEN) as i32
+}
+
 #[inline(always)]
 fn read_strings(spec: u32, args: &[u64; 6], slot: &mut StrSlot) -> u32 {
     slot.flags = 0;
@@ -159,6 +228,10 @@ fn read_strings(spec: u32, args: &[u64; 6], slot: &mut StrSlot) -> u32 {
     let Some(&ptr) = args.get((((spec >> 8) & 0xff) as usize).wrapping_sub(1)) else {
         return n;
     };
+    if spec & path_spec::ARGV != 0 {
+        slot.len[1] = read_argv(ptr, &mut slot.buf[1], &mut slot.flags);
+        return n + 1;
+    }
     let (len, cut) = read_user_str(ptr, &mut slot.buf[1]);
     slot.len[1] = len;
     if cut {
@@ -320,9 +393,6 @@ fn fill(head: &mut SyscallEvent, p: &TracePending, pid_tgid: u64, ret: i64, flag
     head.str_len = [0; TRACE_MAX_STR];
 }
 
-/// `PATH_ARGS` bit: the strings cannot be re-read at exit (exec replaced the memory).
-pub const PATH_NO_RETRY: u32 = 1 << 16;
-
 /// A path that was not yet paged in at entry (fresh .rodata) cannot be read by a
 /// non-sleeping program; the kernel has faulted it in by the time the call
 /// returns, so read it again then, into the record.
@@ -335,7 +405,7 @@ fn retry_at_exit(
     head: &mut SyscallEvent,
 ) {
     let spec = PATH_ARGS.get(nr).copied().unwrap_or(0);
-    if spec & PATH_NO_RETRY != 0 {
+    if spec & path_spec::NO_RETRY != 0 {
         return;
     }
     let byte = if i == 0 {

@@ -213,6 +213,7 @@ pub struct SyscallsArgs {
 ///
 /// One line per completed call of the traced processes and their children:
 ///
+///     2011  execve("/usr/bin/ls", ["ls", "-la", "/etc"], 0x55d0c1a2e7e0) = 0
 ///     2011  openat(AT_FDCWD, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3
 ///     2011  access("/etc/missing", R_OK) = -1 ENOENT (No such file or directory)
 ///     2011  exit_group(0) = ?
@@ -222,7 +223,9 @@ pub struct SyscallsArgs {
 /// never returned (exit_group, a thread killed inside a call). Path arguments of
 /// the file and exec calls (open, openat, execve, stat family, access, unlink,
 /// mkdir, rename, chdir, readlink, link, chmod, ...) are shown as strings of up
-/// to 255 bytes; a longer one ends with `"..."...`. openat/open flags and modes,
+/// to 255 bytes; a longer one ends with `"..."...`. An exec's argv is shown
+/// as strace does, its first 32 elements within 255 bytes (`, ...` when more
+/// follow); the environment as its address. openat/open flags and modes,
 /// access modes and AT_* flags are decoded; other arguments are numbers
 /// (pointers in hex). For calls tracer has no table of, the number and kind
 /// of arguments come from the kernel's syscall tracepoint formats. (x86_64.)

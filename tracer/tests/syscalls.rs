@@ -2,6 +2,7 @@
 mod common;
 
 use std::{
+    io::{BufRead as _, BufReader},
     process::{Command, Stdio},
     time::Duration,
 };
@@ -253,19 +254,35 @@ fn nothing_stays_attached() {
     }
 }
 
+/// stdout closed by its reader, before the first table (`| true`) or after
+/// the first line (`| head -1`): tracer runs to its end quietly and exits 0,
+/// as `seq 1000000 | head -1` does for seq's user, not with an error and not
+/// killed by SIGPIPE. (It must also have started: a failure at start-up exits 1.)
 #[test]
 fn closed_stdout_is_not_a_crash() {
     let _l = shared_lock();
-    let mut child = tracer()
-        .args(["syscalls", "-i", "0.1", "-d", "0.5"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = wait_output(child, LIMIT);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("panicked"), "{err}");
+    for lines_read in [0, 1] {
+        let mut child = tracer()
+            .args(["syscalls", "-i", "0.1", "-d", "0.5"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut first = String::new();
+        if lines_read > 0 {
+            BufReader::new(stdout).read_line(&mut first).unwrap();
+            assert!(!first.is_empty(), "no first line");
+        } else {
+            drop(stdout);
+        }
+        let out = wait_output(child, LIMIT);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{lines_read} lines read: {err}");
+        assert!(err.starts_with("Tracing syscalls"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!err.contains("tracer: "), "no error expected: {err}");
+    }
 }
 
 /// -u: only the chosen user's calls count (the fixture runs as nobody; a

@@ -658,3 +658,114 @@ fn bpf_logs_only_when_asked() {
         "{verbose}"
     );
 }
+
+/// The syscall names of each thread in `strace -f -o FILE` output, threads in
+/// the order they first appear. A call strace shows `<unfinished ...>` counts
+/// where it started; its `<... resumed>` line, signals and exits are skipped.
+fn strace_sequences(text: &str) -> Vec<Vec<String>> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut seqs: Vec<Vec<String>> = Vec::new();
+    for line in text.lines() {
+        let Some((tid, rest)) = line.split_once(char::is_whitespace) else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if rest.starts_with("<...") || rest.starts_with("---") || rest.starts_with("+++") {
+            continue;
+        }
+        let Some((name, _)) = rest.split_once('(') else {
+            continue;
+        };
+        let i = order.iter().position(|t| *t == tid).unwrap_or_else(|| {
+            order.push(tid);
+            seqs.push(Vec::new());
+            order.len() - 1
+        });
+        seqs[i].push(name.to_string());
+    }
+    seqs
+}
+
+/// `tracer trace -- ls -la /etc` makes the same calls in the same order, per
+/// thread, as `strace -f` shows, and decodes execve's argv as strace does.
+#[test]
+fn trace_matches_strace_call_for_call() {
+    let _lock = shared_lock();
+    let dir = scratch("ls-strace");
+    let cmd = ["ls", "-la", "/etc"];
+    let st_file = dir.join("strace.out");
+    let st = run(
+        Command::new("strace")
+            .args(["-f", "-qq", "-o"])
+            .arg(&st_file)
+            .arg("--")
+            .args(cmd),
+        LIMIT,
+    );
+    assert!(st.status.success(), "strace failed: {st:?}");
+    let st_text = std::fs::read_to_string(&st_file).unwrap();
+    let tr_file = dir.join("trace.json");
+    let tr = run(
+        tracer()
+            .args(["trace", "--json", "-o"])
+            .arg(&tr_file)
+            .arg("--")
+            .args(cmd),
+        LIMIT,
+    );
+    assert!(
+        tr.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tr.stderr)
+    );
+    let objs = json_lines(&std::fs::read(&tr_file).unwrap());
+    assert_eq!(objs.last().unwrap()["lost"], 0, "nothing may be lost here");
+    let calls: Vec<&serde_json::Value> = objs.iter().filter(|o| o["type"] == "syscall").collect();
+    let mut tids: Vec<u64> = Vec::new();
+    let mut ours: Vec<Vec<String>> = Vec::new();
+    for c in &calls {
+        let tid = c["tid"].as_u64().unwrap();
+        let i = tids.iter().position(|t| *t == tid).unwrap_or_else(|| {
+            tids.push(tid);
+            ours.push(Vec::new());
+            tids.len() - 1
+        });
+        ours[i].push(c["syscall"].as_str().unwrap().to_string());
+    }
+    let theirs = strace_sequences(&st_text);
+    assert_eq!(ours.len(), theirs.len(), "threads: {ours:?} vs {theirs:?}");
+    for (t, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        if a != b {
+            let at = a
+                .iter()
+                .zip(b)
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(b.len()));
+            panic!(
+                "thread {t}: tracer and strace part at call {at} of {} / {}: tracer {:?}, strace {:?}",
+                a.len(),
+                b.len(),
+                &a[at.saturating_sub(2)..(at + 3).min(a.len())],
+                &b[at.saturating_sub(2)..(at + 3).min(b.len())]
+            );
+        }
+    }
+    assert!(ours[0].len() > 50, "{ours:?}");
+    // execve, with its file name and argv exactly as strace prints them.
+    assert_eq!(calls[0]["syscall"], "execve");
+    let text = calls[0]["text"].as_str().unwrap();
+    let st_exec = st_text.lines().next().unwrap();
+    let st_args = st_exec
+        .split_once("execve(")
+        .and_then(|(_, r)| r.split_once("], "))
+        .map(|(a, _)| format!("{a}], "))
+        .unwrap_or_else(|| panic!("strace's first line is not an execve: {st_exec}"));
+    assert!(st_args.ends_with(r#"["ls", "-la", "/etc"], "#), "{st_exec}");
+    assert!(
+        text.starts_with(&st_args),
+        "tracer {text:?}, strace {st_exec:?}"
+    );
+    assert_eq!(calls[0]["argv"], serde_json::json!(cmd));
+    assert_eq!(calls[0]["argv_truncated"], false);
+    let _ = std::fs::remove_dir_all(&dir);
+}

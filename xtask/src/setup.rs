@@ -10,11 +10,14 @@ use crate::{
 };
 
 /// Debian packages: LLVM 22 for bpf-linker, the peers tests and benchmarks
-/// compare against, and what the VM tests boot kernels with.
+/// compare against, the programs the strace comparisons run that are not
+/// always there (python3; sort, gzip, find, tar and tzdata are), and what the
+/// VM tests boot kernels with.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "strace",
+    "python3",
     "bpftrace",
     "bpftool",
     "linux-perf",

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, RingBuf};
-use tracer_common::{flags, MAX_SYSCALLS};
+use tracer_common::{flags, path_spec, MAX_SYSCALLS};
 
 use super::Sink;
 use crate::{
@@ -20,9 +20,6 @@ use crate::{
     },
     sys::{launch, names, proc, tracefs},
 };
-
-/// `PATH_ARGS` bit (see tracer-ebpf/src/trace.rs): do not re-read the strings at exit.
-const PATH_NO_RETRY: u32 = 1 << 16;
 
 /// Everything decided from the command line before touching the kernel.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,21 +94,26 @@ impl Signatures {
         }
     }
 
-    /// The kernel-side string spec of every call with path arguments.
+    /// The kernel-side string spec (`tracer_common::path_spec`) of every call
+    /// with string arguments: paths, and an exec's argv.
     pub fn path_specs(&self) -> Vec<(u32, u32)> {
         (0..MAX_SYSCALLS)
             .filter_map(|nr| {
                 let name = &self.names[nr as usize];
-                let paths = args::path_args(args::known(name)?);
-                if paths.is_empty() {
+                let sig = args::known(name)?;
+                let strings = args::string_args(sig);
+                if strings.is_empty() {
                     return None;
                 }
                 let mut spec = 0;
-                for (i, idx) in paths.iter().enumerate() {
+                for (i, idx) in strings.iter().enumerate() {
                     spec |= (*idx as u32 + 1) << (8 * i);
+                    if sig[*idx] == Arg::Argv {
+                        spec |= path_spec::ARGV;
+                    }
                 }
                 if args::exec_like(name) {
-                    spec |= PATH_NO_RETRY;
+                    spec |= path_spec::NO_RETRY;
                 }
                 Some((nr, spec))
             })
@@ -428,7 +430,16 @@ mod tests {
         let specs: std::collections::HashMap<u32, u32> = s.path_specs().into_iter().collect();
         assert_eq!(specs[&257], 2); // openat: argument 1
         assert_eq!(specs[&82], 1 | 2 << 8); // rename: arguments 0 and 1
-        assert_eq!(specs[&59], 1 | PATH_NO_RETRY); // execve
+                                            // execve: the file name, then argv as a list.
+        assert_eq!(
+            specs[&59],
+            1 | 2 << 8 | path_spec::NO_RETRY | path_spec::ARGV
+        );
+        // execveat: the file name is argument 1, argv argument 2.
+        assert_eq!(
+            specs[&322],
+            2 | 3 << 8 | path_spec::NO_RETRY | path_spec::ARGV
+        );
         assert!(!specs.contains_key(&107)); // geteuid
     }
 

@@ -13,6 +13,13 @@ use tracer_common::{
 pub enum Str {
     /// The bytes (without the NUL); `truncated` when the string went on.
     Read { bytes: Vec<u8>, truncated: bool },
+    /// An exec's argv: its first elements; `cut` when the last one went on,
+    /// `more` when elements after these were left out.
+    List {
+        items: Vec<Vec<u8>>,
+        cut: bool,
+        more: bool,
+    },
     /// The kernel could not read it (bad pointer, page not present): the errno.
     Failed(i32),
     /// Not kept (the kernel's string table was full).
@@ -32,6 +39,21 @@ impl Str {
             bytes: buf[..n].to_vec(),
             truncated,
         }
+    }
+
+    /// An argv as the kernel side packs it: `len` bytes of NUL-terminated
+    /// elements, the last one without its NUL when `cut`.
+    fn list_from_buf(len: i32, buf: &[u8], cut: bool, more: bool) -> Str {
+        if len < 0 {
+            return Str::Failed(-len);
+        }
+        let kept = &buf[..(len as usize).min(buf.len())];
+        let mut items: Vec<Vec<u8>> = kept.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+        // `split` yields what follows the last NUL: empty unless the last element is cut.
+        if !cut {
+            items.pop();
+        }
+        Str::List { items, cut, more }
     }
 }
 
@@ -100,7 +122,13 @@ pub fn parse(bytes: &[u8]) -> Option<Event> {
                 let at = base + i * TRACE_STR_LEN;
                 let buf = bytes.get(at..at + TRACE_STR_LEN)?;
                 let cut = [event_flags::STR0_TRUNCATED, event_flags::STR1_TRUNCATED][i];
-                strs.push(Str::from_buf(h.str_len[i], buf, h.flags & cut != 0));
+                let cut = h.flags & cut != 0;
+                strs.push(if i == 1 && h.flags & event_flags::STR1_ARGV != 0 {
+                    let more = h.flags & event_flags::ARGV_MORE != 0;
+                    Str::list_from_buf(h.str_len[i], buf, cut, more)
+                } else {
+                    Str::from_buf(h.str_len[i], buf, cut)
+                });
             }
             Some(Event::Syscall(SyscallRecord {
                 nr: h.nr,
@@ -302,5 +330,68 @@ mod tests {
             ]
         );
         assert_eq!(parse(&[9, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn exec_argv_as_a_list() {
+        let record = |flags, packed: &[u8], len| {
+            let h = SyscallEvent {
+                kind: event_kind::SYSCALL,
+                nr: 59,
+                nstr: 2,
+                flags: flags | event_flags::STR1_ARGV,
+                str_len: [8, len],
+                ..Default::default()
+            };
+            let mut b = bytes_of(&h);
+            let mut s = [0u8; 2 * TRACE_STR_LEN];
+            s[..8].copy_from_slice(b"/bin/ls\0");
+            s[TRACE_STR_LEN..TRACE_STR_LEN + packed.len()].copy_from_slice(packed);
+            b.extend_from_slice(&s);
+            match parse(&b) {
+                Some(Event::Syscall(r)) => r.strs,
+                other => panic!("{other:?}"),
+            }
+        };
+        let items = |v: &[&str]| v.iter().map(|i| i.as_bytes().to_vec()).collect::<Vec<_>>();
+        let strs = record(0, b"ls\0-la\0/etc\0", 12);
+        assert_eq!(
+            strs[1],
+            Str::List {
+                items: items(&["ls", "-la", "/etc"]),
+                cut: false,
+                more: false
+            }
+        );
+        assert_eq!(
+            strs[0],
+            Str::Read {
+                bytes: b"/bin/ls".to_vec(),
+                truncated: false
+            }
+        );
+        // The last element cut (no NUL kept), more elements after it.
+        let strs = record(
+            event_flags::STR1_TRUNCATED | event_flags::ARGV_MORE,
+            b"sh\0-c\0ech",
+            9,
+        );
+        assert_eq!(
+            strs[1],
+            Str::List {
+                items: items(&["sh", "-c", "ech"]),
+                cut: true,
+                more: true
+            }
+        );
+        assert_eq!(
+            record(0, b"", 0)[1],
+            Str::List {
+                items: vec![],
+                cut: false,
+                more: false
+            }
+        );
+        assert_eq!(record(0, b"", -14)[1], Str::Failed(14));
     }
 }

@@ -22,6 +22,8 @@ pub enum Arg {
     DirFd,
     /// A path string (read by the kernel side).
     Path,
+    /// An exec's argv (its first elements read by the kernel side): `["ls", "-l"]`.
+    Argv,
     /// open/openat flags: O_RDONLY|O_CLOEXEC.
     OpenFlags,
     /// A file mode, octal.
@@ -39,7 +41,7 @@ pub enum Arg {
 use Arg::*;
 
 /// Arguments of the calls tracer knows by heart (x86_64 and generic names);
-/// the `Path` entries here are exactly the strings the kernel side reads.
+/// the `Path` and `Argv` entries here are exactly the strings the kernel side reads.
 pub fn known(name: &str) -> Option<&'static [Arg]> {
     Some(match name {
         "read" | "write" => &[Fd, Ptr, Uint],
@@ -56,8 +58,8 @@ pub fn known(name: &str) -> Option<&'static [Arg]> {
         "openat" => &[DirFd, Path, OpenFlags, Mode],
         "open" => &[Path, OpenFlags, Mode],
         "creat" => &[Path, Mode],
-        "execve" => &[Path, Ptr, Ptr],
-        "execveat" => &[DirFd, Path, Ptr, Ptr, AtFlags],
+        "execve" => &[Path, Argv, Ptr],
+        "execveat" => &[DirFd, Path, Argv, Ptr, AtFlags],
         "stat" | "lstat" | "statfs" => &[Path, Ptr],
         "newfstatat" | "fstatat64" => &[DirFd, Path, Ptr, AtFlags],
         "statx" => &[DirFd, Path, AtFlags, Hex, Ptr],
@@ -125,11 +127,11 @@ pub fn exec_like(name: &str) -> bool {
     matches!(name, "execve" | "execveat")
 }
 
-/// Indexes of the path arguments of a call (at most two).
-pub fn path_args(sig: &[Arg]) -> Vec<usize> {
+/// Indexes of the string arguments of a call (paths and argv; at most two).
+pub fn string_args(sig: &[Arg]) -> Vec<usize> {
     sig.iter()
         .enumerate()
-        .filter(|(_, a)| **a == Path)
+        .filter(|(_, a)| matches!(**a, Path | Argv))
         .map(|(i, _)| i)
         .take(2)
         .collect()
@@ -406,6 +408,25 @@ pub fn push_arg<'a>(
                 let _ = write!(out, "{value:#x}");
             }
         },
+        Argv => match strs.next() {
+            Some(Str::List { items, cut, more }) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    quote(out, item, *cut && i + 1 == items.len());
+                }
+                if *more {
+                    out.push_str(if items.is_empty() { "..." } else { ", ..." });
+                }
+                out.push(']');
+            }
+            _ if value == 0 => out.push_str("NULL"),
+            _ => {
+                let _ = write!(out, "{value:#x}");
+            }
+        },
         OpenFlags => open_flags(out, value),
         Mode => {
             let _ = write!(out, "0{:o}", value as u32);
@@ -546,9 +567,53 @@ mod tests {
 
     #[test]
     fn paths_are_found() {
-        assert_eq!(path_args(known("renameat2").unwrap()), vec![1, 3]);
-        assert_eq!(path_args(known("openat").unwrap()), vec![1]);
-        assert_eq!(path_args(known("read").unwrap()), Vec::<usize>::new());
+        assert_eq!(string_args(known("renameat2").unwrap()), vec![1, 3]);
+        assert_eq!(string_args(known("openat").unwrap()), vec![1]);
+        assert_eq!(string_args(known("execve").unwrap()), vec![0, 1]);
+        assert_eq!(string_args(known("execveat").unwrap()), vec![1, 2]);
+        assert_eq!(string_args(known("read").unwrap()), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn argv_like_strace() {
+        let list = |items: &[&str], cut, more| Str::List {
+            items: items.iter().map(|i| i.as_bytes().to_vec()).collect(),
+            cut,
+            more,
+        };
+        let execve = known("execve").unwrap();
+        let args = [0x1000, 0x2000, 0x3000, 0, 0, 0];
+        let mut out = String::new();
+        push_args(
+            &mut out,
+            execve,
+            &args,
+            &[s("/usr/bin/ls"), list(&["ls", "-la", "/etc"], false, false)],
+        );
+        assert_eq!(out, r#""/usr/bin/ls", ["ls", "-la", "/etc"], 0x3000"#);
+        out.clear();
+        // A cut last element, then elements left out; quotes escaped.
+        push_args(
+            &mut out,
+            execve,
+            &args,
+            &[s("/bin/sh"), list(&["sh", "-c", "echo \"hi"], true, true)],
+        );
+        assert_eq!(
+            out,
+            r#""/bin/sh", ["sh", "-c", "echo \"hi"..., ...], 0x3000"#
+        );
+        out.clear();
+        push_args(&mut out, execve, &args, &[s("/x"), list(&[], false, false)]);
+        assert_eq!(out, r#""/x", [], 0x3000"#);
+        out.clear();
+        // Unreadable: the address, as strace does.
+        push_args(&mut out, execve, &args, &[s("/x"), Str::Failed(14)]);
+        assert_eq!(out, r#""/x", 0x2000, 0x3000"#);
+        out.clear();
+        let args = [0x1000, 0, 0, 0, 0, 0];
+        push_args(&mut out, execve, &args, &[s("/x"), Str::Failed(14)]);
+        assert_eq!(out, r#""/x", NULL, NULL"#);
     }
 
     #[test]

@@ -139,6 +139,11 @@ fn str_json(s: &Str) -> serde_json::Value {
             "value": String::from_utf8_lossy(bytes),
             "truncated": truncated,
         }),
+        Str::List { items, .. } => items
+            .iter()
+            .map(|i| String::from_utf8_lossy(i))
+            .collect::<Vec<_>>()
+            .into(),
         Str::Failed(e) => json!({ "error": crate::sys::names::errno_name(*e as u32) }),
         Str::Missing => json!({ "error": "not kept (string table full)" }),
     }
@@ -189,14 +194,35 @@ pub fn syscall_json(out: &mut String, r: &SyscallRecord, name: &str, sig: &[Arg]
     let mut text = String::new();
     args::push_args(&mut text, sig, &r.args, &r.strs);
     push_json_str(out, &text);
+    // The strings in argument order: paths go to "paths", an exec's argv to "argv".
+    let mut kinds = sig.iter().filter(|a| matches!(a, Arg::Path | Arg::Argv));
+    let mut argv = None;
     out.push_str(",\"paths\":[");
-    for (i, s) in r.strs.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for s in &r.strs {
+        let kind = match s {
+            Str::Missing => None,
+            _ => kinds.next(),
+        };
+        if kind == Some(&Arg::Argv) || matches!(s, Str::List { .. }) {
+            argv = Some(s);
+            continue;
+        }
+        if !first {
             out.push(',');
         }
+        first = false;
         push_str_json(out, s);
     }
-    out.push_str("],\"ret\":");
+    out.push(']');
+    if let Some(a) = argv {
+        let (value, truncated) = match a {
+            Str::List { cut, more, .. } => (str_json(a), *cut || *more),
+            _ => (serde_json::Value::Null, false),
+        };
+        let _ = write!(out, ",\"argv\":{value},\"argv_truncated\":{truncated}");
+    }
+    out.push_str(",\"ret\":");
     match r.ret {
         Some(ret) => {
             let _ = write!(out, "{ret},\"errno\":");
@@ -285,7 +311,7 @@ fn push_word(out: &mut String, s: &Str) {
                 args::quote(out, bytes, *truncated);
             }
         }
-        Str::Failed(_) | Str::Missing => out.push('?'),
+        Str::List { .. } | Str::Failed(_) | Str::Missing => out.push('?'),
     }
 }
 
@@ -478,6 +504,63 @@ mod tests {
         assert_eq!(v["ret"], serde_json::Value::Null);
         assert_eq!(v["duration_ns"], serde_json::Value::Null);
         assert_eq!(v["text"], "\"a\\\"b\\n\"..., NULL");
+    }
+
+    #[test]
+    fn execve_line_and_json() {
+        let argv = Str::List {
+            items: vec![b"ls".to_vec(), b"-la".to_vec(), b"/etc".to_vec()],
+            cut: false,
+            more: false,
+        };
+        let r = rec(
+            59,
+            [0x10, 0x20, 0x7ffd_0000, 0, 0, 0],
+            Some(0),
+            vec![path("/usr/bin/ls"), argv],
+        );
+        let sig = args::known("execve").unwrap();
+        let mut out = String::new();
+        syscall_line(&mut out, &r, "execve", sig, &opts(Stamp::None, false));
+        assert_eq!(
+            out,
+            "4242  execve(\"/usr/bin/ls\", [\"ls\", \"-la\", \"/etc\"], 0x7ffd0000) = 0\n"
+        );
+        out.clear();
+        syscall_json(&mut out, &r, "execve", sig, &clock());
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(
+            v["paths"],
+            json!([{"value": "/usr/bin/ls", "truncated": false}])
+        );
+        assert_eq!(v["argv"], json!(["ls", "-la", "/etc"]));
+        assert_eq!(v["argv_truncated"], false);
+        assert_eq!(
+            v["text"],
+            "\"/usr/bin/ls\", [\"ls\", \"-la\", \"/etc\"], 0x7ffd0000"
+        );
+        // An argv that could not be read is null; other calls have no argv.
+        let r = rec(
+            59,
+            [0x10, 0x20, 0, 0, 0, 0],
+            Some(-14),
+            vec![path("/x"), Str::Failed(14)],
+        );
+        out.clear();
+        syscall_json(&mut out, &r, "execve", sig, &clock());
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["argv"], serde_json::Value::Null);
+        assert_eq!(v["paths"].as_array().unwrap().len(), 1);
+        let r = rec(87, [1, 0, 0, 0, 0, 0], Some(0), vec![path("/x")]);
+        out.clear();
+        syscall_json(
+            &mut out,
+            &r,
+            "unlink",
+            args::known("unlink").unwrap(),
+            &clock(),
+        );
+        assert!(!out.contains("argv"), "{out}");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! with a message saying so, because CI has both.
 #![allow(dead_code)]
 
+pub mod kernel;
+
 use std::{
     fs::File,
     io::{BufRead as _, BufReader, Write as _},
