@@ -600,7 +600,8 @@ fn check_kprobe_json(secs: &BTreeMap<(String, String), Section>) -> Result<()> {
     let objects: Vec<Value> = secs
         .iter()
         .filter(|((name, _), _)| name != "info" && name != "syscalls")
-        .flat_map(|(_, s)| s.stdout.iter())
+        // A launched command's report is on stderr.
+        .flat_map(|(_, s)| s.stdout.iter().chain(&s.stderr))
         .filter(|l| l.starts_with('{'))
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
