@@ -168,12 +168,18 @@ fn trace_json_matches_readme() {
     let fx = fixture_path();
     let fx = fx.to_str().unwrap();
     let mut seen = Vec::new();
+    // The commands write to stderr too, where a launched command's report
+    // goes: the reports go to a file instead.
+    let file = std::env::temp_dir().join(format!("tracer-trace-doc-{}.json", std::process::id()));
+    let report = file.to_str().unwrap();
     // Ordinary calls (paths, failures, a call that never returns) ...
     let out = run(
         tracer().args([
             "trace",
             "--json",
             "-T",
+            "-o",
+            report,
             "--",
             "sh",
             "-c",
@@ -182,7 +188,7 @@ fn trace_json_matches_readme() {
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(3), "{out:?}");
-    seen.extend(check(h, &json_lines(&out.stderr)));
+    seen.extend(check(h, &json_lines(&std::fs::read(&file).unwrap())));
     // ... and a buffer too small for the rate, so events are lost.
     let out = run(
         tracer().args([
@@ -192,6 +198,8 @@ fn trace_json_matches_readme() {
             "4096",
             "-e",
             "geteuid",
+            "-o",
+            report,
             "--",
             fx,
             "geteuid-timed",
@@ -200,7 +208,8 @@ fn trace_json_matches_readme() {
         LIMIT,
     );
     assert!(out.status.success(), "{out:?}");
-    seen.extend(check(h, &json_lines(&out.stderr)));
+    seen.extend(check(h, &json_lines(&std::fs::read(&file).unwrap())));
+    let _ = std::fs::remove_file(&file);
     assert_covers(h, &seen);
 }
 

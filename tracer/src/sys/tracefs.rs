@@ -23,14 +23,6 @@ pub fn ensure_mounted() -> Result<PathBuf> {
     if let Some(p) = mounted() {
         return Ok(p);
     }
-    // Mounted, but closed to this process (tracefs is root's, mode 0700).
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    if let Some(at) = tracefs_mount_point(&mountinfo) {
-        bail!(
-            "tracefs is mounted at {at} but this process cannot read it: tracepoints need root, \
-             or CAP_DAC_READ_SEARCH besides CAP_BPF and CAP_PERFMON"
-        );
-    }
     let target = CANDIDATES[0];
     let dir = std::fs::File::open(target);
     if let Ok(d) = &dir {
@@ -40,6 +32,17 @@ pub fn ensure_mounted() -> Result<PathBuf> {
         if let Some(p) = mounted() {
             return Ok(p);
         }
+    }
+    // Mounted, but closed to this process (tracefs is root's, mode 0700).
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if let Some(at) = tracefs_mount_point(&mountinfo) {
+        if let Some(p) = mounted() {
+            return Ok(p);
+        }
+        bail!(
+            "tracefs is mounted at {at} but this process cannot read it: tracepoints need \
+             root, or CAP_DAC_READ_SEARCH besides CAP_BPF and CAP_PERFMON"
+        );
     }
     let rc = unsafe {
         libc::mount(
