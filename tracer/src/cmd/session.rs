@@ -119,7 +119,7 @@ impl Session {
                     child_status = Some(st.unwrap_or(0));
                 }
                 _ = prune.tick(), if targeted && (child_wait.is_none() || child_status.is_some()) => {
-                    if traced.prune(proc::alive) == 0 {
+                    if traced.prune(|t| !proc::group_gone(t)) == 0 {
                         break End::TargetsGone(child_status);
                     }
                 }
