@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::{Context as _, Result};
-use tracer_common::{flags, ProcInfo, MAX_SYSCALLS};
+use tracer_common::{drops, flags, ProcInfo, MAX_SYSCALLS};
 
 use super::{clock, session::Session, Sink};
 use crate::{
@@ -79,10 +79,12 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
         f |= flags::FILTER_SYSCALL;
     }
     if a.per_process {
-        f |= flags::PER_PROCESS;
+        // Rows of exited processes are taken out of the kernel maps during the run.
+        f |= flags::PER_PROCESS | flags::EXIT_NOTICES;
     }
-    if a.interval.is_some() && !targeted {
-        // Reading the maps every interval makes syscalls; keep them out of the counts.
+    if (a.interval.is_some() || a.per_process) && !targeted {
+        // Reading the maps every interval (or draining exited processes every
+        // 100 ms) makes syscalls; keep them out of the counts.
         f |= flags::EXCLUDE_SELF;
     }
     if a.failures {
@@ -121,6 +123,10 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
         measured: Measured { errors, time },
     })
 }
+
+/// Bytes of the exit-notice ring (16 per exited process): 16384 exits between
+/// two drains 100 ms apart, far more than a machine forks.
+const EXIT_RING_BYTES: u32 = 256 * 1024;
 
 /// Rows for one syscall table: names, errnos of `tgid` (0 = all) attached.
 fn rows_of(
@@ -289,6 +295,14 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         &[
             ("PROC_STATS", big(plan.per_process())),
             (
+                "PROC_EXITS",
+                if plan.per_process() {
+                    EXIT_RING_BYTES
+                } else {
+                    4096
+                },
+            ),
+            (
                 "ERRNO_STATS",
                 if plan.flags & flags::ERRNO != 0 {
                     8192
@@ -313,6 +327,7 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         &mut ebpf,
         plan.per_process(),
         plan.flags & flags::ERRNO != 0,
+        plan.flags & flags::EXIT_NOTICES != 0,
     )?;
     if follow_hooks {
         bpf::attach_tracepoint(
@@ -363,25 +378,42 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     let mut sink = Sink::new(args.output.as_deref(), to_stderr)?;
     let t0 = Instant::now();
     let mut prev = Counts::default();
+    // Read at intervals, drained every 100 ms: both by the one loop, in turn.
+    let collector = std::cell::RefCell::new(collector);
     let end = session
-        .run(args.duration, args.interval, |secs| {
-            let now = collector.read()?;
-            let b = block(
-                &plan,
-                BlockKind::Interval,
-                secs,
-                &now.since(&prev),
-                &collector.procs(),
-                launched,
-            );
-            sink.write(&render(&plan, &b))?;
-            prev = now;
-            Ok(())
-        })
+        .run_with(
+            args.duration,
+            args.interval,
+            |secs| {
+                let collector = collector.borrow();
+                let now = collector.read()?;
+                let b = block(
+                    &plan,
+                    BlockKind::Interval,
+                    secs,
+                    &now.since(&prev),
+                    &collector.procs(),
+                    launched,
+                );
+                sink.write(&render(&plan, &b))?;
+                prev = now;
+                Ok(())
+            },
+            plan.per_process()
+                .then_some(|| collector.borrow_mut().drain_exited(proc::group_gone)),
+        )
         .await?;
     // Stop counting before the final read so the block is consistent.
     drop(ebpf);
+    let collector = collector.into_inner();
     let counts = collector.read()?;
+    let late = counts.drops[drops::EXITS_LOST as usize];
+    if late > 0 {
+        log::warn!(
+            "{late} process exits were not seen in time (exit-notice ring full): their rows \
+             stayed in the kernel's per-process table until a sweep took them; no count was lost"
+        );
+    }
     let mut b = block(
         &plan,
         BlockKind::Summary,
@@ -484,6 +516,17 @@ mod tests {
         assert!(e.contains("no user"), "{e}");
         let me = std::process::id().to_string();
         assert!(plan(&args(&["-p", &me, "--", "true"])).is_err());
+    }
+
+    #[test]
+    fn per_process_drains_exited_processes() {
+        let p = plan(&args(&["-P"])).unwrap();
+        let want = flags::PER_PROCESS | flags::EXIT_NOTICES | flags::EXCLUDE_SELF;
+        assert_eq!(p.flags, want);
+        // Targeted: tracer is not in the traced set, nothing to exclude.
+        let p = plan(&args(&["--per-process", "--", "true"])).unwrap();
+        assert_eq!(p.flags & want, flags::PER_PROCESS | flags::EXIT_NOTICES);
+        assert_eq!(plan(&args(&[])).unwrap().flags & flags::EXIT_NOTICES, 0);
     }
 
     #[test]

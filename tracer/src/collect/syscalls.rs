@@ -1,15 +1,19 @@
-//! Per-CPU syscall counters summed into `Counts`, and the traced-process set.
-use std::collections::BTreeMap;
+//! Per-CPU syscall counters summed into `Counts`, the rows of exited
+//! processes taken out of the kernel's maps during the run, and the
+//! traced-process set.
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::take;
 use anyhow::{Context as _, Result};
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap},
-    Ebpf,
+    maps::{HashMap, IterableMap as _, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    Ebpf, Pod,
 };
 use tracer_common::{drops, ErrnoKey, ProcInfo, ProcKey, SyscallStat};
 
-/// Names of the `DROPS` reasons, for reports.
+/// Names of the `DROPS` reasons, for reports: each one makes counts low.
+/// (`drops::EXITS_LOST` does not: a lost exit notice only delays taking a
+/// process's rows out of the kernel; the command warns about it apart.)
 pub const DROP_NAMES: [(u32, &str); 5] = [
     (drops::STARTS_FULL, "entry table full"),
     (drops::PROCS_FULL, "per-process table full"),
@@ -105,10 +109,84 @@ pub struct Collector {
     errnos: Option<PerCpuHashMap<MapData, ErrnoKey, u64>>,
     drops: PerCpuArray<MapData, u64>,
     procs: HashMap<MapData, u32, ProcInfo>,
+    exits: Option<Exits>,
+}
+
+/// How often (in calls of `drain_exited`: every 2 s at one call per 100 ms)
+/// every process the maps know is checked, not only those the kernel said exited: this catches processes
+/// whose notice was lost (ring full) or whose leader exited before the run.
+const SWEEP_EVERY: u32 = 20;
+
+/// Processes that exited, and what was taken out of the maps for them.
+struct Exits {
+    /// `PROC_EXITS`: tgids whose group leader exited.
+    ring: RingBuf<MapData>,
+    /// Leaders that exited in processes not all gone yet (other threads run).
+    pending: BTreeSet<u32>,
+    /// The counts of the processes taken out (by_syscall, by_process, errnos).
+    drained: Counts,
+    drained_procs: BTreeMap<u32, ProcInfo>,
+    /// Possible CPUs: the number of values of a per-CPU entry.
+    cpus: usize,
+    /// Calls of `drain_exited` so far.
+    drains: u32,
+}
+
+/// Read and delete entry `key` of a hash map (per-CPU or not: `n` values) in
+/// one call where the kernel can (Linux 5.14+); `Err(())` where it cannot.
+fn take_entry<K: Pod, V: Pod + Default>(
+    map: &MapData,
+    key: &K,
+    n: usize,
+) -> Result<std::result::Result<Option<Vec<V>>, ()>> {
+    let mut values = vec![V::default(); n];
+    match crate::bpf::maps::lookup_and_delete(map, key, &mut values) {
+        Ok(true) => Ok(Ok(Some(values))),
+        Ok(false) => Ok(Ok(None)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(524)) => Ok(Err(())),
+        Err(e) => Err(e).context("taking a row out of a kernel map"),
+    }
+}
+
+/// Take a row out of a per-CPU hash map: its values, one per CPU.
+fn take_per_cpu<K: Pod, V: Pod + Default>(
+    m: &mut PerCpuHashMap<MapData, K, V>,
+    key: &K,
+    cpus: usize,
+) -> Result<Option<Vec<V>>> {
+    Ok(match take_entry(m.map(), key, cpus)? {
+        Ok(v) => v,
+        // Before 5.14: a read, then a delete.
+        Err(()) => {
+            let v = m.get(key, 0).ok().map(|v| v.to_vec());
+            let _ = m.remove(key);
+            v
+        }
+    })
 }
 
 impl Collector {
-    pub fn new(ebpf: &mut Ebpf, per_process: bool, errnos: bool) -> Result<Self> {
+    /// `exit_notices`: the programs send exited processes through
+    /// `PROC_EXITS` (`flags::EXIT_NOTICES`); `drain_exited` takes their rows
+    /// out of the kernel maps.
+    pub fn new(
+        ebpf: &mut Ebpf,
+        per_process: bool,
+        errnos: bool,
+        exit_notices: bool,
+    ) -> Result<Self> {
+        let exits = if exit_notices {
+            Some(Exits {
+                ring: take(ebpf, "PROC_EXITS")?,
+                pending: BTreeSet::new(),
+                drained: Counts::default(),
+                drained_procs: BTreeMap::new(),
+                cpus: aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?,
+                drains: 0,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             stats: take(ebpf, "SYSCALL_STATS")?,
             proc_stats: if per_process {
@@ -123,11 +201,17 @@ impl Collector {
             },
             drops: take(ebpf, "DROPS")?,
             procs: take(ebpf, "PROCS")?,
+            exits,
         })
     }
 
+    /// Everything counted so far: what the kernel maps hold, plus the rows of
+    /// exited processes already taken out of them.
     pub fn read(&self) -> Result<Counts> {
-        let mut c = Counts::default();
+        let mut c = match &self.exits {
+            Some(x) => x.drained.clone(),
+            None => Counts::default(),
+        };
         if let Some(ps) = &self.proc_stats {
             for item in ps.iter() {
                 let (k, v) = item.context("reading per-process counters")?;
@@ -162,9 +246,103 @@ impl Collector {
         Ok(c)
     }
 
-    /// What the kernel recorded about processes (parent, comm) at fork and exec.
+    /// What the kernel recorded about processes (parent, comm) at fork and
+    /// exec, including the processes taken out of its maps.
     pub fn procs(&self) -> BTreeMap<u32, ProcInfo> {
-        self.procs.iter().filter_map(|r| r.ok()).collect()
+        let mut all = match &self.exits {
+            Some(x) => x.drained_procs.clone(),
+            None => BTreeMap::new(),
+        };
+        all.extend(self.procs.iter().filter_map(|r| r.ok()));
+        all
+    }
+
+    /// Take the rows of every process that has exited out of the kernel maps
+    /// (`PROC_STATS`, `ERRNO_STATS`, `PROCS`) into user space, so the maps
+    /// hold live processes only; `read` adds them back. Call it often (every
+    /// 100 ms): the kernel's notices wait in a ring buffer until then.
+    ///
+    /// A notice only says that a process's leader exited. `gone(tgid)` says
+    /// whether the whole process is gone (`proc::group_gone`); until it is,
+    /// the process waits in `pending`. Once it is gone, nothing can update its
+    /// rows any more (a reused pid aside, whose rows would be counted under
+    /// the same pid either way), so taking them cannot lose a count.
+    ///
+    /// Returns the tgids taken out, for the traced set to forget them too.
+    pub fn drain_exited(&mut self, gone: impl Fn(u32) -> bool) -> Result<Vec<u32>> {
+        let Some(x) = &mut self.exits else {
+            return Ok(Vec::new());
+        };
+        while let Some(item) = x.ring.next() {
+            if let Ok(b) = <[u8; 4]>::try_from(&item[..]) {
+                x.pending.insert(u32::from_ne_bytes(b));
+            }
+        }
+        x.drains = x.drains.wrapping_add(1);
+        let sweep = x.drains % SWEEP_EVERY == 0;
+        // Gone first, keys next: every row a gone process made is in the maps
+        // by the time its keys are listed.
+        let mut dead: BTreeSet<u32> = x.pending.iter().copied().filter(|&t| gone(t)).collect();
+        x.pending.retain(|t| !dead.contains(t));
+        let scan = sweep || !dead.is_empty();
+        let proc_keys: Vec<ProcKey> = match &self.proc_stats {
+            Some(m) if scan => m.keys().filter_map(|k| k.ok()).collect(),
+            _ => Vec::new(),
+        };
+        let errno_keys: Vec<ErrnoKey> = match &self.errnos {
+            Some(m) if scan => m.keys().filter_map(|k| k.ok()).collect(),
+            _ => Vec::new(),
+        };
+        if sweep {
+            // A process found gone here may have made its last row after the
+            // listing above: the next sweep takes that row. The fork hook
+            // records threads in PROCS too: a live thread's tid is not a
+            // process (`gone` says so), and its entry goes as well.
+            let mut known: BTreeSet<u32> = proc_keys.iter().map(|k| k.tgid).collect();
+            known.extend(errno_keys.iter().map(|k| k.tgid).filter(|&t| t != 0));
+            known.extend(self.procs.keys().filter_map(|k| k.ok()));
+            dead.extend(known.into_iter().filter(|&t| gone(t)));
+        }
+        if dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(m) = &mut self.proc_stats {
+            for k in proc_keys.iter().filter(|k| dead.contains(&k.tgid)) {
+                let taken = take_per_cpu(m, k, x.cpus)?;
+                if let Some(v) = taken {
+                    let s = sum_stats(&v);
+                    add(x.drained.by_syscall.entry(k.syscall).or_default(), &s);
+                    let p = x.drained.by_process.entry(k.tgid).or_default();
+                    add(p.entry(k.syscall).or_default(), &s);
+                }
+            }
+        }
+        if let Some(m) = &mut self.errnos {
+            for k in errno_keys.iter().filter(|k| dead.contains(&k.tgid)) {
+                let taken = take_per_cpu(m, k, x.cpus)?;
+                if let Some(v) = taken {
+                    *x.drained
+                        .errnos
+                        .entry((k.tgid, k.syscall, k.errno))
+                        .or_default() += v.iter().sum::<u64>();
+                }
+            }
+        }
+        for &tgid in &dead {
+            let m = &mut self.procs;
+            let taken = match take_entry::<u32, ProcInfo>(m.map(), &tgid, 1)? {
+                Ok(v) => v.and_then(|v| v.into_iter().next()),
+                Err(()) => {
+                    let v = m.get(&tgid, 0).ok();
+                    let _ = m.remove(&tgid);
+                    v
+                }
+            };
+            if let Some(info) = taken {
+                x.drained_procs.insert(tgid, info);
+            }
+        }
+        Ok(dead.into_iter().collect())
     }
 }
 
@@ -184,6 +362,13 @@ impl TracedSet {
         self.map
             .insert(tgid, 1, 0)
             .with_context(|| format!("adding pid {tgid} to the traced set"))
+    }
+
+    /// Remove processes known to be gone.
+    pub fn forget(&mut self, tgids: &[u32]) {
+        for t in tgids {
+            let _ = self.map.remove(t);
+        }
     }
 
     /// Remove the processes that are gone (or zombies); returns how many remain.
