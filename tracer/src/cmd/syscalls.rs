@@ -128,6 +128,19 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
 /// two drains 100 ms apart, far more than a machine forks.
 const EXIT_RING_BYTES: u32 = 256 * 1024;
 
+/// Rows of `PROC_STATS`, one per (process, syscall) in use. Rows of exited
+/// processes are drained during the run, so it holds the live processes only:
+/// 64 rows for each running at start (a process uses about 20 syscalls, rarely
+/// more than 50, and as many may start as are running), at least 32768, at
+/// most 262144. The map is preallocated with a value per possible CPU, so the
+/// rows are also kept under about 256 MiB (about 100 bytes + 24 per CPU each).
+pub fn proc_stats_rows(processes: usize, cpus: usize) -> u32 {
+    let wanted = (processes.saturating_mul(64)).clamp(32768, 262_144);
+    let per_row = 104 + 24 * cpus.max(1);
+    let budget = (256usize << 20) / per_row;
+    wanted.min(budget.max(8192)) as u32
+}
+
 /// Rows for one syscall table: names, errnos of `tgid` (0 = all) attached.
 fn rows_of(
     stats: &BTreeMap<u32, tracer_common::SyscallStat>,
@@ -290,10 +303,17 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         globals.fork_child_pid_offset = Some(off as u32);
     }
     let big = |on: bool| if on { 32768 } else { 1 };
+    let proc_rows = if plan.per_process() {
+        let rows = proc_stats_rows(proc::count_processes(), aya::util::nr_cpus().unwrap_or(1));
+        log::info!("per-process table: {rows} rows");
+        rows
+    } else {
+        1
+    };
     let mut ebpf = bpf::load(
         &globals,
         &[
-            ("PROC_STATS", big(plan.per_process())),
+            ("PROC_STATS", proc_rows),
             (
                 "PROC_EXITS",
                 if plan.per_process() {
@@ -527,6 +547,16 @@ mod tests {
         let p = plan(&args(&["--per-process", "--", "true"])).unwrap();
         assert_eq!(p.flags & want, flags::PER_PROCESS | flags::EXIT_NOTICES);
         assert_eq!(plan(&args(&[])).unwrap().flags & flags::EXIT_NOTICES, 0);
+    }
+
+    #[test]
+    fn per_process_table_size() {
+        assert_eq!(proc_stats_rows(80, 2), 32768);
+        assert_eq!(proc_stats_rows(2000, 2), 128_000);
+        assert_eq!(proc_stats_rows(100_000, 2), 262_144);
+        // Many CPUs: the memory budget wins, down to a floor.
+        assert!(proc_stats_rows(2000, 256) < 50_000);
+        assert_eq!(proc_stats_rows(2000, 100_000), 8192);
     }
 
     #[test]

@@ -85,6 +85,21 @@ fn status_says_gone(tgid: u32, text: &str) -> bool {
     own_tgid != tgid || matches!(state, 'Z' | 'X') && threads <= 1
 }
 
+/// How many processes run now (the numeric entries of /proc).
+pub fn count_processes() -> usize {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// A wait status as a shell reports it: the exit code, or 128+N for signal N.
 pub fn exit_code_of(status: i32) -> i32 {
     if libc::WIFEXITED(status) {
