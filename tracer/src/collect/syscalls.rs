@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::take;
+use crate::bpf::maps::{delete_all, lookup_all};
 use anyhow::{Context as _, Result};
 use aya::{
     maps::{HashMap, IterableMap as _, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    Ebpf, Pod,
+    Ebpf,
 };
 use tracer_common::{drops, ErrnoKey, ProcInfo, ProcKey, SyscallStat};
 
@@ -132,39 +133,6 @@ struct Exits {
     drains: u32,
 }
 
-/// Read and delete entry `key` of a hash map (per-CPU or not: `n` values) in
-/// one call where the kernel can (Linux 5.14+); `Err(())` where it cannot.
-fn take_entry<K: Pod, V: Pod + Default>(
-    map: &MapData,
-    key: &K,
-    n: usize,
-) -> Result<std::result::Result<Option<Vec<V>>, ()>> {
-    let mut values = vec![V::default(); n];
-    match crate::bpf::maps::lookup_and_delete(map, key, &mut values) {
-        Ok(true) => Ok(Ok(Some(values))),
-        Ok(false) => Ok(Ok(None)),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(524)) => Ok(Err(())),
-        Err(e) => Err(e).context("taking a row out of a kernel map"),
-    }
-}
-
-/// Take a row out of a per-CPU hash map: its values, one per CPU.
-fn take_per_cpu<K: Pod, V: Pod + Default>(
-    m: &mut PerCpuHashMap<MapData, K, V>,
-    key: &K,
-    cpus: usize,
-) -> Result<Option<Vec<V>>> {
-    Ok(match take_entry(m.map(), key, cpus)? {
-        Ok(v) => v,
-        // Before 5.14: a read, then a delete.
-        Err(()) => {
-            let v = m.get(key, 0).ok().map(|v| v.to_vec());
-            let _ = m.remove(key);
-            v
-        }
-    })
-}
-
 impl Collector {
     /// `exit_notices`: the programs send exited processes through
     /// `PROC_EXITS` (`flags::EXIT_NOTICES`); `drain_exited` takes their rows
@@ -265,14 +233,19 @@ impl Collector {
     /// A notice only says that a process's leader exited. `gone(tgid)` says
     /// whether the whole process is gone (`proc::group_gone`); until it is,
     /// the process waits in `pending`. Once it is gone, nothing can update its
-    /// rows any more (a reused pid aside, whose rows would be counted under
-    /// the same pid either way), so taking them cannot lose a count.
+    /// rows any more, so reading them and then deleting them cannot lose a
+    /// count. (A pid reused by a process that makes a syscall in the few
+    /// milliseconds between the two could; with pids handed out in turn, that
+    /// takes all the other pids used up in between.) The map is read and the
+    /// rows deleted with the batch commands: a few calls per drain, not two
+    /// per row, so draining keeps up with thousands of exits a second.
     ///
     /// Returns the tgids taken out, for the traced set to forget them too.
     pub fn drain_exited(&mut self, gone: impl Fn(u32) -> bool) -> Result<Vec<u32>> {
         let Some(x) = &mut self.exits else {
             return Ok(Vec::new());
         };
+        let t0 = std::time::Instant::now();
         while let Some(item) = x.ring.next() {
             if let Ok(b) = <[u8; 4]>::try_from(&item[..]) {
                 x.pending.insert(u32::from_ne_bytes(b));
@@ -280,22 +253,26 @@ impl Collector {
         }
         x.drains = x.drains.wrapping_add(1);
         let sweep = x.drains % SWEEP_EVERY == 0;
-        // Gone first, keys next: every row a gone process made is in the maps
-        // by the time its keys are listed.
+        // Gone first, rows next: every row a gone process made is in the maps
+        // by the time they are read.
         let mut dead: BTreeSet<u32> = x.pending.iter().copied().filter(|&t| gone(t)).collect();
         x.pending.retain(|t| !dead.contains(t));
-        let scan = sweep || !dead.is_empty();
-        let proc_keys: Vec<ProcKey> = match &self.proc_stats {
-            Some(m) if scan => m.keys().filter_map(|k| k.ok()).collect(),
-            _ => Vec::new(),
+        if !sweep && dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (proc_keys, proc_values) = match &self.proc_stats {
+            Some(m) => lookup_all::<ProcKey, SyscallStat>(m.map(), x.cpus)
+                .context("reading the per-process counters")?,
+            None => Default::default(),
         };
-        let errno_keys: Vec<ErrnoKey> = match &self.errnos {
-            Some(m) if scan => m.keys().filter_map(|k| k.ok()).collect(),
-            _ => Vec::new(),
+        let (errno_keys, errno_values) = match &self.errnos {
+            Some(m) => lookup_all::<ErrnoKey, u64>(m.map(), x.cpus)
+                .context("reading the errno counters")?,
+            None => Default::default(),
         };
         if sweep {
             // A process found gone here may have made its last row after the
-            // listing above: the next sweep takes that row. The fork hook
+            // read above: the next sweep takes that row. The fork hook
             // records threads in PROCS too: a live thread's tid is not a
             // process (`gone` says so), and its entry goes as well.
             let mut known: BTreeSet<u32> = proc_keys.iter().map(|k| k.tgid).collect();
@@ -306,42 +283,47 @@ impl Collector {
         if dead.is_empty() {
             return Ok(Vec::new());
         }
+        let mut taken = 0;
         if let Some(m) = &mut self.proc_stats {
-            for k in proc_keys.iter().filter(|k| dead.contains(&k.tgid)) {
-                let taken = take_per_cpu(m, k, x.cpus)?;
-                if let Some(v) = taken {
-                    let s = sum_stats(&v);
+            let mut keys = Vec::new();
+            for (k, v) in proc_keys.iter().zip(proc_values.chunks_exact(x.cpus)) {
+                if dead.contains(&k.tgid) {
+                    let s = sum_stats(v);
                     add(x.drained.by_syscall.entry(k.syscall).or_default(), &s);
                     let p = x.drained.by_process.entry(k.tgid).or_default();
                     add(p.entry(k.syscall).or_default(), &s);
+                    keys.push(*k);
                 }
             }
+            delete_all(m.map(), &keys).context("deleting per-process counters")?;
+            taken = keys.len();
         }
         if let Some(m) = &mut self.errnos {
-            for k in errno_keys.iter().filter(|k| dead.contains(&k.tgid)) {
-                let taken = take_per_cpu(m, k, x.cpus)?;
-                if let Some(v) = taken {
+            let mut keys = Vec::new();
+            for (k, v) in errno_keys.iter().zip(errno_values.chunks_exact(x.cpus)) {
+                if dead.contains(&k.tgid) {
                     *x.drained
                         .errnos
                         .entry((k.tgid, k.syscall, k.errno))
                         .or_default() += v.iter().sum::<u64>();
+                    keys.push(*k);
                 }
             }
+            delete_all(m.map(), &keys).context("deleting errno counters")?;
         }
         for &tgid in &dead {
-            let m = &mut self.procs;
-            let taken = match take_entry::<u32, ProcInfo>(m.map(), &tgid, 1)? {
-                Ok(v) => v.and_then(|v| v.into_iter().next()),
-                Err(()) => {
-                    let v = m.get(&tgid, 0).ok();
-                    let _ = m.remove(&tgid);
-                    v
-                }
-            };
-            if let Some(info) = taken {
+            if let Ok(info) = self.procs.get(&tgid, 0) {
                 x.drained_procs.insert(tgid, info);
+                let _ = self.procs.remove(&tgid);
             }
         }
+        log::debug!(
+            "drained {} exited processes ({taken} rows of {}) in {:.1} ms; {} waiting",
+            dead.len(),
+            proc_keys.len(),
+            t0.elapsed().as_secs_f64() * 1e3,
+            x.pending.len(),
+        );
         Ok(dead.into_iter().collect())
     }
 }
