@@ -34,6 +34,10 @@ pub mod flags {
     pub const UPROBE_LATENCY: u32 = 1 << 12;
     /// Do not count tracer's own syscalls (set when it reads maps while counting).
     pub const EXCLUDE_SELF: u32 = 1 << 9;
+    /// When a known process (one with a `PROCS` entry) loses its group leader,
+    /// send its tgid through `PROC_EXITS`, so user space can take its rows out
+    /// of the per-process maps while the run goes on.
+    pub const EXIT_NOTICES: u32 = 1 << 10;
 }
 
 /// Counters for one syscall (optionally of one process), summed over CPUs by user space.
@@ -97,6 +101,9 @@ pub mod drops {
     pub const TRACED_FULL: u32 = 3;
     /// A syscall number was outside the table.
     pub const BAD_SYSCALL: u32 = 4;
+    /// The exit-notice ring was full: an exited process's rows were not
+    /// drained when it exited (a periodic sweep takes them later; no count is lost).
+    pub const EXITS_LOST: u32 = 5;
     pub const COUNT: u32 = 8;
 }
 

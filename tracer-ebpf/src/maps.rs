@@ -4,7 +4,7 @@
 use crate::task_storage::TaskStorage;
 use aya_ebpf::{
     macros::{btf_map, map},
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     Global,
 };
 use tracer_common::{
@@ -40,6 +40,10 @@ pub static TRACED_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(1, 0);
 pub static PROCS: HashMap<u32, ProcInfo> = HashMap::with_max_entries(1, 0);
 #[map]
 pub static SYSCALL_FILTER: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
+/// Tgids of exited processes (`flags::EXIT_NOTICES`): one `u32` per record.
+/// Sized by the command that reads it.
+#[map]
+pub static PROC_EXITS: RingBuf = RingBuf::with_byte_size(4096, 0);
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);
 

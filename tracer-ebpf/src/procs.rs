@@ -5,11 +5,15 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
-use tracer_common::{drops, flags::FOLLOW_FORKS, ProcInfo};
+use tracer_common::{
+    drops,
+    flags::{EXIT_NOTICES, FOLLOW_FORKS},
+    ProcInfo,
+};
 
 use crate::{
     filter::{current_tgid, is_traced},
-    maps::{count_drop, FLAGS, FORK_CHILD_PID_OFFSET, PROCS, TRACED_TGIDS},
+    maps::{count_drop, FLAGS, FORK_CHILD_PID_OFFSET, PROCS, PROC_EXITS, TRACED_TGIDS},
 };
 
 /// `sched:sched_process_fork`: a child of a traced task is traced too.
@@ -63,12 +67,27 @@ pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
 /// `sched_process_exit`: drop a followed thread's entry. A process's own entry
 /// (tid == tgid) stays until user space sees the process gone, so a leader
 /// that exits before its other threads does not stop their counting.
+///
+/// With `EXIT_NOTICES`, the exit of a known process's leader is sent to user
+/// space. It is only a hint (other threads may still be running, or finishing
+/// their last syscall): user space checks that the whole group is gone before
+/// it takes the process's rows out of the maps.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     if tid != tgid {
         let _ = TRACED_TGIDS.remove(&tid);
+        // The fork hook cannot tell threads from processes and records both;
+        // a thread's entry is of no use once the thread is gone.
+        let _ = PROCS.remove(&tid);
+        return 0;
+    }
+    if FLAGS.load() & EXIT_NOTICES != 0
+        && PROCS.get_ptr(&tgid).is_some()
+        && PROC_EXITS.output::<u32>(tgid, 0).is_err()
+    {
+        count_drop(drops::EXITS_LOST);
     }
     0
 }

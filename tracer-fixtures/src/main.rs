@@ -95,6 +95,59 @@ fn forks(k: u64, n: u64) {
     }
 }
 
+/// One call each of the syscalls a churn child makes besides getppid (all
+/// harmless, none fails). With getppid and exit_group, 13 rows per process.
+const CHURN_CALLS: [libc::c_long; 11] = [
+    libc::SYS_getpid,
+    libc::SYS_getuid,
+    libc::SYS_geteuid,
+    libc::SYS_getgid,
+    libc::SYS_getegid,
+    libc::SYS_gettid,
+    libc::SYS_getsid,
+    libc::SYS_getpgid,
+    libc::SYS_sched_yield,
+    libc::SYS_sched_getscheduler,
+    libc::SYS_getpriority,
+];
+
+/// `k` children one after another, each making `n` getppid calls and one of
+/// each of `CHURN_CALLS`, then exiting: process churn, and more
+/// (process, syscall) rows than a per-process table of 32768 holds.
+fn churn(k: u64, n: u64) {
+    for _ in 0..k {
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            for _ in 0..n {
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+            for nr in CHURN_CALLS {
+                // Arguments 0, 0: this process / PRIO_PROCESS of this process.
+                unsafe { libc::syscall(nr, 0, 0) };
+            }
+            unsafe { libc::_exit(0) };
+        }
+        assert!(pid > 0, "fork failed");
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+}
+
+/// The main thread exits first (the raw `exit` syscall ends only the calling
+/// thread); a second thread waits `ms` milliseconds, then makes `n` getppid
+/// calls and ends the process. The group leader is a zombie meanwhile.
+fn leader_exit(n: u64, ms: u64) {
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        for _ in 0..n {
+            unsafe { libc::syscall(libc::SYS_getppid) };
+        }
+        unsafe { libc::syscall(libc::SYS_exit_group, 0) };
+    });
+    unsafe { libc::syscall(libc::SYS_exit, 0) };
+    unreachable!("the main thread exited");
+}
+
 /// `k` children that exec `/bin/true` (or the path given). With extra arguments,
 /// each child gets them and then its index: `PATH ARG... i`.
 fn execs(k: u64, path: &str, extra: &[String]) {
@@ -257,6 +310,8 @@ fn main() {
         }
         "threads" => threads(arg(&args, 1, 4), arg(&args, 2, 1000)),
         "forks" => forks(arg(&args, 1, 3), arg(&args, 2, 100)),
+        "churn" => churn(arg(&args, 1, 4000), arg(&args, 2, 5)),
+        "leader-exit" => leader_exit(arg(&args, 1, 1000), arg(&args, 2, 500)),
         "execs" => execs(
             arg(&args, 1, 3),
             args.get(2).map(String::as_str).unwrap_or("/bin/true"),
@@ -277,7 +332,7 @@ fn main() {
         "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(&args, 1, 1000))),
         _ => {
             eprintln!(
-                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | \
+                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
                  execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | malloc N | sleep MS"
             );
             std::process::exit(2);

@@ -142,6 +142,8 @@ pub struct SyscallsArgs {
 
     /// Rows per process: in the syscount layout, a PID/COMM row per process; in the
     /// strace layout, one full table per process (pid, comm, parent) after the total.
+    /// The rows of a process that exits leave the kernel's table within about
+    /// 100 ms, so any number of short-lived processes can come and go.
     #[arg(short = 'P', long)]
     pub per_process: bool,
 

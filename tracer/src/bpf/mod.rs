@@ -4,6 +4,7 @@
 pub mod cookie_link;
 pub mod kprobe;
 pub mod logs;
+pub mod maps;
 
 use anyhow::{Context as _, Result};
 use aya::{

@@ -88,7 +88,20 @@ impl Session {
         &mut self,
         duration: Option<f64>,
         interval: Option<f64>,
+        tick: impl FnMut(f64) -> Result<()>,
+    ) -> Result<End> {
+        self.run_with(duration, interval, tick, None::<fn() -> Result<Vec<u32>>>)
+            .await
+    }
+
+    /// `run`, and every 100 ms `housekeeping()`, which returns the tgids of
+    /// processes it found gone (the traced set forgets them).
+    pub async fn run_with(
+        &mut self,
+        duration: Option<f64>,
+        interval: Option<f64>,
         mut tick: impl FnMut(f64) -> Result<()>,
+        mut housekeeping: Option<impl FnMut() -> Result<Vec<u32>>>,
     ) -> Result<End> {
         let deadline = duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
         let mut ticker = interval.map(|i| {
@@ -107,6 +120,7 @@ impl Session {
         } = self;
         let targeted = *targeted;
         let end = loop {
+            let prune_targets = targeted && (child_wait.is_none() || child_status.is_some());
             tokio::select! {
                 s = signals.recv() => break End::Signal(s),
                 _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
@@ -117,8 +131,14 @@ impl Session {
                 st = async { child_wait.as_mut().unwrap().await }, if child_wait.is_some() && child_status.is_none() => {
                     child_status = Some(st.unwrap_or(0));
                 }
-                _ = prune.tick(), if targeted && (child_wait.is_none() || child_status.is_some()) => {
-                    if traced.prune(proc::alive) == 0 {
+                _ = prune.tick(), if prune_targets || housekeeping.is_some() => {
+                    if let Some(h) = housekeeping.as_mut() {
+                        let gone = h()?;
+                        if targeted {
+                            traced.forget(&gone);
+                        }
+                    }
+                    if prune_targets && traced.prune(|t| !proc::group_gone(t)) == 0 {
                         break End::TargetsGone(child_status);
                     }
                 }

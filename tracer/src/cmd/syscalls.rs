@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::{Context as _, Result};
-use tracer_common::{flags, ProcInfo, MAX_SYSCALLS};
+use tracer_common::{drops, flags, ProcInfo, MAX_SYSCALLS};
 
 use super::{clock, session::Session, Sink};
 use crate::{
@@ -79,10 +79,12 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
         f |= flags::FILTER_SYSCALL;
     }
     if a.per_process {
-        f |= flags::PER_PROCESS;
+        // Rows of exited processes are taken out of the kernel maps during the run.
+        f |= flags::PER_PROCESS | flags::EXIT_NOTICES;
     }
-    if a.interval.is_some() && !targeted {
-        // Reading the maps every interval makes syscalls; keep them out of the counts.
+    if (a.interval.is_some() || a.per_process) && !targeted {
+        // Reading the maps every interval (or draining exited processes every
+        // 100 ms) makes syscalls; keep them out of the counts.
         f |= flags::EXCLUDE_SELF;
     }
     if a.failures {
@@ -120,6 +122,23 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
         top,
         measured: Measured { errors, time },
     })
+}
+
+/// Bytes of the exit-notice ring (16 per exited process): 16384 exits between
+/// two drains 100 ms apart, far more than a machine forks.
+const EXIT_RING_BYTES: u32 = 256 * 1024;
+
+/// Rows of `PROC_STATS`, one per (process, syscall) in use. Rows of exited
+/// processes are drained during the run, so it holds the live processes only:
+/// 64 rows for each running at start (a process uses about 20 syscalls, rarely
+/// more than 50, and as many may start as are running), at least 32768, at
+/// most 262144. The map is preallocated with a value per possible CPU, so the
+/// rows are also kept under about 256 MiB (about 100 bytes + 24 per CPU each).
+pub fn proc_stats_rows(processes: usize, cpus: usize) -> u32 {
+    let wanted = (processes.saturating_mul(64)).clamp(32768, 262_144);
+    let per_row = 104 + 24 * cpus.max(1);
+    let budget = (256usize << 20) / per_row;
+    wanted.min(budget.max(8192)) as u32
 }
 
 /// Rows for one syscall table: names, errnos of `tgid` (0 = all) attached.
@@ -284,10 +303,25 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         globals.fork_child_pid_offset = Some(off as u32);
     }
     let big = |on: bool| if on { 32768 } else { 1 };
+    let proc_rows = if plan.per_process() {
+        let rows = proc_stats_rows(proc::count_processes(), aya::util::nr_cpus().unwrap_or(1));
+        log::info!("per-process table: {rows} rows");
+        rows
+    } else {
+        1
+    };
     let mut ebpf = bpf::load(
         &globals,
         &[
-            ("PROC_STATS", big(plan.per_process())),
+            ("PROC_STATS", proc_rows),
+            (
+                "PROC_EXITS",
+                if plan.per_process() {
+                    EXIT_RING_BYTES
+                } else {
+                    4096
+                },
+            ),
             (
                 "ERRNO_STATS",
                 if plan.flags & flags::ERRNO != 0 {
@@ -313,6 +347,7 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
         &mut ebpf,
         plan.per_process(),
         plan.flags & flags::ERRNO != 0,
+        plan.flags & flags::EXIT_NOTICES != 0,
     )?;
     if follow_hooks {
         bpf::attach_tracepoint(
@@ -366,25 +401,42 @@ pub async fn run(args: SyscallsArgs) -> Result<i32> {
     let mut sink = Sink::new(args.output.as_deref(), to_stderr)?;
     let t0 = Instant::now();
     let mut prev = Counts::default();
+    // Read at intervals, drained every 100 ms: both by the one loop, in turn.
+    let collector = std::cell::RefCell::new(collector);
     let end = session
-        .run(args.duration, args.interval, |secs| {
-            let now = collector.read()?;
-            let b = block(
-                &plan,
-                BlockKind::Interval,
-                secs,
-                &now.since(&prev),
-                &collector.procs(),
-                launched,
-            );
-            sink.write(&render(&plan, &b))?;
-            prev = now;
-            Ok(())
-        })
+        .run_with(
+            args.duration,
+            args.interval,
+            |secs| {
+                let collector = collector.borrow();
+                let now = collector.read()?;
+                let b = block(
+                    &plan,
+                    BlockKind::Interval,
+                    secs,
+                    &now.since(&prev),
+                    &collector.procs(),
+                    launched,
+                );
+                sink.write(&render(&plan, &b))?;
+                prev = now;
+                Ok(())
+            },
+            plan.per_process()
+                .then_some(|| collector.borrow_mut().drain_exited(proc::group_gone)),
+        )
         .await?;
     // Stop counting before the final read so the block is consistent.
     drop(ebpf);
+    let collector = collector.into_inner();
     let counts = collector.read()?;
+    let late = counts.drops[drops::EXITS_LOST as usize];
+    if late > 0 {
+        log::warn!(
+            "{late} process exits were not seen in time (exit-notice ring full): their rows \
+             stayed in the kernel's per-process table until a sweep took them; no count was lost"
+        );
+    }
     let mut b = block(
         &plan,
         BlockKind::Summary,
@@ -487,6 +539,27 @@ mod tests {
         assert!(e.contains("no user"), "{e}");
         let me = std::process::id().to_string();
         assert!(plan(&args(&["-p", &me, "--", "true"])).is_err());
+    }
+
+    #[test]
+    fn per_process_drains_exited_processes() {
+        let p = plan(&args(&["-P"])).unwrap();
+        let want = flags::PER_PROCESS | flags::EXIT_NOTICES | flags::EXCLUDE_SELF;
+        assert_eq!(p.flags, want);
+        // Targeted: tracer is not in the traced set, nothing to exclude.
+        let p = plan(&args(&["--per-process", "--", "true"])).unwrap();
+        assert_eq!(p.flags & want, flags::PER_PROCESS | flags::EXIT_NOTICES);
+        assert_eq!(plan(&args(&[])).unwrap().flags & flags::EXIT_NOTICES, 0);
+    }
+
+    #[test]
+    fn per_process_table_size() {
+        assert_eq!(proc_stats_rows(80, 2), 32768);
+        assert_eq!(proc_stats_rows(2000, 2), 128_000);
+        assert_eq!(proc_stats_rows(100_000, 2), 262_144);
+        // Many CPUs: the memory budget wins, down to a floor.
+        assert!(proc_stats_rows(2000, 256) < 50_000);
+        assert_eq!(proc_stats_rows(2000, 100_000), 8192);
     }
 
     #[test]

@@ -1,15 +1,20 @@
-//! Per-CPU syscall counters summed into `Counts`, and the traced-process set.
-use std::collections::BTreeMap;
+//! Per-CPU syscall counters summed into `Counts`, the rows of exited
+//! processes taken out of the kernel's maps during the run, and the
+//! traced-process set.
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::take;
+use crate::bpf::maps::{delete_all, lookup_all};
 use anyhow::{Context as _, Result};
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, IterableMap as _, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     Ebpf,
 };
 use tracer_common::{drops, ErrnoKey, ProcInfo, ProcKey, SyscallStat};
 
-/// Names of the `DROPS` reasons, for reports.
+/// Names of the `DROPS` reasons, for reports: each one makes counts low.
+/// (`drops::EXITS_LOST` does not: a lost exit notice only delays taking a
+/// process's rows out of the kernel; the command warns about it apart.)
 pub const DROP_NAMES: [(u32, &str); 5] = [
     (drops::STARTS_FULL, "entry table full"),
     (drops::PROCS_FULL, "per-process table full"),
@@ -105,10 +110,51 @@ pub struct Collector {
     errnos: Option<PerCpuHashMap<MapData, ErrnoKey, u64>>,
     drops: PerCpuArray<MapData, u64>,
     procs: HashMap<MapData, u32, ProcInfo>,
+    exits: Option<Exits>,
+}
+
+/// How often (in calls of `drain_exited`: every 2 s at one call per 100 ms)
+/// every process the maps know is checked, not only those the kernel said exited: this catches processes
+/// whose notice was lost (ring full) or whose leader exited before the run.
+const SWEEP_EVERY: u32 = 20;
+
+/// Processes that exited, and what was taken out of the maps for them.
+struct Exits {
+    /// `PROC_EXITS`: tgids whose group leader exited.
+    ring: RingBuf<MapData>,
+    /// Leaders that exited in processes not all gone yet (other threads run).
+    pending: BTreeSet<u32>,
+    /// The counts of the processes taken out (by_syscall, by_process, errnos).
+    drained: Counts,
+    drained_procs: BTreeMap<u32, ProcInfo>,
+    /// Possible CPUs: the number of values of a per-CPU entry.
+    cpus: usize,
+    /// Calls of `drain_exited` so far.
+    drains: u32,
 }
 
 impl Collector {
-    pub fn new(ebpf: &mut Ebpf, per_process: bool, errnos: bool) -> Result<Self> {
+    /// `exit_notices`: the programs send exited processes through
+    /// `PROC_EXITS` (`flags::EXIT_NOTICES`); `drain_exited` takes their rows
+    /// out of the kernel maps.
+    pub fn new(
+        ebpf: &mut Ebpf,
+        per_process: bool,
+        errnos: bool,
+        exit_notices: bool,
+    ) -> Result<Self> {
+        let exits = if exit_notices {
+            Some(Exits {
+                ring: take(ebpf, "PROC_EXITS")?,
+                pending: BTreeSet::new(),
+                drained: Counts::default(),
+                drained_procs: BTreeMap::new(),
+                cpus: aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?,
+                drains: 0,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             stats: take(ebpf, "SYSCALL_STATS")?,
             proc_stats: if per_process {
@@ -123,11 +169,17 @@ impl Collector {
             },
             drops: take(ebpf, "DROPS")?,
             procs: take(ebpf, "PROCS")?,
+            exits,
         })
     }
 
+    /// Everything counted so far: what the kernel maps hold, plus the rows of
+    /// exited processes already taken out of them.
     pub fn read(&self) -> Result<Counts> {
-        let mut c = Counts::default();
+        let mut c = match &self.exits {
+            Some(x) => x.drained.clone(),
+            None => Counts::default(),
+        };
         if let Some(ps) = &self.proc_stats {
             for item in ps.iter() {
                 let (k, v) = item.context("reading per-process counters")?;
@@ -162,9 +214,117 @@ impl Collector {
         Ok(c)
     }
 
-    /// What the kernel recorded about processes (parent, comm) at fork and exec.
+    /// What the kernel recorded about processes (parent, comm) at fork and
+    /// exec, including the processes taken out of its maps.
     pub fn procs(&self) -> BTreeMap<u32, ProcInfo> {
-        self.procs.iter().filter_map(|r| r.ok()).collect()
+        let mut all = match &self.exits {
+            Some(x) => x.drained_procs.clone(),
+            None => BTreeMap::new(),
+        };
+        all.extend(self.procs.iter().filter_map(|r| r.ok()));
+        all
+    }
+
+    /// Take the rows of every process that has exited out of the kernel maps
+    /// (`PROC_STATS`, `ERRNO_STATS`, `PROCS`) into user space, so the maps
+    /// hold live processes only; `read` adds them back. Call it often (every
+    /// 100 ms): the kernel's notices wait in a ring buffer until then.
+    ///
+    /// A notice only says that a process's leader exited. `gone(tgid)` says
+    /// whether the whole process is gone (`proc::group_gone`); until it is,
+    /// the process waits in `pending`. Once it is gone, nothing can update its
+    /// rows any more, so reading them and then deleting them cannot lose a
+    /// count. (A pid reused by a process that makes a syscall in the few
+    /// milliseconds between the two could; with pids handed out in turn, that
+    /// takes all the other pids used up in between.) The map is read and the
+    /// rows deleted with the batch commands: a few calls per drain, not two
+    /// per row, so draining keeps up with thousands of exits a second.
+    ///
+    /// Returns the tgids taken out, for the traced set to forget them too.
+    pub fn drain_exited(&mut self, gone: impl Fn(u32) -> bool) -> Result<Vec<u32>> {
+        let Some(x) = &mut self.exits else {
+            return Ok(Vec::new());
+        };
+        let t0 = std::time::Instant::now();
+        while let Some(item) = x.ring.next() {
+            if let Ok(b) = <[u8; 4]>::try_from(&item[..]) {
+                x.pending.insert(u32::from_ne_bytes(b));
+            }
+        }
+        x.drains = x.drains.wrapping_add(1);
+        let sweep = x.drains % SWEEP_EVERY == 0;
+        // Gone first, rows next: every row a gone process made is in the maps
+        // by the time they are read.
+        let mut dead: BTreeSet<u32> = x.pending.iter().copied().filter(|&t| gone(t)).collect();
+        x.pending.retain(|t| !dead.contains(t));
+        if !sweep && dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (proc_keys, proc_values) = match &self.proc_stats {
+            Some(m) => lookup_all::<ProcKey, SyscallStat>(m.map(), x.cpus)
+                .context("reading the per-process counters")?,
+            None => Default::default(),
+        };
+        let (errno_keys, errno_values) = match &self.errnos {
+            Some(m) => lookup_all::<ErrnoKey, u64>(m.map(), x.cpus)
+                .context("reading the errno counters")?,
+            None => Default::default(),
+        };
+        if sweep {
+            // A process found gone here may have made its last row after the
+            // read above: the next sweep takes that row. The fork hook
+            // records threads in PROCS too: a live thread's tid is not a
+            // process (`gone` says so), and its entry goes as well.
+            let mut known: BTreeSet<u32> = proc_keys.iter().map(|k| k.tgid).collect();
+            known.extend(errno_keys.iter().map(|k| k.tgid).filter(|&t| t != 0));
+            known.extend(self.procs.keys().filter_map(|k| k.ok()));
+            dead.extend(known.into_iter().filter(|&t| gone(t)));
+        }
+        if dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut taken = 0;
+        if let Some(m) = &mut self.proc_stats {
+            let mut keys = Vec::new();
+            for (k, v) in proc_keys.iter().zip(proc_values.chunks_exact(x.cpus)) {
+                if dead.contains(&k.tgid) {
+                    let s = sum_stats(v);
+                    add(x.drained.by_syscall.entry(k.syscall).or_default(), &s);
+                    let p = x.drained.by_process.entry(k.tgid).or_default();
+                    add(p.entry(k.syscall).or_default(), &s);
+                    keys.push(*k);
+                }
+            }
+            delete_all(m.map(), &keys).context("deleting per-process counters")?;
+            taken = keys.len();
+        }
+        if let Some(m) = &mut self.errnos {
+            let mut keys = Vec::new();
+            for (k, v) in errno_keys.iter().zip(errno_values.chunks_exact(x.cpus)) {
+                if dead.contains(&k.tgid) {
+                    *x.drained
+                        .errnos
+                        .entry((k.tgid, k.syscall, k.errno))
+                        .or_default() += v.iter().sum::<u64>();
+                    keys.push(*k);
+                }
+            }
+            delete_all(m.map(), &keys).context("deleting errno counters")?;
+        }
+        for &tgid in &dead {
+            if let Ok(info) = self.procs.get(&tgid, 0) {
+                x.drained_procs.insert(tgid, info);
+                let _ = self.procs.remove(&tgid);
+            }
+        }
+        log::debug!(
+            "drained {} exited processes ({taken} rows of {}) in {:.1} ms; {} waiting",
+            dead.len(),
+            proc_keys.len(),
+            t0.elapsed().as_secs_f64() * 1e3,
+            x.pending.len(),
+        );
+        Ok(dead.into_iter().collect())
     }
 }
 
@@ -184,6 +344,13 @@ impl TracedSet {
         self.map
             .insert(tgid, 1, 0)
             .with_context(|| format!("adding pid {tgid} to the traced set"))
+    }
+
+    /// Remove processes known to be gone.
+    pub fn forget(&mut self, tgids: &[u32]) {
+        for t in tgids {
+            let _ = self.map.remove(t);
+        }
     }
 
     /// Remove the processes that are gone (or zombies); returns how many remain.

@@ -57,6 +57,49 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Whether every thread of process `tgid` has exited, so none of them can make
+/// (or finish) a syscall any more. Unlike [`alive`], a zombie group leader
+/// whose other threads still run is not gone; a zombie with no other threads
+/// (`Threads: 1`) is. A pid now used by a thread of another process means the
+/// process was reaped: gone too.
+pub fn group_gone(tgid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{tgid}/status")) {
+        Ok(text) => status_says_gone(tgid, &text),
+        Err(_) => true,
+    }
+}
+
+fn status_says_gone(tgid: u32, text: &str) -> bool {
+    let (mut state, mut threads, mut own_tgid) = ('?', 0u32, 0u32);
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            let v = v.trim();
+            match k {
+                "State" => state = v.chars().next().unwrap_or('?'),
+                "Tgid" => own_tgid = v.parse().unwrap_or(0),
+                "Threads" => threads = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    own_tgid != tgid || matches!(state, 'Z' | 'X') && threads <= 1
+}
+
+/// How many processes run now (the numeric entries of /proc).
+pub fn count_processes() -> usize {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// A wait status as a shell reports it: the exit code, or 128+N for signal N.
 pub fn exit_code_of(status: i32) -> i32 {
     if libc::WIFEXITED(status) {
@@ -160,6 +203,23 @@ mod tests {
                 ppid: 1
             }
         );
+    }
+
+    #[test]
+    fn group_gone_from_status() {
+        let st = |state: &str, tgid: u32, threads: u32| {
+            format!("Name:\tx\nState:\t{state}\nTgid:\t{tgid}\nPid:\t{tgid}\nThreads:\t{threads}\n")
+        };
+        assert!(!status_says_gone(42, &st("S (sleeping)", 42, 1)));
+        assert!(!status_says_gone(42, &st("R (running)", 42, 3)));
+        // The leader exited, another thread still runs.
+        assert!(!status_says_gone(42, &st("Z (zombie)", 42, 2)));
+        assert!(status_says_gone(42, &st("Z (zombie)", 42, 1)));
+        assert!(status_says_gone(42, &st("X (dead)", 42, 1)));
+        // Pid 42 is now a thread of process 40.
+        assert!(status_says_gone(42, &st("S (sleeping)", 40, 2)));
+        assert!(!group_gone(std::process::id()));
+        assert!(group_gone(u32::MAX - 1));
     }
 
     #[test]

@@ -276,6 +276,7 @@ pub const OUR_MAPS: &[&str] = &[
     "SYSCALL_STATS",
     "TRACED_TGIDS",
     "PROC_STATS",
+    "PROC_EXITS",
     "STARTS",
     "UPROBE_STATS",
     "UPROBE_HIST",

@@ -1,0 +1,125 @@
+//! Map operations aya 0.14 does not offer: the batch commands (Linux 5.6+),
+//! which read or delete thousands of entries of a hash map in one call
+//! where aya's iterator makes two calls per entry.
+use std::{
+    io,
+    os::fd::{AsFd as _, AsRawFd as _},
+};
+
+use aya::{maps::MapData, Pod};
+
+/// `enum bpf_cmd` (include/uapi/linux/bpf.h).
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
+
+/// The `bpf_attr` of the batch commands.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+fn bpf(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid batch attr whose pointers the callers made
+    // point at buffers of the sizes the kernel reads and writes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut BatchAttr,
+            size_of::<BatchAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Every entry of hash map `map`: its keys, and `per_key` values for each
+/// (the number of possible CPUs for a per-CPU map, else 1), key i's values
+/// at `values[i * per_key..(i + 1) * per_key]`. Entries added or removed
+/// meanwhile may or may not be seen; the others are seen once each.
+pub fn lookup_all<K: Pod + Default, V: Pod + Default>(
+    map: &MapData,
+    per_key: usize,
+) -> io::Result<(Vec<K>, Vec<V>)> {
+    // The kernel writes round_up(value_size, 8) bytes per CPU of a per-CPU map.
+    debug_assert!(per_key == 1 || size_of::<V>().is_multiple_of(8));
+    let fd = map.fd().as_fd().as_raw_fd() as u32;
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    let mut chunk = 4096usize;
+    // A hash map's batch position is a bucket number.
+    let (mut in_batch, mut out_batch) = (0u32, 0u32);
+    let mut first = true;
+    loop {
+        let start = keys.len();
+        keys.resize(start + chunk, K::default());
+        values.resize((start + chunk) * per_key, V::default());
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                std::ptr::from_ref(&in_batch) as u64
+            },
+            out_batch: std::ptr::from_mut(&mut out_batch) as u64,
+            keys: keys[start..].as_mut_ptr() as u64,
+            values: values[start * per_key..].as_mut_ptr() as u64,
+            count: chunk as u32,
+            map_fd: fd,
+            ..Default::default()
+        };
+        let res = bpf(BPF_MAP_LOOKUP_BATCH, &mut attr);
+        let got = attr.count as usize;
+        keys.truncate(start + got);
+        values.truncate((start + got) * per_key);
+        match res {
+            // (The kernel skips empty buckets itself: a call that copies
+            // nothing without saying ENOENT would be a kernel bug; stop.)
+            Ok(()) if got == 0 => break,
+            Ok(()) => {}
+            // The end of the map (the last entries, if any, are in this call's).
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
+            // One bucket holds more entries than fit: a bigger chunk.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && got == 0 => {
+                chunk *= 2;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        in_batch = out_batch;
+        first = false;
+    }
+    Ok((keys, values))
+}
+
+/// Delete `keys` from hash map `map`, in as few calls as the kernel allows
+/// (it stops at a key that is not there: that one is skipped).
+pub fn delete_all<K: Pod>(map: &MapData, keys: &[K]) -> io::Result<()> {
+    let fd = map.fd().as_fd().as_raw_fd() as u32;
+    let mut rest = keys;
+    while !rest.is_empty() {
+        let mut attr = BatchAttr {
+            keys: rest.as_ptr() as u64,
+            count: rest.len() as u32,
+            map_fd: fd,
+            ..Default::default()
+        };
+        match bpf(BPF_MAP_DELETE_BATCH, &mut attr) {
+            Ok(()) => break,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                rest = &rest[(attr.count as usize + 1).min(rest.len())..];
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
