@@ -12,7 +12,7 @@ pub fn table(rows: &[Row]) -> String {
     let calls: u64 = rows.iter().map(|r| r.calls).sum();
     let errors: u64 = rows.iter().map(|r| r.errors).sum();
     let secs = |ns: u64| ns as f64 / 1e9;
-    let avg_us = |ns: u64, n: u64| if n == 0 { 0 } else { ns / n / 1000 };
+    let avg_us = |ns: u64, n: u64| ns.checked_div(n).unwrap_or(0) / 1000;
     let max_avg = rows
         .iter()
         .map(|r| avg_us(r.total_ns, r.calls))

@@ -344,7 +344,7 @@ fn wait_blocked_in_read(pid: libc::pid_t, fd: libc::c_int) -> Result<()> {
     loop {
         let state = std::fs::read_to_string(&stat)
             .ok()
-            .and_then(|s| Some(s[s.rfind(')')? + 2..].chars().next()?))
+            .and_then(|s| s[s.rfind(')')? + 2..].chars().next())
             .unwrap_or('Z');
         let ready = match std::fs::read_to_string(&syscall) {
             Ok(s) => s.starts_with(&want),

@@ -159,6 +159,10 @@ impl Waiting {
 
 /// Start tracer and wait until its stderr says it is attached ("Tracing ...").
 /// Returns the child and the lines of stderr read so far.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is returned to the caller, who waits for it"
+)]
 pub fn start_attached(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStderr>) {
     let mut child = cmd
         .stdout(Stdio::piped())

@@ -549,7 +549,7 @@ fn judge(label: &str, lines: &[String]) -> KernelResult {
     }
     for (name, want) in [
         ("text-count", format!("{:<36} {:>8}", "vfs_read", N)),
-        ("text-latency", format!("avg = ")),
+        ("text-latency", "avg = ".to_string()),
         ("text-stack", format!("    {N}")),
     ] {
         let c = get(name, "auto")
