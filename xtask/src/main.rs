@@ -19,15 +19,24 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Make this machine ready to build and test tracer (idempotent): apt packages,
-    /// bpf-linker built against LLVM 22, nightly rust-src, the peer tools.
+    /// bpf-linker built against LLVM 22, the peer tools, and the eBPF toolchain
+    /// pinned by date in tracer-ebpf/rust-toolchain.toml (with rust-src).
+    ///
+    /// bpf-linker links rustc's bitcode with its own LLVM, so the pinned
+    /// toolchain's LLVM major must equal bpf-linker's: set-up compares them
+    /// (`rustc -vV` against the libLLVM bpf-linker loads), says what it found,
+    /// and rebuilds bpf-linker or falls back to Debian's rustc-web when they
+    /// differ. rustup's undated `nightly` moves to newer LLVMs and is never used.
     Setup,
     /// Set up if needed, build tracer (release) and run it with ARGS (as root).
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up if needed and run the whole test suite: unit tests, end-to-end tests
-    /// as root, the kernel VM tests and a quick benchmark pass.
+    /// Set up if needed and run the whole test suite: the toolchain check (the
+    /// eBPF toolchain is the pinned one and its LLVM is bpf-linker's), unit
+    /// tests, end-to-end tests as root, the kernel VM tests and a quick
+    /// benchmark pass.
     Test,
     /// Measure tracer against the untraced loop, the eBPF floor and the peers
     /// (bpftrace, strace, perf trace); write BENCHMARKS.md.
