@@ -202,7 +202,9 @@ fn per_process_command_survives_churn() {
         LIMIT,
     );
     assert!(out.status.success(), "{out:?}");
-    let last = json_lines(&out.stdout).pop().expect("a summary");
+    let last = json_lines(&out.stderr)
+        .pop()
+        .expect("a summary on stderr (the command owns stdout)");
     assert_eq!(
         last["exit_code"],
         0,
@@ -252,7 +254,9 @@ fn leader_exiting_first_is_not_a_process_exit() {
         LIMIT,
     );
     assert!(out.status.success(), "{out:?}");
-    let last = json_lines(&out.stdout).pop().expect("a summary");
+    let last = json_lines(&out.stderr)
+        .pop()
+        .expect("a summary on stderr (the command owns stdout)");
     assert_consistent(&last);
     let procs = last["processes"].as_array().unwrap();
     assert_eq!(procs.len(), 1, "{last}");

@@ -90,7 +90,7 @@ fn test() -> Result<i32> {
     util::step("building the workspace and the test fixtures");
     util::cargo(&env, &["build", "--all-targets"])?;
     util::step("cargo test (unit tests, and end-to-end tests as root)");
-    tally.cargo_test(&env, &["test"])?;
+    tally.cargo_test(&env, &["test", "--no-fail-fast"])?;
     util::step("benchmark, quick pass (checks that every scenario runs; timings mean nothing)");
     let r = bench::run(&env, bench::QUICK, None).map(|_| ());
     tally.check("cargo xtask bench --quick", r);
