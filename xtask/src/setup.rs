@@ -79,14 +79,14 @@ fn web_toolchain_ok() -> bool {
             .unwrap_or(false)
 }
 
-/// The pinned channel from `tracer-ebpf/rust-toolchain.toml`.
+/// `tracer-ebpf/rust-toolchain.toml`, the pin.
+fn pin_file() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(ebpf_toolchain::PIN_FILE)
+}
+
+/// The pinned channel.
 pub fn pin() -> Result<String> {
-    ebpf_toolchain::pinned(
-        &crate::util::root()
-            .join("xtask")
-            .join(ebpf_toolchain::PIN_FILE),
-    )
-    .map_err(anyhow::Error::msg)
+    ebpf_toolchain::pinned(&pin_file()).map_err(anyhow::Error::msg)
 }
 
 /// The toolchain the eBPF build will use with `env`: the set-up's override,
@@ -98,12 +98,7 @@ fn chosen(env: &Env) -> Result<String> {
         .find(|(k, _)| k == ebpf_toolchain::OVERRIDE_VAR)
     {
         Some((_, v)) => Ok(v.clone()),
-        None => ebpf_toolchain::chosen(
-            &crate::util::root()
-                .join("xtask")
-                .join(ebpf_toolchain::PIN_FILE),
-        )
-        .map_err(anyhow::Error::msg),
+        None => ebpf_toolchain::chosen(&pin_file()).map_err(anyhow::Error::msg),
     }
 }
 

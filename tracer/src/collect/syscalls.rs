@@ -35,6 +35,23 @@ pub struct Counts {
     pub drops: [u64; drops::COUNT as usize],
 }
 
+impl Counts {
+    /// Add one per-process row (its per-CPU values summed) to the totals and
+    /// to its process.
+    fn add_process_row(&mut self, k: &ProcKey, per_cpu: &[SyscallStat]) {
+        let s = sum_stats(per_cpu);
+        add(self.by_syscall.entry(k.syscall).or_default(), &s);
+        let p = self.by_process.entry(k.tgid).or_default();
+        add(p.entry(k.syscall).or_default(), &s);
+    }
+
+    /// Add one errno row (its per-CPU values summed).
+    fn add_errno_row(&mut self, k: &ErrnoKey, per_cpu: &[u64]) {
+        *self.errnos.entry((k.tgid, k.syscall, k.errno)).or_default() +=
+            per_cpu.iter().sum::<u64>();
+    }
+}
+
 fn add(a: &mut SyscallStat, b: &SyscallStat) {
     a.calls += b.calls;
     a.errors += b.errors;
@@ -183,16 +200,7 @@ impl Collector {
         if let Some(ps) = &self.proc_stats {
             for item in ps.iter() {
                 let (k, v) = item.context("reading per-process counters")?;
-                let s = sum_stats(&v);
-                add(c.by_syscall.entry(k.syscall).or_default(), &s);
-                add(
-                    c.by_process
-                        .entry(k.tgid)
-                        .or_default()
-                        .entry(k.syscall)
-                        .or_default(),
-                    &s,
-                );
+                c.add_process_row(&k, &v);
             }
         } else {
             for (nr, v) in self.stats.iter().enumerate() {
@@ -205,7 +213,7 @@ impl Collector {
         if let Some(es) = &self.errnos {
             for item in es.iter() {
                 let (k, v) = item.context("reading errno counters")?;
-                *c.errnos.entry((k.tgid, k.syscall, k.errno)).or_default() += v.iter().sum::<u64>();
+                c.add_errno_row(&k, &v);
             }
         }
         for (i, v) in self.drops.iter().enumerate() {
@@ -288,10 +296,7 @@ impl Collector {
             let mut keys = Vec::new();
             for (k, v) in proc_keys.iter().zip(proc_values.chunks_exact(x.cpus)) {
                 if dead.contains(&k.tgid) {
-                    let s = sum_stats(v);
-                    add(x.drained.by_syscall.entry(k.syscall).or_default(), &s);
-                    let p = x.drained.by_process.entry(k.tgid).or_default();
-                    add(p.entry(k.syscall).or_default(), &s);
+                    x.drained.add_process_row(k, v);
                     keys.push(*k);
                 }
             }
@@ -302,10 +307,7 @@ impl Collector {
             let mut keys = Vec::new();
             for (k, v) in errno_keys.iter().zip(errno_values.chunks_exact(x.cpus)) {
                 if dead.contains(&k.tgid) {
-                    *x.drained
-                        .errnos
-                        .entry((k.tgid, k.syscall, k.errno))
-                        .or_default() += v.iter().sum::<u64>();
+                    x.drained.add_errno_row(k, v);
                     keys.push(*k);
                 }
             }
