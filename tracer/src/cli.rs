@@ -30,6 +30,42 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Command {
+    /// Whether the report goes to stderr: with `-- CMD` (its stdout is its
+    /// own), and for the text of strace's layouts (`syscalls` with -p or
+    /// --format strace, `trace`), as strace writes there.
+    pub fn report_on_stderr(&self) -> bool {
+        match self {
+            Command::Syscalls(a) => {
+                let strace = a.format.unwrap_or(if a.process.targets() {
+                    Layout::Strace
+                } else {
+                    Layout::Syscount
+                }) == Layout::Strace;
+                a.process.launches() || (strace && !a.run.json)
+            }
+            Command::Trace(a) => a.process.launches() || !a.run.json,
+            Command::Exec(ExecArgs { process, .. })
+            | Command::Kprobe(KprobeArgs { process, .. })
+            | Command::Uprobe(UprobeArgs { process, .. })
+            | Command::Tracepoint(TracepointArgs { process, .. }) => process.launches(),
+            _ => false,
+        }
+    }
+}
+
+impl ProcessArgs {
+    /// `-- CMD` given.
+    pub fn launches(&self) -> bool {
+        !self.launch.command.is_empty()
+    }
+
+    /// -p or `-- CMD` given: only those processes are traced.
+    pub fn targets(&self) -> bool {
+        self.launches() || !self.pid.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -123,20 +159,7 @@ pub struct FloorArgs {
 #[derive(Debug, Args, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct SyscallsArgs {
-    /// Stop after SECS seconds.
-    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
-    pub duration: Option<f64>,
-
-    /// Print a block every SECS seconds (counts for that interval), headed [HH:MM:SS].
-    /// The block printed at the end then holds the totals of the whole run.
-    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
-    pub interval: Option<f64>,
-
-    /// Show the top N rows [default: 10 in the syscount layout, all in the strace layout].
-    #[arg(short = 'T', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub top: Option<u32>,
-
-    /// Show every row.
+    /// Show every row (--top's default is 10 in the syscount layout, all in the strace layout).
     #[arg(long, conflicts_with = "top")]
     pub all: bool,
 
@@ -159,19 +182,6 @@ pub struct SyscallsArgs {
     #[arg(long)]
     pub errno: bool,
 
-    /// Only these processes (all their threads); repeat or separate with commas.
-    /// Their children forked later are counted too unless --no-follow.
-    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
-    pub pid: Vec<i32>,
-
-    /// Only tasks whose comm (the 15-character name in /proc/PID/comm) is COMM.
-    #[arg(long, value_name = "COMM")]
-    pub comm: Option<String>,
-
-    /// Only tasks running as this user (name or number).
-    #[arg(short, long, value_name = "USER")]
-    pub uid: Option<String>,
-
     /// Only these syscalls (names as in `man 2 syscalls`), comma separated.
     #[arg(
         short = 'e',
@@ -181,10 +191,6 @@ pub struct SyscallsArgs {
     )]
     pub syscall: Vec<String>,
 
-    /// With -p or -- CMD: count only the first process, not its children.
-    #[arg(long)]
-    pub no_follow: bool,
-
     /// Sort rows by this key [default: time in the strace layout, calls otherwise].
     #[arg(short = 'S', long, value_enum, value_name = "KEY")]
     pub sort: Option<SortKey>,
@@ -193,18 +199,14 @@ pub struct SyscallsArgs {
     #[arg(long, value_enum)]
     pub format: Option<Layout>,
 
-    /// JSON instead of a table: one object per interval and one at the end, one per
-    /// line (see the README for the schema).
-    #[arg(long)]
-    pub json: bool,
-
-    /// Write the report to FILE instead of stdout (syscount layout, JSON) or stderr
-    /// (strace layout, and every report with `-- CMD`).
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub blocks: BlockArgs,
 
     #[command(flatten)]
-    pub launch: LaunchArgs,
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub process: ProcessArgs,
 }
 
 /// Print each system call of a command or process as it completes, like strace.
@@ -241,14 +243,17 @@ pub struct SyscallsArgs {
 ///
 /// The text goes to stderr like strace's (JSON to stdout), or to -o FILE.
 /// With `-- CMD`, tracer exits with CMD's exit code.
+///
+/// With --json, one object per line. A call: {"type":"syscall", "time" (Unix
+/// seconds at entry), "pid", "tid", "syscall", "nr", "args" (raw numbers),
+/// "text" (the decoded arguments), "paths" ([{"value", "truncated"}] or
+/// [{"error"}]), "ret" (null if it never returned), "errno" (name or null),
+/// "duration_ns"}. Lost events: {"type":"lost", "lost", ...}. The last line:
+/// {"type":"summary", "events", "lost", "lost_ring_full", "lost_table_full",
+/// "without_paths"}.
 #[derive(Debug, Args, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct TraceArgs {
-    /// Trace these running processes (all threads) and, unless --no-follow, the
-    /// children they fork from then on. Repeat or separate with commas.
-    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
-    pub pid: Vec<i32>,
-
     /// Only these syscalls (names as in `man 2 syscalls`), comma separated.
     #[arg(
         short = 'e',
@@ -272,32 +277,17 @@ pub struct TraceArgs {
     #[arg(short = 'T', long = "durations")]
     pub durations: bool,
 
-    /// One JSON object per line. A call: {"type":"syscall", "time" (Unix seconds
-    /// at entry), "pid", "tid", "syscall", "nr", "args" (raw numbers), "text"
-    /// (the decoded arguments), "paths" ([{"value", "truncated"}] or
-    /// [{"error"}]), "ret" (null if it never returned), "errno" (name or null),
-    /// "duration_ns"}. Lost events: {"type":"lost", "lost", ...}. The last line:
-    /// {"type":"summary", "events", "lost", "lost_ring_full",
-    /// "lost_table_full", "without_paths"}.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Write the trace to FILE instead of stderr (text) or stdout (JSON).
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
     /// Size of the kernel's event ring buffer, in bytes (K and M suffixes allowed):
     /// a power of two, at least 4K. A syscall record takes 112 bytes, 368 with a
     /// path, 624 with two.
     #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_buffer_size)]
     pub buffer_size: u32,
 
-    /// With -p or -- CMD: trace only the first process, not its children.
-    #[arg(long)]
-    pub no_follow: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 
     #[command(flatten)]
-    pub launch: LaunchArgs,
+    pub process: ProcessArgs,
 }
 
 /// Print every program execution on the system, like BCC's execsnoop.
@@ -318,36 +308,35 @@ pub struct TraceArgs {
 /// negative errno (with its name). PPID is the parent at fork time as the
 /// kernel saw it (for a process forked before tracer started, read from /proc).
 ///
-/// Runs until Ctrl-C or --duration. Lost events (ring buffer full) are counted
-/// and reported.
+/// --comm matches the new program's comm (the first 15 bytes of the file
+/// name). With -p or -- CMD, only the execs of those processes and (unless
+/// --no-follow) their children: `tracer exec -- make` lists every program a
+/// build runs.
+///
+/// Runs until Ctrl-C, --duration, or with -p/-- CMD until they have all
+/// exited. Lost events (ring buffer full) are counted and reported.
+///
+/// With --json, one object per line: {"type":"exec", "time", "pid", "tid",
+/// "ppid", "uid", "comm", "syscall", "filename", "argv" (the first 8), "argc"
+/// ("argc_at_least" when there were 64 or more), "truncated", "ret",
+/// "errno"}; lost events {"type":"lost", ...}; the last line
+/// {"type":"summary", "events", "lost", ...} as in `tracer trace`.
 #[derive(Debug, Args, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct ExecArgs {
-    /// Only programs whose new comm (the first 15 bytes of the file name) is COMM.
-    #[arg(long, value_name = "COMM")]
-    pub comm: Option<String>,
-
-    /// Only execs by this user (name or number).
-    #[arg(short, long, value_name = "USER")]
-    pub uid: Option<String>,
-
     /// Only tasks in this cgroup (v2): a directory under /sys/fs/cgroup.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
 
-    /// Stop after SECS seconds.
-    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
-    pub duration: Option<f64>,
-
-    /// One JSON object per line: {"type":"exec", "time", "pid", "tid", "ppid",
-    /// "uid", "comm", "syscall", "filename", "argv" (the first 8), "argc"
-    /// ("argc_at_least" when there were 64 or more), "truncated", "ret", "errno"}.
-    #[arg(long)]
-    pub json: bool,
-
     /// Size of the kernel's event ring buffer in bytes (a power of two, at least 4K).
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_buffer_size)]
     pub buffer_size: u32,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub process: ProcessArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -366,8 +355,40 @@ pub enum Layout {
     Strace,
 }
 
-/// Which processes to trace, shared by `uprobe` and `tracepoint`.
-#[derive(Debug, Args, Clone)]
+/// How long a run lasts and where its report goes: every tracing command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// Stop after SECS seconds.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub duration: Option<f64>,
+
+    /// JSON instead of text, one object per line (blocks, or events as they
+    /// come; the fields are in the command's description and the README).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the report to FILE instead of stdout, or stderr where the text
+    /// goes there (the strace layout, `trace`, every report with `-- CMD`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Interval blocks and their length: every counting command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BlockArgs {
+    /// Print a block every SECS seconds (counts for that interval), headed
+    /// [HH:MM:SS]. The block printed at the end holds the whole run's totals.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub interval: Option<f64>,
+
+    /// Show the top N rows: syscalls, functions, stacks with --stack, events
+    /// [default: all; 10 in the syscount layout and with --stack].
+    #[arg(short = 'T', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: Option<u32>,
+}
+
+/// Which processes to trace: every tracing command.
+#[derive(Debug, Args, Clone, Default)]
 pub struct ProcessArgs {
     /// Only these processes (all their threads); repeat or separate with commas.
     /// Their children forked later are traced too unless --no-follow.
@@ -391,7 +412,7 @@ pub struct ProcessArgs {
 }
 
 /// `-- CMD` and how it is started.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone, Default, PartialEq)]
 pub struct LaunchArgs {
     /// Run CMD as USER (a name, or a uid with a passwd entry), with that user's
     /// group and supplementary groups, like `strace -u`: `sudo tracer ... --user
@@ -450,21 +471,11 @@ pub struct UprobeArgs {
     #[arg(short = 'L', long)]
     pub latency: bool,
 
-    /// Stop after SECS seconds.
-    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
-    pub duration: Option<f64>,
+    #[command(flatten)]
+    pub blocks: BlockArgs,
 
-    /// Print counts every SECS seconds (counts for that interval), headed [HH:MM:SS].
-    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
-    pub interval: Option<f64>,
-
-    /// JSON instead of text: one object per interval and one at the end, one per line.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Write the report to FILE instead of stdout (stderr with `-- CMD`).
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
 
     #[command(flatten)]
     pub process: ProcessArgs,
@@ -512,25 +523,11 @@ pub struct TracepointArgs {
     #[arg(long, value_name = "FIELD")]
     pub sum: Option<String>,
 
-    /// Stop after SECS seconds.
-    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
-    pub duration: Option<f64>,
+    #[command(flatten)]
+    pub blocks: BlockArgs,
 
-    /// Print a block every SECS seconds (counts for that interval), headed [HH:MM:SS].
-    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
-    pub interval: Option<f64>,
-
-    /// Show the top N rows [default: all].
-    #[arg(short = 'T', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub top: Option<u32>,
-
-    /// JSON instead of text: one object per interval and one at the end, one per line.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Write the report to FILE instead of stdout (stderr with `-- CMD`).
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
 
     #[command(flatten)]
     pub process: ProcessArgs,
@@ -639,32 +636,18 @@ pub struct KprobeArgs {
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_probes: u32,
 
-    /// Stop after SECS seconds.
-    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
-    pub duration: Option<f64>,
-
-    /// Print a block every SECS seconds (counts for that interval), headed [HH:MM:SS].
-    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
-    pub interval: Option<f64>,
-
-    /// Show the top N functions (or stacks with --stack).
-    #[arg(short = 'T', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub top: Option<u32>,
-
     /// Count per process: a PID COMM FUNC COUNT table.
     #[arg(short = 'P', long, conflicts_with_all = ["latency", "stack"])]
     pub per_process: bool,
 
     #[command(flatten)]
+    pub blocks: BlockArgs,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
     pub process: ProcessArgs,
-
-    /// JSON instead of text: one object per interval and one at the end, one per line.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Write the report to FILE instead of stdout (stderr with `-- CMD`).
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -748,6 +731,6 @@ mod tests {
             panic!("not syscalls")
         };
         assert_eq!(a.syscall, ["read", "write"]);
-        assert_eq!(a.launch.command, ["ls", "-l"]);
+        assert_eq!(a.process.launch.command, ["ls", "-l"]);
     }
 }

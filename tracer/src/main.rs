@@ -30,25 +30,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    // Colour follows where the report goes: the strace layout writes to
-    // stderr, and so does every report of a launched command.
-    let report_fd = match &cli.command {
-        cli::Command::Syscalls(a)
-            if !a.launch.command.is_empty() || (!a.json && !a.pid.is_empty()) =>
-        {
-            2
-        }
-        cli::Command::Trace(a) if !a.launch.command.is_empty() => 2,
-        cli::Command::Kprobe(cli::KprobeArgs { process, .. })
-        | cli::Command::Uprobe(cli::UprobeArgs { process, .. })
-        | cli::Command::Tracepoint(cli::TracepointArgs { process, .. })
-            if !process.launch.command.is_empty() =>
-        {
-            2
-        }
-        _ => 1,
-    };
-    report::style::init(cli.color, report_fd);
+    // Colour follows where the report goes.
+    let on_stderr = cli.command.report_on_stderr();
+    report::style::init(cli.color, if on_stderr { 2 } else { 1 });
     let error_colour = match cli.color {
         cli::ColorChoice::Always => true,
         cli::ColorChoice::Never => false,
@@ -56,21 +40,8 @@ fn main() {
             (unsafe { libc::isatty(2) } == 1) && std::env::var_os("NO_COLOR").is_none()
         }
     };
-    let result = rt.block_on(async move {
-        match cli.command {
-            cli::Command::Syscalls(a) => cmd::syscalls::run(a).await,
-            cli::Command::Kprobe(a) => cmd::kprobe::run(a).await,
-            cli::Command::Floor(a) => cmd::floor::run(a).await,
-            cli::Command::Uprobe(a) => cmd::uprobe::run(a).await,
-            cli::Command::Tracepoint(a) => cmd::tracepoint::run(a).await,
-            cli::Command::List(a) => cmd::list::run(a, cli.verbose > 0),
-            cli::Command::Completions { shell } => cmd::docs::completions(shell),
-            cli::Command::Man => cmd::docs::man(),
-            cli::Command::Info(a) => cmd::info::run(a),
-            cli::Command::Trace(a) => cmd::trace::run(a).await,
-            cli::Command::Exec(a) => cmd::exec::run(a).await,
-        }
-    });
+    let verbose = cli.verbose > 0;
+    let result = rt.block_on(cmd::run_command(cli.command, on_stderr, verbose));
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {

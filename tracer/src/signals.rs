@@ -25,10 +25,3 @@ impl Signals {
         }
     }
 }
-
-/// Resolves on the first SIGINT or SIGTERM; returns the signal number.
-/// Handlers are installed when this is first polled: prefer `Signals::new()`
-/// before anything that invites the user to press Ctrl-C.
-pub async fn wait() -> Result<i32> {
-    Ok(Signals::new()?.recv().await)
-}

@@ -7,8 +7,9 @@
 //! raised and a task forwards the records to the `log` crate (target
 //! `tracer_ebpf::...`, so `RUST_LOG=tracer_ebpf=debug` selects just them).
 use anyhow::Result;
-use aya::Ebpf;
 use tokio::io::unix::AsyncFd;
+
+use super::Object;
 
 /// The level compiled into the programs: aya_log_common's numbering (0 off,
 /// 1 error ... 5 trace), from the most verbose level the logger lets through;
@@ -29,11 +30,11 @@ pub fn wanted() -> bool {
 
 /// Start forwarding the programs' log records, if wanted. The returned handle
 /// ends with the runtime; call `flush` on the result at the end for the last ones.
-pub fn start(ebpf: &mut Ebpf) -> Result<Option<Forwarder>> {
+pub fn start(obj: &mut Object) -> Result<Option<Forwarder>> {
     if !wanted() {
         return Ok(None);
     }
-    match aya_log::EbpfLogger::init(ebpf) {
+    match aya_log::EbpfLogger::init(obj.ebpf()) {
         Ok(logger) => {
             // SAFETY: the logger owns its ring buffer fd for as long as the AsyncFd lives.
             let fd =

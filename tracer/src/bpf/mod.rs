@@ -1,15 +1,21 @@
-//! Loading the embedded object and attaching its programs. Every link is owned
-//! by the returned `Ebpf`: dropping it (or the process dying, even by SIGKILL)
-//! detaches everything, since nothing is pinned.
+//! Everything that touches aya or the bpf() syscall: loading the embedded
+//! object, every kind of attach, filling maps, the traced-process set.
+//! Every link is owned by the returned [`Object`]: dropping it (or the
+//! process dying, even by SIGKILL) detaches everything, since nothing is pinned.
 pub mod cookie_link;
+pub mod cookies;
 pub mod kprobe;
 pub mod logs;
 pub mod maps;
+pub mod traced;
+
+use std::any::Any;
 
 use anyhow::{Context as _, Result};
 use aya::{
+    maps::{Array, MapData},
     programs::{RawTracePoint, TracePoint},
-    Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader, Pod,
 };
 
 /// The object `build.rs` built from `tracer-ebpf`.
@@ -29,9 +35,109 @@ pub struct Globals {
     pub fork_child_pid_offset: Option<u32>,
 }
 
+/// The loaded object and everything attached from it. Dropping it detaches
+/// everything: the links held apart first, then the object's own.
+pub struct Object {
+    links: Vec<Box<dyn Any>>,
+    ebpf: Ebpf,
+}
+
+impl Object {
+    /// Take map `name` out of the object as its concrete type (collectors
+    /// keep it; the map lives as long as they do).
+    pub fn take_map<T: TryFrom<aya::maps::Map>>(&mut self, name: &str) -> Result<T>
+    where
+        T::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let map = self
+            .ebpf
+            .take_map(name)
+            .with_context(|| format!("map {name} missing from the object"))?;
+        T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
+    }
+
+    /// Write `(index, value)` pairs into array map `name`.
+    pub fn fill_array<V: Pod>(
+        &mut self,
+        name: &str,
+        items: impl IntoIterator<Item = (u32, V)>,
+    ) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .with_context(|| format!("map {name} missing from the object"))?;
+        let mut array: Array<&mut MapData, V> = Array::try_from(map)?;
+        for (i, v) in items {
+            array
+                .set(i, v, 0)
+                .with_context(|| format!("filling {name}[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    /// Load program `name` and attach it to raw tracepoint `tp`.
+    pub fn attach_raw_tracepoint(&mut self, name: &str, tp: &str) -> Result<()> {
+        attach_raw_tracepoint(&mut self.ebpf, name, tp)
+    }
+
+    /// Load program `name` (if not yet loaded) and attach it to tracepoint `category:tp`.
+    pub fn attach_tracepoint(&mut self, name: &str, category: &str, tp: &str) -> Result<()> {
+        attach_tracepoint(&mut self.ebpf, name, category, tp)
+    }
+
+    /// Keep `link` attached for as long as the object lives.
+    pub fn hold(&mut self, link: impl Any) {
+        self.links.push(Box::new(link));
+    }
+
+    pub(crate) fn ebpf(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+/// The number of possible CPUs: how many values a per-CPU map entry holds.
+pub fn possible_cpus() -> usize {
+    aya::util::nr_cpus().unwrap_or(1)
+}
+
+/// Size of the traced-process set and the per-process records when used.
+const PROCESS_TABLE: u32 = 32768;
+
+/// Load the object for a run over `globals.flags`'s processes: with `follow`,
+/// the fork/exec/exit hooks are attached (following children, recording comms
+/// for per-process rows) and the traced set and process records are sized.
+/// `map_sizes` come after and win.
+pub fn load_following(
+    mut globals: Globals,
+    follow: bool,
+    map_sizes: &[(&'static str, u32)],
+) -> Result<Object> {
+    let targeted = globals.flags & tracer_common::flags::FILTER_TGID != 0;
+    if follow && globals.fork_child_pid_offset.is_none() {
+        globals.fork_child_pid_offset = Some(fork_child_pid_offset()?);
+    }
+    let big = |on: bool| if on { PROCESS_TABLE } else { 1 };
+    let mut sizes = vec![("TRACED_TGIDS", big(targeted)), ("PROCS", big(follow))];
+    sizes.extend_from_slice(map_sizes);
+    let mut obj = load(&globals, &sizes)?;
+    if follow {
+        obj.attach_tracepoint("sched_process_fork", "sched", "sched_process_fork")?;
+        obj.attach_raw_tracepoint("sched_process_exec", "sched_process_exec")?;
+        obj.attach_raw_tracepoint("sched_process_exit", "sched_process_exit")?;
+    }
+    Ok(obj)
+}
+
+/// Where `sched:sched_process_fork` records the child's pid (from its format file).
+pub fn fork_child_pid_offset() -> Result<u32> {
+    let tfs = crate::sys::tracefs::ensure_mounted()?;
+    let off = crate::sys::tracefs::field_offset(&tfs, "sched", "sched_process_fork", "child_pid")?;
+    Ok(off as u32)
+}
+
 /// Load the object with `globals`; `map_sizes` overrides max_entries (maps a run
 /// does not use are shrunk to one entry so start-up stays fast).
-pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Ebpf> {
+pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Object> {
     let self_tgid = std::process::id();
     let mut loader = loader_without_kernel_btf();
     // STARTS is task-local storage, which aya creates but has no user-space type for.
@@ -55,9 +161,13 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Ebpf
     for (name, size) in map_sizes {
         loader.map_max_entries(name, *size);
     }
-    loader
+    let ebpf = loader
         .load(OBJECT)
-        .context("the kernel refused to create tracer's BPF maps")
+        .context("the kernel refused to create tracer's BPF maps")?;
+    Ok(Object {
+        links: Vec::new(),
+        ebpf,
+    })
 }
 
 /// Program `name` of the object, as its concrete type.
@@ -81,11 +191,13 @@ pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &str, tp: &str) -> Result<()
     Ok(())
 }
 
-/// Load program `name` and attach it to tracepoint `category:tp`.
+/// Load program `name` (if not yet loaded) and attach it to tracepoint `category:tp`.
 pub fn attach_tracepoint(ebpf: &mut Ebpf, name: &str, category: &str, tp: &str) -> Result<()> {
     let prog: &mut TracePoint = program(ebpf, name)?;
-    prog.load()
-        .with_context(|| format!("the kernel refused to load program {name}"))?;
+    if prog.fd().is_err() {
+        prog.load()
+            .with_context(|| format!("the kernel refused to load program {name}"))?;
+    }
     prog.attach(category, tp)
         .with_context(|| format!("attaching {name} to tracepoint {category}:{tp}"))?;
     Ok(())

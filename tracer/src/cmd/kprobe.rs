@@ -9,11 +9,16 @@ use std::{
 use anyhow::{bail, Result};
 use tracer_common::{flags, kfunc::HIST_SLOTS};
 
-use super::{clock, session::Session, Sink};
+use super::{
+    clock,
+    process::{self, Selection},
+    run::{Counting, Head},
+};
 use crate::{
     bpf::{
         self,
         kprobe::{Attached, Backend, Job},
+        Object,
     },
     cli::{KprobeArgs, KprobeBackend},
     collect::kfuncs::{KCollector, KCounts},
@@ -21,17 +26,19 @@ use crate::{
         kfuncs::{self as funcs, FuncBlock, FuncRow, Mode, ProcRow, StackRow},
         BlockKind,
     },
-    sys::{kfuncs, launch, proc, tracefs},
+    sys::{kfuncs, proc, tracefs},
 };
 
 /// Everything decided from the command line before touching the kernel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub job: Job,
+    /// Every flag the programs run with (the selection's included).
     pub flags: u32,
-    pub target_uid: u32,
-    pub target_comm: [u8; 16],
-    pub pids: Vec<u32>,
+    pub selection: Selection,
+    /// The patterns as given, and how many functions they may match.
+    pub patterns: Vec<String>,
+    pub max_probes: u32,
     /// Backends to try, in order.
     pub backends: Vec<Backend>,
     pub top: Option<usize>,
@@ -54,10 +61,10 @@ impl Plan {
     }
 }
 
+/// Check the arguments and find the functions; nothing is loaded yet.
 pub fn plan(a: &KprobeArgs) -> Result<Plan> {
-    let filters = super::probe_run::filters(&a.process)?;
-    let mut f = filters.flags;
-    let (pids, target_uid, target_comm) = (filters.pids, filters.target_uid, filters.target_comm);
+    let selection = process::plan(&a.process)?;
+    let mut f = selection.globals(0, true).flags;
     if a.per_process {
         f |= flags::PER_PROCESS;
     }
@@ -71,7 +78,7 @@ pub fn plan(a: &KprobeArgs) -> Result<Plan> {
         Some(KprobeBackend::Fentry) => vec![Backend::Fentry],
         None => vec![Backend::Fentry, Backend::Kprobe],
     };
-    let top = match (a.top, job) {
+    let top = match (a.blocks.top, job) {
         (Some(t), _) => Some(t as usize),
         (None, Job::Stack) => Some(10),
         (None, _) => None,
@@ -79,13 +86,37 @@ pub fn plan(a: &KprobeArgs) -> Result<Plan> {
     Ok(Plan {
         job,
         flags: f,
-        target_uid,
-        target_comm,
-        pids,
+        selection,
+        patterns: a.patterns.clone(),
+        max_probes: a.max_probes,
         backends,
         top,
-        json: a.json,
+        json: a.run.json,
     })
+}
+
+impl Plan {
+    /// The kernel functions the patterns name.
+    fn functions(&self) -> Result<Vec<String>> {
+        let tfs = tracefs::ensure_mounted().ok();
+        let (traceable, source) = kfuncs::traceable(tfs.as_deref())?;
+        let all = kfuncs::kallsyms_functions(
+            &std::fs::read_to_string("/proc/kallsyms").unwrap_or_default(),
+        );
+        let funcs = kfuncs::resolve(&self.patterns, &traceable, &all)?;
+        if funcs.len() > self.max_probes as usize {
+            bail!(
+                "{} matches {} kernel functions, more than --max-probes {}: narrow the pattern or raise --max-probes",
+                self.patterns.join(" "),
+                funcs.len(),
+                self.max_probes
+            );
+        }
+        if source == kfuncs::Source::Kallsyms {
+            log::info!("tracefs function list unreadable: matching against /proc/kallsyms (some may not attach)");
+        }
+        Ok(funcs)
+    }
 }
 
 /// Names for the addresses the kernel reports, from kallsyms.
@@ -219,14 +250,6 @@ pub fn block(
     }
 }
 
-fn render(plan: &Plan, b: &FuncBlock) -> String {
-    if plan.json {
-        funcs::render_json(b) + "\n"
-    } else {
-        funcs::render(b)
-    }
-}
-
 /// Shows `attaching i/N` on stderr once attaching has taken more than a second.
 struct Progress {
     started: Instant,
@@ -257,110 +280,157 @@ impl Progress {
     }
 }
 
-pub async fn run(args: KprobeArgs) -> Result<i32> {
-    let plan = plan(&args)?;
-    let prepared = launch::prepare_opt(&args.process.launch)?;
-    crate::sys::privileges::check()?;
-    let tfs = tracefs::ensure_mounted().ok();
-    let (traceable, source) = kfuncs::traceable(tfs.as_deref())?;
-    let all =
-        kfuncs::kallsyms_functions(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
-    let funcs = kfuncs::resolve(&args.patterns, &traceable, &all)?;
-    if funcs.len() > args.max_probes as usize {
-        bail!(
-            "{} matches {} kernel functions, more than --max-probes {}: narrow the pattern or raise --max-probes",
-            args.patterns.join(" "),
-            funcs.len(),
-            args.max_probes
-        );
-    }
-    if source == kfuncs::Source::Kallsyms {
-        log::info!("tracefs function list unreadable: matching against /proc/kallsyms (some may not attach)");
-    }
-    let follow_hooks = plan.targeted() || plan.per_process();
-    let mut globals = bpf::Globals {
-        flags: plan.flags,
-        target_uid: plan.target_uid,
-        target_comm: plan.target_comm,
-        fork_child_pid_offset: None,
-    };
-    if follow_hooks {
-        let Some(t) = &tfs else {
-            bail!("following processes needs tracefs, which is not mounted and could not be");
-        };
-        let off = tracefs::field_offset(t, "sched", "sched_process_fork", "child_pid")?;
-        globals.fork_child_pid_offset = Some(off as u32);
-    }
-    let n = funcs.len() as u32;
-    let big = |on: bool, size: u32| if on { size } else { 1 };
-    let latency = plan.job == Job::Latency;
-    let stack = plan.job == Job::Stack;
-    let mut ebpf = bpf::load(
-        &globals,
-        &[
-            ("TRACED_TGIDS", big(plan.targeted(), 32768)),
-            ("PROCS", big(follow_hooks, 32768)),
-            (
-                "KFUNC_STATS",
-                (n * if plan.per_process() { 64 } else { 1 }).clamp(16, 65536),
-            ),
-            ("KFUNC_HIST", big(latency, (n * HIST_SLOTS).min(262144))),
-            ("KFUNC_STARTS", big(latency, 32768)),
-            ("KFUNC_STACKCNT", big(stack, 16384)),
-            ("KFUNC_STACKS", big(stack, 4096)),
-        ],
-    )?;
-    let collector = KCollector::new(&mut ebpf, latency, stack, plan.per_process())?;
-    if follow_hooks {
-        bpf::attach_tracepoint(
-            &mut ebpf,
-            "sched_process_fork",
-            "sched",
-            "sched_process_fork",
-        )?;
-        bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exec", "sched_process_exec")?;
-        bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
+/// What attaching leaves: the backend chosen, the functions attached (and
+/// the links of fentry), the collector and the kernel's symbols.
+pub struct Live {
+    backend: Backend,
+    attached: Attached,
+    collector: KCollector,
+    syms: Symbols,
+}
+
+impl Counting for Plan {
+    type Live = Live;
+    type Counts = KCounts;
+
+    fn selection(&self) -> &Selection {
+        &self.selection
     }
 
-    let mut reasons = Vec::new();
-    let mut chosen: Option<(Backend, Attached)> = None;
-    for &backend in &plan.backends {
-        let mut progress = Progress {
-            started: Instant::now(),
-            last: None,
+    fn attach(&self) -> Result<(Live, Object)> {
+        let functions = self.functions()?;
+        let follow = self.targeted() || self.per_process();
+        let n = functions.len() as u32;
+        let big = |on: bool, size: u32| if on { size } else { 1 };
+        let latency = self.job == Job::Latency;
+        let stack = self.job == Job::Stack;
+        let mut globals = self.selection.globals(0, false);
+        globals.flags = self.flags;
+        let mut obj = bpf::load_following(
+            globals,
+            follow,
+            &[
+                (
+                    "KFUNC_STATS",
+                    (n * if self.per_process() { 64 } else { 1 }).clamp(16, 65536),
+                ),
+                ("KFUNC_HIST", big(latency, (n * HIST_SLOTS).min(262144))),
+                ("KFUNC_STARTS", big(latency, 32768)),
+                ("KFUNC_STACKCNT", big(stack, 16384)),
+                ("KFUNC_STACKS", big(stack, 4096)),
+            ],
+        )?;
+        let collector = KCollector::new(&mut obj, latency, stack, self.per_process())?;
+        let (backend, attached) = self.attach_functions(&mut obj, &functions)?;
+        eprintln!(
+            "Using {} for {} functions (attached in {:.3} s, {:.2} ms per function).",
+            backend.describe(),
+            attached.functions.len(),
+            attached.seconds,
+            attached.seconds * 1e3
+                / (attached.functions.len() + attached.failed.len()).max(1) as f64
+        );
+        let live = Live {
+            backend,
+            attached,
+            collector,
+            syms: Symbols::load(),
         };
-        let r = bpf::kprobe::attach(&mut ebpf, backend, plan.job, &funcs, &mut |d, t| {
-            progress.tick(d, t)
-        });
-        progress.finish();
-        match r {
-            Ok(a) if !a.functions.is_empty() => {
-                chosen = Some((backend, a));
-                break;
-            }
-            Ok(a) => {
-                let first = a
-                    .failed
-                    .first()
-                    .map(|(f, why)| format!("{f}: {why}"))
-                    .unwrap_or_default();
-                reasons.push(format!(
-                    "{}: none of the {} functions could be attached ({first})",
-                    plan_backend_label(backend),
-                    funcs.len()
-                ));
-            }
-            Err(why) => reasons.push(format!("{}: {why}", plan_backend_label(backend))),
+        Ok((live, obj))
+    }
+
+    fn what(&self, live: &Live) -> String {
+        format!(
+            "{} functions for \"{}\"",
+            live.attached.functions.len(),
+            self.patterns.join(" ")
+        )
+    }
+
+    fn read(&self, live: &Live) -> Result<KCounts> {
+        live.collector.read()
+    }
+
+    fn render(&self, live: &Live, head: Head, counts: &KCounts) -> String {
+        let frames = |id: u32| {
+            live.collector
+                .frames(id)
+                .into_iter()
+                .map(|ip| live.syms.frame(ip))
+                .collect::<Vec<_>>()
+        };
+        let procs = live.collector.procs();
+        let names = Names {
+            function: &|ip| live.syms.function(ip),
+            frames: &frames,
+            comm: &|pid| proc::comm_of(pid, procs.get(&pid)),
+        };
+        let mut b = block(self, head.kind, head.seconds, live.backend, counts, &names);
+        b.exit_code = head.exit_code;
+        if self.json {
+            funcs::render_json(&b) + "\n"
+        } else {
+            funcs::render(&b)
         }
     }
-    let Some((backend, attached)) = chosen else {
+
+    fn epilogue(&self, live: &Live) -> Option<String> {
+        let failed = &live.attached.failed;
+        if failed.is_empty() {
+            return None;
+        }
+        let mut out = format!("{} functions could not be attached:\n", failed.len());
+        for (f, why) in failed {
+            out.push_str(&format!("  {f}: {why}\n"));
+        }
+        if live.backend == Backend::Fentry && bpf::kprobe::kprobe_unavailable().is_none() {
+            out.push_str("(--backend kprobe can attach functions that are missing from BTF)\n");
+        }
+        Some(out)
+    }
+
+    fn quiet_with_command(&self) -> bool {
+        true
+    }
+}
+
+impl Plan {
+    /// Attach with the first backend that works, in the plan's order.
+    fn attach_functions(&self, obj: &mut Object, funcs: &[String]) -> Result<(Backend, Attached)> {
+        let mut reasons = Vec::new();
+        for &backend in &self.backends {
+            let mut progress = Progress {
+                started: Instant::now(),
+                last: None,
+            };
+            let r = bpf::kprobe::attach(obj.ebpf(), backend, self.job, funcs, &mut |d, t| {
+                progress.tick(d, t)
+            });
+            progress.finish();
+            match r {
+                Ok(a) if !a.functions.is_empty() => return Ok((backend, a)),
+                Ok(a) => {
+                    let first = a
+                        .failed
+                        .first()
+                        .map(|(f, why)| format!("{f}: {why}"))
+                        .unwrap_or_default();
+                    reasons.push(format!(
+                        "{}: none of the {} functions could be attached ({first})",
+                        plan_backend_label(backend),
+                        funcs.len()
+                    ));
+                }
+                Err(why) => reasons.push(format!("{}: {why}", plan_backend_label(backend))),
+            }
+        }
         // kprobes first, whatever the order tried: the message reads the same everywhere.
         reasons.sort();
         reasons.reverse();
-        if plan.backends.len() == 1 {
+        if self.backends.len() == 1 {
             bail!(
                 "cannot trace kernel functions with --backend {}: {}",
-                plan.backends[0].name(),
+                self.backends[0].name(),
                 reasons.join("; ")
             );
         }
@@ -370,103 +440,7 @@ pub async fn run(args: KprobeArgs) -> Result<i32> {
              (CONFIG_DEBUG_INFO_BTF=y, Linux 5.5+)",
             reasons.join("; ")
         );
-    };
-    eprintln!(
-        "Using {} for {} functions (attached in {:.3} s, {:.2} ms per function).",
-        backend.describe(),
-        attached.functions.len(),
-        attached.seconds,
-        attached.seconds * 1e3 / (attached.functions.len() + attached.failed.len()).max(1) as f64
-    );
-    let syms = Symbols::load();
-
-    let mut session = Session::start(&mut ebpf, &plan.pids, plan.targeted(), prepared.as_ref())?;
-    let launched = session.launched;
-    if launched.is_none() {
-        eprintln!(
-            "Tracing {} functions for \"{}\"... Hit Ctrl-C to end.",
-            attached.functions.len(),
-            args.patterns.join(" ")
-        );
     }
-
-    let mut sink = Sink::new(
-        args.output.as_deref(),
-        !args.process.launch.command.is_empty(),
-    )?;
-    let t0 = Instant::now();
-    let mut prev = KCounts::default();
-    let frames = |id: u32| {
-        collector
-            .frames(id)
-            .into_iter()
-            .map(|ip| syms.frame(ip))
-            .collect::<Vec<_>>()
-    };
-    let func = |ip: u64| syms.function(ip);
-    // The comm the kernel recorded when it first counted the process, else /proc.
-    let comm_in = |comms: &BTreeMap<u32, String>, pid: u32| {
-        comms
-            .get(&pid)
-            .filter(|c| !c.is_empty())
-            .cloned()
-            .or_else(|| proc::status(pid).map(|s| s.name))
-            .unwrap_or_else(|| "?".into())
-    };
-    let end = session
-        .run(args.duration, args.interval, |secs| {
-            let now = collector.read()?;
-            let comms = collector.comms();
-            let comm_of = |pid: u32| comm_in(&comms, pid);
-            let names = Names {
-                function: &func,
-                frames: &frames,
-                comm: &comm_of,
-            };
-            let b = block(
-                &plan,
-                BlockKind::Interval,
-                secs,
-                backend,
-                &now.since(&prev),
-                &names,
-            );
-            sink.write(&render(&plan, &b))?;
-            prev = now;
-            Ok(())
-        })
-        .await?;
-    // Stop counting before the final read so the block is consistent.
-    drop(attached.links);
-    drop(ebpf);
-    let counts = collector.read()?;
-    let comms = collector.comms();
-    let comm_of = |pid: u32| comm_in(&comms, pid);
-    let mut b = block(
-        &plan,
-        BlockKind::Summary,
-        t0.elapsed().as_secs_f64(),
-        backend,
-        &counts,
-        &Names {
-            function: &func,
-            frames: &frames,
-            comm: &comm_of,
-        },
-    );
-    let code = end.exit_code(launched.is_some());
-    b.exit_code = end.command_exit_code(launched.is_some());
-    sink.write(&render(&plan, &b))?;
-    if !attached.failed.is_empty() {
-        eprintln!("{} functions could not be attached:", attached.failed.len());
-        for (f, why) in &attached.failed {
-            eprintln!("  {f}: {why}");
-        }
-        if backend == Backend::Fentry && bpf::kprobe::kprobe_unavailable().is_none() {
-            eprintln!("(--backend kprobe can attach functions that are missing from BTF)");
-        }
-    }
-    Ok(code)
 }
 
 fn plan_backend_label(b: Backend) -> &'static str {

@@ -1,12 +1,13 @@
-//! One module per subcommand.
+//! One module per subcommand: each plans from its arguments and implements
+//! `run::Counting` or `run::Streaming`; `run` owns the loop.
 pub mod docs;
 pub mod exec;
 pub mod floor;
 pub mod info;
 pub mod kprobe;
 pub mod list;
-pub mod probe_run;
-pub mod session;
+pub mod process;
+pub mod run;
 pub mod syscalls;
 pub mod trace;
 pub mod tracepoint;
@@ -15,6 +16,35 @@ pub mod uprobe;
 use std::{io::Write, path::Path};
 
 use anyhow::{Context as _, Result};
+
+use crate::cli::{BlockArgs, Command, RunArgs};
+
+/// Run one command line; returns tracer's exit code.
+pub async fn run_command(command: Command, report_on_stderr: bool, verbose: bool) -> Result<i32> {
+    let opts = |r: &RunArgs, b: Option<&BlockArgs>| run::Options {
+        duration: r.duration,
+        interval: b.and_then(|b| b.interval),
+        output: r.output.clone(),
+        report_on_stderr,
+    };
+    match command {
+        Command::Syscalls(a) => {
+            run::count(syscalls::plan(&a)?, opts(&a.run, Some(&a.blocks))).await
+        }
+        Command::Kprobe(a) => run::count(kprobe::plan(&a)?, opts(&a.run, Some(&a.blocks))).await,
+        Command::Uprobe(a) => run::count(uprobe::plan(&a)?, opts(&a.run, Some(&a.blocks))).await,
+        Command::Tracepoint(a) => {
+            run::count(tracepoint::plan(&a)?, opts(&a.run, Some(&a.blocks))).await
+        }
+        Command::Trace(a) => run::stream(trace::plan(&a)?, opts(&a.run, None)).await,
+        Command::Exec(a) => run::stream(exec::plan(&a)?, opts(&a.run, None)).await,
+        Command::Floor(a) => floor::run(a).await,
+        Command::List(a) => list::run(a, verbose),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man => docs::man(),
+        Command::Info(a) => info::run(a),
+    }
+}
 
 /// Where a report goes: a file, stdout or stderr. A command launched with
 /// `-- CMD` owns stdout, so its reports go to stderr (as strace's and perf

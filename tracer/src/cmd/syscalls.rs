@@ -1,17 +1,21 @@
-//! `tracer syscalls`: plan from the arguments, load and attach, collect on a
-//! timer, report at each interval and at the end.
-use std::{collections::BTreeMap, time::Instant};
+//! `tracer syscalls`: counts per syscall (and per process, per errno) in
+//! per-CPU maps, read at each interval and at the end.
+use std::collections::BTreeMap;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use tracer_common::{drops, flags, ProcInfo, MAX_SYSCALLS};
 
-use super::{clock, session::Session, Sink};
+use super::{
+    clock,
+    process::{self, Selection},
+    run::{Counting, Head},
+};
 use crate::{
-    bpf,
+    bpf::{self, Object},
     cli::{Layout, SortKey, SyscallsArgs},
     collect::syscalls::{Collector, Counts},
     report::{self, Block, BlockKind, Measured, Process, Row},
-    sys::{launch, names, proc, tracefs},
+    sys::{names, proc},
 };
 
 /// Everything decided from the command line before touching the kernel.
@@ -19,11 +23,9 @@ use crate::{
 pub struct Plan {
     pub layout: Layout,
     pub json: bool,
+    /// Every flag the programs run with (the selection's included).
     pub flags: u32,
-    pub target_uid: u32,
-    pub target_comm: [u8; 16],
-    /// Processes given with -p (tgids).
-    pub pids: Vec<u32>,
+    pub selection: Selection,
     /// Syscall numbers given with -e.
     pub syscalls: Vec<u32>,
     pub sort: SortKey,
@@ -43,38 +45,33 @@ impl Plan {
     }
 }
 
-/// Turn arguments into a plan; every bad value is reported here, before loading anything.
-pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
-    let targeted = !a.launch.command.is_empty() || !a.pid.is_empty();
-    if !a.launch.command.is_empty() && !a.pid.is_empty() {
-        anyhow::bail!("give either -p PID or -- CMD, not both");
-    }
-    let layout = a.format.unwrap_or(if targeted {
-        Layout::Strace
-    } else {
-        Layout::Syscount
-    });
-    let mut f = 0;
-    let pids = proc::resolve_pids(&a.pid)?;
-    if targeted {
-        f |= flags::FILTER_TGID;
-        if !a.no_follow {
-            f |= flags::FOLLOW_FORKS;
-        }
-    }
-    let task = proc::task_filters(a.uid.as_deref(), a.comm.as_deref())?;
-    f |= task.flags;
-    let (target_uid, target_comm) = (task.uid, task.comm);
-    let mut syscalls = Vec::new();
-    for name in a.syscall.iter().filter(|n| !n.trim().is_empty()) {
+/// The numbers of syscalls given by name (-e), checked against the kernel
+/// side's table.
+pub fn syscall_numbers(names: &[String]) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for name in names.iter().filter(|n| !n.trim().is_empty()) {
         let nr = names::syscall_number(name).map_err(anyhow::Error::msg)?;
         if nr >= MAX_SYSCALLS {
             anyhow::bail!(
                 "syscall `{name}` (number {nr}) is beyond tracer's table of {MAX_SYSCALLS}"
             );
         }
-        syscalls.push(nr);
+        out.push(nr);
     }
+    Ok(out)
+}
+
+/// Turn arguments into a plan; every bad value is reported here, before loading anything.
+pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
+    let selection = process::plan(&a.process)?;
+    let targeted = selection.targeted();
+    let layout = a.format.unwrap_or(if targeted {
+        Layout::Strace
+    } else {
+        Layout::Syscount
+    });
+    let mut f = selection.flags;
+    let syscalls = syscall_numbers(&a.syscall)?;
     if !syscalls.is_empty() {
         f |= flags::FILTER_SYSCALL;
     }
@@ -82,7 +79,7 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
         // Rows of exited processes are taken out of the kernel maps during the run.
         f |= flags::PER_PROCESS | flags::EXIT_NOTICES;
     }
-    if (a.interval.is_some() || a.per_process) && !targeted {
+    if (a.blocks.interval.is_some() || a.per_process) && !targeted {
         // Reading the maps every interval (or draining exited processes every
         // 100 ms) makes syscalls; keep them out of the counts.
         f |= flags::EXCLUDE_SELF;
@@ -93,8 +90,9 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
     if a.errno {
         f |= flags::ERRNO;
     }
+    let json = a.run.json;
     let time = a.latency || layout == Layout::Strace;
-    let errors = a.failures || a.errno || layout == Layout::Strace || a.json && time;
+    let errors = a.failures || a.errno || layout == Layout::Strace || json && time;
     if time || errors {
         f |= flags::EXIT_HOOK;
     }
@@ -104,7 +102,7 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
     let top = if a.all {
         None
     } else {
-        match (a.top, layout) {
+        match (a.blocks.top, layout) {
             (Some(n), _) => Some(n as usize),
             (None, Layout::Syscount) => Some(10),
             (None, Layout::Strace) => None,
@@ -112,11 +110,9 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
     };
     Ok(Plan {
         layout,
-        json: a.json,
+        json,
         flags: f,
-        target_uid,
-        target_comm,
-        pids,
+        selection,
         syscalls,
         sort,
         top,
@@ -194,18 +190,7 @@ pub fn block(
         .map(|(&pid, stats)| {
             let mut rows = rows_of(stats, counts, Some(pid));
             report::sort_rows(&mut rows, plan.sort);
-            let status = proc::status(pid);
-            let (ppid, comm) = match (procs.get(&pid), &status) {
-                (Some(info), _) if info.comm[0] != 0 => {
-                    let ppid = match &status {
-                        Some(st) if info.ppid == 0 => st.ppid,
-                        _ => info.ppid,
-                    };
-                    (ppid, proc::comm_str(&info.comm))
-                }
-                (_, Some(st)) => (st.ppid, st.name.clone()),
-                _ => (0, "?".into()),
-            };
+            let (ppid, comm) = proc::parent_and_comm(pid, procs.get(&pid));
             let ppid = if Some(pid) == launched {
                 std::process::id()
             } else {
@@ -261,193 +246,113 @@ pub fn render(plan: &Plan, b: &Block) -> String {
                 per_process: plan.per_process(),
             },
         ),
-        Layout::Strace => {
-            let mut out = String::new();
-            if b.kind == BlockKind::Interval {
-                out.push_str(&format!("[{}]\n", b.clock));
-            }
-            out.push_str(&report::strace::table(&b.rows));
-            for p in &b.processes {
-                out.push('\n');
-                out.push_str(&report::strace::process_heading(p));
-                let mut rows = p.rows.clone();
-                if let Some(top) = plan.top {
-                    rows.truncate(top);
-                }
-                out.push_str(&report::strace::table(&rows));
-            }
-            if let Some(w) = report::drops_line(&b.drops) {
-                out.push_str(&w);
-                out.push('\n');
-            }
-            out
-        }
+        Layout::Strace => report::strace::render(&b, plan.top),
     }
 }
 
-pub async fn run(args: SyscallsArgs) -> Result<i32> {
-    let plan = plan(&args)?;
-    let prepared = launch::prepare_opt(&args.launch)?;
-    crate::sys::privileges::check()?;
-    let started = Instant::now();
-    let follow_hooks = plan.targeted() || plan.per_process();
-    let mut globals = bpf::Globals {
-        flags: plan.flags,
-        target_uid: plan.target_uid,
-        target_comm: plan.target_comm,
-        fork_child_pid_offset: None,
-    };
-    if follow_hooks {
-        let tfs = tracefs::ensure_mounted()?;
-        let off = tracefs::field_offset(&tfs, "sched", "sched_process_fork", "child_pid")?;
-        globals.fork_child_pid_offset = Some(off as u32);
+/// What attaching leaves: the collector and the processes the kernel saw.
+pub struct Live {
+    collector: Collector,
+}
+
+impl Counting for Plan {
+    type Live = Live;
+    type Counts = Counts;
+
+    fn selection(&self) -> &Selection {
+        &self.selection
     }
-    let big = |on: bool| if on { 32768 } else { 1 };
-    let proc_rows = if plan.per_process() {
-        let rows = proc_stats_rows(proc::count_processes(), aya::util::nr_cpus().unwrap_or(1));
-        log::info!("per-process table: {rows} rows");
-        rows
-    } else {
-        1
-    };
-    let mut ebpf = bpf::load(
-        &globals,
-        &[
-            ("PROC_STATS", proc_rows),
-            (
-                "PROC_EXITS",
-                if plan.per_process() {
-                    EXIT_RING_BYTES
-                } else {
-                    4096
-                },
-            ),
-            (
-                "ERRNO_STATS",
-                if plan.flags & flags::ERRNO != 0 {
-                    8192
-                } else {
-                    1
-                },
-            ),
-            ("TRACED_TGIDS", big(plan.targeted())),
-            ("PROCS", big(follow_hooks)),
-        ],
-    )?;
-    if !plan.syscalls.is_empty() {
-        let mut filter: aya::maps::Array<_, u8> = aya::maps::Array::try_from(
-            ebpf.map_mut("SYSCALL_FILTER")
-                .context("map SYSCALL_FILTER missing")?,
+
+    fn attach(&self) -> Result<(Live, Object)> {
+        let follow = self.targeted() || self.per_process();
+        let proc_rows = if self.per_process() {
+            let rows = proc_stats_rows(proc::count_processes(), bpf::possible_cpus());
+            log::info!("per-process table: {rows} rows");
+            rows
+        } else {
+            1
+        };
+        let mut globals = self.selection.globals(0, false);
+        globals.flags = self.flags;
+        let sized = |on: bool, n: u32| if on { n } else { 1 };
+        let mut obj = bpf::load_following(
+            globals,
+            follow,
+            &[
+                ("PROC_STATS", proc_rows),
+                (
+                    "PROC_EXITS",
+                    sized(self.per_process(), EXIT_RING_BYTES).max(4096),
+                ),
+                ("ERRNO_STATS", sized(self.flags & flags::ERRNO != 0, 8192)),
+            ],
         )?;
-        for &nr in &plan.syscalls {
-            filter.set(nr, 1, 0)?;
+        obj.fill_array("SYSCALL_FILTER", self.syscalls.iter().map(|&nr| (nr, 1u8)))?;
+        let collector = Collector::new(
+            &mut obj,
+            self.per_process(),
+            self.flags & flags::ERRNO != 0,
+            self.flags & flags::EXIT_NOTICES != 0,
+        )?;
+        if self.exit_hook() {
+            obj.attach_raw_tracepoint("sys_exit", "sys_exit")?;
+        }
+        // With no filter and no exit hook, a program that only increments.
+        let enter = if self.flags == 0 {
+            "sys_enter_count"
+        } else {
+            "sys_enter"
+        };
+        obj.attach_raw_tracepoint(enter, "sys_enter")?;
+        Ok((Live { collector }, obj))
+    }
+
+    fn what(&self, _: &Live) -> String {
+        match self.top {
+            Some(n) if !self.json && !self.targeted() => format!("syscalls, printing top {n}"),
+            _ => "syscalls".into(),
         }
     }
-    let collector = Collector::new(
-        &mut ebpf,
-        plan.per_process(),
-        plan.flags & flags::ERRNO != 0,
-        plan.flags & flags::EXIT_NOTICES != 0,
-    )?;
-    if follow_hooks {
-        bpf::attach_tracepoint(
-            &mut ebpf,
-            "sched_process_fork",
-            "sched",
-            "sched_process_fork",
-        )?;
-        bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exec", "sched_process_exec")?;
-        bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
-    }
-    if plan.exit_hook() {
-        bpf::attach_raw_tracepoint(&mut ebpf, "sys_exit", "sys_exit")?;
-    }
-    // With no filter and no exit hook, a program that only increments.
-    let enter = if plan.flags == 0 {
-        "sys_enter_count"
-    } else {
-        "sys_enter"
-    };
-    bpf::attach_raw_tracepoint(&mut ebpf, enter, "sys_enter")?;
-    log::info!(
-        "loaded and attached in {:.1} ms",
-        started.elapsed().as_secs_f64() * 1e3
-    );
 
-    let mut session = Session::start(&mut ebpf, &plan.pids, plan.targeted(), prepared.as_ref())?;
-    let launched = session.launched;
-    if launched.is_none() {
-        let what = if plan.targeted() {
-            let pids: Vec<String> = plan.pids.iter().map(u32::to_string).collect();
-            let children = if args.no_follow {
-                ""
-            } else {
-                " and its children"
-            };
-            format!(" of pid {}{children}", pids.join(", "))
-        } else {
-            match plan.top {
-                Some(n) if !plan.json => format!(", printing top {n}"),
-                _ => String::new(),
-            }
-        };
-        eprintln!("Tracing syscalls{what}... Ctrl-C to end.");
+    fn read(&self, live: &Live) -> Result<Counts> {
+        live.collector.read()
     }
 
-    // strace's layout goes to stderr, as strace's does; with a command launched
-    // every report does: CMD's stdout is its own.
-    let to_stderr =
-        (plan.layout == Layout::Strace && !plan.json) || !args.launch.command.is_empty();
-    let mut sink = Sink::new(args.output.as_deref(), to_stderr)?;
-    let t0 = Instant::now();
-    let mut prev = Counts::default();
-    // Read at intervals, drained every 100 ms: both by the one loop, in turn.
-    let collector = std::cell::RefCell::new(collector);
-    let end = session
-        .run_with(
-            args.duration,
-            args.interval,
-            |secs| {
-                let collector = collector.borrow();
-                let now = collector.read()?;
-                let b = block(
-                    &plan,
-                    BlockKind::Interval,
-                    secs,
-                    &now.since(&prev),
-                    &collector.procs(),
-                    launched,
+    fn render(&self, live: &Live, head: Head, counts: &Counts) -> String {
+        if head.kind == BlockKind::Summary {
+            let late = counts.drops[drops::EXITS_LOST as usize];
+            if late > 0 {
+                log::warn!(
+                    "{late} process exits were not seen in time (exit-notice ring full): their \
+                     rows stayed in the kernel's per-process table until a sweep took them; no \
+                     count was lost"
                 );
-                sink.write(&render(&plan, &b))?;
-                prev = now;
-                Ok(())
-            },
-            plan.per_process()
-                .then_some(|| collector.borrow_mut().drain_exited(proc::group_gone)),
-        )
-        .await?;
-    // Stop counting before the final read so the block is consistent.
-    drop(ebpf);
-    let collector = collector.into_inner();
-    let counts = collector.read()?;
-    let late = counts.drops[drops::EXITS_LOST as usize];
-    if late > 0 {
-        log::warn!(
-            "{late} process exits were not seen in time (exit-notice ring full): their rows \
-             stayed in the kernel's per-process table until a sweep took them; no count was lost"
+            }
+        }
+        let mut b = block(
+            self,
+            head.kind,
+            head.seconds,
+            counts,
+            &live.collector.procs(),
+            head.launched,
         );
+        b.exit_code = head.exit_code;
+        render(self, &b)
     }
-    let mut b = block(
-        &plan,
-        BlockKind::Summary,
-        t0.elapsed().as_secs_f64(),
-        &counts,
-        &collector.procs(),
-        launched,
-    );
-    b.exit_code = end.command_exit_code(launched.is_some());
-    sink.write(&render(&plan, &b))?;
-    Ok(end.exit_code(launched.is_some()))
+
+    /// Rows of exited processes leave the kernel's maps every 100 ms (-P).
+    fn housekeeps(&self) -> bool {
+        self.per_process()
+    }
+
+    fn housekeeping(&self, live: &mut Live) -> Result<Vec<u32>> {
+        live.collector.drain_exited(proc::group_gone)
+    }
+
+    fn quiet_with_command(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -510,7 +415,7 @@ mod tests {
             "-x",
         ]))
         .unwrap();
-        assert_eq!(p.pids, [std::process::id()]);
+        assert_eq!(p.selection.pids, [std::process::id()]);
         assert_eq!(p.syscalls.len(), 2);
         let want = flags::FILTER_TGID
             | flags::FOLLOW_FORKS

@@ -1,31 +1,30 @@
 //! `tracer trace`: one strace-like line per completed syscall of the traced
 //! processes, streamed from the kernel through a ring buffer.
-use std::time::Duration;
-
-use anyhow::{Context as _, Result};
-use aya::maps::{Array, RingBuf};
+use anyhow::Result;
 use tracer_common::{flags, path_spec, MAX_SYSCALLS};
 
-use super::Sink;
+use super::{
+    process::{self, Selection},
+    run::Streaming,
+    syscalls::syscall_numbers,
+};
 use crate::{
-    bpf,
+    bpf::{self, Object},
     cli::TraceArgs,
-    collect::{
-        events::{Event, Lost, LostCounters, Reader},
-        syscalls::TracedSet,
-    },
+    collect::events::Event,
     report::{
         args::{self, Arg},
         syscall_events::{self as render, Clock, LineOptions, Stamp},
     },
-    sys::{launch, names, proc, tracefs},
+    sys::{names, tracefs},
 };
 
 /// Everything decided from the command line before touching the kernel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// Every flag the programs run with (the selection's included).
     pub flags: u32,
-    pub pids: Vec<u32>,
+    pub selection: Selection,
     pub syscalls: Vec<u32>,
     pub stamp: Stamp,
     pub durations: bool,
@@ -34,35 +33,20 @@ pub struct Plan {
 }
 
 pub fn plan(a: &TraceArgs) -> Result<Plan> {
-    if a.launch.command.is_empty() && a.pid.is_empty() {
+    if !a.process.targets() {
         anyhow::bail!(
             "say what to trace: -p PID or -- CMD (to count every process's syscalls, use `tracer syscalls`)"
         );
     }
-    if !a.launch.command.is_empty() && !a.pid.is_empty() {
-        anyhow::bail!("give either -p PID or -- CMD, not both");
-    }
-    let pids = proc::resolve_pids(&a.pid)?;
-    let mut f = flags::FILTER_TGID;
-    if !a.no_follow {
-        f |= flags::FOLLOW_FORKS;
-    }
-    let mut syscalls = Vec::new();
-    for name in a.syscall.iter().filter(|n| !n.trim().is_empty()) {
-        let nr = names::syscall_number(name).map_err(anyhow::Error::msg)?;
-        if nr >= MAX_SYSCALLS {
-            anyhow::bail!(
-                "syscall `{name}` (number {nr}) is beyond tracer's table of {MAX_SYSCALLS}"
-            );
-        }
-        syscalls.push(nr);
-    }
+    let selection = process::plan(&a.process)?;
+    let mut f = selection.flags;
+    let syscalls = syscall_numbers(&a.syscall)?;
     if !syscalls.is_empty() {
         f |= flags::FILTER_SYSCALL;
     }
     Ok(Plan {
         flags: f,
-        pids,
+        selection,
         syscalls,
         stamp: if a.time {
             Stamp::Wall
@@ -72,7 +56,7 @@ pub fn plan(a: &TraceArgs) -> Result<Plan> {
             Stamp::None
         },
         durations: a.durations,
-        json: a.json,
+        json: a.run.json,
         buffer_size: a.buffer_size,
     })
 }
@@ -136,238 +120,75 @@ impl Signatures {
     }
 }
 
-/// Formats events into one buffer per batch.
-struct Output {
-    sink: Sink,
-    buf: String,
+/// What formatting needs once attached: names and argument kinds, the clock.
+pub struct Live {
     sigs: Signatures,
     opts: LineOptions,
-    json: bool,
-    events: u64,
 }
 
-impl Output {
-    fn push(&mut self, e: Event) {
-        let Event::Syscall(r) = e else { return };
-        self.events += 1;
-        let (name, sig) = self.sigs.get(r.nr);
-        if self.json {
-            render::syscall_json(&mut self.buf, &r, name, sig, &self.opts.clock);
-        } else {
-            render::syscall_line(&mut self.buf, &r, name, sig, &self.opts);
-        }
+impl Streaming for Plan {
+    type Live = Live;
+
+    fn selection(&self) -> &Selection {
+        &self.selection
     }
 
-    fn flush(&mut self) -> Result<()> {
-        if !self.buf.is_empty() {
-            self.sink.write(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
-    }
-
-    fn lost(&mut self, now: &Lost, before: &Lost, buffer_size: u32) -> Result<()> {
-        let delta = Lost {
-            ring_full: now.ring_full - before.ring_full,
-            table_full: now.table_full - before.table_full,
-            strings_missing: now.strings_missing - before.strings_missing,
-        };
-        if delta == Lost::default() {
-            return Ok(());
-        }
-        self.flush()?;
-        if self.json {
-            let mut v = render::lost_json(&delta);
-            v["type"] = "lost".into();
-            self.sink.write(&format!("{v}\n"))
-        } else if let Some(l) = render::lost_line(&delta, buffer_size) {
-            self.sink.write(&format!("--- {l} ---\n"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-pub async fn run(args: TraceArgs) -> Result<i32> {
-    let plan = plan(&args)?;
-    let prepared = if args.launch.command.is_empty() {
-        None
-    } else {
-        Some(launch::prepare(&args.launch)?)
-    };
-    crate::sys::privileges::check()?;
-    let tfs = tracefs::ensure_mounted()?;
-    let off = tracefs::field_offset(&tfs, "sched", "sched_process_fork", "child_pid")?;
-    let globals = bpf::Globals {
-        flags: plan.flags,
-        fork_child_pid_offset: Some(off as u32),
-        ..Default::default()
-    };
-    let mut ebpf = bpf::load(
-        &globals,
-        &[
-            ("EVENTS", plan.buffer_size),
-            ("TRACE_PENDING", 32768),
-            ("TRACE_STRINGS", 8192),
-            ("TRACED_TGIDS", 32768),
-        ],
-    )?;
-    let sigs = Signatures::new(Some(&tfs));
-    {
-        let mut paths: Array<_, u32> =
-            Array::try_from(ebpf.map_mut("PATH_ARGS").context("map PATH_ARGS missing")?)?;
-        for (nr, spec) in sigs.path_specs() {
-            paths.set(nr, spec, 0)?;
-        }
-    }
-    if !plan.syscalls.is_empty() {
-        let mut filter: Array<_, u8> = Array::try_from(
-            ebpf.map_mut("SYSCALL_FILTER")
-                .context("map SYSCALL_FILTER missing")?,
+    fn attach(&self) -> Result<(Live, Object)> {
+        let mut globals = self.selection.globals(0, false);
+        globals.flags = self.flags;
+        let mut obj = bpf::load_following(
+            globals,
+            true,
+            &[
+                ("EVENTS", self.buffer_size),
+                ("TRACE_PENDING", 32768),
+                ("TRACE_STRINGS", 8192),
+                ("PROCS", 1),
+            ],
         )?;
-        for &nr in &plan.syscalls {
-            filter.set(nr, 1, 0)?;
-        }
-    }
-    let mut traced = TracedSet::new(&mut ebpf)?;
-    for &pid in &plan.pids {
-        traced.insert(pid)?;
-    }
-    let ring = crate::collect::take::<RingBuf<_>>(&mut ebpf, "EVENTS")?;
-    let mut reader = Reader::new(ring)?;
-    let lost = LostCounters::new(crate::collect::take(&mut ebpf, "EVENT_LOST")?);
-    let mut bpf_logs = bpf::logs::start(&mut ebpf)?;
-    if plan.flags & flags::FOLLOW_FORKS != 0 {
-        bpf::attach_tracepoint(
-            &mut ebpf,
-            "sched_process_fork",
-            "sched",
-            "sched_process_fork",
-        )?;
-    }
-    bpf::attach_raw_tracepoint(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
-    bpf::attach_raw_tracepoint(&mut ebpf, "trace_task_exit", "sched_process_exit")?;
-    bpf::attach_raw_tracepoint(&mut ebpf, "trace_exec_tid", "sched_process_exec")?;
-    bpf::attach_raw_tracepoint(&mut ebpf, "trace_exit", "sys_exit")?;
-    bpf::attach_raw_tracepoint(&mut ebpf, "trace_enter", "sys_enter")?;
-
-    let clock = Clock::now();
-    let mut out = Output {
-        sink: Sink::new(args.output.as_deref(), !plan.json || prepared.is_some())?,
-        buf: String::with_capacity(1 << 16),
-        sigs,
-        opts: LineOptions {
-            stamp: plan.stamp,
-            durations: plan.durations,
-            clock,
-        },
-        json: plan.json,
-        events: 0,
-    };
-
-    // Install the Ctrl-C/SIGTERM handlers (first poll) before the command
-    // starts or "Tracing" is printed: a signal from then on ends the trace cleanly.
-    let signal = crate::signals::wait();
-    tokio::pin!(signal);
-    let early_signal = tokio::select! {
-        biased;
-        s = &mut signal => Some(s?),
-        _ = std::future::ready(()) => None,
-    };
-    let mut launched = false;
-    let mut child_wait = None;
-    if let Some(p) = &prepared {
-        let pid = launch::spawn_traced(p, |pid| traced.insert(pid))?;
-        launched = true;
-        child_wait = Some(launch::wait_child(pid));
-    } else {
-        eprintln!(
-            "Tracing pid {}{}... Ctrl-C to end.",
-            plan.pids
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            if args.no_follow {
-                ""
-            } else {
-                " and its children"
-            }
-        );
-    }
-
-    let mut prune = tokio::time::interval(Duration::from_millis(100));
-    let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
-    // The kernel wakes tracer only when the ring is an eighth full; this timer
-    // shows a trickle of events within 10 ms anyway.
-    let mut drain_tick = tokio::time::interval(Duration::from_millis(10));
-    drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut lost_seen = Lost::default();
-    let mut child_status: Option<i32> = None;
-    let mut sig = early_signal;
-    {
-        let logs_task = async {
-            match bpf_logs.as_mut() {
-                Some(f) => f.run().await,
-                None => std::future::pending().await,
-            }
+        let sigs = Signatures::new(tracefs::ensure_mounted().ok().as_deref());
+        obj.fill_array("PATH_ARGS", sigs.path_specs())?;
+        obj.fill_array("SYSCALL_FILTER", self.syscalls.iter().map(|&nr| (nr, 1u8)))?;
+        obj.attach_raw_tracepoint("trace_task_exit", "sched_process_exit")?;
+        obj.attach_raw_tracepoint("trace_exec_tid", "sched_process_exec")?;
+        obj.attach_raw_tracepoint("trace_exit", "sys_exit")?;
+        obj.attach_raw_tracepoint("trace_enter", "sys_enter")?;
+        let opts = LineOptions {
+            stamp: self.stamp,
+            durations: self.durations,
+            clock: Clock::now(),
         };
-        tokio::pin!(logs_task);
-        while sig.is_none() {
-            tokio::select! {
-                s = &mut signal => { sig = Some(s?); break; }
-                r = reader.read(|e| out.push(e)) => {
-                    r?;
-                    out.flush()?;
-                }
-                st = async { child_wait.as_mut().unwrap().await }, if child_wait.is_some() && child_status.is_none() => {
-                    child_status = Some(st.unwrap_or(0));
-                }
-                _ = prune.tick(), if child_wait.is_none() || child_status.is_some() => {
-                    if traced.prune(proc::alive) == 0 {
-                        break;
-                    }
-                }
-                _ = drain_tick.tick() => {
-                reader.drain(|e| out.push(e));
-                out.flush()?;
-            }
-            _ = lost_tick.tick() => {
-                    let now = lost.read()?;
-                    out.lost(&now, &lost_seen, plan.buffer_size)?;
-                    lost_seen = now;
-                }
-                _ = &mut logs_task => {}
-            }
+        Ok((Live { sigs, opts }, obj))
+    }
+
+    fn what(&self) -> String {
+        "syscalls".into()
+    }
+
+    fn json(&self) -> bool {
+        self.json
+    }
+
+    fn buffer_size(&self) -> u32 {
+        self.buffer_size
+    }
+
+    fn event(&self, live: &mut Live, e: Event, out: &mut String) -> bool {
+        let Event::Syscall(r) = e else {
+            return false;
+        };
+        let (name, sig) = live.sigs.get(r.nr);
+        if self.json {
+            render::syscall_json(out, &r, name, sig, &live.opts.clock);
+        } else {
+            render::syscall_line(out, &r, name, sig, &live.opts);
         }
-        // Detach everything, then take what is still in the ring.
+        true
     }
-    drop(ebpf);
-    reader.drain(|e| out.push(e));
-    out.flush()?;
-    if let Some(f) = bpf_logs.as_mut() {
-        f.flush();
+
+    fn quiet_with_command(&self) -> bool {
+        true
     }
-    let total = lost.read()?;
-    out.lost(&total, &lost_seen, plan.buffer_size)?;
-    if plan.json {
-        let mut v = render::lost_json(&total);
-        v["type"] = "summary".into();
-        v["events"] = out.events.into();
-        out.sink.write(&format!("{v}\n"))?;
-    }
-    if let Some(l) = render::lost_line(&total, plan.buffer_size) {
-        // The total, on stderr, whatever the output is.
-        eprintln!("{l}");
-    }
-    log::info!("{} events delivered, {} lost", out.events, total.events());
-    let code = match (sig, child_status) {
-        (Some(s), _) if launched => 128 + s,
-        (Some(_), _) => 0,
-        (None, Some(st)) => proc::exit_code_of(st),
-        (None, None) => 0,
-    };
-    Ok(code)
 }
 
 #[cfg(test)]

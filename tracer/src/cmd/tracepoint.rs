@@ -2,23 +2,19 @@
 //! tracepoint with the tracepoint's index as attach cookie; per-tracepoint
 //! instructions (field offset, size, sign) in `TP_CONFIG[index]`. Counts, sums and histograms are
 //! aggregated in the kernel.
-use std::{collections::BTreeMap, path::Path, time::Instant};
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{bail, Context as _, Result};
-use aya::{
-    maps::{Array, HashMap, MapData},
-    programs::TracePoint,
-};
 use tracer_common::{flags, tp_drops, tp_mode, ProcInfo, TpConfig, LOG2_SLOTS, MAX_TRACEPOINTS};
 
 use super::{
     clock,
     list::tracepoints as available_tracepoints,
-    probe_run::{self, End, Filters, Session},
-    Sink,
+    process::{self, Selection},
+    run::{Counting, Head},
 };
 use crate::{
-    bpf,
+    bpf::{self, Object},
     cli::TracepointArgs,
     collect::probes::{slots_of, TpCollector, TpCounts},
     report::{
@@ -26,7 +22,6 @@ use crate::{
         listing::is_numeric,
         BlockKind,
     },
-    sys::launch,
     sys::{names, proc, tracefs},
 };
 
@@ -50,7 +45,7 @@ impl Event {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub events: Vec<Event>,
-    pub filters: Filters,
+    pub selection: Selection,
     pub per_process: bool,
     pub aggregate: Aggregate,
     pub top: Option<usize>,
@@ -132,8 +127,16 @@ fn tracepoint_id(tfs: &Path, category: &str, name: &str) -> Result<u32> {
         .with_context(|| format!("bad id in {}", path.display()))
 }
 
-pub fn plan(a: &TracepointArgs, tfs: &Path) -> Result<Plan> {
-    let filters = probe_run::filters(&a.process)?;
+/// Check the arguments against the kernel's tracepoints (read from tracefs,
+/// so privileges are checked first).
+pub fn plan(a: &TracepointArgs) -> Result<Plan> {
+    crate::sys::privileges::check()?;
+    let tfs = tracefs::ensure_mounted()?;
+    plan_in(a, &tfs)
+}
+
+fn plan_in(a: &TracepointArgs, tfs: &Path) -> Result<Plan> {
+    let selection = process::plan(&a.process)?;
     let aggregate = match (&a.hist, &a.sum) {
         (Some(f), _) => Aggregate::Hist(f.clone()),
         (None, Some(f)) => Aggregate::Sum(f.clone()),
@@ -173,11 +176,11 @@ pub fn plan(a: &TracepointArgs, tfs: &Path) -> Result<Plan> {
     }
     Ok(Plan {
         events,
-        filters,
+        selection,
         per_process: a.per_process,
         aggregate,
-        top: a.top.map(|t| t as usize),
-        json: a.json,
+        top: a.blocks.top.map(|t| t as usize),
+        json: a.run.json,
     })
 }
 
@@ -224,23 +227,16 @@ pub fn block(
     let mut prows: Vec<ProcRow> = c
         .by_process
         .iter()
-        .map(|(&(pid, slot), s)| {
-            let comm = match (procs.get(&pid), proc::status(pid)) {
-                (Some(info), _) if info.comm[0] != 0 => proc::comm_str(&info.comm),
-                (_, Some(st)) => st.name,
-                _ => "?".into(),
-            };
-            ProcRow {
-                pid,
-                comm,
-                event: plan
-                    .events
-                    .get(slot as usize)
-                    .map(Event::full_name)
-                    .unwrap_or_default(),
-                count: s.count,
-                sum: signed_sum(s.sum, signed(slot as usize)),
-            }
+        .map(|(&(pid, slot), s)| ProcRow {
+            pid,
+            comm: proc::comm_of(pid, procs.get(&pid)),
+            event: plan
+                .events
+                .get(slot as usize)
+                .map(Event::full_name)
+                .unwrap_or_default(),
+            count: s.count,
+            sum: signed_sum(s.sum, signed(slot as usize)),
         })
         .collect();
     events::sort(&mut rows, &mut prows);
@@ -267,127 +263,77 @@ pub fn block(
     }
 }
 
-fn render(plan: &Plan, b: &EventBlock) -> String {
-    if plan.json {
-        events::render_json(b, plan.top) + "\n"
-    } else {
-        events::render_text(b, plan.top)
-    }
-}
+impl Counting for Plan {
+    type Live = TpCollector;
+    type Counts = TpCounts;
 
-pub async fn run(args: TracepointArgs) -> Result<i32> {
-    crate::sys::privileges::check()?;
-    let tfs = tracefs::ensure_mounted()?;
-    let plan = plan(&args, &tfs)?;
-    let started = Instant::now();
-    let n = plan.events.len() as u32;
-    let follow = plan.filters.targeted() || plan.per_process;
-    let per_process_flag = if plan.per_process {
-        flags::PER_PROCESS
-    } else {
-        0
-    };
-    let hist = matches!(plan.aggregate, Aggregate::Hist(_));
-    let mut ebpf = probe_run::load(
-        &plan.filters,
-        per_process_flag,
-        follow,
-        &[
-            ("TP_CONFIG", n),
-            ("TP_STATS", n),
-            ("TP_PROC_STATS", if plan.per_process { 32768 } else { 1 }),
-            ("TP_HIST", if hist { n * LOG2_SLOTS } else { 1 }),
-        ],
-    )?;
-    {
-        let mut config: Array<&mut MapData, TpConfig> =
-            Array::try_from(ebpf.map_mut("TP_CONFIG").context("map TP_CONFIG missing")?)?;
-        for (i, e) in plan.events.iter().enumerate() {
-            let f = e.field.as_ref();
-            let cfg = TpConfig {
-                slot: i as u32,
-                offset: f.map_or(0, |f| f.offset as u16),
-                size: f.map_or(0, |f| f.size as u8),
-                signed: f.is_some_and(|f| f.signed) as u8,
-                mode: plan.mode(),
-                _pad: [0; 3],
-            };
-            config.set(i as u32, cfg, 0).context("filling TP_CONFIG")?;
+    fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    fn attach(&self) -> Result<(TpCollector, Object)> {
+        let n = self.events.len() as u32;
+        let follow = self.selection.targeted() || self.per_process;
+        let per_process_flag = if self.per_process {
+            flags::PER_PROCESS
+        } else {
+            0
+        };
+        let hist = matches!(self.aggregate, Aggregate::Hist(_));
+        let mut obj = bpf::load_following(
+            self.selection.globals(per_process_flag, true),
+            follow,
+            &[
+                ("TP_CONFIG", n),
+                ("TP_STATS", n),
+                ("TP_PROC_STATS", if self.per_process { 32768 } else { 1 }),
+                ("TP_HIST", if hist { n * LOG2_SLOTS } else { 1 }),
+            ],
+        )?;
+        obj.fill_array(
+            "TP_CONFIG",
+            self.events.iter().enumerate().map(|(i, e)| {
+                let f = e.field.as_ref();
+                let cfg = TpConfig {
+                    slot: i as u32,
+                    offset: f.map_or(0, |f| f.offset as u16),
+                    size: f.map_or(0, |f| f.size as u8),
+                    signed: f.is_some_and(|f| f.signed) as u8,
+                    mode: self.mode(),
+                    _pad: [0; 3],
+                };
+                (i as u32, cfg)
+            }),
+        )?;
+        let collector = TpCollector::new(&mut obj, self.events.len(), self.per_process, hist)?;
+        let ids: Vec<(u32, String)> = self.events.iter().map(|e| (e.id, e.full_name())).collect();
+        bpf::cookies::attach_tracepoints(&mut obj, "tracepoint_event", &ids)?;
+        Ok((collector, obj))
+    }
+
+    fn what(&self, _: &TpCollector) -> String {
+        let n = self.events.len();
+        let what = match &self.aggregate {
+            Aggregate::Hist(f) => format!(", histogram of {f}"),
+            Aggregate::Sum(f) => format!(", sum of {f}"),
+            Aggregate::None => String::new(),
+        };
+        format!("{n} tracepoint{}{what}", if n == 1 { "" } else { "s" })
+    }
+
+    fn read(&self, collector: &TpCollector) -> Result<TpCounts> {
+        collector.read()
+    }
+
+    fn render(&self, collector: &TpCollector, head: Head, counts: &TpCounts) -> String {
+        let mut b = block(self, head.kind, head.seconds, counts, &collector.procs());
+        b.exit_code = head.exit_code;
+        if self.json {
+            events::render_json(&b, self.top) + "\n"
+        } else {
+            events::render_text(&b, self.top)
         }
     }
-    let collector = TpCollector::new(&mut ebpf, plan.events.len(), plan.per_process, hist)?;
-    let procs_map: HashMap<MapData, u32, ProcInfo> = crate::collect::take(&mut ebpf, "PROCS")?;
-    let mut links = Vec::new();
-    {
-        use std::os::fd::AsFd as _;
-        let prog: &mut TracePoint = ebpf
-            .program_mut("tracepoint_event")
-            .context("program tracepoint_event missing from the object")?
-            .try_into()?;
-        prog.load()
-            .context("the kernel refused to load program tracepoint_event")?;
-        let fd = prog.fd()?.as_fd();
-        for (i, e) in plan.events.iter().enumerate() {
-            links.push(
-                bpf::cookie_link::attach_tracepoint(fd, u64::from(e.id), i as u64)
-                    .with_context(|| format!("attaching to tracepoint {}", e.full_name()))?,
-            );
-        }
-    }
-    log::info!(
-        "loaded and attached in {:.1} ms",
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    let mut session = Session::start(
-        &mut ebpf,
-        &plan.filters.pids,
-        plan.filters.targeted(),
-        launch::prepare_opt(&args.process.launch)?.as_ref(),
-    )?;
-    let what = match &plan.aggregate {
-        Aggregate::Hist(f) => format!(", histogram of {f}"),
-        Aggregate::Sum(f) => format!(", sum of {f}"),
-        Aggregate::None => String::new(),
-    };
-    eprintln!(
-        "Tracing {n} tracepoint{}{what}{}... Hit Ctrl-C to end.",
-        if n == 1 { "" } else { "s" },
-        plan.filters.describe(&args.process.launch.command)
-    );
-    let procs = || -> BTreeMap<u32, ProcInfo> { procs_map.iter().filter_map(|r| r.ok()).collect() };
-    let mut sink = Sink::new(
-        args.output.as_deref(),
-        !args.process.launch.command.is_empty(),
-    )?;
-    let t0 = Instant::now();
-    let mut prev = TpCounts::default();
-    let end = session
-        .run(args.duration, args.interval, |secs| {
-            let now = collector.read()?;
-            let b = block(
-                &plan,
-                BlockKind::Interval,
-                secs,
-                &now.since(&prev),
-                &procs(),
-            );
-            sink.write(&render(&plan, &b))?;
-            prev = now;
-            Ok(())
-        })
-        .await?;
-    // The run's length, before detaching (unregistering probes can take a while).
-    let seconds = t0.elapsed().as_secs_f64();
-    drop(links);
-    drop(ebpf);
-    let counts = collector.read()?;
-    let mut b = block(&plan, BlockKind::Summary, seconds, &counts, &procs());
-    let code = end.exit_code(session.launched.is_some());
-    if session.launched.is_some() && matches!(end, End::TargetsGone(_)) {
-        b.exit_code = Some(code);
-    }
-    sink.write(&render(&plan, &b))?;
-    Ok(code)
 }
 
 #[cfg(test)]
@@ -469,14 +415,7 @@ mod tests {
         };
         let plan = Plan {
             events: vec![ev("a"), ev("b")],
-            filters: probe_run::filters(&crate::cli::ProcessArgs {
-                pid: vec![],
-                comm: None,
-                uid: None,
-                no_follow: false,
-                launch: Default::default(),
-            })
-            .unwrap(),
+            selection: process::plan(&crate::cli::ProcessArgs::default()).unwrap(),
             per_process: true,
             aggregate: Aggregate::Sum("ret".into()),
             top: None,

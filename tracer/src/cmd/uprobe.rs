@@ -4,22 +4,18 @@
 use std::{
     collections::{hash_map::Entry, BTreeMap, HashMap},
     path::PathBuf,
-    time::Instant,
 };
 
 use anyhow::{Context as _, Result};
-use aya::programs::{
-    uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
-    UProbe,
-};
 use tracer_common::{flags, uprobe_drops, LOG2_SLOTS, MAX_UPROBES};
 
 use super::{
     clock,
-    probe_run::{self, End, Filters, Session},
-    Sink,
+    process::{self, Selection},
+    run::{Counting, Head},
 };
 use crate::{
+    bpf::{self, cookies::Site, Object},
     cli::UprobeArgs,
     collect::probes::{slots_of, FuncCollector, FuncCounts},
     report::{
@@ -27,7 +23,6 @@ use crate::{
         BlockKind,
     },
     sys::elf::{self, Pattern},
-    sys::launch,
 };
 
 /// One function to probe.
@@ -42,7 +37,9 @@ pub struct Probe {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub probes: Vec<Probe>,
-    pub filters: Filters,
+    /// The probe specs as given.
+    pub specs: Vec<String>,
+    pub selection: Selection,
     pub latency: bool,
     pub json: bool,
 }
@@ -50,8 +47,8 @@ pub struct Plan {
 /// Resolve every probe spec; functions reached twice (two patterns, or two
 /// names for one address) are probed once.
 pub fn plan(a: &UprobeArgs) -> Result<Plan> {
-    let filters = probe_run::filters(&a.process)?;
-    let pid_hint = filters.pids.first().copied();
+    let selection = process::plan(&a.process)?;
+    let pid_hint = selection.pids.first().copied();
     let mut binaries: BTreeMap<PathBuf, elf::Binary> = BTreeMap::new();
     let mut probes = Vec::new();
     // (file, offset) -> index in `probes`: aliases of one function are probed once.
@@ -103,9 +100,10 @@ pub fn plan(a: &UprobeArgs) -> Result<Plan> {
     }
     Ok(Plan {
         probes,
-        filters,
+        specs: a.probes.clone(),
+        selection,
         latency: a.latency,
-        json: a.json,
+        json: a.run.json,
     })
 }
 
@@ -148,116 +146,74 @@ pub fn block(plan: &Plan, kind: BlockKind, seconds: f64, c: &FuncCounts) -> Func
     }
 }
 
-fn render(plan: &Plan, b: &FuncBlock) -> String {
-    if plan.json {
-        funcs::render_json(b) + "\n"
-    } else {
-        funcs::render_text(b)
+impl Plan {
+    fn sites(&self) -> Vec<Site<'_>> {
+        self.probes
+            .iter()
+            .map(|p| Site {
+                target: &p.target,
+                file_offset: p.file_offset,
+                name: &p.name,
+            })
+            .collect()
     }
 }
 
-fn attach_all(ebpf: &mut aya::Ebpf, prog: &str, probes: &[Probe]) -> Result<()> {
-    let p: &mut UProbe = ebpf
-        .program_mut(prog)
-        .with_context(|| format!("program {prog} missing from the object"))?
-        .try_into()?;
-    p.load()
-        .with_context(|| format!("the kernel refused to load program {prog}"))?;
-    for (i, probe) in probes.iter().enumerate() {
-        let point = UProbeAttachPoint {
-            location: UProbeAttachLocation::AbsoluteOffset(probe.file_offset),
-            cookie: Some(i as u64),
+impl Counting for Plan {
+    type Live = FuncCollector;
+    type Counts = FuncCounts;
+
+    fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    fn attach(&self) -> Result<(FuncCollector, Object)> {
+        let n = self.probes.len() as u32;
+        let latency_flag = if self.latency {
+            flags::UPROBE_LATENCY
+        } else {
+            0
         };
-        p.attach(point, &probe.target, UProbeScope::AllProcesses)
-            .with_context(|| {
-                use crate::sys::privileges::{has, CAP_SYS_ADMIN};
-                format!(
-                    "attaching a uprobe to {} in {} (file offset {:#x}){}",
-                    probe.name,
-                    probe.target.display(),
-                    probe.file_offset,
-                    if has(CAP_SYS_ADMIN) {
-                        ""
-                    } else {
-                        " (the kernel lets only root or CAP_SYS_ADMIN create uprobes)"
-                    }
-                )
-            })?;
+        let mut obj = bpf::load_following(
+            self.selection.globals(latency_flag, true),
+            self.selection.targeted(),
+            &[
+                ("UPROBE_STATS", n),
+                ("UPROBE_HIST", if self.latency { n * LOG2_SLOTS } else { 1 }),
+                ("UPROBE_STARTS", if self.latency { 32768 } else { 1 }),
+            ],
+        )?;
+        let collector = FuncCollector::new(&mut obj, self.probes.len(), self.latency)?;
+        let sites = self.sites();
+        if self.latency {
+            bpf::cookies::attach_uprobes(&mut obj, "uretprobe_latency", &sites)?;
+        }
+        bpf::cookies::attach_uprobes(&mut obj, "uprobe_count", &sites)?;
+        Ok((collector, obj))
     }
-    Ok(())
-}
 
-pub async fn run(args: UprobeArgs) -> Result<i32> {
-    let plan = plan(&args)?;
-    crate::sys::privileges::check()?;
-    let started = Instant::now();
-    let n = plan.probes.len() as u32;
-    let latency_flag = if plan.latency {
-        flags::UPROBE_LATENCY
-    } else {
-        0
-    };
-    let mut ebpf = probe_run::load(
-        &plan.filters,
-        latency_flag,
-        plan.filters.targeted(),
-        &[
-            ("UPROBE_STATS", n),
-            ("UPROBE_HIST", if plan.latency { n * LOG2_SLOTS } else { 1 }),
-            ("UPROBE_STARTS", if plan.latency { 32768 } else { 1 }),
-        ],
-    )?;
-    let collector = FuncCollector::new(&mut ebpf, plan.probes.len(), plan.latency)?;
-    if plan.latency {
-        attach_all(&mut ebpf, "uretprobe_latency", &plan.probes)?;
+    fn what(&self, _: &FuncCollector) -> String {
+        let n = self.probes.len();
+        format!(
+            "{n} function{} for \"{}\"",
+            if n == 1 { "" } else { "s" },
+            self.specs.join(" ")
+        )
     }
-    attach_all(&mut ebpf, "uprobe_count", &plan.probes)?;
-    log::info!(
-        "loaded and attached in {:.1} ms",
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    let mut session = Session::start(
-        &mut ebpf,
-        &plan.filters.pids,
-        plan.filters.targeted(),
-        launch::prepare_opt(&args.process.launch)?.as_ref(),
-    )?;
-    eprintln!(
-        "Tracing {} function{} for \"{}\"{}... Hit Ctrl-C to end.",
-        n,
-        if n == 1 { "" } else { "s" },
-        args.probes.join(" "),
-        plan.filters.describe(&args.process.launch.command)
-    );
-    let mut sink = Sink::new(
-        args.output.as_deref(),
-        !args.process.launch.command.is_empty(),
-    )?;
-    let t0 = Instant::now();
-    let mut prev = FuncCounts::default();
-    let end = session
-        .run(args.duration, args.interval, |secs| {
-            let now = collector.read()?;
-            sink.write(&render(
-                &plan,
-                &block(&plan, BlockKind::Interval, secs, &now.since(&prev)),
-            ))?;
-            prev = now;
-            Ok(())
-        })
-        .await?;
-    // The run's length, before detaching (unregistering probes can take a while).
-    let seconds = t0.elapsed().as_secs_f64();
-    // Detach before the final read so the block is consistent.
-    drop(ebpf);
-    let counts = collector.read()?;
-    let mut b = block(&plan, BlockKind::Summary, seconds, &counts);
-    let code = end.exit_code(session.launched.is_some());
-    if session.launched.is_some() && matches!(end, End::TargetsGone(_)) {
-        b.exit_code = Some(code);
+
+    fn read(&self, collector: &FuncCollector) -> Result<FuncCounts> {
+        collector.read()
     }
-    sink.write(&render(&plan, &b))?;
-    Ok(code)
+
+    fn render(&self, _: &FuncCollector, head: Head, counts: &FuncCounts) -> String {
+        let mut b = block(self, head.kind, head.seconds, counts);
+        b.exit_code = head.exit_code;
+        if self.json {
+            funcs::render_json(&b) + "\n"
+        } else {
+            funcs::render_text(&b)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -229,6 +229,16 @@ pub struct Lost {
     pub strings_missing: u64,
 }
 
+impl super::Delta for Lost {
+    fn since(&self, before: &Lost) -> Lost {
+        Lost {
+            ring_full: self.ring_full - before.ring_full,
+            table_full: self.table_full - before.table_full,
+            strings_missing: self.strings_missing - before.strings_missing,
+        }
+    }
+}
+
 impl Lost {
     /// Events that never reached user space.
     pub fn events(&self) -> u64 {

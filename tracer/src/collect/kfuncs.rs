@@ -1,12 +1,9 @@
 //! Reading the kernel-function maps (`KFUNC_*`) into plain data.
 use std::collections::BTreeMap;
 
-use super::take;
+use super::sub_map;
 use anyhow::{Context as _, Result};
-use aya::{
-    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
-    Ebpf,
-};
+use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use tracer_common::{
     kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey},
     ProcInfo,
@@ -33,19 +30,8 @@ pub struct KCounts {
     pub drops: [u64; drops::COUNT as usize],
 }
 
-fn sub_map<K: Ord + Copy, V: Default + Copy>(
-    now: &BTreeMap<K, V>,
-    before: &BTreeMap<K, V>,
-    f: impl Fn(&V, &V) -> V,
-) -> BTreeMap<K, V> {
-    now.iter()
-        .map(|(k, v)| (*k, f(v, &before.get(k).copied().unwrap_or_default())))
-        .collect()
-}
-
-impl KCounts {
-    /// What was counted between `earlier` and `self`.
-    pub fn since(&self, earlier: &KCounts) -> KCounts {
+impl super::Delta for KCounts {
+    fn since(&self, earlier: &KCounts) -> KCounts {
         let mut d = self.drops;
         for (x, e) in d.iter_mut().zip(earlier.drops) {
             *x = x.saturating_sub(e);
@@ -61,7 +47,9 @@ impl KCounts {
             drops: d,
         }
     }
+}
 
+impl KCounts {
     pub fn named_drops(&self) -> Vec<(&'static str, u64)> {
         DROP_NAMES
             .iter()
@@ -84,27 +72,32 @@ pub struct KCollector {
 
 impl KCollector {
     /// `per_process`: also read the comms the kernel recorded (`PROCS`).
-    pub fn new(ebpf: &mut Ebpf, latency: bool, stacks: bool, per_process: bool) -> Result<Self> {
+    pub fn new(
+        obj: &mut crate::bpf::Object,
+        latency: bool,
+        stacks: bool,
+        per_process: bool,
+    ) -> Result<Self> {
         Ok(Self {
-            stats: take(ebpf, "KFUNC_STATS")?,
+            stats: obj.take_map("KFUNC_STATS")?,
             hist: if latency {
-                Some(take(ebpf, "KFUNC_HIST")?)
+                Some(obj.take_map("KFUNC_HIST")?)
             } else {
                 None
             },
             stack_counts: if stacks {
-                Some(take(ebpf, "KFUNC_STACKCNT")?)
+                Some(obj.take_map("KFUNC_STACKCNT")?)
             } else {
                 None
             },
             stacks: if stacks {
-                Some(take(ebpf, "KFUNC_STACKS")?)
+                Some(obj.take_map("KFUNC_STACKS")?)
             } else {
                 None
             },
-            drops: take(ebpf, "KFUNC_DROPS")?,
+            drops: obj.take_map("KFUNC_DROPS")?,
             procs: if per_process {
-                Some(take(ebpf, "PROCS")?)
+                Some(obj.take_map("PROCS")?)
             } else {
                 None
             },
@@ -140,15 +133,12 @@ impl KCollector {
         Ok(c)
     }
 
-    /// Comms the kernel recorded per tgid (at first count, fork or exec).
-    pub fn comms(&self) -> BTreeMap<u32, String> {
+    /// What the kernel recorded per tgid (at first count, fork or exec).
+    pub fn procs(&self) -> BTreeMap<u32, ProcInfo> {
         let Some(p) = &self.procs else {
             return BTreeMap::new();
         };
-        p.iter()
-            .filter_map(|r| r.ok())
-            .map(|(pid, info)| (pid, crate::sys::proc::comm_str(&info.comm)))
-            .collect()
+        p.iter().filter_map(|r| r.ok()).collect()
     }
 
     /// The addresses of a recorded stack, innermost first.
@@ -166,6 +156,7 @@ impl KCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::Delta as _;
 
     #[test]
     fn delta() {

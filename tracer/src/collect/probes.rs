@@ -2,13 +2,10 @@
 //! plain data. Counters only grow, so an interval is `now.since(&before)`.
 use std::collections::BTreeMap;
 
-use super::take;
+use super::{sub_slots as sub_vec, Delta};
 use anyhow::{Context as _, Result};
-use aya::{
-    maps::{MapData, PerCpuArray, PerCpuHashMap},
-    Ebpf,
-};
-use tracer_common::{FuncStat, TpProcKey, TpStat, LOG2_SLOTS};
+use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
+use tracer_common::{FuncStat, ProcInfo, TpProcKey, TpStat, LOG2_SLOTS};
 
 fn read_array<V: aya::Pod + Default>(
     map: &PerCpuArray<MapData, V>,
@@ -24,13 +21,6 @@ fn read_array<V: aya::Pod + Default>(
             }
             Ok(s)
         })
-        .collect()
-}
-
-fn sub_vec(a: &[u64], b: &[u64]) -> Vec<u64> {
-    a.iter()
-        .enumerate()
-        .map(|(i, x)| x.saturating_sub(b.get(i).copied().unwrap_or(0)))
         .collect()
 }
 
@@ -51,8 +41,8 @@ pub struct FuncCounts {
     pub drops: Vec<u64>,
 }
 
-impl FuncCounts {
-    pub fn since(&self, e: &FuncCounts) -> FuncCounts {
+impl Delta for FuncCounts {
+    fn since(&self, e: &FuncCounts) -> FuncCounts {
         let zero = FuncStat::default();
         FuncCounts {
             funcs: self
@@ -82,15 +72,15 @@ pub struct FuncCollector {
 }
 
 impl FuncCollector {
-    pub fn new(ebpf: &mut Ebpf, n: usize, latency: bool) -> Result<Self> {
+    pub fn new(obj: &mut crate::bpf::Object, n: usize, latency: bool) -> Result<Self> {
         Ok(Self {
-            stats: take(ebpf, "UPROBE_STATS")?,
+            stats: obj.take_map("UPROBE_STATS")?,
             hist: if latency {
-                Some(take(ebpf, "UPROBE_HIST")?)
+                Some(obj.take_map("UPROBE_HIST")?)
             } else {
                 None
             },
-            drops: take(ebpf, "UPROBE_DROPS")?,
+            drops: obj.take_map("UPROBE_DROPS")?,
             n,
         })
     }
@@ -129,8 +119,8 @@ fn sub_stat(a: &TpStat, b: &TpStat) -> TpStat {
     }
 }
 
-impl TpCounts {
-    pub fn since(&self, e: &TpCounts) -> TpCounts {
+impl Delta for TpCounts {
+    fn since(&self, e: &TpCounts) -> TpCounts {
         let zero = TpStat::default();
         TpCounts {
             totals: self
@@ -153,28 +143,41 @@ impl TpCounts {
 pub struct TpCollector {
     stats: PerCpuArray<MapData, TpStat>,
     procs: Option<PerCpuHashMap<MapData, TpProcKey, TpStat>>,
+    /// `PROCS`: what the kernel recorded about processes at fork and exec.
+    records: HashMap<MapData, u32, ProcInfo>,
     hist: Option<PerCpuArray<MapData, u64>>,
     drops: PerCpuArray<MapData, u64>,
     n: usize,
 }
 
 impl TpCollector {
-    pub fn new(ebpf: &mut Ebpf, n: usize, per_process: bool, hist: bool) -> Result<Self> {
+    pub fn new(
+        obj: &mut crate::bpf::Object,
+        n: usize,
+        per_process: bool,
+        hist: bool,
+    ) -> Result<Self> {
         Ok(Self {
-            stats: take(ebpf, "TP_STATS")?,
+            stats: obj.take_map("TP_STATS")?,
             procs: if per_process {
-                Some(take(ebpf, "TP_PROC_STATS")?)
+                Some(obj.take_map("TP_PROC_STATS")?)
             } else {
                 None
             },
             hist: if hist {
-                Some(take(ebpf, "TP_HIST")?)
+                Some(obj.take_map("TP_HIST")?)
             } else {
                 None
             },
-            drops: take(ebpf, "TP_DROPS")?,
+            drops: obj.take_map("TP_DROPS")?,
+            records: obj.take_map("PROCS")?,
             n,
         })
+    }
+
+    /// What the kernel recorded about processes (parent, comm) at fork and exec.
+    pub fn procs(&self) -> BTreeMap<u32, ProcInfo> {
+        self.records.iter().filter_map(|r| r.ok()).collect()
     }
 
     pub fn read(&self) -> Result<TpCounts> {

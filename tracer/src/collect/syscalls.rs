@@ -1,15 +1,11 @@
-//! Per-CPU syscall counters summed into `Counts`, the rows of exited
-//! processes taken out of the kernel's maps during the run, and the
-//! traced-process set.
+//! Per-CPU syscall counters summed into `Counts`, and the rows of exited
+//! processes taken out of the kernel's maps during the run.
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::take;
+use super::sub_map;
 use crate::bpf::maps::{delete_all, lookup_all};
 use anyhow::{Context as _, Result};
-use aya::{
-    maps::{HashMap, IterableMap as _, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    Ebpf,
-};
+use aya::maps::{HashMap, IterableMap as _, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use tracer_common::{drops, ErrnoKey, ProcInfo, ProcKey, SyscallStat};
 
 /// Names of the `DROPS` reasons, for reports: each one makes counts low.
@@ -66,19 +62,9 @@ fn sub(a: &SyscallStat, b: &SyscallStat) -> SyscallStat {
     }
 }
 
-fn sub_map<K: Ord + Copy, V: Default + Clone>(
-    now: &BTreeMap<K, V>,
-    before: &BTreeMap<K, V>,
-    f: impl Fn(&V, &V) -> V,
-) -> BTreeMap<K, V> {
-    now.iter()
-        .map(|(k, v)| (*k, f(v, before.get(k).unwrap_or(&V::default()))))
-        .collect()
-}
-
-impl Counts {
+impl super::Delta for Counts {
     /// What was counted between `earlier` and `self` (counters only grow).
-    pub fn since(&self, earlier: &Counts) -> Counts {
+    fn since(&self, earlier: &Counts) -> Counts {
         let mut drops = self.drops;
         for (d, e) in drops.iter_mut().zip(earlier.drops) {
             *d = d.saturating_sub(e);
@@ -98,7 +84,9 @@ impl Counts {
             drops,
         }
     }
+}
 
+impl Counts {
     /// Non-zero drop counters with their names.
     pub fn named_drops(&self) -> Vec<(&'static str, u64)> {
         DROP_NAMES
@@ -155,14 +143,14 @@ impl Collector {
     /// `PROC_EXITS` (`flags::EXIT_NOTICES`); `drain_exited` takes their rows
     /// out of the kernel maps.
     pub fn new(
-        ebpf: &mut Ebpf,
+        obj: &mut crate::bpf::Object,
         per_process: bool,
         errnos: bool,
         exit_notices: bool,
     ) -> Result<Self> {
         let exits = if exit_notices {
             Some(Exits {
-                ring: take(ebpf, "PROC_EXITS")?,
+                ring: obj.take_map("PROC_EXITS")?,
                 pending: BTreeSet::new(),
                 drained: Counts::default(),
                 drained_procs: BTreeMap::new(),
@@ -173,19 +161,19 @@ impl Collector {
             None
         };
         Ok(Self {
-            stats: take(ebpf, "SYSCALL_STATS")?,
+            stats: obj.take_map("SYSCALL_STATS")?,
             proc_stats: if per_process {
-                Some(take(ebpf, "PROC_STATS")?)
+                Some(obj.take_map("PROC_STATS")?)
             } else {
                 None
             },
             errnos: if errnos {
-                Some(take(ebpf, "ERRNO_STATS")?)
+                Some(obj.take_map("ERRNO_STATS")?)
             } else {
                 None
             },
-            drops: take(ebpf, "DROPS")?,
-            procs: take(ebpf, "PROCS")?,
+            drops: obj.take_map("DROPS")?,
+            procs: obj.take_map("PROCS")?,
             exits,
         })
     }
@@ -330,49 +318,10 @@ impl Collector {
     }
 }
 
-/// The kernel-side set of traced processes.
-pub struct TracedSet {
-    map: HashMap<MapData, u32, u8>,
-}
-
-impl TracedSet {
-    pub fn new(ebpf: &mut Ebpf) -> Result<Self> {
-        Ok(Self {
-            map: take(ebpf, "TRACED_TGIDS")?,
-        })
-    }
-
-    pub fn insert(&mut self, tgid: u32) -> Result<()> {
-        self.map
-            .insert(tgid, 1, 0)
-            .with_context(|| format!("adding pid {tgid} to the traced set"))
-    }
-
-    /// Remove processes known to be gone.
-    pub fn forget(&mut self, tgids: &[u32]) {
-        for t in tgids {
-            let _ = self.map.remove(t);
-        }
-    }
-
-    /// Remove the processes that are gone (or zombies); returns how many remain.
-    pub fn prune(&mut self, alive: impl Fn(u32) -> bool) -> usize {
-        let keys: Vec<u32> = self.map.keys().filter_map(|k| k.ok()).collect();
-        let mut left = 0;
-        for k in keys {
-            if alive(k) {
-                left += 1;
-            } else {
-                let _ = self.map.remove(&k);
-            }
-        }
-        left
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::Delta as _;
 
     fn st(calls: u64, errors: u64, total_ns: u64) -> SyscallStat {
         SyscallStat {

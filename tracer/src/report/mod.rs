@@ -105,6 +105,12 @@ pub fn total(rows: &[Row]) -> Row {
     t
 }
 
+/// The line telling the user tracing has started (every command says it the
+/// same way): `what` is traced, `whose` from the process selection.
+pub fn banner(what: &str, whose: &str) -> String {
+    format!("Tracing {what}{whose}... Hit Ctrl-C to end.")
+}
+
 /// A warning line about lost updates, if any were lost.
 pub fn drops_line(drops: &[(&'static str, u64)]) -> Option<String> {
     if drops.is_empty() {

@@ -88,6 +88,30 @@ pub fn process_heading(p: &Process) -> String {
     )
 }
 
+/// The whole report in strace's layout: the table of all processes, then
+/// (with -P) one per process, each cut to `top` rows, then lost updates.
+pub fn render(b: &super::Block, top: Option<usize>) -> String {
+    let mut out = String::new();
+    if b.kind == super::BlockKind::Interval {
+        out.push_str(&format!("[{}]\n", b.clock));
+    }
+    out.push_str(&table(&b.rows));
+    for p in &b.processes {
+        out.push('\n');
+        out.push_str(&process_heading(p));
+        let mut rows = p.rows.clone();
+        if let Some(top) = top {
+            rows.truncate(top);
+        }
+        out.push_str(&table(&rows));
+    }
+    if let Some(w) = super::drops_line(&b.drops) {
+        out.push_str(&w);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

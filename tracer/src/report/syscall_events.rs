@@ -275,6 +275,29 @@ pub fn lost_line(lost: &Lost, buffer_size: u32) -> Option<String> {
     ))
 }
 
+/// What is printed in the stream when events were lost since the last
+/// report: a `--- ... ---` line, or a `{"type":"lost"}` object.
+pub fn lost_block(delta: &Lost, json: bool, buffer_size: u32) -> Option<String> {
+    if *delta == Lost::default() {
+        return None;
+    }
+    if json {
+        let mut v = lost_json(delta);
+        v["type"] = "lost".into();
+        Some(format!("{v}\n"))
+    } else {
+        lost_line(delta, buffer_size).map(|l| format!("--- {l} ---\n"))
+    }
+}
+
+/// The last JSON line of a stream: events delivered and every loss.
+pub fn summary_json(total: &Lost, events: u64) -> String {
+    let mut v = lost_json(total);
+    v["type"] = "summary".into();
+    v["events"] = events.into();
+    format!("{v}\n")
+}
+
 pub fn lost_json(lost: &Lost) -> serde_json::Value {
     json!({
         "lost": lost.events(),

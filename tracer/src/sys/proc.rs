@@ -45,21 +45,9 @@ pub fn resolve_pid(pid: i32) -> Result<u32> {
     }
 }
 
-/// Whether a process still runs (zombies count as gone: they make no syscalls).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next()),
-            Some('Z' | 'X') | None
-        ),
-        Err(_) => false,
-    }
-}
-
 /// Whether every thread of process `tgid` has exited, so none of them can make
-/// (or finish) a syscall any more. Unlike [`alive`], a zombie group leader
-/// whose other threads still run is not gone; a zombie with no other threads
+/// (or finish) a syscall any more. A zombie group leader whose other
+/// threads still run is not gone; a zombie with no other threads
 /// (`Threads: 1`) is. A pid now used by a thread of another process means the
 /// process was reaped: gone too.
 pub fn group_gone(tgid: u32) -> bool {
@@ -180,6 +168,31 @@ pub fn comm_bytes(comm: &str) -> Result<[u8; 16]> {
     Ok(out)
 }
 
+/// The parent and comm of process `pid`: what the kernel recorded at fork
+/// and exec (`recorded`), else /proc, else `(0, "?")`.
+pub fn parent_and_comm(pid: u32, recorded: Option<&tracer_common::ProcInfo>) -> (u32, String) {
+    let status = status(pid);
+    match (recorded, status) {
+        (Some(info), st) if info.comm[0] != 0 => {
+            let ppid = match st {
+                Some(st) if info.ppid == 0 => st.ppid,
+                _ => info.ppid,
+            };
+            (ppid, comm_str(&info.comm))
+        }
+        (_, Some(st)) => (st.ppid, st.name),
+        _ => (0, "?".into()),
+    }
+}
+
+/// The comm of process `pid`: as the kernel recorded it, else from /proc, else `?`.
+pub fn comm_of(pid: u32, recorded: Option<&tracer_common::ProcInfo>) -> String {
+    match recorded {
+        Some(info) if info.comm[0] != 0 => comm_str(&info.comm),
+        _ => status(pid).map_or_else(|| "?".into(), |st| st.name),
+    }
+}
+
 /// A NUL-padded comm as text.
 pub fn comm_str(comm: &[u8]) -> String {
     let end = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
@@ -242,8 +255,8 @@ mod tests {
     fn exit_codes_and_liveness() {
         assert_eq!(exit_code_of(3 << 8), 3);
         assert_eq!(exit_code_of(libc::SIGKILL), 128 + 9);
-        assert!(alive(std::process::id()));
-        assert!(!alive(u32::MAX - 1));
+        assert!(!group_gone(std::process::id()));
+        assert!(group_gone(u32::MAX - 1));
     }
 
     #[test]

@@ -1,0 +1,465 @@
+//! The one run loop of every tracing command. It owns, in this order:
+//! attaching (through the command), the traced-process set and the launch of
+//! `-- CMD`, the signal handlers, the "Tracing ..." line, then the loop until
+//! Ctrl-C/SIGTERM, the duration, or every traced process gone (interval
+//! blocks, events as they come, lost-event lines), detaching before the final
+//! read, the final block, and tracer's exit code.
+//!
+//! A counting command implements [`Counting`]: attach, read, render. A
+//! streaming command implements [`Streaming`]: attach, and format each event
+//! from the ring buffer. Neither keeps a loop or computes an exit code.
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+
+use super::{process::Selection, Sink};
+use crate::{
+    bpf::{self, traced::TracedSet, Object},
+    collect::{
+        events::{Event, Lost, LostCounters, Reader},
+        Delta,
+    },
+    report::{self, BlockKind},
+    signals::Signals,
+    sys::{launch, proc},
+};
+
+/// What every run is told by the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub duration: Option<f64>,
+    /// Interval blocks (counting commands).
+    pub interval: Option<f64>,
+    pub output: Option<PathBuf>,
+    /// The report goes to stderr (a launched command owns stdout; strace's
+    /// layouts write there too).
+    pub report_on_stderr: bool,
+}
+
+/// The head of a printed block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Head {
+    pub kind: BlockKind,
+    /// Seconds the block covers.
+    pub seconds: f64,
+    /// The launched command's exit code, in the final block when it ran to its end.
+    pub exit_code: Option<i32>,
+    /// The launched command's pid.
+    pub launched: Option<u32>,
+}
+
+/// A command whose programs count in the kernel; the loop reads the counts
+/// at each interval and at the end.
+pub trait Counting {
+    /// What attaching hands back besides the object: the collector, and
+    /// whatever naming needs (symbols, ...).
+    type Live;
+    type Counts: Default + Delta;
+    fn selection(&self) -> &Selection;
+    /// Load and attach through `bpf/`; the collector takes its maps.
+    fn attach(&self) -> Result<(Self::Live, Object)>;
+    /// What is traced, for "Tracing {what}{whose}... Hit Ctrl-C to end.".
+    fn what(&self, live: &Self::Live) -> String;
+    /// Counts so far (through `collect/`).
+    fn read(&self, live: &Self::Live) -> Result<Self::Counts>;
+    /// The text (or JSON line) of one block (through `report/`).
+    fn render(&self, live: &Self::Live, head: Head, counts: &Self::Counts) -> String;
+    /// Every 100 ms when `housekeeps`: the processes found gone (their rows
+    /// leave the kernel's maps; the traced set forgets them too).
+    fn housekeeping(&self, _live: &mut Self::Live) -> Result<Vec<u32>> {
+        Ok(Vec::new())
+    }
+    fn housekeeps(&self) -> bool {
+        false
+    }
+    /// Printed on stderr after the final block.
+    fn epilogue(&self, _live: &Self::Live) -> Option<String> {
+        None
+    }
+    /// No "Tracing" line with `-- CMD`: stderr then holds the report alone, as strace's does.
+    fn quiet_with_command(&self) -> bool {
+        false
+    }
+}
+
+/// A command whose programs send events through the ring buffer (`EVENTS`,
+/// losses counted in `EVENT_LOST`).
+pub trait Streaming {
+    type Live;
+    fn selection(&self) -> &Selection;
+    fn attach(&self) -> Result<(Self::Live, Object)>;
+    fn what(&self) -> String;
+    fn json(&self) -> bool;
+    /// The ring buffer's size, for the advice in lost-event lines.
+    fn buffer_size(&self) -> u32;
+    /// A header printed before the first event (text only).
+    fn header(&self) -> Option<&'static str> {
+        None
+    }
+    /// Append one event's line to `out`; false if the event is not this command's.
+    fn event(&self, live: &mut Self::Live, e: Event, out: &mut String) -> bool;
+    fn quiet_with_command(&self) -> bool {
+        false
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Signal(i32),
+    Duration,
+    /// All traced processes are gone; the launched command's wait status, if any.
+    TargetsGone(Option<i32>),
+}
+
+impl End {
+    /// The exit code of tracer: the command's own with `-- CMD`, 128+N after signal N.
+    pub fn exit_code(self, launched: bool) -> i32 {
+        match self {
+            End::Signal(sig) if launched => 128 + sig,
+            End::TargetsGone(Some(status)) => proc::exit_code_of(status),
+            _ => 0,
+        }
+    }
+
+    /// The command's exit code, for the final report, when the command ran to its end.
+    pub fn command_exit_code(self, launched: bool) -> Option<i32> {
+        matches!(self, End::TargetsGone(_))
+            .then(|| self.exit_code(launched))
+            .filter(|_| launched)
+    }
+}
+
+/// Run a counting command to its end; returns tracer's exit code.
+pub async fn count<C: Counting>(cmd: C, opts: Options) -> Result<i32> {
+    let prepared = prepare(cmd.selection())?;
+    let started = Instant::now();
+    let (mut live, mut obj) = cmd.attach()?;
+    log::info!(
+        "loaded and attached in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let mut run = Run::start(&mut obj, cmd.selection(), prepared.as_ref(), &opts)?;
+    run.announce(&cmd.what(&live), cmd.selection(), cmd.quiet_with_command());
+    let mut prev = C::Counts::default();
+    let housekeeps = cmd.housekeeps();
+    let end = run
+        .wait(
+            &opts,
+            &mut live,
+            &mut |r: &mut Run, secs: f64, live: &mut C::Live| {
+                let now = cmd.read(live)?;
+                let head = Head {
+                    kind: BlockKind::Interval,
+                    seconds: secs,
+                    exit_code: None,
+                    launched: r.launched,
+                };
+                r.sink.write(&cmd.render(live, head, &now.since(&prev)))?;
+                prev = now;
+                Ok(())
+            },
+            &mut |live: &mut C::Live| {
+                if housekeeps {
+                    cmd.housekeeping(live).map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
+            None,
+            &mut |_, _, _| false,
+        )
+        .await?;
+    // The run's length, before detaching (unregistering probes can take a while).
+    let seconds = run.t0.elapsed().as_secs_f64();
+    // Detach before the final read so the block is consistent.
+    drop(obj);
+    let counts = cmd.read(&live)?;
+    let head = Head {
+        kind: BlockKind::Summary,
+        seconds,
+        exit_code: end.command_exit_code(run.launched.is_some()),
+        launched: run.launched,
+    };
+    run.sink.write(&cmd.render(&live, head, &counts))?;
+    if let Some(text) = cmd.epilogue(&live) {
+        eprint!("{text}");
+    }
+    Ok(end.exit_code(run.launched.is_some()))
+}
+
+/// Run a streaming command to its end; returns tracer's exit code.
+pub async fn stream<S: Streaming>(cmd: S, opts: Options) -> Result<i32> {
+    let prepared = prepare(cmd.selection())?;
+    let (mut live, mut obj) = cmd.attach()?;
+    let mut events = Events {
+        reader: Reader::new(obj.take_map("EVENTS")?)?,
+        lost: LostCounters::new(obj.take_map("EVENT_LOST")?),
+        buf: String::with_capacity(1 << 16),
+        delivered: 0,
+        seen: Lost::default(),
+        json: cmd.json(),
+        buffer_size: cmd.buffer_size(),
+    };
+    let mut run = Run::start(&mut obj, cmd.selection(), prepared.as_ref(), &opts)?;
+    run.announce(&cmd.what(), cmd.selection(), cmd.quiet_with_command());
+    if let (Some(h), false) = (cmd.header(), cmd.json()) {
+        run.sink.write(h)?;
+    }
+    let mut logs = bpf::logs::start(&mut obj)?;
+    let mut format = |live: &mut S::Live, e: Event, buf: &mut String| cmd.event(live, e, buf);
+    let end = run
+        .wait(
+            &opts,
+            &mut live,
+            &mut |_, _, _| Ok(()),
+            &mut |_| Ok(None),
+            Some((&mut events, logs.as_mut())),
+            &mut format,
+        )
+        .await?;
+    // Detach everything, then take what is still in the ring.
+    drop(obj);
+    events.drain(&mut live, &mut format);
+    events.flush(&mut run.sink)?;
+    if let Some(f) = logs.as_mut() {
+        f.flush();
+    }
+    let total = events.lost.read()?;
+    events.lost_lines(&total, &mut run.sink)?;
+    if events.json {
+        run.sink.write(&report::syscall_events::summary_json(
+            &total,
+            events.delivered,
+        ))?;
+    }
+    if let Some(l) = report::syscall_events::lost_line(&total, events.buffer_size) {
+        // The total, on stderr, whatever the output is.
+        eprintln!("{l}");
+    }
+    log::info!(
+        "{} events delivered, {} lost",
+        events.delivered,
+        total.events()
+    );
+    Ok(end.exit_code(run.launched.is_some()))
+}
+
+/// Resolve `-- CMD` (and `--user`) before loading anything, so a typo fails
+/// first; and check privileges.
+fn prepare(sel: &Selection) -> Result<Option<launch::Prepared>> {
+    let prepared = launch::prepare_opt(&sel.launch)?;
+    crate::sys::privileges::check()?;
+    Ok(prepared)
+}
+
+/// A run in progress: the traced processes, the launched command, the report's sink.
+struct Run {
+    traced: TracedSet,
+    targeted: bool,
+    /// The launched command's pid.
+    launched: Option<u32>,
+    child_wait: Option<tokio::task::JoinHandle<i32>>,
+    signals: Signals,
+    sink: Sink,
+    t0: Instant,
+}
+
+impl Run {
+    /// Call once everything is attached and before telling the user to press
+    /// Ctrl-C (the signal handlers are installed here): fills the traced set
+    /// with the -p processes and launches the prepared command, if any.
+    fn start(
+        obj: &mut Object,
+        sel: &Selection,
+        prepared: Option<&launch::Prepared>,
+        opts: &Options,
+    ) -> Result<Self> {
+        let signals = Signals::new()?;
+        let mut traced = TracedSet::new(obj)?;
+        for &pid in &sel.pids {
+            traced.insert(pid)?;
+        }
+        let (mut child_wait, mut launched) = (None, None);
+        if let Some(p) = prepared {
+            let pid = launch::spawn_traced(p, |pid| traced.insert(pid))?;
+            child_wait = Some(launch::wait_child(pid));
+            launched = Some(pid as u32);
+        }
+        Ok(Run {
+            traced,
+            targeted: sel.targeted(),
+            launched,
+            child_wait,
+            signals,
+            sink: Sink::new(opts.output.as_deref(), opts.report_on_stderr)?,
+            t0: Instant::now(),
+        })
+    }
+
+    fn announce(&self, what: &str, sel: &Selection, quiet_with_command: bool) {
+        if !(self.launched.is_some() && quiet_with_command) {
+            eprintln!("{}", report::banner(what, &sel.describe()));
+        }
+    }
+
+    /// Until Ctrl-C/SIGTERM, the duration, or (when targeted) every traced
+    /// process gone: `tick(seconds since the last)` every interval,
+    /// `housekeeping()` every 100 ms, and the events of `events` as they come.
+    async fn wait<L>(
+        &mut self,
+        opts: &Options,
+        live: &mut L,
+        tick: &mut dyn FnMut(&mut Run, f64, &mut L) -> Result<()>,
+        housekeeping: &mut dyn FnMut(&mut L) -> Result<Option<Vec<u32>>>,
+        stream: Option<(&mut Events, Option<&mut bpf::logs::Forwarder>)>,
+        format: &mut dyn FnMut(&mut L, Event, &mut String) -> bool,
+    ) -> Result<End> {
+        let streaming = stream.is_some();
+        let (mut events, mut logs) = match stream {
+            Some((e, l)) => (Some(e), l),
+            None => (None, None),
+        };
+        let deadline = opts
+            .duration
+            .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
+        let mut ticker = opts.interval.map(|i| {
+            let period = Duration::from_secs_f64(i);
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period)
+        });
+        let mut prune = tokio::time::interval(Duration::from_millis(100));
+        let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
+        // The kernel wakes tracer only when the ring is an eighth full; this
+        // timer shows a trickle of events within 10 ms anyway.
+        let mut drain_tick = tokio::time::interval(Duration::from_millis(10));
+        drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_tick = Instant::now();
+        let mut child_status: Option<i32> = None;
+        loop {
+            let prune_targets =
+                self.targeted && (self.child_wait.is_none() || child_status.is_some());
+            tokio::select! {
+                s = self.signals.recv() => return Ok(End::Signal(s)),
+                _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => return Ok(End::Duration),
+                _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
+                    tick(self, last_tick.elapsed().as_secs_f64(), live)?;
+                    last_tick = Instant::now();
+                }
+                st = async { self.child_wait.as_mut().unwrap().await }, if self.child_wait.is_some() && child_status.is_none() => {
+                    child_status = Some(st.unwrap_or(0));
+                }
+                _ = prune.tick() => {
+                    if let Some(gone) = housekeeping(live)? {
+                        if self.targeted {
+                            self.traced.forget(&gone);
+                        }
+                    }
+                    if prune_targets && self.traced.prune(proc::group_gone) == 0 {
+                        return Ok(End::TargetsGone(child_status));
+                    }
+                }
+                r = async { events.as_mut().unwrap().read(live, format).await }, if streaming => {
+                    r?;
+                    events.as_mut().unwrap().flush(&mut self.sink)?;
+                }
+                _ = drain_tick.tick(), if streaming => {
+                    let ev = events.as_mut().unwrap();
+                    ev.drain(live, format);
+                    ev.flush(&mut self.sink)?;
+                }
+                _ = lost_tick.tick(), if streaming => {
+                    let ev = events.as_mut().unwrap();
+                    let now = ev.lost.read()?;
+                    ev.lost_lines(&now, &mut self.sink)?;
+                }
+                _ = async { logs.as_mut().unwrap().run().await }, if logs.is_some() => {}
+            }
+        }
+    }
+}
+
+/// The event ring buffer of a streaming run and what came through it.
+struct Events {
+    reader: Reader,
+    lost: LostCounters,
+    /// Lines formatted, written in one go per batch.
+    buf: String,
+    delivered: u64,
+    /// Losses already reported.
+    seen: Lost,
+    json: bool,
+    buffer_size: u32,
+}
+
+impl Events {
+    async fn read<L>(
+        &mut self,
+        live: &mut L,
+        format: &mut dyn FnMut(&mut L, Event, &mut String) -> bool,
+    ) -> Result<()> {
+        let (buf, delivered) = (&mut self.buf, &mut self.delivered);
+        self.reader
+            .read(|e| {
+                if format(live, e, buf) {
+                    *delivered += 1;
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn drain<L>(
+        &mut self,
+        live: &mut L,
+        format: &mut dyn FnMut(&mut L, Event, &mut String) -> bool,
+    ) {
+        let (buf, delivered) = (&mut self.buf, &mut self.delivered);
+        self.reader.drain(|e| {
+            if format(live, e, buf) {
+                *delivered += 1;
+            }
+        });
+    }
+
+    fn flush(&mut self, sink: &mut Sink) -> Result<()> {
+        if !self.buf.is_empty() {
+            sink.write(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// A line for the losses since the last one, after the events before them.
+    fn lost_lines(&mut self, now: &Lost, sink: &mut Sink) -> Result<()> {
+        let delta = now.since(&self.seen);
+        self.seen = *now;
+        if let Some(text) = report::syscall_events::lost_block(&delta, self.json, self.buffer_size)
+        {
+            self.flush(sink)?;
+            sink.write(&text)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(End::Signal(2).exit_code(true), 130);
+        assert_eq!(End::Signal(2).exit_code(false), 0);
+        assert_eq!(End::Duration.exit_code(true), 0);
+        assert_eq!(End::TargetsGone(Some(3 << 8)).exit_code(true), 3);
+        assert_eq!(
+            End::TargetsGone(Some(3 << 8)).command_exit_code(true),
+            Some(3)
+        );
+        assert_eq!(End::TargetsGone(None).command_exit_code(false), None);
+        assert_eq!(End::Signal(15).command_exit_code(true), None);
+    }
+}
