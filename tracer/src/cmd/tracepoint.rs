@@ -16,7 +16,10 @@ use super::{
 use crate::{
     bpf::{self, Object},
     cli::TracepointArgs,
-    collect::probes::{slots_of, TpCollector, TpCounts},
+    collect::{
+        slots_of,
+        tracepoints::{TpCollector, TpCounts},
+    },
     report::{
         events::{self, Aggregate, EventBlock, EventRow, ProcRow},
         listing::is_numeric,

@@ -17,7 +17,10 @@ use super::{
 use crate::{
     bpf::{self, cookies::Site, Object},
     cli::UprobeArgs,
-    collect::probes::{slots_of, FuncCollector, FuncCounts},
+    collect::{
+        slots_of,
+        uprobes::{FuncCollector, FuncCounts},
+    },
     report::{
         funcs::{self, FuncBlock, FuncRow},
         BlockKind,

@@ -1,8 +1,9 @@
 //! Reading the kernel's maps into plain data. Collectors never format text.
 pub mod events;
 pub mod kfuncs;
-pub mod probes;
 pub mod syscalls;
+pub mod tracepoints;
+pub mod uprobes;
 
 /// Counters that only grow: what was counted between two reads.
 pub trait Delta {
@@ -26,4 +27,30 @@ pub fn sub_slots(now: &[u64], before: &[u64]) -> Vec<u64> {
         .enumerate()
         .map(|(i, x)| x.saturating_sub(before.get(i).copied().unwrap_or(0)))
         .collect()
+}
+
+/// Every slot of a per-CPU array, summed over CPUs with `add`.
+pub fn read_array<V: aya::Pod + Default>(
+    map: &aya::maps::PerCpuArray<aya::maps::MapData, V>,
+    what: &str,
+    mut add: impl FnMut(&mut V, &V),
+) -> anyhow::Result<Vec<V>> {
+    map.iter()
+        .map(|v| {
+            let v = anyhow::Context::with_context(v, || format!("reading {what}"))?;
+            let mut s = V::default();
+            for cpu in v.iter() {
+                add(&mut s, cpu);
+            }
+            Ok(s)
+        })
+        .collect()
+}
+
+/// Log2 slots of item `i` in a flat `LOG2_SLOTS`-per-item array.
+pub fn slots_of(flat: &[u64], i: usize) -> Vec<u64> {
+    let n = tracer_common::LOG2_SLOTS as usize;
+    flat.get(i * n..(i + 1) * n)
+        .map(<[u64]>::to_vec)
+        .unwrap_or_else(|| vec![0; n])
 }

@@ -1,105 +1,12 @@
-//! Per-CPU counters of `tracer uprobe` and `tracer tracepoint`, summed into
-//! plain data. Counters only grow, so an interval is `now.since(&before)`.
+//! The per-CPU counters of `tracer tracepoint`, indexed by tracepoint (the
+//! attach cookie) and per process, summed into plain data.
 use std::collections::BTreeMap;
 
-use super::{sub_slots as sub_vec, Delta};
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
-use tracer_common::{FuncStat, ProcInfo, TpProcKey, TpStat, LOG2_SLOTS};
+use tracer_common::{ProcInfo, TpProcKey, TpStat};
 
-fn read_array<V: aya::Pod + Default>(
-    map: &PerCpuArray<MapData, V>,
-    what: &str,
-    mut add: impl FnMut(&mut V, &V),
-) -> Result<Vec<V>> {
-    map.iter()
-        .map(|v| {
-            let v = v.with_context(|| format!("reading {what}"))?;
-            let mut s = V::default();
-            for cpu in v.iter() {
-                add(&mut s, cpu);
-            }
-            Ok(s)
-        })
-        .collect()
-}
-
-/// Log2 slots of item `i` in a flat `LOG2_SLOTS`-per-item array.
-pub fn slots_of(flat: &[u64], i: usize) -> Vec<u64> {
-    let n = LOG2_SLOTS as usize;
-    flat.get(i * n..(i + 1) * n)
-        .map(<[u64]>::to_vec)
-        .unwrap_or_else(|| vec![0; n])
-}
-
-/// What the uprobes counted, indexed by function (the attach cookie).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FuncCounts {
-    pub funcs: Vec<FuncStat>,
-    /// `LOG2_SLOTS` slots per function (empty without --latency).
-    pub hist: Vec<u64>,
-    pub drops: Vec<u64>,
-}
-
-impl Delta for FuncCounts {
-    fn since(&self, e: &FuncCounts) -> FuncCounts {
-        let zero = FuncStat::default();
-        FuncCounts {
-            funcs: self
-                .funcs
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    let b = e.funcs.get(i).unwrap_or(&zero);
-                    FuncStat {
-                        calls: a.calls.saturating_sub(b.calls),
-                        returns: a.returns.saturating_sub(b.returns),
-                        total_ns: a.total_ns.saturating_sub(b.total_ns),
-                    }
-                })
-                .collect(),
-            hist: sub_vec(&self.hist, &e.hist),
-            drops: sub_vec(&self.drops, &e.drops),
-        }
-    }
-}
-
-pub struct FuncCollector {
-    stats: PerCpuArray<MapData, FuncStat>,
-    hist: Option<PerCpuArray<MapData, u64>>,
-    drops: PerCpuArray<MapData, u64>,
-    n: usize,
-}
-
-impl FuncCollector {
-    pub fn new(obj: &mut crate::bpf::Object, n: usize, latency: bool) -> Result<Self> {
-        Ok(Self {
-            stats: obj.take_map("UPROBE_STATS")?,
-            hist: if latency {
-                Some(obj.take_map("UPROBE_HIST")?)
-            } else {
-                None
-            },
-            drops: obj.take_map("UPROBE_DROPS")?,
-            n,
-        })
-    }
-
-    pub fn read(&self) -> Result<FuncCounts> {
-        let mut funcs = read_array(&self.stats, "uprobe counters", |s, v| {
-            s.calls += v.calls;
-            s.returns += v.returns;
-            s.total_ns += v.total_ns;
-        })?;
-        funcs.truncate(self.n);
-        let hist = match &self.hist {
-            Some(h) => read_array(h, "uprobe histograms", |s, v| *s += v)?,
-            None => Vec::new(),
-        };
-        let drops = read_array(&self.drops, "uprobe drop counters", |s, v| *s += v)?;
-        Ok(FuncCounts { funcs, hist, drops })
-    }
-}
+use super::{read_array, sub_slots as sub_vec, Delta};
 
 /// What the tracepoint program counted, indexed by tracepoint.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -220,40 +127,8 @@ impl TpCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn func_deltas() {
-        let a = FuncCounts {
-            funcs: vec![FuncStat {
-                calls: 5,
-                returns: 4,
-                total_ns: 100,
-            }],
-            hist: vec![1, 2, 3],
-            drops: vec![0, 1],
-        };
-        let b = FuncCounts {
-            funcs: vec![FuncStat {
-                calls: 9,
-                returns: 8,
-                total_ns: 180,
-            }],
-            hist: vec![1, 5, 3],
-            drops: vec![0, 1],
-        };
-        let d = b.since(&a);
-        assert_eq!(
-            d.funcs[0],
-            FuncStat {
-                calls: 4,
-                returns: 4,
-                total_ns: 80
-            }
-        );
-        assert_eq!(d.hist, vec![0, 3, 0]);
-        assert_eq!(d.drops, vec![0, 0]);
-        assert_eq!(b.since(&FuncCounts::default()), b);
-    }
+    use crate::collect::slots_of;
+    use tracer_common::LOG2_SLOTS;
 
     #[test]
     fn tp_deltas_and_slots() {

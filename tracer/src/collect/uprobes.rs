@@ -1,0 +1,115 @@
+//! The per-CPU counters of `tracer uprobe`, indexed by function (the attach
+//! cookie), summed into plain data.
+use anyhow::Result;
+use aya::maps::{MapData, PerCpuArray};
+use tracer_common::FuncStat;
+
+use super::{read_array, sub_slots as sub_vec, Delta};
+
+/// What the uprobes counted, indexed by function (the attach cookie).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FuncCounts {
+    pub funcs: Vec<FuncStat>,
+    /// `LOG2_SLOTS` slots per function (empty without --latency).
+    pub hist: Vec<u64>,
+    pub drops: Vec<u64>,
+}
+
+impl Delta for FuncCounts {
+    fn since(&self, e: &FuncCounts) -> FuncCounts {
+        let zero = FuncStat::default();
+        FuncCounts {
+            funcs: self
+                .funcs
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let b = e.funcs.get(i).unwrap_or(&zero);
+                    FuncStat {
+                        calls: a.calls.saturating_sub(b.calls),
+                        returns: a.returns.saturating_sub(b.returns),
+                        total_ns: a.total_ns.saturating_sub(b.total_ns),
+                    }
+                })
+                .collect(),
+            hist: sub_vec(&self.hist, &e.hist),
+            drops: sub_vec(&self.drops, &e.drops),
+        }
+    }
+}
+
+pub struct FuncCollector {
+    stats: PerCpuArray<MapData, FuncStat>,
+    hist: Option<PerCpuArray<MapData, u64>>,
+    drops: PerCpuArray<MapData, u64>,
+    n: usize,
+}
+
+impl FuncCollector {
+    pub fn new(obj: &mut crate::bpf::Object, n: usize, latency: bool) -> Result<Self> {
+        Ok(Self {
+            stats: obj.take_map("UPROBE_STATS")?,
+            hist: if latency {
+                Some(obj.take_map("UPROBE_HIST")?)
+            } else {
+                None
+            },
+            drops: obj.take_map("UPROBE_DROPS")?,
+            n,
+        })
+    }
+
+    pub fn read(&self) -> Result<FuncCounts> {
+        let mut funcs = read_array(&self.stats, "uprobe counters", |s, v| {
+            s.calls += v.calls;
+            s.returns += v.returns;
+            s.total_ns += v.total_ns;
+        })?;
+        funcs.truncate(self.n);
+        let hist = match &self.hist {
+            Some(h) => read_array(h, "uprobe histograms", |s, v| *s += v)?,
+            None => Vec::new(),
+        };
+        let drops = read_array(&self.drops, "uprobe drop counters", |s, v| *s += v)?;
+        Ok(FuncCounts { funcs, hist, drops })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn func_deltas() {
+        let a = FuncCounts {
+            funcs: vec![FuncStat {
+                calls: 5,
+                returns: 4,
+                total_ns: 100,
+            }],
+            hist: vec![1, 2, 3],
+            drops: vec![0, 1],
+        };
+        let b = FuncCounts {
+            funcs: vec![FuncStat {
+                calls: 9,
+                returns: 8,
+                total_ns: 180,
+            }],
+            hist: vec![1, 5, 3],
+            drops: vec![0, 1],
+        };
+        let d = b.since(&a);
+        assert_eq!(
+            d.funcs[0],
+            FuncStat {
+                calls: 4,
+                returns: 4,
+                total_ns: 80
+            }
+        );
+        assert_eq!(d.hist, vec![0, 3, 0]);
+        assert_eq!(d.drops, vec![0, 0]);
+        assert_eq!(b.since(&FuncCounts::default()), b);
+    }
+}
