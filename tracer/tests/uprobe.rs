@@ -331,3 +331,132 @@ fn library_name_resolved_in_the_process() {
     let base = calls("0");
     assert_eq!(calls("300"), base + 300);
 }
+
+/// `tracer list uprobes TARGET GLOB --json` objects.
+fn listed(target: &str, glob: &str) -> Vec<serde_json::Value> {
+    let out = tracer()
+        .args(["list", "uprobes", target, glob, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    json_lines(&out.stdout)
+}
+
+/// A Rust function of the fixture is listed, probed and reported by its
+/// demangled name (no hash), and a pattern on the mangled symbol finds it too.
+#[test]
+fn rust_function_by_demangled_name() {
+    let _l = shared_lock();
+    let fx = fixture_str();
+    let name = "fixture::geteuid_loop";
+    let text = String::from_utf8(
+        tracer()
+            .args(["list", "uprobes", &fx, "fixture::geteuid*"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(text, format!("{name}\n"));
+    let v = listed(&fx, name);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0]["name"], name);
+    let symbol = v[0]["symbol"].as_str().unwrap().to_string();
+    assert!(
+        symbol.starts_with("_ZN7fixture12geteuid_loop") || symbol.starts_with("_R"),
+        "a mangled Rust symbol (legacy or v0): {symbol}"
+    );
+    // `fixture geteuid N` calls geteuid_loop once.
+    let calls = |pattern: &str| {
+        let probe = format!("{fx}:{pattern}");
+        let s = launched_summary(&run(
+            tracer().args(["uprobe", &probe, "--json", "--", &fx, "geteuid", "10"]),
+            LIMIT,
+        ));
+        assert_eq!(s["functions"].as_array().unwrap().len(), 1, "{s}");
+        function(&s, name)["calls"].as_u64().unwrap()
+    };
+    assert_eq!(calls(name), 1);
+    assert_eq!(calls("fixture::geteuid_*"), 1);
+    assert_eq!(calls(&symbol), 1);
+    assert_eq!(calls(&format!("{}*", &symbol[..symbol.len() - 3])), 1);
+    // The text report's FUNC column.
+    let probe = format!("{fx}:{name}");
+    let out = run(
+        tracer().args(["uprobe", &probe, "--", &fx, "geteuid-timed", "10"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains(&format!("{name:<36} {:>8}\n", 1)), "{text}");
+}
+
+/// A tiny C++ program, built with g++ into a fresh directory.
+fn cpp_app(dir: &std::path::Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = dir.join("app.cc");
+    std::fs::write(
+        &src,
+        r#"#include <cstdlib>
+namespace app {
+struct Server { int handle(int x); };
+__attribute__((noinline)) int Server::handle(int x) { return x * 3; }
+__attribute__((noinline)) int handler(int x) { return x + 1; }
+}
+int main(int argc, char **argv) {
+    int n = argc > 1 ? std::atoi(argv[1]) : 0;
+    app::Server s;
+    volatile int sum = 0;
+    for (int i = 0; i < n; i++) {
+        sum = sum + app::handler(i);
+        if (i % 2 == 0) sum = sum + s.handle(i);
+    }
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let bin = dir.join("app");
+    let st = std::process::Command::new("g++")
+        .args(["-O0", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("g++ is needed for this test");
+    assert!(st.success());
+    bin
+}
+
+/// C++ functions are shown demangled, with their parameter types, and are
+/// probed by either name.
+#[test]
+fn cpp_functions_by_demangled_name() {
+    let _l = shared_lock();
+    let dir = std::env::temp_dir().join(format!("tracer-uprobe-cpp-{}", std::process::id()));
+    let app = cpp_app(&dir).display().to_string();
+    let names: Vec<String> = listed(&app, "app::*")
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["app::Server::handle(int)", "app::handler(int)"]);
+    let v = listed(&app, "_ZN3app7handler*");
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0]["name"], "app::handler(int)");
+    assert_eq!(v[0]["symbol"], "_ZN3app7handlerEi");
+    let summary_of = |pattern: &str| {
+        let probe = format!("{app}:{pattern}");
+        launched_summary(&run(
+            tracer().args(["uprobe", &probe, "--json", "--", &app, "7"]),
+            LIMIT,
+        ))
+    };
+    let s = summary_of("app::*");
+    assert_eq!(function(&s, "app::handler(int)")["calls"], 7);
+    assert_eq!(function(&s, "app::Server::handle(int)")["calls"], 4);
+    for pattern in ["app::handler(int)", "_ZN3app7handlerEi", "_ZN3app7handler*"] {
+        let s = summary_of(pattern);
+        assert_eq!(s["functions"].as_array().unwrap().len(), 1, "{s}");
+        assert_eq!(function(&s, "app::handler(int)")["calls"], 7, "{pattern}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -183,17 +183,24 @@ pub fn run(a: ListArgs, verbose: bool) -> Result<i32> {
             let m = matcher(glob.as_deref())?;
             let path = elf::resolve_target(target, None)?;
             let bin = elf::load(&path)?;
-            let funcs: Vec<&elf::Func> = bin.funcs.iter().filter(|f| keep(&m, &f.name)).collect();
+            let mut funcs: Vec<&elf::Func> = bin
+                .funcs
+                .iter()
+                .filter(|f| m.as_ref().is_none_or(|m| f.matches(m)))
+                .collect();
+            funcs.sort_by(|a, b| (&a.display, &a.name).cmp(&(&b.display, &b.name)));
             if a.json {
                 let t = path.display().to_string();
                 listing::json_lines(
                     &funcs
                         .iter()
-                        .map(|f| json!({"name": f.name, "address": format!("{:#x}", f.address), "size": f.size, "target": t}))
+                        .map(|f| json!({"name": f.display, "symbol": f.name, "address": format!("{:#x}", f.address), "size": f.size, "target": t}))
                         .collect::<Vec<_>>(),
                 )
             } else {
-                listing::lines(&funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>())
+                let mut names: Vec<&str> = funcs.iter().map(|f| f.display.as_str()).collect();
+                names.dedup();
+                listing::lines(&names)
             }
         }
     };

@@ -69,15 +69,15 @@ pub fn plan(a: &UprobeArgs) -> Result<Plan> {
             match seen.entry((real, loc.file_offset)) {
                 Entry::Occupied(i) => {
                     let p: &mut Probe = &mut probes[*i.get()];
-                    if elf::name_rank(&loc.name) < elf::name_rank(&p.name) {
-                        p.name = loc.name;
+                    if elf::name_rank(&loc.display) < elf::name_rank(&p.name) {
+                        p.name = loc.display;
                     }
                 }
                 Entry::Vacant(v) => {
                     v.insert(probes.len());
                     probes.push(Probe {
                         target: path.clone(),
-                        name: loc.name,
+                        name: loc.display,
                         address: loc.address,
                         file_offset: loc.file_offset,
                     });

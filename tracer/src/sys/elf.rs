@@ -2,6 +2,10 @@
 //! command, like the dynamic loader and the shell do), reading its function
 //! symbols with the `object` crate, and turning `SYMBOL`, `GLOB`,
 //! `SYMBOL+OFFSET` or `0xADDRESS` into file offsets the kernel attaches to.
+//!
+//! Rust and C++ symbols are shown demangled (`app::handler`, not
+//! `_ZN3app7handler17h0123456789abcdefE`); a pattern matches either form, and
+//! the mangled name stays the one symbol lookups go by.
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -15,7 +19,10 @@ use super::names;
 /// One function symbol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Func {
+    /// The symbol as the file has it (mangled for Rust and C++).
     pub name: String,
+    /// What the user sees: the demangled name (see [`demangle`]), else `name`.
+    pub display: String,
     /// Virtual address in the ELF file (as `nm` prints it).
     pub address: u64,
     /// Size in bytes, 0 when the symbol table does not say.
@@ -40,11 +47,38 @@ pub struct Binary {
     ifuncs: Vec<String>,
 }
 
+impl Func {
+    /// Whether a glob matches the symbol or its demangled name.
+    pub fn matches(&self, glob: &glob::Pattern) -> bool {
+        glob.matches(&self.name) || glob.matches(&self.display)
+    }
+}
+
+/// The name to show for the symbol `name`: Rust symbols (legacy and v0)
+/// demangled without their hash, C++ (Itanium) symbols demangled, any other
+/// name as it is.
+pub fn demangle(name: &str) -> String {
+    if let Ok(d) = rustc_demangle::try_demangle(name) {
+        return format!("{d:#}");
+    }
+    if name.starts_with("_Z") {
+        if let Some(d) = cpp_demangle::Symbol::new(name)
+            .ok()
+            .and_then(|s| s.demangle().ok())
+        {
+            return d;
+        }
+    }
+    name.to_string()
+}
+
 /// Where one probe goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// What the user sees: `malloc`, `malloc+0x4`, `0x1139`.
+    /// The symbol form: `malloc`, `_ZN3app7handler17h0123456789abcdefE+0x4`, `0x1139`.
     pub name: String,
+    /// What the user sees: `malloc`, `app::handler+0x4`, `0x1139`.
+    pub display: String,
     pub address: u64,
     /// Offset in the file, which is what the kernel's uprobe wants.
     pub file_offset: u64,
@@ -104,9 +138,14 @@ pub fn name_rank(name: &str) -> (usize, bool, usize, String) {
     )
 }
 
-/// Split `TARGET:PATTERN`; the pattern is after the last `:` (paths rarely hold one).
+/// Split `TARGET:PATTERN` at the last single `:` (paths rarely hold one; the
+/// `::` of a demangled name such as `app::handler*` is part of the pattern).
 pub fn split_probe(spec: &str) -> Result<(&str, &str)> {
-    match spec.rsplit_once(':') {
+    let b = spec.as_bytes();
+    let colon = (0..b.len())
+        .rev()
+        .find(|&i| b[i] == b':' && (i == 0 || b[i - 1] != b':') && b.get(i + 1) != Some(&b':'));
+    match colon.map(|i| (&spec[..i], &spec[i + 1..])) {
         Some((t, p)) if !t.is_empty() && !p.is_empty() => Ok((t, p)),
         _ => bail!(
             "`{spec}`: expected TARGET:PATTERN, for example `libc:malloc`, `/usr/bin/bash:readline` \
@@ -324,6 +363,7 @@ fn collect_funcs(
         }
         funcs.entry(name.to_string()).or_insert_with(|| Func {
             name: name.to_string(),
+            display: demangle(name),
             address: sym.address(),
             size: sym.size(),
         });
@@ -380,6 +420,16 @@ impl Binary {
             .map(|i| &self.funcs[i])
     }
 
+    /// The function whose symbol is `name`, else every function whose
+    /// demangled name is `name` (several for generic Rust functions, whose
+    /// legacy names differ only in the hash).
+    fn funcs_named(&self, name: &str) -> Vec<&Func> {
+        match self.func(name) {
+            Some(f) => vec![f],
+            None => self.funcs.iter().filter(|f| f.display == name).collect(),
+        }
+    }
+
     /// The function whose range holds `addr`, and the offset into it.
     fn containing(&self, addr: u64) -> Option<(&Func, u64)> {
         self.funcs
@@ -397,7 +447,13 @@ impl Binary {
                  (see `tracer list uprobes {path} '*{name}*'`); probe that implementation instead"
             );
         }
-        let all: Vec<&str> = self.funcs.iter().map(|f| f.name.as_str()).collect();
+        let mut all: Vec<&str> = self.funcs.iter().map(|f| f.name.as_str()).collect();
+        all.extend(
+            self.funcs
+                .iter()
+                .filter(|f| f.display != f.name)
+                .map(|f| f.display.as_str()),
+        );
         let close = names::closest(name, &all, 3);
         let mut msg = format!("no function `{name}` in {path}");
         if !close.is_empty() {
@@ -420,16 +476,18 @@ impl Binary {
     /// The probe locations a pattern names.
     pub fn resolve(&self, pattern: &Pattern) -> Result<Vec<Location>> {
         let path = self.path.display();
-        let at = |name: String, address: u64| -> Result<Location> {
+        let at = |name: String, display: String, address: u64| -> Result<Location> {
             let file_offset = self.file_offset(address).with_context(|| {
-                format!("{name}: address {address:#x} is not in the code (an executable segment) of {path}")
+                format!("{display}: address {address:#x} is not in the code (an executable segment) of {path}")
             })?;
             Ok(Location {
                 name,
+                display,
                 address,
                 file_offset,
             })
         };
+        let whole = |f: &Func| at(f.name.clone(), f.display.clone(), f.address);
         if self.funcs.is_empty() && !matches!(pattern, Pattern::Address(_)) {
             match &self.debuglink {
                 None => bail!(
@@ -446,15 +504,18 @@ impl Binary {
         }
         match pattern {
             Pattern::Exact(name) => {
-                let f = self.func(name).ok_or_else(|| self.no_symbol(name))?;
-                Ok(vec![at(f.name.clone(), f.address)?])
+                let found = self.funcs_named(name);
+                if found.is_empty() {
+                    return Err(self.no_symbol(name));
+                }
+                found.into_iter().map(whole).collect()
             }
             Pattern::Glob(g) => {
                 let found: Vec<Location> = self
                     .funcs
                     .iter()
-                    .filter(|f| g.matches(&f.name))
-                    .map(|f| at(f.name.clone(), f.address))
+                    .filter(|f| f.matches(g))
+                    .map(whole)
                     .collect::<Result<_>>()?;
                 if found.is_empty() {
                     bail!("no function in {path} matches `{}`", g.as_str());
@@ -462,22 +523,41 @@ impl Binary {
                 Ok(found)
             }
             Pattern::SymbolOffset(name, off) => {
-                let f = self.func(name).ok_or_else(|| self.no_symbol(name))?;
+                let f = match self.funcs_named(name)[..] {
+                    [] => return Err(self.no_symbol(name)),
+                    [f] => f,
+                    ref several => bail!(
+                        "`{name}` names {} functions in {path}; give the symbol of one: {}",
+                        several.len(),
+                        several
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
                 if f.size > 0 && *off >= f.size {
                     bail!(
                         "{name}+{off:#x} is past the end of {name} ({} bytes)",
                         f.size
                     );
                 }
-                Ok(vec![at(format!("{name}+{off:#x}"), f.address + off)?])
+                Ok(vec![at(
+                    format!("{}+{off:#x}", f.name),
+                    format!("{}+{off:#x}", f.display),
+                    f.address + off,
+                )?])
             }
             Pattern::Address(addr) => {
-                let name = match self.containing(*addr) {
-                    Some((f, 0)) => f.name.clone(),
-                    Some((f, off)) => format!("{}+{off:#x}", f.name),
-                    None => format!("{addr:#x}"),
+                let (name, display) = match self.containing(*addr) {
+                    Some((f, 0)) => (f.name.clone(), f.display.clone()),
+                    Some((f, off)) => (
+                        format!("{}+{off:#x}", f.name),
+                        format!("{}+{off:#x}", f.display),
+                    ),
+                    None => (format!("{addr:#x}"), format!("{addr:#x}")),
                 };
-                Ok(vec![at(name, *addr)?])
+                Ok(vec![at(name, display, *addr)?])
             }
         }
     }
@@ -540,6 +620,81 @@ mod tests {
         );
         assert!(split_probe("malloc").is_err());
         assert!(split_probe("libc:").is_err());
+        // The `::` of a demangled name belongs to the pattern.
+        assert_eq!(
+            split_probe("./app:app::handler*").unwrap(),
+            ("./app", "app::handler*")
+        );
+        assert_eq!(
+            split_probe("/tmp/a:b/app:<app::X as core::fmt::Debug>::fmt").unwrap(),
+            ("/tmp/a:b/app", "<app::X as core::fmt::Debug>::fmt")
+        );
+        assert!(split_probe("./app::handler").is_err());
+    }
+
+    #[test]
+    fn demangled_names() {
+        // Rust legacy and v0: without the hash and crate disambiguators.
+        assert_eq!(
+            demangle("_ZN7fixture12geteuid_loop17h3049995d2379a65bE"),
+            "fixture::geteuid_loop"
+        );
+        assert_eq!(
+            demangle("_RNvNtCsgJUkdC2qcil_11tracer_ebpf4exec14try_exec_enter"),
+            "tracer_ebpf::exec::try_exec_enter"
+        );
+        // C++ (Itanium), with the parameter types.
+        assert_eq!(demangle("_ZN3app7handlerEi"), "app::handler(int)");
+        assert_eq!(
+            demangle("_ZNSs9push_backEc"),
+            "std::string::push_back(char)"
+        );
+        assert_eq!(demangle("_Z3fooPKcz"), "foo(char const*, ...)");
+        // C names and what only looks mangled stay as they are.
+        for plain in ["malloc", "main", "_start", "__libc_malloc", "_Z", "_ZN3foo"] {
+            assert_eq!(demangle(plain), plain);
+        }
+    }
+
+    /// Our own Rust functions resolve by their demangled name, by the mangled
+    /// one, and by a glob over either; the location keeps both names.
+    #[test]
+    fn rust_names_resolve_both_ways() {
+        let me = std::env::current_exe().unwrap();
+        let b = load(&me).unwrap();
+        let path = "tracer::sys::elf::load";
+        let locs = b.resolve(&Pattern::Exact(path.into())).unwrap();
+        assert_eq!(locs.len(), 1, "{locs:?}");
+        let load_fn = locs[0].clone();
+        assert_eq!(load_fn.display, path);
+        assert_ne!(load_fn.name, path, "the symbol is mangled");
+        assert!(
+            load_fn.name.starts_with("_ZN") || load_fn.name.starts_with("_R"),
+            "{load_fn:?}"
+        );
+        let by_symbol = b.resolve(&Pattern::Exact(load_fn.name.clone())).unwrap();
+        assert_eq!(by_symbol, vec![load_fn.clone()]);
+        let glob = |g: &str| {
+            b.resolve(&Pattern::parse(g).unwrap())
+                .unwrap()
+                .into_iter()
+                .any(|l| l == load_fn)
+        };
+        assert!(glob("tracer::sys::elf::lo*"));
+        assert!(glob(&format!(
+            "{}*",
+            &load_fn.name[..load_fn.name.len() - 4]
+        )));
+        let plus = b.resolve(&Pattern::SymbolOffset(path.into(), 1)).unwrap();
+        assert_eq!(plus[0].display, format!("{path}+0x1"));
+        assert_eq!(plus[0].name, format!("{}+0x1", load_fn.name));
+        let at = b.resolve(&Pattern::Address(load_fn.address)).unwrap();
+        assert_eq!(at[0].display, path);
+        let e = b
+            .resolve(&Pattern::Exact("tracer::sys::elf::laod".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean") && e.contains(path), "{e}");
     }
 
     #[test]

@@ -32,13 +32,13 @@ pub fn errno_name(errno: u32) -> String {
         .unwrap_or_else(|| format!("E{errno}"))
 }
 
-/// The `max` names closest to `word` by edit distance (prefix/substring matches first),
-/// only those close enough to be plausible.
+/// The `max` names closest to `word` by edit distance (Levenshtein, from `strsim`;
+/// prefix/substring matches first), only those close enough to be plausible.
 pub fn closest<'a>(word: &str, names: &[&'a str], max: usize) -> Vec<&'a str> {
     let mut scored: Vec<(usize, &'a str)> = names
         .iter()
         .map(|n| {
-            let d = levenshtein(word, n);
+            let d = strsim::levenshtein(word, n);
             let bonus = if n.contains(word) || word.contains(n) {
                 0
             } else {
@@ -51,21 +51,6 @@ pub fn closest<'a>(word: &str, names: &[&'a str], max: usize) -> Vec<&'a str> {
     scored.sort();
     scored.dedup_by(|a, b| a.1 == b.1);
     scored.into_iter().take(max).map(|(_, n)| n).collect()
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

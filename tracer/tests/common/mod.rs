@@ -215,40 +215,61 @@ pub fn syscall<'a>(block: &'a serde_json::Value, name: &str) -> Option<&'a serde
         .find(|r| r["syscall"] == name)
 }
 
-/// Our object's program names: nothing by these names may stay loaded.
-pub const OUR_PROGRAMS: &[&str] = &[
-    "sys_enter",
-    "sys_exit",
-    "sys_enter_count",
-    "noop_enter",
-    "noop_exit",
-    "sched_process_fork",
-    "sched_process_exec",
-    "sched_process_exit",
-    "uprobe_count",
-    "uretprobe_latency",
-    "tracepoint_event",
-    "probe_kprobe",
-    "probe_fentry",
-    "probe_uprobe",
-    "probe_tracepoint",
-    "trace_enter",
-    "trace_exit",
-    "trace_task_exit",
-    "trace_exec_tid",
-    "exec_enter",
-    "execat_enter",
-    "exec_exit",
-    "exec_fork",
-    "kp_count",
-    "kp_lat_entry",
-    "kp_lat_exit",
-    "kp_stack",
-    "fe_count",
-    "fe_lat_entry",
-    "fx_lat_exit",
-    "fe_stack",
-];
+/// The eBPF object tracer embeds: the one tracer/build.rs leaves in OUT_DIR
+/// (integration tests of this package see the same OUT_DIR).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
+
+/// The programs and maps an eBPF object declares, sorted.
+#[derive(Debug)]
+pub struct ObjectNames {
+    /// Function symbols in program sections (`raw_tp/sys_enter`, `kprobe`, ...):
+    /// every executable section but `.text`, which holds shared helpers.
+    pub programs: Vec<String>,
+    /// Data symbols in `maps` (aya's legacy map definitions) and `.maps` (BTF maps).
+    pub maps: Vec<String>,
+}
+
+/// Read the program and map names of the ELF eBPF object `data`.
+pub fn object_names(data: &[u8]) -> ObjectNames {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SectionKind, SymbolKind};
+    let file = object::File::parse(data).expect("the eBPF object is an ELF file");
+    let (mut programs, mut maps) = (Vec::new(), Vec::new());
+    for sym in file.symbols() {
+        let Some(section) = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+        else {
+            continue;
+        };
+        let (Ok(name), Ok(section_name)) = (sym.name(), section.name()) else {
+            continue;
+        };
+        if name.is_empty() || !sym.is_global() {
+            continue;
+        }
+        match sym.kind() {
+            SymbolKind::Text if section.kind() == SectionKind::Text && section_name != ".text" => {
+                programs.push(name.to_string())
+            }
+            SymbolKind::Data if matches!(section_name, "maps" | ".maps") => {
+                maps.push(name.to_string())
+            }
+            _ => {}
+        }
+    }
+    programs.sort();
+    programs.dedup();
+    maps.sort();
+    maps.dedup();
+    ObjectNames { programs, maps }
+}
+
+/// The programs and maps of tracer's own object: nothing by these names may
+/// stay loaded after a run.
+pub fn ours() -> &'static ObjectNames {
+    static OURS: std::sync::OnceLock<ObjectNames> = std::sync::OnceLock::new();
+    OURS.get_or_init(|| object_names(OBJECT))
+}
 
 /// Names of our programs currently loaded in the kernel (bpftool truncates names to 15 bytes).
 pub fn loaded_programs() -> Vec<String> {
@@ -267,33 +288,14 @@ pub fn loaded_programs() -> Vec<String> {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .filter(|n| {
-            OUR_PROGRAMS
+            ours()
+                .programs
                 .iter()
                 .any(|o| o.starts_with(n) && n.len() >= 8.min(o.len()))
         })
         .map(str::to_string)
         .collect()
 }
-
-/// Our maps' names: nothing by these names may stay in the kernel.
-pub const OUR_MAPS: &[&str] = &[
-    "SYSCALL_STATS",
-    "TRACED_TGIDS",
-    "PROC_STATS",
-    "PROC_EXITS",
-    "STARTS",
-    "UPROBE_STATS",
-    "UPROBE_HIST",
-    "TP_CONFIG",
-    "TP_STATS",
-    "TP_PROC_STATS",
-    "TP_HIST",
-    "EVENTS",
-    "TRACE_PENDING",
-    "EXEC_PENDING",
-    "KFUNC_STATS",
-    "KFUNC_HIST",
-];
 
 /// Our maps currently in the kernel.
 pub fn loaded_maps() -> Vec<String> {
@@ -306,7 +308,7 @@ pub fn loaded_maps() -> Vec<String> {
         .unwrap()
         .iter()
         .filter_map(|m| m["name"].as_str())
-        .filter(|n| OUR_MAPS.iter().any(|o| o.starts_with(n)))
+        .filter(|n| ours().maps.iter().any(|o| o.starts_with(n)))
         .map(str::to_string)
         .collect()
 }
