@@ -11,13 +11,15 @@ use crate::{
 
 /// Debian packages: LLVM 22 for bpf-linker, the peers tests and benchmarks
 /// compare against, the programs the strace comparisons run that are not
-/// always there (python3; sort, gzip, find, tar and tzdata are), and what the
-/// VM tests boot kernels with.
+/// always there (python3; sort, gzip, find, tar and tzdata are), g++ for the
+/// C++ program whose demangled names the uprobe tests check, and what the VM
+/// tests boot kernels with.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "strace",
     "python3",
+    "g++",
     "bpftrace",
     "bpftool",
     "linux-perf",
