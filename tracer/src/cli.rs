@@ -658,21 +658,37 @@ pub enum KprobeBackend {
     Fentry,
 }
 
-fn parse_positive_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+/// A value `parse_positive_secs` or `parse_buffer_size` rejects; clap prints
+/// it after `invalid value '...' for '--flag'`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    #[error("`{0}` is not a number of seconds")]
+    NotSeconds(String),
+    #[error("must be more than 0 seconds, got `{0}`")]
+    NotPositive(String),
+    #[error("`{0}` seconds is too long")]
+    TooLong(String),
+    #[error("`{0}` is not a size (examples: 65536, 64K, 16M)")]
+    NotSize(String),
+    #[error(
+        "`{0}`: the ring buffer size must be a power of two from 4K to 1G (the kernel's rule)"
+    )]
+    BadRingSize(String),
+}
+
+fn parse_positive_secs(s: &str) -> Result<f64, BadValue> {
+    let v: f64 = s.parse().map_err(|_| BadValue::NotSeconds(s.into()))?;
     if !v.is_finite() || v <= 0.0 {
-        return Err(format!("must be more than 0 seconds, got `{s}`"));
+        return Err(BadValue::NotPositive(s.into()));
     }
     if v > 1e9 {
-        return Err(format!("`{s}` seconds is too long"));
+        return Err(BadValue::TooLong(s.into()));
     }
     Ok(v)
 }
 
 /// A ring buffer size: bytes with an optional K/M/G suffix, a power of two >= 4K.
-fn parse_buffer_size(s: &str) -> Result<u32, String> {
+fn parse_buffer_size(s: &str) -> Result<u32, BadValue> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
@@ -680,14 +696,10 @@ fn parse_buffer_size(s: &str) -> Result<u32, String> {
         Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
         _ => (t, 1),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (examples: 65536, 64K, 16M)"))?;
+    let n: u64 = num.parse().map_err(|_| BadValue::NotSize(s.into()))?;
     let bytes = n.saturating_mul(mult);
     if bytes < 4096 || !bytes.is_power_of_two() || bytes > 1 << 30 {
-        return Err(format!(
-            "`{s}`: the ring buffer size must be a power of two from 4K to 1G (the kernel's rule)"
-        ));
+        return Err(BadValue::BadRingSize(s.into()));
     }
     Ok(bytes as u32)
 }
@@ -708,6 +720,19 @@ mod tests {
         assert!(err.to_string().contains("more than 0"), "{err}");
         assert!(Cli::try_parse_from(["tracer", "syscalls", "-d", "abc"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "syscalls", "-d", "-1"]).is_err());
+        assert_eq!(
+            parse_positive_secs("abc").unwrap_err().to_string(),
+            "`abc` is not a number of seconds"
+        );
+        assert_eq!(
+            parse_positive_secs("0").unwrap_err().to_string(),
+            "must be more than 0 seconds, got `0`"
+        );
+        assert_eq!(
+            parse_positive_secs("1e10").unwrap_err().to_string(),
+            "`1e10` seconds is too long"
+        );
+        assert_eq!(parse_positive_secs("0.5"), Ok(0.5));
     }
 
     #[test]
@@ -717,10 +742,19 @@ mod tests {
         assert_eq!(parse_buffer_size("65536"), Ok(65536));
         assert!(parse_buffer_size("5000")
             .unwrap_err()
+            .to_string()
             .contains("power of two"));
         assert!(parse_buffer_size("2K").is_err());
         assert!(parse_buffer_size("x").is_err());
         assert!(parse_buffer_size("4G").is_err());
+        assert_eq!(
+            parse_buffer_size("x").unwrap_err().to_string(),
+            "`x` is not a size (examples: 65536, 64K, 16M)"
+        );
+        assert_eq!(
+            parse_buffer_size("5000").unwrap_err().to_string(),
+            "`5000`: the ring buffer size must be a power of two from 4K to 1G (the kernel's rule)"
+        );
     }
 
     #[test]

@@ -5,16 +5,20 @@
 //!
 //! Errors are sorted in two kinds: the backend cannot work on this kernel at
 //! all (no kprobe PMU, no BTF, the kernel refuses the program), or one
-//! function cannot be attached (notrace, missing from BTF, ...). The first
-//! lets the caller try the other backend, the second is listed to the user.
+//! function cannot be attached (notrace, missing from BTF, ...): `AttachError`
+//! lets the caller try the other backend (`attach_first` does), `FuncError`
+//! is listed to the user.
 use std::{path::Path, time::Instant};
 
 use aya::{
-    programs::{fentry::FEntryLink, fexit::FExitLink, FEntry, FExit, KProbe, ProgramError},
-    Btf, Ebpf,
+    programs::{
+        fentry::FEntryLink, fexit::FExitLink, FEntry, FExit, KProbe, Program, ProgramError,
+    },
+    Btf, BtfError, Ebpf,
 };
+use thiserror::Error;
 
-use crate::sys::names::errno_name;
+use super::errno_in;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -72,53 +76,125 @@ pub struct Attached {
     pub links: Links,
     pub functions: Vec<String>,
     /// Functions that could not be attached, with the reason.
-    pub failed: Vec<(String, String)>,
+    pub failed: Vec<(String, FuncError)>,
     /// Seconds spent attaching.
     pub seconds: f64,
 }
 
-/// The errno of an error (searching its sources), as `EPERM`.
-pub fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return io.raw_os_error().map(|n| errno_name(n as u32));
-        }
-        cur = err.source();
-    }
-    None
+/// Why a backend cannot work on this kernel at all: nothing was attached with
+/// it, and the other backend may do.
+#[derive(Debug, Error)]
+pub enum AttachError {
+    #[error("this kernel has no kprobe support (CONFIG_KPROBES is not set)")]
+    NoKprobes,
+    #[error("the kprobe PMU is missing ({KPROBE_PMU})")]
+    NoKprobePmu,
+    #[error(
+        "no kernel BTF to attach with (/sys/kernel/btf/vmlinux: {0}); the kernel needs \
+         CONFIG_DEBUG_INFO_BTF"
+    )]
+    NoBtf(#[source] BtfError),
+    /// The kernel refused the program (told by errno name when there is one).
+    #[error("the kernel refused to load the program ({})", errno_or_message(.0))]
+    Refused(#[source] ProgramError),
+    #[error("program {0} missing from the object")]
+    NoProgram(&'static str),
+    /// The program in the object is not of the expected type.
+    #[error("{0}")]
+    Program(#[source] ProgramError),
 }
 
-fn refused(e: &ProgramError) -> String {
-    match errno_of(e) {
-        Some(n) => format!("the kernel refused to load the program ({n})"),
-        None => format!("the kernel refused to load the program ({e})"),
+/// The fentry/fexit step that failed for one function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    FentryLoad,
+    FentryAttach,
+    FexitLoad,
+    FexitAttach,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::FentryLoad => "load refused",
+            Stage::FentryAttach => "attach refused",
+            Stage::FexitLoad => "fexit load refused",
+            Stage::FexitAttach => "fexit attach refused",
+        })
     }
 }
 
-fn attach_failure(e: &ProgramError) -> String {
-    match errno_of(e) {
-        Some(n) if n == "ENOENT" => "no such function (ENOENT)".into(),
-        Some(n) if n == "EADDRNOTAVAIL" => {
-            "several kernel functions have this name (EADDRNOTAVAIL)".into()
+/// Why one function could not be attached (the others may have been).
+#[derive(Debug, Error)]
+pub enum FuncError {
+    #[error("no such function (ENOENT)")]
+    NoSuchFunction(#[source] ProgramError),
+    #[error("several kernel functions have this name (EADDRNOTAVAIL)")]
+    Ambiguous(#[source] ProgramError),
+    /// The kernel refused the kprobe with this errno.
+    #[error("the kernel refused to attach ({errno})")]
+    KprobeRefused { errno: String, source: ProgramError },
+    /// A kprobe failure without an errno, in aya's words.
+    #[error("{0}")]
+    Kprobe(#[source] ProgramError),
+    /// The entry probe attached, the return probe did not (the entry probe
+    /// was detached again).
+    #[error("return probe: {0}")]
+    ReturnProbe(Box<FuncError>),
+    /// fentry/fexit: the function has no BTF type to load the program against.
+    #[error("not in the kernel's BTF ({0})")]
+    NotInBtf(#[source] BtfError),
+    /// fentry/fexit: the kernel refused (errno name when there is one).
+    #[error("{stage}: {}", errno_or_message(.source))]
+    Trampoline { stage: Stage, source: ProgramError },
+    /// What would make the whole backend unusable, met after some functions
+    /// were attached already.
+    #[error(transparent)]
+    Backend(#[from] AttachError),
+}
+
+/// `EPERM`, or the error's message when it carries no errno.
+fn errno_or_message(e: &ProgramError) -> String {
+    errno_in(e).unwrap_or_else(|| e.to_string())
+}
+
+impl FuncError {
+    /// A kprobe that could not be attached, sorted by errno.
+    fn kprobe(e: ProgramError) -> Self {
+        match errno_in(&e).as_deref() {
+            Some("ENOENT") => FuncError::NoSuchFunction(e),
+            Some("EADDRNOTAVAIL") => FuncError::Ambiguous(e),
+            Some(n) => FuncError::KprobeRefused {
+                errno: n.to_string(),
+                source: e,
+            },
+            None => FuncError::Kprobe(e),
         }
-        Some(n) => format!("the kernel refused to attach ({n})"),
-        None => format!("{e}"),
+    }
+
+    /// An fentry/fexit failure at `stage`: of this function, or (Err) of the
+    /// whole backend.
+    fn trampoline(e: ProgramError, stage: Stage) -> Result<Self, AttachError> {
+        if backend_wide(&e) {
+            Err(AttachError::Refused(e))
+        } else if let ProgramError::Btf(b) = e {
+            Ok(FuncError::NotInBtf(b))
+        } else {
+            Ok(FuncError::Trampoline { stage, source: e })
+        }
     }
 }
 
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 
 /// Why kprobes cannot work here at all, if that can be told before trying.
-pub fn kprobe_unavailable() -> Option<String> {
+pub fn kprobe_unavailable() -> Option<AttachError> {
     if Path::new(KPROBE_PMU).exists() {
         return None;
     }
     Some(match kernel_config("CONFIG_KPROBES") {
-        Some(false) | None => {
-            "this kernel has no kprobe support (CONFIG_KPROBES is not set)".to_string()
-        }
-        Some(true) => format!("the kprobe PMU is missing ({KPROBE_PMU})"),
+        Some(false) | None => AttachError::NoKprobes,
+        Some(true) => AttachError::NoKprobePmu,
     })
 }
 
@@ -130,16 +206,138 @@ fn kernel_config(option: &str) -> Option<bool> {
     Some(text.lines().any(|l| l == format!("{option}=y")))
 }
 
-/// Attach `funcs` with `backend`. `Err(reason)` when the backend cannot work on
-/// this kernel (nothing was attached); otherwise the functions attached and
-/// those that failed. `progress(done, total)` is called after each function.
+/// Progress of `attach_first`, for a display of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachProgress {
+    /// Trying `Backend` begins.
+    Trying(Backend),
+    /// `done` of `total` functions tried with the current backend.
+    Tried { done: usize, total: usize },
+    /// The current backend is done with (used or not).
+    Finished,
+}
+
+/// Why one backend of `attach_first` was not used.
+#[derive(Debug, Error)]
+pub enum BackendFailure {
+    /// It cannot work on this kernel.
+    #[error("{}: {reason}", label(*.backend))]
+    Unavailable {
+        backend: Backend,
+        reason: AttachError,
+    },
+    /// It works, but none of the functions could be attached with it.
+    #[error(
+        "{}: none of the {total} functions could be attached ({})",
+        label(*.backend),
+        first_failure(.first)
+    )]
+    NoneAttached {
+        backend: Backend,
+        total: usize,
+        /// The first function that failed, and why.
+        first: Option<(String, FuncError)>,
+    },
+}
+
+/// The backend's name in `BackendFailure` messages.
+fn label(b: Backend) -> &'static str {
+    match b {
+        Backend::Kprobe => "kprobes",
+        Backend::Fentry => "fentry",
+    }
+}
+
+fn first_failure(first: &Option<(String, FuncError)>) -> String {
+    first
+        .as_ref()
+        .map(|(f, why)| format!("{f}: {why}"))
+        .unwrap_or_default()
+}
+
+fn joined(reasons: &[BackendFailure]) -> String {
+    reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// No backend of `attach_first` could attach any function. The reasons are
+/// sorted kprobes first, whatever the order tried: the message reads the same
+/// everywhere.
+#[derive(Debug, Error)]
+pub enum NoBackend {
+    /// The one backend the user asked for.
+    #[error("cannot trace kernel functions with --backend {}: {}", .backend.name(), joined(.reasons))]
+    Forced {
+        backend: Backend,
+        reasons: Vec<BackendFailure>,
+    },
+    /// Every backend.
+    #[error(
+        "cannot trace kernel functions on this kernel: {}\n\
+         tracer needs a kernel with kprobes (CONFIG_KPROBES=y) or with BTF and fentry \
+         (CONFIG_DEBUG_INFO_BTF=y, Linux 5.5+)",
+        joined(.reasons)
+    )]
+    All { reasons: Vec<BackendFailure> },
+}
+
+/// Attach `funcs` with the first of `backends` that attaches at least one of
+/// them (the ones that fail are listed in the result's `failed`). `progress`
+/// hears when each backend begins, after each function, and when each
+/// backend is done with.
+pub fn attach_first(
+    obj: &mut super::Object,
+    backends: &[Backend],
+    job: Job,
+    funcs: &[String],
+    progress: &mut dyn FnMut(AttachProgress),
+) -> Result<(Backend, Attached), NoBackend> {
+    let mut reasons = Vec::new();
+    for &backend in backends {
+        progress(AttachProgress::Trying(backend));
+        let r = attach(obj.ebpf(), backend, job, funcs, &mut |done, total| {
+            progress(AttachProgress::Tried { done, total })
+        });
+        progress(AttachProgress::Finished);
+        match r {
+            Ok(a) if !a.functions.is_empty() => return Ok((backend, a)),
+            Ok(a) => reasons.push(BackendFailure::NoneAttached {
+                backend,
+                total: funcs.len(),
+                first: a.failed.into_iter().next(),
+            }),
+            Err(reason) => reasons.push(BackendFailure::Unavailable { backend, reason }),
+        }
+    }
+    Err(give_up(backends, reasons))
+}
+
+/// The error of `attach_first` when every one of `backends` failed.
+fn give_up(backends: &[Backend], mut reasons: Vec<BackendFailure>) -> NoBackend {
+    // kprobes first, whatever the order tried: the message reads the same everywhere.
+    reasons.sort_by_cached_key(|r| std::cmp::Reverse(r.to_string()));
+    match backends {
+        [backend] => NoBackend::Forced {
+            backend: *backend,
+            reasons,
+        },
+        _ => NoBackend::All { reasons },
+    }
+}
+
+/// Attach `funcs` with `backend`. `Err` when the backend cannot work on this
+/// kernel (nothing was attached); otherwise the functions attached and those
+/// that failed. `progress(done, total)` is called after each function.
 pub fn attach(
     ebpf: &mut Ebpf,
     backend: Backend,
     job: Job,
     funcs: &[String],
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Attached, String> {
+) -> Result<Attached, AttachError> {
     let started = Instant::now();
     let mut out = match backend {
         Backend::Kprobe => attach_kprobes(ebpf, job, funcs, progress)?,
@@ -149,11 +347,15 @@ pub fn attach(
     Ok(out)
 }
 
-fn kprobe_prog<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut KProbe, String> {
+/// Program `name` of the object, as type `T`.
+fn prog<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, AttachError>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
     ebpf.program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .ok_or(AttachError::NoProgram(name))?
         .try_into()
-        .map_err(|e: ProgramError| e.to_string())
+        .map_err(AttachError::Program)
 }
 
 fn attach_kprobes(
@@ -161,25 +363,29 @@ fn attach_kprobes(
     job: Job,
     funcs: &[String],
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Attached, String> {
+) -> Result<Attached, AttachError> {
     if let Some(why) = kprobe_unavailable() {
         return Err(why);
     }
     let (entry, ret) = program_names(Backend::Kprobe, job);
-    kprobe_prog(ebpf, entry)?.load().map_err(|e| refused(&e))?;
+    prog::<KProbe>(ebpf, entry)?
+        .load()
+        .map_err(AttachError::Refused)?;
     if let Some(r) = ret {
-        kprobe_prog(ebpf, r)?.load().map_err(|e| refused(&e))?;
+        prog::<KProbe>(ebpf, r)?
+            .load()
+            .map_err(AttachError::Refused)?;
     }
     let mut out = Attached::default();
     for (i, f) in funcs.iter().enumerate() {
-        let res = (|| -> Result<(), String> {
-            let id = kprobe_prog(ebpf, entry)?
+        let res = (|| -> Result<(), FuncError> {
+            let id = prog::<KProbe>(ebpf, entry)?
                 .attach(f, 0)
-                .map_err(|e| attach_failure(&e))?;
+                .map_err(FuncError::kprobe)?;
             if let Some(r) = ret {
-                if let Err(e) = kprobe_prog(ebpf, r)?.attach(f, 0) {
-                    let _ = kprobe_prog(ebpf, entry)?.detach(id);
-                    return Err(format!("return probe: {}", attach_failure(&e)));
+                if let Err(e) = prog::<KProbe>(ebpf, r)?.attach(f, 0) {
+                    let _ = prog::<KProbe>(ebpf, entry)?.detach(id);
+                    return Err(FuncError::ReturnProbe(Box::new(FuncError::kprobe(e))));
                 }
             }
             Ok(())
@@ -196,7 +402,7 @@ fn attach_kprobes(
 /// A load error that means fentry cannot work on this kernel at all.
 fn backend_wide(e: &ProgramError) -> bool {
     matches!(
-        errno_of(e).as_deref(),
+        errno_in(e).as_deref(),
         Some("EPERM" | "EACCES" | "EOPNOTSUPP" | "ENOTSUPP" | "E524")
     )
 }
@@ -206,46 +412,25 @@ fn attach_fentry(
     job: Job,
     funcs: &[String],
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Attached, String> {
-    let btf = Btf::from_sys_fs().map_err(|e| {
-        format!("no kernel BTF to attach with (/sys/kernel/btf/vmlinux: {e}); the kernel needs CONFIG_DEBUG_INFO_BTF")
-    })?;
+) -> Result<Attached, AttachError> {
+    let btf = Btf::from_sys_fs().map_err(AttachError::NoBtf)?;
     let (entry, ret) = program_names(Backend::Fentry, job);
     let mut out = Attached::default();
     for (i, f) in funcs.iter().enumerate() {
-        let res = (|| -> Result<(), Result<String, String>> {
-            // Err(Ok(why)): this function failed; Err(Err(why)): the backend cannot work.
-            let fail = |e: ProgramError, what: &str| {
-                if backend_wide(&e) {
-                    Err(refused(&e))
-                } else if let ProgramError::Btf(b) = &e {
-                    Ok(format!("not in the kernel's BTF ({b})"))
-                } else {
-                    Ok(format!(
-                        "{what}: {}",
-                        errno_of(&e).unwrap_or_else(|| e.to_string())
-                    ))
-                }
-            };
-            let p: &mut FEntry = ebpf
-                .program_mut(entry)
-                .ok_or(Err(format!("program {entry} missing")))?
-                .try_into()
-                .map_err(|e: ProgramError| Err(e.to_string()))?;
-            p.load(f, &btf).map_err(|e| fail(e, "load refused"))?;
+        // Err(Ok(why)): this function failed; Err(Err(why)): the backend cannot work.
+        let res = (|| -> Result<(), Result<FuncError, AttachError>> {
+            let fail = |stage: Stage| move |e: ProgramError| FuncError::trampoline(e, stage);
+            let p: &mut FEntry = prog(ebpf, entry).map_err(Err)?;
+            p.load(f, &btf).map_err(fail(Stage::FentryLoad))?;
             let link = p.attach().and_then(|id| p.take_link(id));
             let _ = p.unload();
-            let link = link.map_err(|e| fail(e, "attach refused"))?;
+            let link = link.map_err(fail(Stage::FentryAttach))?;
             if let Some(r) = ret {
-                let p: &mut FExit = ebpf
-                    .program_mut(r)
-                    .ok_or(Err(format!("program {r} missing")))?
-                    .try_into()
-                    .map_err(|e: ProgramError| Err(e.to_string()))?;
-                p.load(f, &btf).map_err(|e| fail(e, "fexit load refused"))?;
+                let p: &mut FExit = prog(ebpf, r).map_err(Err)?;
+                p.load(f, &btf).map_err(fail(Stage::FexitLoad))?;
                 let rlink = p.attach().and_then(|id| p.take_link(id));
                 let _ = p.unload();
-                let rlink = rlink.map_err(|e| fail(e, "fexit attach refused"))?;
+                let rlink = rlink.map_err(fail(Stage::FexitAttach))?;
                 out.links.fexit.push(rlink);
             }
             out.links.fentry.push(link);
@@ -258,10 +443,161 @@ fn attach_fentry(
                 if out.functions.is_empty() {
                     return Err(why);
                 }
-                out.failed.push((f.clone(), why));
+                out.failed.push((f.clone(), FuncError::Backend(why)));
             }
         }
         progress(i + 1, funcs.len());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use aya::sys::SyscallError;
+
+    use super::*;
+
+    fn errno(n: i32) -> ProgramError {
+        ProgramError::SyscallError(SyscallError {
+            call: "bpf_prog_load",
+            io_error: std::io::Error::from_raw_os_error(n),
+        })
+    }
+
+    fn none_attached(backend: Backend) -> BackendFailure {
+        BackendFailure::NoneAttached {
+            backend,
+            total: 2,
+            first: Some(("vfs_read".into(), FuncError::kprobe(errno(libc::ENOENT)))),
+        }
+    }
+
+    #[test]
+    fn function_failures_read_as_before() {
+        let s = |e: FuncError| e.to_string();
+        assert_eq!(
+            s(FuncError::kprobe(errno(libc::ENOENT))),
+            "no such function (ENOENT)"
+        );
+        assert_eq!(
+            s(FuncError::kprobe(errno(libc::EADDRNOTAVAIL))),
+            "several kernel functions have this name (EADDRNOTAVAIL)"
+        );
+        assert_eq!(
+            s(FuncError::kprobe(errno(libc::EINVAL))),
+            "the kernel refused to attach (EINVAL)"
+        );
+        assert_eq!(
+            s(FuncError::kprobe(ProgramError::NotLoaded)),
+            "the program is not loaded"
+        );
+        assert_eq!(
+            s(FuncError::ReturnProbe(Box::new(FuncError::kprobe(errno(
+                libc::ENOENT
+            ))))),
+            "return probe: no such function (ENOENT)"
+        );
+        let t = |e, stage| FuncError::trampoline(e, stage).map(|e| e.to_string());
+        assert_eq!(
+            t(errno(libc::EINVAL), Stage::FexitAttach).unwrap(),
+            "fexit attach refused: EINVAL"
+        );
+        assert_eq!(
+            t(ProgramError::NotLoaded, Stage::FentryLoad).unwrap(),
+            "load refused: the program is not loaded"
+        );
+        let backend = FuncError::trampoline(errno(libc::EPERM), Stage::FentryLoad).unwrap_err();
+        assert_eq!(
+            backend.to_string(),
+            "the kernel refused to load the program (EPERM)"
+        );
+        assert_eq!(
+            FuncError::from(backend).to_string(),
+            "the kernel refused to load the program (EPERM)"
+        );
+    }
+
+    #[test]
+    fn backend_errors_read_as_before() {
+        assert_eq!(
+            AttachError::NoKprobes.to_string(),
+            "this kernel has no kprobe support (CONFIG_KPROBES is not set)"
+        );
+        assert_eq!(
+            AttachError::NoKprobePmu.to_string(),
+            "the kprobe PMU is missing (/sys/bus/event_source/devices/kprobe/type)"
+        );
+        assert_eq!(
+            AttachError::Refused(ProgramError::NotLoaded).to_string(),
+            "the kernel refused to load the program (the program is not loaded)"
+        );
+        assert_eq!(
+            AttachError::NoProgram("kp_count").to_string(),
+            "program kp_count missing from the object"
+        );
+    }
+
+    #[test]
+    fn no_backend_messages() {
+        let forced = give_up(
+            &[Backend::Kprobe],
+            vec![BackendFailure::Unavailable {
+                backend: Backend::Kprobe,
+                reason: AttachError::NoKprobes,
+            }],
+        );
+        assert_eq!(
+            forced.to_string(),
+            "cannot trace kernel functions with --backend kprobe: kprobes: this kernel has no \
+             kprobe support (CONFIG_KPROBES is not set)"
+        );
+        let forced = NoBackend::Forced {
+            backend: Backend::Fentry,
+            reasons: vec![none_attached(Backend::Fentry)],
+        };
+        assert_eq!(
+            forced.to_string(),
+            "cannot trace kernel functions with --backend fentry: fentry: none of the 2 \
+             functions could be attached (vfs_read: no such function (ENOENT))"
+        );
+        // Tried fentry first, told kprobes first.
+        let all = give_up(
+            &[Backend::Fentry, Backend::Kprobe],
+            vec![
+                BackendFailure::Unavailable {
+                    backend: Backend::Fentry,
+                    reason: AttachError::Refused(errno(libc::EPERM)),
+                },
+                BackendFailure::Unavailable {
+                    backend: Backend::Kprobe,
+                    reason: AttachError::NoKprobes,
+                },
+            ],
+        );
+        assert!(matches!(all, NoBackend::All { .. }));
+        assert_eq!(
+            all.to_string(),
+            "cannot trace kernel functions on this kernel: kprobes: this kernel has no kprobe \
+             support (CONFIG_KPROBES is not set); fentry: the kernel refused to load the program \
+             (EPERM)\ntracer needs a kernel with kprobes (CONFIG_KPROBES=y) or with BTF and \
+             fentry (CONFIG_DEBUG_INFO_BTF=y, Linux 5.5+)"
+        );
+        let empty = BackendFailure::NoneAttached {
+            backend: Backend::Kprobe,
+            total: 0,
+            first: None,
+        };
+        assert_eq!(
+            empty.to_string(),
+            "kprobes: none of the 0 functions could be attached ()"
+        );
+    }
+
+    #[test]
+    fn errors_go_into_anyhow() {
+        fn anyhow_ok<E: std::error::Error + Send + Sync + 'static>() {}
+        anyhow_ok::<NoBackend>();
+        anyhow_ok::<AttachError>();
+        anyhow_ok::<FuncError>();
+    }
 }

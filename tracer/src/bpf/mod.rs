@@ -4,6 +4,7 @@
 //! process dying, even by SIGKILL) detaches everything, since nothing is pinned.
 pub mod cookie_link;
 pub mod cookies;
+pub mod features;
 pub mod kprobe;
 pub mod logs;
 pub mod maps;
@@ -201,6 +202,22 @@ pub fn attach_tracepoint(ebpf: &mut Ebpf, name: &str, category: &str, tp: &str) 
     prog.attach(category, tp)
         .with_context(|| format!("attaching {name} to tracepoint {category}:{tp}"))?;
     Ok(())
+}
+
+/// The errno buried in an error chain (the first `io::Error` that carries
+/// one), as a name: `EPERM`.
+pub fn errno_in(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(n) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return Some(crate::sys::names::errno_name(n as u32));
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// An `EbpfLoader` that has not read the kernel's BTF.

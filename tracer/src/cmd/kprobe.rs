@@ -17,7 +17,7 @@ use super::{
 use crate::{
     bpf::{
         self,
-        kprobe::{Attached, Backend, Job},
+        kprobe::{AttachProgress, Attached, Backend, Job},
         Object,
     },
     cli::{KprobeArgs, KprobeBackend},
@@ -270,7 +270,7 @@ impl Progress {
             return;
         }
         self.last = Some(now);
-        eprint!("\rattaching: {done}/{total} functions");
+        eprint!("\r{}", funcs::attach_progress(done, total));
         let _ = std::io::stderr().flush();
     }
     fn finish(&self) {
@@ -323,12 +323,13 @@ impl Counting for Plan {
         let collector = KCollector::new(&mut obj, latency, stack, self.per_process())?;
         let (backend, attached) = self.attach_functions(&mut obj, &functions)?;
         eprintln!(
-            "Using {} for {} functions (attached in {:.3} s, {:.2} ms per function).",
-            backend.describe(),
-            attached.functions.len(),
-            attached.seconds,
-            attached.seconds * 1e3
-                / (attached.functions.len() + attached.failed.len()).max(1) as f64
+            "{}",
+            funcs::attached_line(
+                backend.describe(),
+                attached.functions.len(),
+                attached.failed.len(),
+                attached.seconds
+            )
         );
         let live = Live {
             backend,
@@ -375,18 +376,8 @@ impl Counting for Plan {
     }
 
     fn epilogue(&self, live: &Live) -> Option<String> {
-        let failed = &live.attached.failed;
-        if failed.is_empty() {
-            return None;
-        }
-        let mut out = format!("{} functions could not be attached:\n", failed.len());
-        for (f, why) in failed {
-            out.push_str(&format!("  {f}: {why}\n"));
-        }
-        if live.backend == Backend::Fentry && bpf::kprobe::kprobe_unavailable().is_none() {
-            out.push_str("(--backend kprobe can attach functions that are missing from BTF)\n");
-        }
-        Some(out)
+        let hint = live.backend == Backend::Fentry && bpf::kprobe::kprobe_unavailable().is_none();
+        Some(funcs::attach_failures(&live.attached.failed, hint)).filter(|t| !t.is_empty())
     }
 
     fn quiet_with_command(&self) -> bool {
@@ -395,58 +386,30 @@ impl Counting for Plan {
 }
 
 impl Plan {
-    /// Attach with the first backend that works, in the plan's order.
+    /// Attach with the first backend that works, in the plan's order, showing
+    /// progress when it takes more than a second.
     fn attach_functions(&self, obj: &mut Object, funcs: &[String]) -> Result<(Backend, Attached)> {
-        let mut reasons = Vec::new();
-        for &backend in &self.backends {
-            let mut progress = Progress {
-                started: Instant::now(),
-                last: None,
-            };
-            let r = bpf::kprobe::attach(obj.ebpf(), backend, self.job, funcs, &mut |d, t| {
-                progress.tick(d, t)
-            });
-            progress.finish();
-            match r {
-                Ok(a) if !a.functions.is_empty() => return Ok((backend, a)),
-                Ok(a) => {
-                    let first = a
-                        .failed
-                        .first()
-                        .map(|(f, why)| format!("{f}: {why}"))
-                        .unwrap_or_default();
-                    reasons.push(format!(
-                        "{}: none of the {} functions could be attached ({first})",
-                        plan_backend_label(backend),
-                        funcs.len()
-                    ));
+        let mut progress: Option<Progress> = None;
+        let chosen =
+            bpf::kprobe::attach_first(obj, &self.backends, self.job, funcs, &mut |ev| match ev {
+                AttachProgress::Trying(_) => {
+                    progress = Some(Progress {
+                        started: Instant::now(),
+                        last: None,
+                    })
                 }
-                Err(why) => reasons.push(format!("{}: {why}", plan_backend_label(backend))),
-            }
-        }
-        // kprobes first, whatever the order tried: the message reads the same everywhere.
-        reasons.sort();
-        reasons.reverse();
-        if self.backends.len() == 1 {
-            bail!(
-                "cannot trace kernel functions with --backend {}: {}",
-                self.backends[0].name(),
-                reasons.join("; ")
-            );
-        }
-        bail!(
-            "cannot trace kernel functions on this kernel: {}\n\
-             tracer needs a kernel with kprobes (CONFIG_KPROBES=y) or with BTF and fentry \
-             (CONFIG_DEBUG_INFO_BTF=y, Linux 5.5+)",
-            reasons.join("; ")
-        );
-    }
-}
-
-fn plan_backend_label(b: Backend) -> &'static str {
-    match b {
-        Backend::Kprobe => "kprobes",
-        Backend::Fentry => "fentry",
+                AttachProgress::Tried { done, total } => {
+                    if let Some(p) = progress.as_mut() {
+                        p.tick(done, total)
+                    }
+                }
+                AttachProgress::Finished => {
+                    if let Some(p) = progress.take() {
+                        p.finish()
+                    }
+                }
+            })?;
+        Ok(chosen)
     }
 }
 

@@ -17,6 +17,40 @@ pub struct Info {
     pub features: Vec<Feature>,
 }
 
+/// What `tracer info` found out about tracefs.
+#[derive(Debug)]
+pub enum Tracefs {
+    /// Mounted at this path before tracer ran.
+    Mounted(String),
+    /// Not mounted; mounting it worked.
+    Mountable,
+    /// Not mounted; whether it can be was not tried (it needs privileges).
+    NotProbed,
+    /// Not mounted; mounting it failed.
+    Unmountable(anyhow::Error),
+}
+
+/// The `tracefs` line's value.
+pub fn tracefs(t: &Tracefs) -> String {
+    match t {
+        Tracefs::Mounted(p) => format!("mounted at {p}"),
+        Tracefs::Mountable => "not mounted; mountable (tracer mounts it when needed)".into(),
+        Tracefs::NotProbed => "not mounted, and mounting failed: not probed (mounting it to see \
+                               needs CAP_SYS_ADMIN and CAP_SYS_CHROOT)"
+            .into(),
+        Tracefs::Unmountable(e) => format!("not mounted, and mounting failed: {e:#}"),
+    }
+}
+
+/// A feature line from a probe's outcome: available, or why not.
+pub fn feature<E: std::fmt::Display>(name: &'static str, outcome: &Result<(), E>) -> Feature {
+    Feature {
+        name,
+        available: outcome.is_ok(),
+        reason: outcome.as_ref().err().map(E::to_string),
+    }
+}
+
 pub fn text(info: &Info) -> String {
     let mut out = String::new();
     out.push_str(&format!("{:<18} {}\n", "kernel", info.kernel));
@@ -91,6 +125,48 @@ mod tests {
         assert!(
             t.contains("kprobes            no: this kernel has no kprobe support"),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn tracefs_states() {
+        assert_eq!(
+            tracefs(&Tracefs::Mounted("/sys/kernel/tracing".into())),
+            "mounted at /sys/kernel/tracing"
+        );
+        assert_eq!(
+            tracefs(&Tracefs::Mountable),
+            "not mounted; mountable (tracer mounts it when needed)"
+        );
+        assert_eq!(
+            tracefs(&Tracefs::NotProbed),
+            "not mounted, and mounting failed: not probed (mounting it to see needs \
+             CAP_SYS_ADMIN and CAP_SYS_CHROOT)"
+        );
+        let e = anyhow::anyhow!("EPERM").context("mounting tracefs");
+        assert_eq!(
+            tracefs(&Tracefs::Unmountable(e)),
+            "not mounted, and mounting failed: mounting tracefs: EPERM"
+        );
+    }
+
+    #[test]
+    fn features_from_outcomes() {
+        assert_eq!(
+            feature::<String>("kprobes", &Ok(())),
+            Feature {
+                name: "kprobes",
+                available: true,
+                reason: None
+            }
+        );
+        assert_eq!(
+            feature("fentry", &Err("no BTF")),
+            Feature {
+                name: "fentry",
+                available: false,
+                reason: Some("no BTF".into())
+            }
         );
     }
 

@@ -6,7 +6,7 @@ use std::{
     path::Path,
 };
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::names::closest;
 
@@ -84,6 +84,32 @@ pub fn is_glob(pat: &str) -> bool {
     pat.contains(['*', '?'])
 }
 
+/// A pattern of `resolve` that names no traceable kernel function.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownFunction {
+    #[error("no traceable kernel function matches `{0}`")]
+    NoMatch(String),
+    /// In kallsyms, so it exists, but not in the traceable list.
+    #[error(
+        "kernel function `{0}` exists (in /proc/kallsyms) but cannot be traced: it is \
+         marked notrace, is on the kprobe blocklist or is only called inlined"
+    )]
+    NotTraceable(String),
+    #[error("no kernel function named `{name}`{}", did_you_mean(.suggestions))]
+    NoSuchFunction {
+        name: String,
+        suggestions: Vec<String>,
+    },
+}
+
+fn did_you_mean(close: &[String]) -> String {
+    if close.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", close.join(", "))
+    }
+}
+
 /// The functions matching `patterns`, sorted; an error naming the pattern that
 /// matched nothing, with close names, or saying the function exists but cannot
 /// be traced (`kallsyms` holds every function symbol of the kernel).
@@ -91,7 +117,7 @@ pub fn resolve(
     patterns: &[String],
     traceable: &BTreeSet<String>,
     kallsyms: &BTreeSet<String>,
-) -> Result<Vec<String>> {
+) -> Result<Vec<String>, UnknownFunction> {
     let mut out = BTreeSet::new();
     for pat in patterns {
         let before = out.len();
@@ -104,21 +130,19 @@ pub fn resolve(
             continue;
         }
         if is_glob(pat) {
-            bail!("no traceable kernel function matches `{pat}`");
+            return Err(UnknownFunction::NoMatch(pat.clone()));
         }
         if kallsyms.contains(pat) {
-            bail!(
-                "kernel function `{pat}` exists (in /proc/kallsyms) but cannot be traced: it is \
-                 marked notrace, is on the kprobe blocklist or is only called inlined"
-            );
+            return Err(UnknownFunction::NotTraceable(pat.clone()));
         }
         let names: Vec<&str> = traceable.iter().map(String::as_str).collect();
-        let close = closest(pat, &names, 3);
-        let mut msg = format!("no kernel function named `{pat}`");
-        if !close.is_empty() {
-            msg.push_str(&format!("; did you mean {}?", close.join(", ")));
-        }
-        bail!(msg);
+        return Err(UnknownFunction::NoSuchFunction {
+            name: pat.clone(),
+            suggestions: closest(pat, &names, 3)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        });
     }
     Ok(out.into_iter().collect())
 }
@@ -216,6 +240,26 @@ mod tests {
         assert!(
             e.contains("no traceable kernel function matches `zzz_*`"),
             "{e}"
+        );
+        assert_eq!(
+            resolve(&p(&["rcu_nmi_enter"]), &tr, &all)
+                .unwrap_err()
+                .to_string(),
+            "kernel function `rcu_nmi_enter` exists (in /proc/kallsyms) but cannot be traced: \
+             it is marked notrace, is on the kprobe blocklist or is only called inlined"
+        );
+        assert!(matches!(
+            resolve(&p(&["vfs_raed"]), &tr, &all),
+            Err(UnknownFunction::NoSuchFunction { name, suggestions })
+                if name == "vfs_raed" && suggestions.contains(&"vfs_read".to_string())
+        ));
+        assert_eq!(
+            UnknownFunction::NoSuchFunction {
+                name: "x".into(),
+                suggestions: vec![]
+            }
+            .to_string(),
+            "no kernel function named `x`"
         );
     }
 

@@ -9,19 +9,37 @@ pub fn syscall_name(nr: u32) -> String {
     }
 }
 
+/// A syscall name this architecture does not have, with the closest names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown syscall `{name}` on {}{}",
+    std::env::consts::ARCH,
+    did_you_mean(.suggestions)
+)]
+pub struct UnknownSyscall {
+    pub name: String,
+    pub suggestions: Vec<&'static str>,
+}
+
+fn did_you_mean(close: &[&str]) -> String {
+    if close.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", close.join(", "))
+    }
+}
+
 /// The number of a syscall given by name, or an error suggesting the closest names.
-pub fn syscall_number(name: &str) -> Result<u32, String> {
+pub fn syscall_number(name: &str) -> Result<u32, UnknownSyscall> {
     let name = name.trim();
     if let Ok(s) = name.parse::<Sysno>() {
         return Ok(s.id() as u32);
     }
     let candidates: Vec<&'static str> = Sysno::iter().map(|s| s.name()).collect();
-    let close = closest(name, &candidates, 3);
-    let mut msg = format!("unknown syscall `{name}` on {}", std::env::consts::ARCH);
-    if !close.is_empty() {
-        msg.push_str(&format!("; did you mean {}?", close.join(", ")));
-    }
-    Err(msg)
+    Err(UnknownSyscall {
+        name: name.to_string(),
+        suggestions: closest(name, &candidates, 3),
+    })
 }
 
 /// `ENOENT` for 2; the number itself when the errno is unknown.
@@ -75,13 +93,37 @@ mod tests {
 
     #[test]
     fn unknown_name_suggests() {
-        let err = syscall_number("opnat").unwrap_err();
+        let err = syscall_number("opnat").unwrap_err().to_string();
         assert!(err.contains("unknown syscall `opnat`"), "{err}");
         assert!(err.contains("openat"), "{err}");
-        let err = syscall_number("getpid2").unwrap_err();
+        let err = syscall_number("getpid2").unwrap_err().to_string();
         assert!(err.contains("getpid"), "{err}");
-        let err = syscall_number("zzzzzzzzzzzzzzzzzz").unwrap_err();
+        let err = syscall_number("zzzzzzzzzzzzzzzzzz")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("did you mean"), "{err}");
+        assert_eq!(
+            syscall_number(" zzzzzzzzzzzzzzzzzz ").unwrap_err(),
+            UnknownSyscall {
+                name: "zzzzzzzzzzzzzzzzzz".into(),
+                suggestions: vec![]
+            }
+        );
+        // How cmd/syscalls.rs and cmd/trace.rs call it.
+        let e = syscall_number("opnat").map_err(anyhow::Error::msg);
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            format!(
+                "unknown syscall `opnat` on {}; did you mean {}?",
+                std::env::consts::ARCH,
+                closest(
+                    "opnat",
+                    &Sysno::iter().map(|s| s.name()).collect::<Vec<_>>(),
+                    3
+                )
+                .join(", ")
+            )
+        );
     }
 
     #[test]

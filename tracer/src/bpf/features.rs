@@ -1,0 +1,217 @@
+//! The feature probes behind `tracer info`: what this kernel lets tracer do,
+//! found by loading and attaching tiny programs for real (like `bpftrace
+//! --info`) and by asking the kernel about map types and helpers, not by
+//! reading the kernel config.
+use std::path::Path;
+
+use anyhow::Result;
+use aya::{
+    maps::MapType,
+    programs::{FEntry, KProbe, ProgramError, ProgramType, TracePoint, UProbe},
+    sys::{is_helper_supported, is_map_supported, BpfHelper, SyscallError},
+    Btf, Ebpf, EbpfLoader,
+};
+use thiserror::Error;
+
+use super::errno_in;
+
+/// Which step of trying a program failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Load,
+    Attach,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Load => "the kernel refused to load the program",
+            Step::Attach => "attaching failed",
+        })
+    }
+}
+
+/// Why a feature is not available here.
+#[derive(Debug, Error)]
+pub enum Missing {
+    /// Something before the kernel had a say (the program is not in the
+    /// object), or a failure told by the helper that tried (raw tracepoints).
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+    #[error("this kernel has no kprobe support (CONFIG_KPROBES is not set)")]
+    NoKprobes,
+    #[error("no kernel BTF (/sys/kernel/btf/vmlinux is missing)")]
+    NoBtf,
+    /// The kernel refused with an errno, told by its name: `(EPERM)`.
+    #[error("{step} ({errno})")]
+    Errno {
+        step: Step,
+        errno: String,
+        source: ProgramError,
+    },
+    /// The kernel refused, told in aya's words.
+    #[error("{step}: {source}")]
+    Refused { step: Step, source: ProgramError },
+    /// Finding this executable (the uprobe target) failed.
+    #[error(transparent)]
+    Exe(#[from] std::io::Error),
+    #[error("the kernel does not support this map type")]
+    MapType,
+    #[error("the kernel does not offer this helper to tracing programs")]
+    Helper,
+    #[error("probing failed: {0}")]
+    MapProbe(SyscallError),
+    #[error("probing failed: {0}")]
+    HelperProbe(ProgramError),
+}
+
+impl Missing {
+    /// The kernel refused `step`: by errno name when the error has one.
+    fn by_errno(step: Step, source: ProgramError) -> Self {
+        match errno_in(&source) {
+            Some(errno) => Missing::Errno {
+                step,
+                errno,
+                source,
+            },
+            None => Missing::Refused { step, source },
+        }
+    }
+
+    fn refused(step: Step) -> impl FnOnce(ProgramError) -> Self {
+        move |source| Missing::Refused { step, source }
+    }
+}
+
+/// The outcome of every probe, in the order `tracer info` lists them. Loads
+/// the embedded object itself; the caller makes sure tracefs is mounted
+/// first if it can be (the tracepoint probe needs it).
+pub fn probe_all() -> Result<Vec<(&'static str, Result<(), Missing>)>> {
+    let btf = Btf::from_sys_fs().ok();
+    let mut ebpf = EbpfLoader::new()
+        .allow_unsupported_maps()
+        .load(super::object())?;
+    Ok(vec![
+        ("raw tracepoints", raw_tracepoint(&mut ebpf)),
+        ("tracepoints", tracepoint(&mut ebpf)),
+        ("kprobes", kprobe(&mut ebpf)),
+        ("fentry", fentry(&mut ebpf, btf.as_ref())),
+        ("uprobes", uprobe(&mut ebpf)),
+        ("ring buffer", map_type(MapType::RingBuf)),
+        (
+            "per-CPU maps",
+            map_type(MapType::PerCpuArray).and(map_type(MapType::PerCpuHash)),
+        ),
+        ("task storage", map_type(MapType::TaskStorage)),
+        (
+            "bpf_get_func_ip",
+            helper(ProgramType::KProbe, BpfHelper::BPF_FUNC_get_func_ip),
+        ),
+        (
+            "stack traces",
+            map_type(MapType::StackTrace)
+                .and(helper(ProgramType::KProbe, BpfHelper::BPF_FUNC_get_stackid)),
+        ),
+    ])
+}
+
+fn raw_tracepoint(ebpf: &mut Ebpf) -> Result<(), Missing> {
+    super::attach_raw_tracepoint(ebpf, "noop_enter", "sys_enter").map_err(Missing::Failed)
+}
+
+fn tracepoint(ebpf: &mut Ebpf) -> Result<(), Missing> {
+    let prog: &mut TracePoint =
+        super::program(ebpf, "probe_tracepoint").map_err(Missing::Failed)?;
+    prog.load().map_err(Missing::refused(Step::Load))?;
+    prog.attach("sched", "sched_process_exec")
+        .map_err(Missing::refused(Step::Attach))?;
+    Ok(())
+}
+
+fn kprobe(ebpf: &mut Ebpf) -> Result<(), Missing> {
+    let prog: &mut KProbe = super::program(ebpf, "probe_kprobe").map_err(Missing::Failed)?;
+    prog.load().map_err(|e| Missing::by_errno(Step::Load, e))?;
+    prog.attach("vfs_read", 0).map_err(|e| {
+        if Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+            Missing::by_errno(Step::Attach, e)
+        } else {
+            Missing::NoKprobes
+        }
+    })?;
+    Ok(())
+}
+
+fn fentry(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Result<(), Missing> {
+    let btf = btf.ok_or(Missing::NoBtf)?;
+    let prog: &mut FEntry = super::program(ebpf, "probe_fentry").map_err(Missing::Failed)?;
+    prog.load("vfs_read", btf)
+        .map_err(|e| Missing::by_errno(Step::Load, e))?;
+    prog.attach()
+        .map_err(|e| Missing::by_errno(Step::Attach, e))?;
+    Ok(())
+}
+
+fn uprobe(ebpf: &mut Ebpf) -> Result<(), Missing> {
+    let prog: &mut UProbe = super::program(ebpf, "probe_uprobe").map_err(Missing::Failed)?;
+    prog.load().map_err(Missing::refused(Step::Load))?;
+    let exe = std::fs::read_link("/proc/self/exe")?;
+    prog.attach(
+        "main",
+        &exe,
+        aya::programs::uprobe::UProbeScope::AllProcesses,
+    )
+    .map_err(Missing::refused(Step::Attach))?;
+    Ok(())
+}
+
+fn map_type(ty: MapType) -> Result<(), Missing> {
+    match is_map_supported(ty) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Missing::MapType),
+        Err(e) => Err(Missing::MapProbe(e)),
+    }
+}
+
+fn helper(prog: ProgramType, helper: BpfHelper) -> Result<(), Missing> {
+    match is_helper_supported(prog, helper) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Missing::Helper),
+        Err(e) => Err(Missing::HelperProbe(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_reads_as_before() {
+        assert_eq!(
+            Missing::NoKprobes.to_string(),
+            "this kernel has no kprobe support (CONFIG_KPROBES is not set)"
+        );
+        let e = || ProgramError::AlreadyAttached;
+        assert_eq!(
+            Missing::Errno {
+                step: Step::Load,
+                errno: "EPERM".into(),
+                source: e()
+            }
+            .to_string(),
+            "the kernel refused to load the program (EPERM)"
+        );
+        assert_eq!(
+            Missing::by_errno(Step::Attach, e()).to_string(),
+            format!("attaching failed: {}", e())
+        );
+        assert_eq!(
+            Missing::Failed(anyhow::anyhow!("inner").context("outer")).to_string(),
+            "outer: inner"
+        );
+        let io = std::io::Error::from_raw_os_error(2);
+        assert_eq!(
+            Missing::from(io).to_string(),
+            std::io::Error::from_raw_os_error(2).to_string()
+        );
+    }
+}
