@@ -19,8 +19,9 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{FLAGS, FORK_CHILD_PID_OFFSET, SELF_TGID, TARGET_COMM, TARGET_UID},
-    trace::{count_lost, ring_full, EVENTS},
+    maps::{count, FLAGS, FORK_CHILD_PID_OFFSET, SELF_TGID, TARGET_COMM, TARGET_UID},
+    ring::{ring_full, EVENTS, EVENT_LOST},
+    user_str::{read_user_arg, read_user_str},
 };
 
 /// Per thread: the exec in progress. Sized by user space (1 entry unless used).
@@ -90,7 +91,7 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Result<(), i6
     }
     let filename: u64 = unsafe { ctx.read_at(arg_offset(filename_arg)) }?;
     let argv: u64 = unsafe { ctx.read_at(arg_offset(filename_arg + 1)) }?;
-    let (len, cut) = crate::trace::read_user_str(filename, &mut ev.filename);
+    let (len, cut) = read_user_str(filename, &mut ev.filename);
     ev.filename_len = len;
     if cut {
         ev.flags |= event_flags::STR0_TRUNCATED;
@@ -102,7 +103,7 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Result<(), i6
             Ok(p) if p != 0 => p,
             _ => break,
         };
-        let (len, _) = crate::trace::read_user_arg(p, &mut ev.args[i]);
+        let (len, _) = read_user_arg(p, &mut ev.args[i]);
         ev.arg_len[i] = len;
         ev.argc = i as u32 + 1;
     }
@@ -115,7 +116,7 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Result<(), i6
         }
     }
     if EXEC_PENDING.insert(&ev.tid, &*ev, 0).is_err() {
-        count_lost(event_lost::PENDING_FULL);
+        count(&EVENT_LOST, event_lost::PENDING_FULL);
     }
     Ok(())
 }

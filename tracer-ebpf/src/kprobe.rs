@@ -26,7 +26,7 @@ use tracer_common::{
 
 use crate::{
     filter::is_traced,
-    maps::{FLAGS, PROCS},
+    maps::{count, FLAGS, PROCS},
 };
 
 #[map]
@@ -41,13 +41,6 @@ pub static KFUNC_STACKCNT: PerCpuHashMap<StackKey, u64> = PerCpuHashMap::with_ma
 pub static KFUNC_STACKS: StackTrace = StackTrace::with_max_entries(1024, 0);
 #[map]
 pub static KFUNC_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);
-
-#[inline(always)]
-fn drop_one(reason: u32) {
-    if let Some(p) = KFUNC_DROPS.get_ptr_mut(reason) {
-        unsafe { *p += 1 };
-    }
-}
 
 #[inline(always)]
 fn func_ip<C: EbpfContext>(ctx: &C) -> u64 {
@@ -78,7 +71,7 @@ fn stat_slot(ip: u64, tgid: u32) -> Option<*mut FuncStat> {
         return Some(p);
     }
     if KFUNC_STATS.insert(&key, &FuncStat::default(), 0).is_err() {
-        drop_one(drops::FUNCS_FULL);
+        count(&KFUNC_DROPS, drops::FUNCS_FULL);
         return None;
     }
     if tgid != 0 {
@@ -95,7 +88,7 @@ fn stat_slot(ip: u64, tgid: u32) -> Option<*mut FuncStat> {
 }
 
 #[inline(always)]
-fn count(ip: u64, tgid: u32) {
+fn count_call(ip: u64, tgid: u32) {
     if let Some(s) = stat_slot(ip, tgid) {
         unsafe { (*s).calls += 1 };
     }
@@ -104,7 +97,7 @@ fn count(ip: u64, tgid: u32) {
 #[inline(always)]
 fn count_entry<C: EbpfContext>(ctx: &C) {
     if let Some((tgid, _)) = traced() {
-        count(func_ip(ctx), tgid);
+        count_call(func_ip(ctx), tgid);
     }
 }
 
@@ -114,11 +107,11 @@ fn latency_entry<C: EbpfContext>(ctx: &C) {
         return;
     };
     let ip = func_ip(ctx);
-    count(ip, tgid);
+    count_call(ip, tgid);
     let key = StartKey { ip, tid, _pad: 0 };
     let now = unsafe { bpf_ktime_get_ns() };
     if KFUNC_STARTS.insert(&key, &now, 0).is_err() {
-        drop_one(drops::STARTS_FULL);
+        count(&KFUNC_DROPS, drops::STARTS_FULL);
     }
 }
 
@@ -181,7 +174,7 @@ fn latency_return<C: EbpfContext>(ctx: &C) {
         Some(n) => unsafe { *n += 1 },
         None => {
             if KFUNC_HIST.insert(&hk, &1, 0).is_err() {
-                drop_one(drops::HIST_FULL);
+                count(&KFUNC_DROPS, drops::HIST_FULL);
             }
         }
     }
@@ -193,9 +186,9 @@ fn stack_entry<C: EbpfContext + StackIdContext>(ctx: &C) {
         return;
     };
     let ip = func_ip(ctx);
-    count(ip, tgid);
+    count_call(ip, tgid);
     let Ok(id) = ctx.get_stackid(&KFUNC_STACKS, 0) else {
-        drop_one(drops::STACK_LOST);
+        count(&KFUNC_DROPS, drops::STACK_LOST);
         return;
     };
     let key = StackKey {
@@ -207,7 +200,7 @@ fn stack_entry<C: EbpfContext + StackIdContext>(ctx: &C) {
         Some(n) => unsafe { *n += 1 },
         None => {
             if KFUNC_STACKCNT.insert(&key, &1, 0).is_err() {
-                drop_one(drops::STACK_COUNTS_FULL);
+                count(&KFUNC_DROPS, drops::STACK_COUNTS_FULL);
             }
         }
     }

@@ -9,11 +9,13 @@ mod kprobe;
 mod maps;
 mod probe;
 mod procs;
+mod ring;
 mod syscalls;
 mod task_storage;
 mod trace;
 mod tracepoint;
 mod uprobe;
+mod user_str;
 
 #[cfg(not(test))]
 #[panic_handler]

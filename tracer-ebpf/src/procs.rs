@@ -2,7 +2,8 @@
 //! pruned at thread exit, and the per-process facts (parent, comm) reports need.
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{raw_tracepoint, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::RingBuf,
     programs::{RawTracePointContext, TracePointContext},
 };
 use tracer_common::{
@@ -13,8 +14,13 @@ use tracer_common::{
 
 use crate::{
     filter::{current_tgid, is_traced},
-    maps::{count_drop, FLAGS, FORK_CHILD_PID_OFFSET, PROCS, PROC_EXITS, TRACED_TGIDS},
+    maps::{count, DROPS, FLAGS, FORK_CHILD_PID_OFFSET, PROCS, TRACED_TGIDS},
 };
+
+/// Tgids of exited processes (`flags::EXIT_NOTICES`): one `u32` per record.
+/// Sized by the command that reads it (`tracer syscalls -P`).
+#[map]
+pub static PROC_EXITS: RingBuf = RingBuf::with_byte_size(4096, 0);
 
 /// `sched:sched_process_fork`: a child of a traced task is traced too.
 /// For a new thread the child pid is a tid of an already traced tgid; it is
@@ -30,7 +36,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> i32 {
         return 0;
     };
     if flags & FOLLOW_FORKS != 0 && TRACED_TGIDS.insert(&child, &1, 0).is_err() {
-        count_drop(drops::TRACED_FULL);
+        count(&DROPS, drops::TRACED_FULL);
     }
     let info = ProcInfo {
         ppid: tgid,
@@ -87,7 +93,7 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
         && PROCS.get_ptr(&tgid).is_some()
         && PROC_EXITS.output::<u32>(tgid, 0).is_err()
     {
-        count_drop(drops::EXITS_LOST);
+        count(&DROPS, drops::EXITS_LOST);
     }
     0
 }

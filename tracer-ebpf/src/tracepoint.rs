@@ -17,7 +17,7 @@ use tracer_common::{
 
 use crate::{
     filter::{current_tgid, is_traced},
-    maps::FLAGS,
+    maps::{count, FLAGS},
 };
 
 // Sized by user space at load time (one entry by default, see uprobe.rs).
@@ -32,13 +32,6 @@ pub static TP_PROC_STATS: PerCpuHashMap<TpProcKey, TpStat> = PerCpuHashMap::with
 pub static TP_HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static TP_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tp_drops::COUNT, 0);
-
-#[inline(always)]
-fn drop_one(reason: u32) {
-    if let Some(d) = TP_DROPS.get_ptr_mut(reason) {
-        unsafe { *d += 1 };
-    }
-}
 
 /// The field's value, sign-extended when signed.
 #[inline(always)]
@@ -87,7 +80,7 @@ pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
         match field(&ctx, &cfg) {
             Some(v) => value = v,
             None => {
-                drop_one(tp_drops::READ_FAILED);
+                count(&TP_DROPS, tp_drops::READ_FAILED);
                 return 0;
             }
         }
@@ -108,7 +101,7 @@ pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
                     sum: value,
                 };
                 if TP_PROC_STATS.insert(&key, &s, 0).is_err() {
-                    drop_one(tp_drops::PROCS_FULL);
+                    count(&TP_DROPS, tp_drops::PROCS_FULL);
                 }
             }
         }
@@ -125,9 +118,7 @@ pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
             log2_slot(value)
         };
         let idx = cfg.slot.wrapping_mul(LOG2_SLOTS).wrapping_add(slot);
-        if let Some(b) = TP_HIST.get_ptr_mut(idx) {
-            unsafe { *b += 1 };
-        }
+        count(&TP_HIST, idx);
     }
     0
 }

@@ -12,7 +12,10 @@ use tracer_common::{
     flags::UPROBE_LATENCY, log2_slot, uprobe_drops, FuncStartKey, FuncStat, LOG2_SLOTS,
 };
 
-use crate::{filter::is_traced, maps::FLAGS};
+use crate::{
+    filter::is_traced,
+    maps::{count, FLAGS},
+};
 
 // Sizes are set by user space at load time; one entry by default so that other
 // commands loading the object pay nothing for these maps.
@@ -48,9 +51,7 @@ pub fn uprobe_count(ctx: ProbeContext) -> u32 {
         };
         let now = unsafe { bpf_ktime_get_ns() };
         if UPROBE_STARTS.insert(&key, &now, 0).is_err() {
-            if let Some(d) = UPROBE_DROPS.get_ptr_mut(uprobe_drops::STARTS_FULL) {
-                unsafe { *d += 1 };
-            }
+            count(&UPROBE_DROPS, uprobe_drops::STARTS_FULL);
         }
     }
     0
@@ -77,8 +78,6 @@ pub fn uretprobe_latency(ctx: RetProbeContext) -> u32 {
         }
     }
     let idx = func.wrapping_mul(LOG2_SLOTS).wrapping_add(log2_slot(delta));
-    if let Some(b) = UPROBE_HIST.get_ptr_mut(idx) {
-        unsafe { *b += 1 };
-    }
+    count(&UPROBE_HIST, idx);
     0
 }
