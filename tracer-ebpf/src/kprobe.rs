@@ -94,18 +94,18 @@ fn count_call(ip: u64, tgid: u32) {
     }
 }
 
+/// Count the call. `None`: not traced.
 #[inline(always)]
-fn count_entry<C: EbpfContext>(ctx: &C) {
-    if let Some((tgid, _)) = traced() {
-        count_call(func_ip(ctx), tgid);
-    }
+fn try_count<C: EbpfContext>(ctx: &C) -> Option<()> {
+    let (tgid, _) = traced()?;
+    count_call(func_ip(ctx), tgid);
+    Some(())
 }
 
+/// Count the call and stamp its entry for the return hook. `None`: not traced.
 #[inline(always)]
-fn latency_entry<C: EbpfContext>(ctx: &C) {
-    let Some((tgid, tid)) = traced() else {
-        return;
-    };
+fn try_latency_entry<C: EbpfContext>(ctx: &C) -> Option<()> {
+    let (tgid, tid) = traced()?;
     let ip = func_ip(ctx);
     count_call(ip, tgid);
     let key = StartKey { ip, tid, _pad: 0 };
@@ -113,6 +113,7 @@ fn latency_entry<C: EbpfContext>(ctx: &C) {
     if KFUNC_STARTS.insert(&key, &now, 0).is_err() {
         count(&KFUNC_DROPS, drops::STARTS_FULL);
     }
+    Some(())
 }
 
 /// Slot of `ns` in a log2 histogram: 0 for 0, else floor(log2(ns)) + 1 (as BCC's bpf_log2l).
@@ -143,8 +144,10 @@ fn log2_slot(ns: u64) -> u32 {
     }
 }
 
+/// Add the call's time to its function's total and histogram. `None`: the
+/// entry was not stamped (not traced, or it began before the run).
 #[inline(always)]
-fn latency_return<C: EbpfContext>(ctx: &C) {
+fn try_latency_return<C: EbpfContext>(ctx: &C) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let ip = func_ip(ctx);
     let key = StartKey {
@@ -153,9 +156,7 @@ fn latency_return<C: EbpfContext>(ctx: &C) {
         _pad: 0,
     };
     // Only calls whose entry passed the filters have a stamp.
-    let Some(start) = KFUNC_STARTS.get_ptr(&key) else {
-        return;
-    };
+    let start = KFUNC_STARTS.get_ptr(&key)?;
     let start = unsafe { *start };
     let _ = KFUNC_STARTS.remove(&key);
     let delta = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
@@ -178,18 +179,19 @@ fn latency_return<C: EbpfContext>(ctx: &C) {
             }
         }
     }
+    Some(())
 }
 
+/// Count the call and the kernel stack it came from. `None`: not traced, or
+/// the stack was not recorded (counted as a drop).
 #[inline(always)]
-fn stack_entry<C: EbpfContext + StackIdContext>(ctx: &C) {
-    let Some((tgid, _)) = traced() else {
-        return;
-    };
+fn try_stack<C: EbpfContext + StackIdContext>(ctx: &C) -> Option<()> {
+    let (tgid, _) = traced()?;
     let ip = func_ip(ctx);
     count_call(ip, tgid);
     let Ok(id) = ctx.get_stackid(&KFUNC_STACKS, 0) else {
         count(&KFUNC_DROPS, drops::STACK_LOST);
-        return;
+        return None;
     };
     let key = StackKey {
         ip,
@@ -204,52 +206,53 @@ fn stack_entry<C: EbpfContext + StackIdContext>(ctx: &C) {
             }
         }
     }
+    Some(())
 }
 
 #[kprobe]
 pub fn kp_count(ctx: ProbeContext) -> u32 {
-    count_entry(&ctx);
+    let _ = try_count(&ctx);
     0
 }
 
 #[kprobe]
 pub fn kp_lat_entry(ctx: ProbeContext) -> u32 {
-    latency_entry(&ctx);
+    let _ = try_latency_entry(&ctx);
     0
 }
 
 #[kretprobe]
 pub fn kp_lat_exit(ctx: RetProbeContext) -> u32 {
-    latency_return(&ctx);
+    let _ = try_latency_return(&ctx);
     0
 }
 
 #[kprobe]
 pub fn kp_stack(ctx: ProbeContext) -> u32 {
-    stack_entry(&ctx);
+    let _ = try_stack(&ctx);
     0
 }
 
 #[fentry]
 pub fn fe_count(ctx: FEntryContext) -> u32 {
-    count_entry(&ctx);
+    let _ = try_count(&ctx);
     0
 }
 
 #[fentry]
 pub fn fe_lat_entry(ctx: FEntryContext) -> u32 {
-    latency_entry(&ctx);
+    let _ = try_latency_entry(&ctx);
     0
 }
 
 #[fexit]
 pub fn fx_lat_exit(ctx: FExitContext) -> u32 {
-    latency_return(&ctx);
+    let _ = try_latency_return(&ctx);
     0
 }
 
 #[fentry]
 pub fn fe_stack(ctx: FEntryContext) -> u32 {
-    stack_entry(&ctx);
+    let _ = try_stack(&ctx);
     0
 }

@@ -27,13 +27,19 @@ pub static PROC_EXITS: RingBuf = RingBuf::with_byte_size(4096, 0);
 /// added anyway (cheap) and removed when that thread exits.
 #[tracepoint(category = "sched", name = "sched_process_fork")]
 pub fn sched_process_fork(ctx: TracePointContext) -> i32 {
+    let _ = try_sched_process_fork(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_fork(ctx: &TracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     if !is_traced(flags) {
-        return 0;
+        return None;
     }
     let tgid = current_tgid();
     let Ok(child) = (unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET.load() as usize) }) else {
-        return 0;
+        return None;
     };
     if flags & FOLLOW_FORKS != 0 && TRACED_TGIDS.insert(&child, &1, 0).is_err() {
         count(&DROPS, drops::TRACED_FULL);
@@ -44,15 +50,21 @@ pub fn sched_process_fork(ctx: TracePointContext) -> i32 {
         comm: bpf_get_current_comm().unwrap_or_default(),
     };
     let _ = PROCS.insert(&child, &info, 0);
-    0
+    Some(())
 }
 
 /// `sched_process_exec`: remember the new comm of a traced process.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    let _ = try_sched_process_exec();
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_exec() -> Option<()> {
     let flags = FLAGS.load();
     if !is_traced(flags) {
-        return 0;
+        return None;
     }
     let tgid = current_tgid();
     let comm = bpf_get_current_comm().unwrap_or_default();
@@ -67,7 +79,7 @@ pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
             let _ = PROCS.insert(&tgid, &info, 0);
         }
     }
-    0
+    Some(())
 }
 
 /// `sched_process_exit`: drop a followed thread's entry. A process's own entry

@@ -62,6 +62,14 @@ fn stat_slot(flags: u32, syscall: u32) -> Option<*mut SyscallStat> {
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let _ = try_sys_enter(&ctx);
+    0
+}
+
+/// Count the call and, with the exit hook, stamp its entry. `None`: not counted
+/// (filtered out).
+#[inline(always)]
+fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     // With the exit hook, a thread that passed the filters has an entry slot:
     // finding it spares the filters (a hash lookup when targeting processes).
@@ -72,7 +80,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         slot = STARTS.current(false);
     }
     if slot.is_none() && !is_traced(flags) {
-        return 0;
+        return None;
     }
     // A number outside the tables (negative ones become huge) makes every
     // array lookup below miss; it is counted as a drop there, which spares
@@ -81,7 +89,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     if flags & FILTER_SYSCALL != 0 {
         match SYSCALL_FILTER.get(id) {
             Some(&on) if on != 0 => {}
-            _ => return 0,
+            _ => return None,
         }
     }
     if flags & FAILURES_ONLY == 0 {
@@ -104,7 +112,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
             }
         }
     }
-    0
+    Some(())
 }
 
 /// `sys_enter` for the plainest run, a system-wide count with no filter and
@@ -125,22 +133,30 @@ pub fn sys_enter_count(ctx: RawTracePointContext) -> i32 {
 /// Only attached when times, errors or errnos are wanted.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let _ = try_sys_exit(&ctx);
+    0
+}
+
+/// Add the call's time, error and errno. `None`: nothing to count (no entry, or
+/// a success with `FAILURES_ONLY`).
+#[inline(always)]
+fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     // A thread only has an entry if a sys_enter of it passed the filters; the
     // entry is spent (ts_ns = 0) once its exit is counted.
     let Some(slot) = STARTS.current(false) else {
-        return 0;
+        return None;
     };
     let start = *slot;
     if start.ts_ns == 0 {
-        return 0;
+        return None;
     }
     slot.ts_ns = 0;
     let now = unsafe { bpf_ktime_get_ns() };
     let ret: i64 = ctx.arg(1);
     let failed = (-4095..0).contains(&ret);
     if flags & FAILURES_ONLY != 0 && !failed {
-        return 0;
+        return None;
     }
     if let Some(stat) = stat_slot(flags, start.syscall) {
         let stat = unsafe { &mut *stat };
@@ -172,7 +188,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
             }
         }
     }
-    0
+    Some(())
 }
 
 /// Empty programs: the floor any eBPF syscall counter pays (used by `cargo xtask bench`).

@@ -167,22 +167,25 @@ pub fn trace_enter(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
+/// Keep the call's arguments (and read its strings) for `trace_exit`. `None`:
+/// not traced.
+#[inline(always)]
+fn try_trace_enter(ctx: &RawTracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     let pid_tgid = bpf_get_current_pid_tgid();
     if !is_traced(flags) {
-        return Ok(());
+        return None;
     }
     let tid = pid_tgid as u32;
     let id: i64 = ctx.arg(1);
     if id < 0 || id >= MAX_SYSCALLS as i64 {
-        return Ok(());
+        return None;
     }
     let nr = id as u32;
     if flags & FILTER_SYSCALL != 0 {
         match SYSCALL_FILTER.get(nr) {
             Some(&on) if on != 0 => {}
-            _ => return Ok(()),
+            _ => return None,
         }
     }
     let regs: *const pt_regs = ctx.arg(0);
@@ -236,7 +239,7 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
             }
         }
     }
-    Ok(())
+    Some(())
 }
 
 /// x86_64 `struct pt_regs`: r10 at 56, r9 64, r8 72, ax 80, cx 88, dx 96, si 104,
@@ -274,10 +277,16 @@ pub fn trace_task_exit(ctx: RawTracePointContext) -> i32 {
 /// so that sys_exit finds it.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn trace_exec_tid(ctx: RawTracePointContext) -> i32 {
+    let _ = try_trace_exec_tid(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_trace_exec_tid(ctx: &RawTracePointContext) -> Option<()> {
     let old: u32 = ctx.arg::<u64>(1) as u32;
     let tid = bpf_get_current_pid_tgid() as u32;
     if old == tid {
-        return 0;
+        return None;
     }
     if let Some(p) = TRACE_PENDING.get_ptr(&old) {
         let p = unsafe { *p };
@@ -296,7 +305,7 @@ pub fn trace_exec_tid(ctx: RawTracePointContext) -> i32 {
         }
         let _ = TRACE_STRINGS.remove(&old);
     }
-    0
+    Some(())
 }
 
 #[inline(always)]

@@ -66,22 +66,27 @@ fn field(ctx: &TracePointContext, cfg: &TpConfig) -> Option<u64> {
 
 #[tracepoint]
 pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
+    let _ = try_tracepoint_event(&ctx);
+    0
+}
+
+/// Count the event and add its field to the sum or histogram. `None`: not
+/// traced, or the field could not be read (counted as a drop).
+#[inline(always)]
+fn try_tracepoint_event(ctx: &TracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     if !is_traced(flags) {
-        return 0;
+        return None;
     }
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    let Some(cfg) = TP_CONFIG.get(slot) else {
-        return 0;
-    };
-    let cfg = *cfg;
+    let cfg = *TP_CONFIG.get(slot)?;
     let mut value = 0u64;
     if cfg.mode != tp_mode::COUNT {
-        match field(&ctx, &cfg) {
+        match field(ctx, &cfg) {
             Some(v) => value = v,
             None => {
                 count(&TP_DROPS, tp_drops::READ_FAILED);
-                return 0;
+                return None;
             }
         }
     }
@@ -120,5 +125,5 @@ pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
         let idx = cfg.slot.wrapping_mul(LOG2_SLOTS).wrapping_add(slot);
         count(&TP_HIST, idx);
     }
-    0
+    Some(())
 }
