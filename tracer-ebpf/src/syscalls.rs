@@ -10,7 +10,7 @@ use tracer_common::{
     flags::{
         ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_COMM, FILTER_SYSCALL, FILTER_UID, PER_PROCESS,
     },
-    ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
+    is_error_return, ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
 };
 
 use crate::{
@@ -154,7 +154,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     slot.ts_ns = 0;
     let now = unsafe { bpf_ktime_get_ns() };
     let ret: i64 = ctx.arg(1);
-    let failed = (-4095..0).contains(&ret);
+    let failed = is_error_return(ret);
     if flags & FAILURES_ONLY != 0 && !failed {
         return None;
     }

@@ -137,7 +137,7 @@ fn read_argv(argv: u64, dst: &mut [u8; TRACE_STR_LEN], flags: &mut u32) -> i32 {
 fn read_strings(spec: u32, args: &[u64; 6], slot: &mut StrSlot) -> u32 {
     slot.flags = 0;
     let mut n = 0;
-    let Some(&ptr) = args.get(((spec & 0xff) as usize).wrapping_sub(1)) else {
+    let Some(&ptr) = args.get((path_spec::arg(spec, 0) as usize).wrapping_sub(1)) else {
         return 0;
     };
     let (len, cut) = read_user_str(ptr, &mut slot.buf[0]);
@@ -146,7 +146,7 @@ fn read_strings(spec: u32, args: &[u64; 6], slot: &mut StrSlot) -> u32 {
         slot.flags |= event_flags::STR0_TRUNCATED;
     }
     n += 1;
-    let Some(&ptr) = args.get((((spec >> 8) & 0xff) as usize).wrapping_sub(1)) else {
+    let Some(&ptr) = args.get((path_spec::arg(spec, 1) as usize).wrapping_sub(1)) else {
         return n;
     };
     if spec & path_spec::ARGV != 0 {
@@ -338,11 +338,7 @@ fn retry_at_exit(
     if spec & path_spec::NO_RETRY != 0 {
         return;
     }
-    let byte = if i == 0 {
-        spec & 0xff
-    } else {
-        (spec >> 8) & 0xff
-    };
+    let byte = path_spec::arg(spec, i as u32);
     let Some(&ptr) = args.get((byte as usize).wrapping_sub(1)) else {
         return;
     };
