@@ -401,9 +401,6 @@ mod event_pod {
 
 /// `tracer kprobe`: types of the kernel-function programs (tracer-ebpf/src/kprobe.rs).
 pub mod kfunc {
-    /// Log2 histogram slots: slot `s` holds durations in `[2^(s-1), 2^s)` ns (slot 0: 0 ns).
-    pub const HIST_SLOTS: u32 = 64;
-
     /// Key of the per-function counters: the function's address as the kernel
     /// reports it (`bpf_get_func_ip`), and the tgid when counting per process (else 0).
     #[repr(C)]
@@ -426,7 +423,7 @@ pub mod kfunc {
         pub total_ns: u64,
     }
 
-    /// Key of the latency histogram: function and log2 slot.
+    /// Key of the latency histogram: function and log2 slot ([`crate::log2_slot`]).
     #[repr(C)]
     #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
     pub struct HistKey {

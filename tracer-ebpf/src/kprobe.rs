@@ -20,8 +20,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     flags::PER_PROCESS,
-    kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey, StartKey, HIST_SLOTS},
-    ProcInfo,
+    kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey, StartKey},
+    log2_slot, ProcInfo,
 };
 
 use crate::{
@@ -114,34 +114,6 @@ fn try_latency_entry<C: EbpfContext>(ctx: &C) -> Option<()> {
         count(&KFUNC_DROPS, drops::STARTS_FULL);
     }
     Some(())
-}
-
-/// Slot of `ns` in a log2 histogram: 0 for 0, else floor(log2(ns)) + 1 (as BCC's bpf_log2l).
-#[inline(always)]
-fn log2_slot(ns: u64) -> u32 {
-    let mut v = ns;
-    let mut r = 0u32;
-    let mut shift = ((v > 0xFFFF_FFFF) as u32) << 5;
-    v >>= shift;
-    r |= shift;
-    shift = ((v > 0xFFFF) as u32) << 4;
-    v >>= shift;
-    r |= shift;
-    shift = ((v > 0xFF) as u32) << 3;
-    v >>= shift;
-    r |= shift;
-    shift = ((v > 0xF) as u32) << 2;
-    v >>= shift;
-    r |= shift;
-    shift = ((v > 0x3) as u32) << 1;
-    v >>= shift;
-    r |= shift;
-    r |= (v >> 1) as u32;
-    if ns == 0 {
-        0
-    } else {
-        (r + 1).min(HIST_SLOTS - 1)
-    }
 }
 
 /// Add the call's time to its function's total and histogram. `None`: the
