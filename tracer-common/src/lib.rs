@@ -10,6 +10,16 @@ pub const MAX_SYSCALLS: u32 = 1024;
 /// Length of a task's `comm`, as in the kernel.
 pub const TASK_COMM_LEN: usize = 16;
 
+/// The largest errno: a syscall failed when it returned a value in
+/// `[-MAX_ERRNO, -1]` (the kernel's `IS_ERR_VALUE`).
+pub const MAX_ERRNO: i64 = 4095;
+
+/// Whether a syscall's return value is a failure (`-errno`).
+#[inline(always)]
+pub fn is_error_return(ret: i64) -> bool {
+    (-MAX_ERRNO..0).contains(&ret)
+}
+
 /// Bits of the `FLAGS` global, written by user space before the programs load.
 pub mod flags {
     /// Only tasks whose tgid is in `TRACED_TGIDS` are counted.
@@ -46,7 +56,7 @@ pub mod flags {
 pub struct SyscallStat {
     /// Calls entered (or, with `FAILURES_ONLY`, calls that failed).
     pub calls: u64,
-    /// Calls that returned a value in [-4095, -1].
+    /// Calls that failed ([`is_error_return`]: a value in [-4095, -1]).
     pub errors: u64,
     /// Sum of entry-to-exit wall time, nanoseconds (only with the exit hook).
     pub total_ns: u64,
@@ -285,6 +295,17 @@ pub mod event_flags {
 /// of the first string argument, byte 1 is 1 + the index of the second (0 = none);
 /// these bits say more.
 pub mod path_spec {
+    /// The byte of string `i` (0 or 1) in a spec: 1 + its argument's index, 0 for none.
+    #[inline(always)]
+    pub const fn arg(spec: u32, i: u32) -> u32 {
+        (spec >> (8 * i)) & 0xff
+    }
+
+    /// The spec bits saying that string `i` is argument `index` (0-based).
+    pub const fn with_arg(i: u32, index: u32) -> u32 {
+        (index + 1) << (8 * i)
+    }
+
     /// The strings cannot be read again at exit (a successful exec replaced the memory).
     pub const NO_RETRY: u32 = 1 << 16;
     /// The second string argument is an argv array (`char *const argv[]`), kept
@@ -380,9 +401,6 @@ mod event_pod {
 
 /// `tracer kprobe`: types of the kernel-function programs (tracer-ebpf/src/kprobe.rs).
 pub mod kfunc {
-    /// Log2 histogram slots: slot `s` holds durations in `[2^(s-1), 2^s)` ns (slot 0: 0 ns).
-    pub const HIST_SLOTS: u32 = 64;
-
     /// Key of the per-function counters: the function's address as the kernel
     /// reports it (`bpf_get_func_ip`), and the tgid when counting per process (else 0).
     #[repr(C)]
@@ -405,7 +423,7 @@ pub mod kfunc {
         pub total_ns: u64,
     }
 
-    /// Key of the latency histogram: function and log2 slot.
+    /// Key of the latency histogram: function and log2 slot ([`crate::log2_slot`]).
     #[repr(C)]
     #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
     pub struct HistKey {

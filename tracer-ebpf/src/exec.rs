@@ -19,8 +19,9 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{FLAGS, FORK_CHILD_PID_OFFSET, SELF_TGID, TARGET_COMM, TARGET_UID},
-    trace::{count_lost, ring_full, EVENTS},
+    maps::{count, FLAGS, FORK_CHILD_PID_OFFSET, SELF_TGID, TARGET_COMM, TARGET_UID},
+    ring::{ring_full, EVENTS, EVENT_LOST},
+    user_str::{read_user_arg, read_user_str},
 };
 
 /// Per thread: the exec in progress. Sized by user space (1 entry unless used).
@@ -57,25 +58,27 @@ pub fn execat_enter(ctx: TracePointContext) -> i32 {
     0
 }
 
-fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Result<(), i64> {
+/// Keep the exec's file name and first arguments for `exec_exit`. `None`:
+/// filtered out, or the record could not be read.
+fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Option<()> {
     let flags = FLAGS.load();
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     if tgid == SELF_TGID.load() {
-        return Ok(());
+        return None;
     }
     let uid = bpf_get_current_uid_gid() as u32;
     if flags & FILTER_UID != 0 && uid != TARGET_UID.load() {
-        return Ok(());
+        return None;
     }
     let cgroup = TARGET_CGROUP.get(0).copied().unwrap_or(0);
     if cgroup != 0 && unsafe { bpf_get_current_cgroup_id() } != cgroup {
-        return Ok(());
+        return None;
     }
-    let ev = EXEC_SCRATCH.get_ptr_mut(0).ok_or(0)?;
+    let ev = EXEC_SCRATCH.get_ptr_mut(0)?;
     let ev = unsafe { &mut *ev };
     ev.kind = event_kind::EXEC;
-    ev.nr = unsafe { ctx.read_at::<i32>(8) }? as u32;
+    ev.nr = unsafe { ctx.read_at::<i32>(8) }.ok()? as u32;
     ev.tgid = tgid;
     ev.tid = pid_tgid as u32;
     ev.uid = uid;
@@ -88,9 +91,9 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Result<(), i6
         }
         None => ev.ppid = 0,
     }
-    let filename: u64 = unsafe { ctx.read_at(arg_offset(filename_arg)) }?;
-    let argv: u64 = unsafe { ctx.read_at(arg_offset(filename_arg + 1)) }?;
-    let (len, cut) = crate::trace::read_user_str(filename, &mut ev.filename);
+    let filename: u64 = unsafe { ctx.read_at(arg_offset(filename_arg)) }.ok()?;
+    let argv: u64 = unsafe { ctx.read_at(arg_offset(filename_arg + 1)) }.ok()?;
+    let (len, cut) = read_user_str(filename, &mut ev.filename);
     ev.filename_len = len;
     if cut {
         ev.flags |= event_flags::STR0_TRUNCATED;
@@ -102,7 +105,7 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Result<(), i6
             Ok(p) if p != 0 => p,
             _ => break,
         };
-        let (len, _) = crate::trace::read_user_arg(p, &mut ev.args[i]);
+        let (len, _) = read_user_arg(p, &mut ev.args[i]);
         ev.arg_len[i] = len;
         ev.argc = i as u32 + 1;
     }
@@ -115,9 +118,9 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Result<(), i6
         }
     }
     if EXEC_PENDING.insert(&ev.tid, &*ev, 0).is_err() {
-        count_lost(event_lost::PENDING_FULL);
+        count(&EVENT_LOST, event_lost::PENDING_FULL);
     }
-    Ok(())
+    Some(())
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_execve")]
@@ -126,11 +129,12 @@ pub fn exec_exit(ctx: TracePointContext) -> i32 {
     0
 }
 
-fn try_exec_exit(ctx: &TracePointContext) -> Result<(), i64> {
+/// Send the exec's record, with its result and new comm.
+fn try_exec_exit(ctx: &TracePointContext) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
     let Some(pending) = EXEC_PENDING.get_ptr(&tid) else {
-        return Ok(());
+        return None;
     };
     let comm = bpf_get_current_comm().unwrap_or_default();
     let wanted = FLAGS.load() & FILTER_COMM == 0 || comm == TARGET_COMM.load();
@@ -155,7 +159,7 @@ fn try_exec_exit(ctx: &TracePointContext) -> Result<(), i64> {
         }
     }
     let _ = EXEC_PENDING.remove(&tid);
-    Ok(())
+    Some(())
 }
 
 /// `sched:sched_process_fork`: remember every child's parent for the exec records.

@@ -20,13 +20,13 @@ use aya_ebpf::{
 };
 use tracer_common::{
     flags::PER_PROCESS,
-    kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey, StartKey, HIST_SLOTS},
-    ProcInfo,
+    kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey, StartKey},
+    log2_slot, ProcInfo,
 };
 
 use crate::{
     filter::is_traced,
-    maps::{FLAGS, PROCS},
+    maps::{count, FLAGS, PROCS},
 };
 
 #[map]
@@ -41,13 +41,6 @@ pub static KFUNC_STACKCNT: PerCpuHashMap<StackKey, u64> = PerCpuHashMap::with_ma
 pub static KFUNC_STACKS: StackTrace = StackTrace::with_max_entries(1024, 0);
 #[map]
 pub static KFUNC_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);
-
-#[inline(always)]
-fn drop_one(reason: u32) {
-    if let Some(p) = KFUNC_DROPS.get_ptr_mut(reason) {
-        unsafe { *p += 1 };
-    }
-}
 
 #[inline(always)]
 fn func_ip<C: EbpfContext>(ctx: &C) -> u64 {
@@ -78,7 +71,7 @@ fn stat_slot(ip: u64, tgid: u32) -> Option<*mut FuncStat> {
         return Some(p);
     }
     if KFUNC_STATS.insert(&key, &FuncStat::default(), 0).is_err() {
-        drop_one(drops::FUNCS_FULL);
+        count(&KFUNC_DROPS, drops::FUNCS_FULL);
         return None;
     }
     if tgid != 0 {
@@ -95,63 +88,38 @@ fn stat_slot(ip: u64, tgid: u32) -> Option<*mut FuncStat> {
 }
 
 #[inline(always)]
-fn count(ip: u64, tgid: u32) {
+fn count_call(ip: u64, tgid: u32) {
     if let Some(s) = stat_slot(ip, tgid) {
         unsafe { (*s).calls += 1 };
     }
 }
 
+/// Count the call. `None`: not traced.
 #[inline(always)]
-fn count_entry<C: EbpfContext>(ctx: &C) {
-    if let Some((tgid, _)) = traced() {
-        count(func_ip(ctx), tgid);
-    }
+fn try_count<C: EbpfContext>(ctx: &C) -> Option<()> {
+    let (tgid, _) = traced()?;
+    count_call(func_ip(ctx), tgid);
+    Some(())
 }
 
+/// Count the call and stamp its entry for the return hook. `None`: not traced.
 #[inline(always)]
-fn latency_entry<C: EbpfContext>(ctx: &C) {
-    let Some((tgid, tid)) = traced() else {
-        return;
-    };
+fn try_latency_entry<C: EbpfContext>(ctx: &C) -> Option<()> {
+    let (tgid, tid) = traced()?;
     let ip = func_ip(ctx);
-    count(ip, tgid);
+    count_call(ip, tgid);
     let key = StartKey { ip, tid, _pad: 0 };
     let now = unsafe { bpf_ktime_get_ns() };
     if KFUNC_STARTS.insert(&key, &now, 0).is_err() {
-        drop_one(drops::STARTS_FULL);
+        count(&KFUNC_DROPS, drops::STARTS_FULL);
     }
+    Some(())
 }
 
-/// Slot of `ns` in a log2 histogram: 0 for 0, else floor(log2(ns)) + 1 (as BCC's bpf_log2l).
+/// Add the call's time to its function's total and histogram. `None`: the
+/// entry was not stamped (not traced, or it began before the run).
 #[inline(always)]
-fn log2_slot(ns: u64) -> u32 {
-    let mut v = ns;
-    let mut r = 0u32;
-    let mut shift = ((v > 0xFFFF_FFFF) as u32) << 5;
-    v >>= shift;
-    r |= shift;
-    shift = ((v > 0xFFFF) as u32) << 4;
-    v >>= shift;
-    r |= shift;
-    shift = ((v > 0xFF) as u32) << 3;
-    v >>= shift;
-    r |= shift;
-    shift = ((v > 0xF) as u32) << 2;
-    v >>= shift;
-    r |= shift;
-    shift = ((v > 0x3) as u32) << 1;
-    v >>= shift;
-    r |= shift;
-    r |= (v >> 1) as u32;
-    if ns == 0 {
-        0
-    } else {
-        (r + 1).min(HIST_SLOTS - 1)
-    }
-}
-
-#[inline(always)]
-fn latency_return<C: EbpfContext>(ctx: &C) {
+fn try_latency_return<C: EbpfContext>(ctx: &C) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let ip = func_ip(ctx);
     let key = StartKey {
@@ -160,9 +128,7 @@ fn latency_return<C: EbpfContext>(ctx: &C) {
         _pad: 0,
     };
     // Only calls whose entry passed the filters have a stamp.
-    let Some(start) = KFUNC_STARTS.get_ptr(&key) else {
-        return;
-    };
+    let start = KFUNC_STARTS.get_ptr(&key)?;
     let start = unsafe { *start };
     let _ = KFUNC_STARTS.remove(&key);
     let delta = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
@@ -181,22 +147,23 @@ fn latency_return<C: EbpfContext>(ctx: &C) {
         Some(n) => unsafe { *n += 1 },
         None => {
             if KFUNC_HIST.insert(&hk, &1, 0).is_err() {
-                drop_one(drops::HIST_FULL);
+                count(&KFUNC_DROPS, drops::HIST_FULL);
             }
         }
     }
+    Some(())
 }
 
+/// Count the call and the kernel stack it came from. `None`: not traced, or
+/// the stack was not recorded (counted as a drop).
 #[inline(always)]
-fn stack_entry<C: EbpfContext + StackIdContext>(ctx: &C) {
-    let Some((tgid, _)) = traced() else {
-        return;
-    };
+fn try_stack<C: EbpfContext + StackIdContext>(ctx: &C) -> Option<()> {
+    let (tgid, _) = traced()?;
     let ip = func_ip(ctx);
-    count(ip, tgid);
+    count_call(ip, tgid);
     let Ok(id) = ctx.get_stackid(&KFUNC_STACKS, 0) else {
-        drop_one(drops::STACK_LOST);
-        return;
+        count(&KFUNC_DROPS, drops::STACK_LOST);
+        return None;
     };
     let key = StackKey {
         ip,
@@ -207,56 +174,57 @@ fn stack_entry<C: EbpfContext + StackIdContext>(ctx: &C) {
         Some(n) => unsafe { *n += 1 },
         None => {
             if KFUNC_STACKCNT.insert(&key, &1, 0).is_err() {
-                drop_one(drops::STACK_COUNTS_FULL);
+                count(&KFUNC_DROPS, drops::STACK_COUNTS_FULL);
             }
         }
     }
+    Some(())
 }
 
 #[kprobe]
 pub fn kp_count(ctx: ProbeContext) -> u32 {
-    count_entry(&ctx);
+    let _ = try_count(&ctx);
     0
 }
 
 #[kprobe]
 pub fn kp_lat_entry(ctx: ProbeContext) -> u32 {
-    latency_entry(&ctx);
+    let _ = try_latency_entry(&ctx);
     0
 }
 
 #[kretprobe]
 pub fn kp_lat_exit(ctx: RetProbeContext) -> u32 {
-    latency_return(&ctx);
+    let _ = try_latency_return(&ctx);
     0
 }
 
 #[kprobe]
 pub fn kp_stack(ctx: ProbeContext) -> u32 {
-    stack_entry(&ctx);
+    let _ = try_stack(&ctx);
     0
 }
 
 #[fentry]
 pub fn fe_count(ctx: FEntryContext) -> u32 {
-    count_entry(&ctx);
+    let _ = try_count(&ctx);
     0
 }
 
 #[fentry]
 pub fn fe_lat_entry(ctx: FEntryContext) -> u32 {
-    latency_entry(&ctx);
+    let _ = try_latency_entry(&ctx);
     0
 }
 
 #[fexit]
 pub fn fx_lat_exit(ctx: FExitContext) -> u32 {
-    latency_return(&ctx);
+    let _ = try_latency_return(&ctx);
     0
 }
 
 #[fentry]
 pub fn fe_stack(ctx: FEntryContext) -> u32 {
-    stack_entry(&ctx);
+    let _ = try_stack(&ctx);
     0
 }

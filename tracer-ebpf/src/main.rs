@@ -1,5 +1,11 @@
 //! The kernel side of tracer: small, boring programs that filter in the kernel
 //! and aggregate into per-CPU maps. User space decides what to attach.
+//!
+//! One module per hook family, each with its own maps beside its hooks;
+//! `maps.rs` holds only what several families share, `ring.rs` the event ring
+//! buffer. A hook with real logic is a thin `#[hook]` wrapper over a `try_*`
+//! function that returns `None` where it stops early (filtered out, nothing
+//! to record), as in kunai and aya-template; the wrapper returns 0.
 #![no_std]
 #![no_main]
 
@@ -9,11 +15,13 @@ mod kprobe;
 mod maps;
 mod probe;
 mod procs;
+mod ring;
 mod syscalls;
 mod task_storage;
 mod trace;
 mod tracepoint;
 mod uprobe;
+mod user_str;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,15 +1,15 @@
-//! The maps and globals shared by several programs. Hash maps are declared
-//! with one entry: each command sizes the ones it uses at load time
-//! (`bpf::load`), so no command pays for preallocating another's tables.
-use crate::task_storage::TaskStorage;
+//! State shared by several hook families: the `FLAGS` and target globals, the
+//! set of traced processes and what is known about them, the syscall filter,
+//! the drop counters, and the one way to bump a per-CPU counter. Each family's
+//! own maps live beside its hooks. Hash maps are declared with one entry: each
+//! command sizes the ones it uses at load time (`bpf::load`), so no command
+//! pays for preallocating another's tables.
 use aya_ebpf::{
-    macros::{btf_map, map},
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray},
     Global,
 };
-use tracer_common::{
-    drops, ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS, TASK_COMM_LEN,
-};
+use tracer_common::{drops, ProcInfo, MAX_SYSCALLS, TASK_COMM_LEN};
 
 /// `tracer_common::flags` bits.
 #[unsafe(no_mangle)]
@@ -25,31 +25,31 @@ pub static SELF_TGID: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static FORK_CHILD_PID_OFFSET: Global<u32> = Global::new(44);
 
-#[map]
-pub static SYSCALL_STATS: PerCpuArray<SyscallStat> = PerCpuArray::with_max_entries(MAX_SYSCALLS, 0);
-#[map]
-pub static PROC_STATS: PerCpuHashMap<ProcKey, SyscallStat> = PerCpuHashMap::with_max_entries(1, 0);
-#[map]
-pub static ERRNO_STATS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(1, 0);
-/// Per-thread syscall entry (id, time), for the exit hook.
-#[btf_map]
-pub static STARTS: TaskStorage<SyscallStart> = TaskStorage::new();
+/// Tgids of the traced processes (`flags::FILTER_TGID`), fed by fork when following.
 #[map]
 pub static TRACED_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(1, 0);
+/// Per tgid: parent and comm, recorded at fork, exec or first count.
 #[map]
 pub static PROCS: HashMap<u32, ProcInfo> = HashMap::with_max_entries(1, 0);
+/// Per syscall number: non-zero when wanted (`flags::FILTER_SYSCALL`); `tracer
+/// syscalls` and `tracer trace`.
 #[map]
 pub static SYSCALL_FILTER: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
-/// Tgids of exited processes (`flags::EXIT_NOTICES`): one `u32` per record.
-/// Sized by the command that reads it.
-#[map]
-pub static PROC_EXITS: RingBuf = RingBuf::with_byte_size(4096, 0);
+/// Why an update was lost, by `tracer_common::drops` reason: written by the
+/// syscall counters and by the process-following hooks (`procs.rs`).
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);
 
+/// Add one to counter `index` of a per-CPU array of counters (what was
+/// dropped or lost, by reason; a histogram's buckets) and return its new value
+/// on this CPU. An index outside the array counts nothing and returns 0.
 #[inline(always)]
-pub fn count_drop(reason: u32) {
-    if let Some(p) = DROPS.get_ptr_mut(reason) {
-        unsafe { *p += 1 };
+pub fn count(map: &PerCpuArray<u64>, index: u32) -> u64 {
+    match map.get_ptr_mut(index) {
+        Some(p) => unsafe {
+            *p += 1;
+            *p
+        },
+        None => 0,
     }
 }

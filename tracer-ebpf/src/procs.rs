@@ -2,7 +2,8 @@
 //! pruned at thread exit, and the per-process facts (parent, comm) reports need.
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{raw_tracepoint, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::RingBuf,
     programs::{RawTracePointContext, TracePointContext},
 };
 use tracer_common::{
@@ -13,24 +14,35 @@ use tracer_common::{
 
 use crate::{
     filter::{current_tgid, is_traced},
-    maps::{count_drop, FLAGS, FORK_CHILD_PID_OFFSET, PROCS, PROC_EXITS, TRACED_TGIDS},
+    maps::{count, DROPS, FLAGS, FORK_CHILD_PID_OFFSET, PROCS, TRACED_TGIDS},
 };
+
+/// Tgids of exited processes (`flags::EXIT_NOTICES`): one `u32` per record.
+/// Sized by the command that reads it (`tracer syscalls -P`).
+#[map]
+pub static PROC_EXITS: RingBuf = RingBuf::with_byte_size(4096, 0);
 
 /// `sched:sched_process_fork`: a child of a traced task is traced too.
 /// For a new thread the child pid is a tid of an already traced tgid; it is
 /// added anyway (cheap) and removed when that thread exits.
 #[tracepoint(category = "sched", name = "sched_process_fork")]
 pub fn sched_process_fork(ctx: TracePointContext) -> i32 {
+    let _ = try_sched_process_fork(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_fork(ctx: &TracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     if !is_traced(flags) {
-        return 0;
+        return None;
     }
     let tgid = current_tgid();
     let Ok(child) = (unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET.load() as usize) }) else {
-        return 0;
+        return None;
     };
     if flags & FOLLOW_FORKS != 0 && TRACED_TGIDS.insert(&child, &1, 0).is_err() {
-        count_drop(drops::TRACED_FULL);
+        count(&DROPS, drops::TRACED_FULL);
     }
     let info = ProcInfo {
         ppid: tgid,
@@ -38,15 +50,21 @@ pub fn sched_process_fork(ctx: TracePointContext) -> i32 {
         comm: bpf_get_current_comm().unwrap_or_default(),
     };
     let _ = PROCS.insert(&child, &info, 0);
-    0
+    Some(())
 }
 
 /// `sched_process_exec`: remember the new comm of a traced process.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    let _ = try_sched_process_exec();
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_exec() -> Option<()> {
     let flags = FLAGS.load();
     if !is_traced(flags) {
-        return 0;
+        return None;
     }
     let tgid = current_tgid();
     let comm = bpf_get_current_comm().unwrap_or_default();
@@ -61,7 +79,7 @@ pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
             let _ = PROCS.insert(&tgid, &info, 0);
         }
     }
-    0
+    Some(())
 }
 
 /// `sched_process_exit`: drop a followed thread's entry. A process's own entry
@@ -87,7 +105,7 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
         && PROCS.get_ptr(&tgid).is_some()
         && PROC_EXITS.output::<u32>(tgid, 0).is_err()
     {
-        count_drop(drops::EXITS_LOST);
+        count(&DROPS, drops::EXITS_LOST);
     }
     0
 }

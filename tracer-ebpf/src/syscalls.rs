@@ -1,7 +1,8 @@
 //! Raw tracepoints on `sys_enter` / `sys_exit`: per-syscall counters.
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_ktime_get_ns},
-    macros::raw_tracepoint,
+    macros::{btf_map, map, raw_tracepoint},
+    maps::{PerCpuArray, PerCpuHashMap},
     programs::RawTracePointContext,
 };
 use tracer_common::{
@@ -9,15 +10,27 @@ use tracer_common::{
     flags::{
         ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_COMM, FILTER_SYSCALL, FILTER_UID, PER_PROCESS,
     },
-    ErrnoKey, ProcInfo, ProcKey, SyscallStat, MAX_SYSCALLS,
+    is_error_return, ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
 };
 
 use crate::{
     filter::{current_tgid, is_traced},
-    maps::{
-        count_drop, ERRNO_STATS, FLAGS, PROCS, PROC_STATS, STARTS, SYSCALL_FILTER, SYSCALL_STATS,
-    },
+    maps::{count, DROPS, FLAGS, PROCS, SYSCALL_FILTER},
+    task_storage::TaskStorage,
 };
+
+/// Per syscall number (system-wide counts).
+#[map]
+pub static SYSCALL_STATS: PerCpuArray<SyscallStat> = PerCpuArray::with_max_entries(MAX_SYSCALLS, 0);
+/// Per (tgid, syscall), with `flags::PER_PROCESS`.
+#[map]
+pub static PROC_STATS: PerCpuHashMap<ProcKey, SyscallStat> = PerCpuHashMap::with_max_entries(1, 0);
+/// Failures per errno, with `flags::ERRNO`.
+#[map]
+pub static ERRNO_STATS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(1, 0);
+/// Per-thread syscall entry (id, time), for the exit hook.
+#[btf_map]
+pub static STARTS: TaskStorage<SyscallStart> = TaskStorage::new();
 
 /// The counters for `syscall` (of `tgid` when counting per process), created on first use.
 #[inline(always)]
@@ -31,7 +44,7 @@ fn stat_slot(flags: u32, syscall: u32) -> Option<*mut SyscallStat> {
         return Some(p);
     }
     if PROC_STATS.insert(&key, &SyscallStat::default(), 0).is_err() {
-        count_drop(drops::PROCS_FULL);
+        count(&DROPS, drops::PROCS_FULL);
         return None;
     }
     // First time this process is seen: remember its name, which it may no
@@ -49,6 +62,14 @@ fn stat_slot(flags: u32, syscall: u32) -> Option<*mut SyscallStat> {
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let _ = try_sys_enter(&ctx);
+    0
+}
+
+/// Count the call and, with the exit hook, stamp its entry. `None`: not counted
+/// (filtered out).
+#[inline(always)]
+fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     // With the exit hook, a thread that passed the filters has an entry slot:
     // finding it spares the filters (a hash lookup when targeting processes).
@@ -59,7 +80,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         slot = STARTS.current(false);
     }
     if slot.is_none() && !is_traced(flags) {
-        return 0;
+        return None;
     }
     // A number outside the tables (negative ones become huge) makes every
     // array lookup below miss; it is counted as a drop there, which spares
@@ -68,13 +89,15 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     if flags & FILTER_SYSCALL != 0 {
         match SYSCALL_FILTER.get(id) {
             Some(&on) if on != 0 => {}
-            _ => return 0,
+            _ => return None,
         }
     }
     if flags & FAILURES_ONLY == 0 {
         match stat_slot(flags, id) {
             Some(stat) => unsafe { (*stat).calls += 1 },
-            None if id >= MAX_SYSCALLS => count_drop(drops::BAD_SYSCALL),
+            None if id >= MAX_SYSCALLS => {
+                count(&DROPS, drops::BAD_SYSCALL);
+            }
             None => {}
         }
     }
@@ -84,10 +107,12 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
                 start.syscall = id;
                 start.ts_ns = unsafe { bpf_ktime_get_ns() };
             }
-            None => count_drop(drops::STARTS_FULL),
+            None => {
+                count(&DROPS, drops::STARTS_FULL);
+            }
         }
     }
-    0
+    Some(())
 }
 
 /// `sys_enter` for the plainest run, a system-wide count with no filter and
@@ -98,7 +123,9 @@ pub fn sys_enter_count(ctx: RawTracePointContext) -> i32 {
     let id = ctx.arg::<i64>(1) as u32;
     match SYSCALL_STATS.get_ptr_mut(id) {
         Some(stat) => unsafe { (*stat).calls += 1 },
-        None => count_drop(drops::BAD_SYSCALL),
+        None => {
+            count(&DROPS, drops::BAD_SYSCALL);
+        }
     }
     0
 }
@@ -106,22 +133,30 @@ pub fn sys_enter_count(ctx: RawTracePointContext) -> i32 {
 /// Only attached when times, errors or errnos are wanted.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let _ = try_sys_exit(&ctx);
+    0
+}
+
+/// Add the call's time, error and errno. `None`: nothing to count (no entry, or
+/// a success with `FAILURES_ONLY`).
+#[inline(always)]
+fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     // A thread only has an entry if a sys_enter of it passed the filters; the
     // entry is spent (ts_ns = 0) once its exit is counted.
     let Some(slot) = STARTS.current(false) else {
-        return 0;
+        return None;
     };
     let start = *slot;
     if start.ts_ns == 0 {
-        return 0;
+        return None;
     }
     slot.ts_ns = 0;
     let now = unsafe { bpf_ktime_get_ns() };
     let ret: i64 = ctx.arg(1);
-    let failed = (-4095..0).contains(&ret);
+    let failed = is_error_return(ret);
     if flags & FAILURES_ONLY != 0 && !failed {
-        return 0;
+        return None;
     }
     if let Some(stat) = stat_slot(flags, start.syscall) {
         let stat = unsafe { &mut *stat };
@@ -148,12 +183,12 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
             Some(n) => unsafe { *n += 1 },
             None => {
                 if ERRNO_STATS.insert(&key, &1, 0).is_err() {
-                    count_drop(drops::ERRNO_FULL);
+                    count(&DROPS, drops::ERRNO_FULL);
                 }
             }
         }
     }
-    0
+    Some(())
 }
 
 /// Empty programs: the floor any eBPF syscall counter pays (used by `cargo xtask bench`).

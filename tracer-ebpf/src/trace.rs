@@ -10,27 +10,20 @@ use aya_ebpf::{
         generated::bpf_probe_read_user_str,
     },
     macros::{map, raw_tracepoint},
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray},
     programs::RawTracePointContext,
 };
 use tracer_common::{
     event_flags, event_kind, event_lost, flags::FILTER_SYSCALL, path_spec, SyscallEvent,
-    TracePending, EXEC_ARG_LEN, MAX_SYSCALLS, TRACE_ARGV_MAX, TRACE_MAX_STR, TRACE_STR_LEN,
+    TracePending, MAX_SYSCALLS, TRACE_ARGV_MAX, TRACE_MAX_STR, TRACE_STR_LEN,
 };
 
 use crate::{
     filter::is_traced,
-    maps::{FLAGS, SYSCALL_FILTER},
+    maps::{count, FLAGS, SYSCALL_FILTER},
+    ring::{ring_full, wakeup_flags, EVENTS, EVENT_LOST},
+    user_str::read_user_str,
 };
-
-/// The event stream. The object declares a small ring; user space sets the real
-/// size at load (`--buffer-size`). Shared by `tracer exec`.
-#[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(4096, 0);
-
-/// Per CPU, indexed by `tracer_common::event_lost`.
-#[map]
-pub static EVENT_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(event_lost::COUNT, 0);
 
 /// Per syscall number: which arguments are strings (`tracer_common::path_spec`).
 #[map]
@@ -74,78 +67,6 @@ struct Event1 {
 struct Event2 {
     head: SyscallEvent,
     strs: [[u8; TRACE_STR_LEN]; 2],
-}
-
-/// Submit flags that wake the reader only once the ring is an eighth full. Waking
-/// it for every record (the default when it keeps up) costs an interrupt and a
-/// context switch per event; user space also drains the ring on a short timer,
-/// so a quiet trace is still shown promptly.
-#[inline(always)]
-pub fn wakeup_flags() -> u64 {
-    let avail = EVENTS.query(aya_ebpf::bindings::BPF_RB_AVAIL_DATA as u64);
-    let size = EVENTS.query(aya_ebpf::bindings::BPF_RB_RING_SIZE as u64);
-    if avail >= size / 8 {
-        aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64
-    } else {
-        aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64
-    }
-}
-
-#[inline(always)]
-pub fn count_lost(reason: u32) -> u64 {
-    match EVENT_LOST.get_ptr_mut(reason) {
-        Some(p) => unsafe {
-            *p += 1;
-            *p
-        },
-        None => 0,
-    }
-}
-
-/// A failed reserve: counted, and logged (debug level, only when the user asked
-/// for it) on the 1st, 2nd, 4th, 8th... loss of each CPU so logging cannot flood.
-#[inline(always)]
-pub fn ring_full<C: aya_ebpf::EbpfContext>(ctx: &C) {
-    let n = count_lost(event_lost::RING_FULL);
-    if n & n.wrapping_sub(1) == 0 {
-        aya_log_ebpf::debug!(ctx, "event ring buffer full: {} events lost on this CPU", n);
-    }
-}
-
-/// Read the user string at `ptr` into `dst`; returns bytes read with the NUL, or
-/// a negative errno, and whether the string was longer than `dst`.
-#[inline(always)]
-pub fn read_user_str(ptr: u64, dst: &mut [u8; TRACE_STR_LEN]) -> (i32, bool) {
-    let n = unsafe {
-        bpf_probe_read_user_str(
-            dst.as_mut_ptr().cast(),
-            TRACE_STR_LEN as u32,
-            ptr as *const _,
-        )
-    };
-    let mut truncated = false;
-    if n == TRACE_STR_LEN as i64 {
-        // Full buffer: either exactly TRACE_STR_LEN - 1 bytes or cut. The byte at
-        // that position in user memory tells which.
-        if let Ok(b) = unsafe { bpf_probe_read_user((ptr + TRACE_STR_LEN as u64 - 1) as *const u8) }
-        {
-            truncated = b != 0;
-        }
-    }
-    (n as i32, truncated)
-}
-
-/// `read_user_str` for an exec argument slot.
-#[inline(always)]
-pub fn read_user_arg(ptr: u64, dst: &mut [u8; EXEC_ARG_LEN]) -> (i32, bool) {
-    let n = unsafe {
-        bpf_probe_read_user_str(
-            dst.as_mut_ptr().cast(),
-            EXEC_ARG_LEN as u32,
-            ptr as *const _,
-        )
-    };
-    (n as i32, n == EXEC_ARG_LEN as i64)
 }
 
 /// Read the argv array at `argv` into `dst`: its first elements (up to
@@ -216,7 +137,7 @@ fn read_argv(argv: u64, dst: &mut [u8; TRACE_STR_LEN], flags: &mut u32) -> i32 {
 fn read_strings(spec: u32, args: &[u64; 6], slot: &mut StrSlot) -> u32 {
     slot.flags = 0;
     let mut n = 0;
-    let Some(&ptr) = args.get(((spec & 0xff) as usize).wrapping_sub(1)) else {
+    let Some(&ptr) = args.get((path_spec::arg(spec, 0) as usize).wrapping_sub(1)) else {
         return 0;
     };
     let (len, cut) = read_user_str(ptr, &mut slot.buf[0]);
@@ -225,7 +146,7 @@ fn read_strings(spec: u32, args: &[u64; 6], slot: &mut StrSlot) -> u32 {
         slot.flags |= event_flags::STR0_TRUNCATED;
     }
     n += 1;
-    let Some(&ptr) = args.get((((spec >> 8) & 0xff) as usize).wrapping_sub(1)) else {
+    let Some(&ptr) = args.get((path_spec::arg(spec, 1) as usize).wrapping_sub(1)) else {
         return n;
     };
     if spec & path_spec::ARGV != 0 {
@@ -246,22 +167,25 @@ pub fn trace_enter(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
+/// Keep the call's arguments (and read its strings) for `trace_exit`. `None`:
+/// not traced.
+#[inline(always)]
+fn try_trace_enter(ctx: &RawTracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     let pid_tgid = bpf_get_current_pid_tgid();
     if !is_traced(flags) {
-        return Ok(());
+        return None;
     }
     let tid = pid_tgid as u32;
     let id: i64 = ctx.arg(1);
     if id < 0 || id >= MAX_SYSCALLS as i64 {
-        return Ok(());
+        return None;
     }
     let nr = id as u32;
     if flags & FILTER_SYSCALL != 0 {
         match SYSCALL_FILTER.get(nr) {
             Some(&on) if on != 0 => {}
-            _ => return Ok(()),
+            _ => return None,
         }
     }
     let regs: *const pt_regs = ctx.arg(0);
@@ -287,7 +211,7 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
                     let slot = unsafe { &mut *slot };
                     nstr = read_strings(spec, &args, slot);
                     if TRACE_STRINGS.insert(&tid, slot, 0).is_err() {
-                        count_lost(event_lost::STRINGS_FULL);
+                        count(&EVENT_LOST, event_lost::STRINGS_FULL);
                         nstr = TRACE_MAX_STR as u32 + 1;
                     }
                 }
@@ -311,11 +235,11 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Result<(), i32> {
                 args,
             };
             if TRACE_PENDING.insert(&tid, &pending, 0).is_err() {
-                count_lost(event_lost::PENDING_FULL);
+                count(&EVENT_LOST, event_lost::PENDING_FULL);
             }
         }
     }
-    Ok(())
+    Some(())
 }
 
 /// x86_64 `struct pt_regs`: r10 at 56, r9 64, r8 72, ax 80, cx 88, dx 96, si 104,
@@ -353,15 +277,21 @@ pub fn trace_task_exit(ctx: RawTracePointContext) -> i32 {
 /// so that sys_exit finds it.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn trace_exec_tid(ctx: RawTracePointContext) -> i32 {
+    let _ = try_trace_exec_tid(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_trace_exec_tid(ctx: &RawTracePointContext) -> Option<()> {
     let old: u32 = ctx.arg::<u64>(1) as u32;
     let tid = bpf_get_current_pid_tgid() as u32;
     if old == tid {
-        return 0;
+        return None;
     }
     if let Some(p) = TRACE_PENDING.get_ptr(&old) {
         let p = unsafe { *p };
         if TRACE_PENDING.insert(&tid, &p, 0).is_err() {
-            count_lost(event_lost::PENDING_FULL);
+            count(&EVENT_LOST, event_lost::PENDING_FULL);
         }
         let _ = TRACE_PENDING.remove(&old);
     }
@@ -370,12 +300,12 @@ pub fn trace_exec_tid(ctx: RawTracePointContext) -> i32 {
         if let Some(scratch) = STR_SCRATCH.get_ptr_mut(0) {
             unsafe { probe_read_kernel_raw(scratch.cast(), size_of::<StrSlot>() as u32, s.cast()) };
             if TRACE_STRINGS.insert(&tid, unsafe { &*scratch }, 0).is_err() {
-                count_lost(event_lost::STRINGS_FULL);
+                count(&EVENT_LOST, event_lost::STRINGS_FULL);
             }
         }
         let _ = TRACE_STRINGS.remove(&old);
     }
-    0
+    Some(())
 }
 
 #[inline(always)]
@@ -408,11 +338,7 @@ fn retry_at_exit(
     if spec & path_spec::NO_RETRY != 0 {
         return;
     }
-    let byte = if i == 0 {
-        spec & 0xff
-    } else {
-        (spec >> 8) & 0xff
-    };
+    let byte = path_spec::arg(spec, i as u32);
     let Some(&ptr) = args.get((byte as usize).wrapping_sub(1)) else {
         return;
     };

@@ -17,7 +17,7 @@ use tracer_common::{
 
 use crate::{
     filter::{current_tgid, is_traced},
-    maps::FLAGS,
+    maps::{count, FLAGS},
 };
 
 // Sized by user space at load time (one entry by default, see uprobe.rs).
@@ -32,13 +32,6 @@ pub static TP_PROC_STATS: PerCpuHashMap<TpProcKey, TpStat> = PerCpuHashMap::with
 pub static TP_HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static TP_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(tp_drops::COUNT, 0);
-
-#[inline(always)]
-fn drop_one(reason: u32) {
-    if let Some(d) = TP_DROPS.get_ptr_mut(reason) {
-        unsafe { *d += 1 };
-    }
-}
 
 /// The field's value, sign-extended when signed.
 #[inline(always)]
@@ -73,22 +66,27 @@ fn field(ctx: &TracePointContext, cfg: &TpConfig) -> Option<u64> {
 
 #[tracepoint]
 pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
+    let _ = try_tracepoint_event(&ctx);
+    0
+}
+
+/// Count the event and add its field to the sum or histogram. `None`: not
+/// traced, or the field could not be read (counted as a drop).
+#[inline(always)]
+fn try_tracepoint_event(ctx: &TracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     if !is_traced(flags) {
-        return 0;
+        return None;
     }
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    let Some(cfg) = TP_CONFIG.get(slot) else {
-        return 0;
-    };
-    let cfg = *cfg;
+    let cfg = *TP_CONFIG.get(slot)?;
     let mut value = 0u64;
     if cfg.mode != tp_mode::COUNT {
-        match field(&ctx, &cfg) {
+        match field(ctx, &cfg) {
             Some(v) => value = v,
             None => {
-                drop_one(tp_drops::READ_FAILED);
-                return 0;
+                count(&TP_DROPS, tp_drops::READ_FAILED);
+                return None;
             }
         }
     }
@@ -108,7 +106,7 @@ pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
                     sum: value,
                 };
                 if TP_PROC_STATS.insert(&key, &s, 0).is_err() {
-                    drop_one(tp_drops::PROCS_FULL);
+                    count(&TP_DROPS, tp_drops::PROCS_FULL);
                 }
             }
         }
@@ -125,9 +123,7 @@ pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
             log2_slot(value)
         };
         let idx = cfg.slot.wrapping_mul(LOG2_SLOTS).wrapping_add(slot);
-        if let Some(b) = TP_HIST.get_ptr_mut(idx) {
-            unsafe { *b += 1 };
-        }
+        count(&TP_HIST, idx);
     }
-    0
+    Some(())
 }

@@ -12,7 +12,10 @@ use tracer_common::{
     flags::UPROBE_LATENCY, log2_slot, uprobe_drops, FuncStartKey, FuncStat, LOG2_SLOTS,
 };
 
-use crate::{filter::is_traced, maps::FLAGS};
+use crate::{
+    filter::is_traced,
+    maps::{count, FLAGS},
+};
 
 // Sizes are set by user space at load time; one entry by default so that other
 // commands loading the object pay nothing for these maps.
@@ -33,11 +36,18 @@ fn cookie<C: aya_ebpf::EbpfContext>(ctx: &C) -> u32 {
 
 #[uprobe]
 pub fn uprobe_count(ctx: ProbeContext) -> u32 {
+    let _ = try_uprobe_count(&ctx);
+    0
+}
+
+/// Count the call and, with `UPROBE_LATENCY`, stamp its entry. `None`: not traced.
+#[inline(always)]
+fn try_uprobe_count(ctx: &ProbeContext) -> Option<()> {
     let flags = FLAGS.load();
     if !is_traced(flags) {
-        return 0;
+        return None;
     }
-    let func = cookie(&ctx);
+    let func = cookie(ctx);
     if let Some(s) = UPROBE_STATS.get_ptr_mut(func) {
         unsafe { (*s).calls += 1 };
     }
@@ -48,26 +58,30 @@ pub fn uprobe_count(ctx: ProbeContext) -> u32 {
         };
         let now = unsafe { bpf_ktime_get_ns() };
         if UPROBE_STARTS.insert(&key, &now, 0).is_err() {
-            if let Some(d) = UPROBE_DROPS.get_ptr_mut(uprobe_drops::STARTS_FULL) {
-                unsafe { *d += 1 };
-            }
+            count(&UPROBE_DROPS, uprobe_drops::STARTS_FULL);
         }
     }
-    0
+    Some(())
 }
 
 /// Only attached with `--latency`. A thread has an entry only if its call passed
 /// the filters, so no filter is needed here.
 #[uretprobe]
 pub fn uretprobe_latency(ctx: RetProbeContext) -> u32 {
-    let func = cookie(&ctx);
+    let _ = try_uretprobe_latency(&ctx);
+    0
+}
+
+/// Add the call's time to its function's total and histogram. `None`: the
+/// entry was not stamped.
+#[inline(always)]
+fn try_uretprobe_latency(ctx: &RetProbeContext) -> Option<()> {
+    let func = cookie(ctx);
     let key = FuncStartKey {
         tid: bpf_get_current_pid_tgid() as u32,
         func,
     };
-    let Some(start) = UPROBE_STARTS.get_ptr(&key) else {
-        return 0;
-    };
+    let start = UPROBE_STARTS.get_ptr(&key)?;
     let delta = unsafe { bpf_ktime_get_ns().wrapping_sub(*start) };
     let _ = UPROBE_STARTS.remove(&key);
     if let Some(s) = UPROBE_STATS.get_ptr_mut(func) {
@@ -77,8 +91,6 @@ pub fn uretprobe_latency(ctx: RetProbeContext) -> u32 {
         }
     }
     let idx = func.wrapping_mul(LOG2_SLOTS).wrapping_add(log2_slot(delta));
-    if let Some(b) = UPROBE_HIST.get_ptr_mut(idx) {
-        unsafe { *b += 1 };
-    }
-    0
+    count(&UPROBE_HIST, idx);
+    Some(())
 }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use tracer_common::{flags, kfunc::HIST_SLOTS};
+use tracer_common::{flags, LOG2_SLOTS};
 
 use super::{
     clock,
@@ -174,7 +174,7 @@ pub fn block(
         let n = name(ip);
         let row = by_name.entry(n.clone()).or_insert_with(|| FuncRow {
             name: n.clone(),
-            hist: vec![0; HIST_SLOTS as usize],
+            hist: vec![0; LOG2_SLOTS as usize],
             ..Default::default()
         });
         row.calls += st.calls;
@@ -188,7 +188,7 @@ pub fn block(
         let n = name(ip);
         let row = by_name.entry(n.clone()).or_insert_with(|| FuncRow {
             name: n,
-            hist: vec![0; HIST_SLOTS as usize],
+            hist: vec![0; LOG2_SLOTS as usize],
             ..Default::default()
         });
         if let Some(s) = row.hist.get_mut(slot as usize) {
@@ -314,7 +314,7 @@ impl Counting for Plan {
                     "KFUNC_STATS",
                     (n * if self.per_process() { 64 } else { 1 }).clamp(16, 65536),
                 ),
-                ("KFUNC_HIST", big(latency, (n * HIST_SLOTS).min(262144))),
+                ("KFUNC_HIST", big(latency, (n * LOG2_SLOTS).min(262144))),
                 ("KFUNC_STARTS", big(latency, 32768)),
                 ("KFUNC_STACKCNT", big(stack, 16384)),
                 ("KFUNC_STACKS", big(stack, 4096)),

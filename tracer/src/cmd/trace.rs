@@ -91,7 +91,7 @@ impl Signatures {
                 }
                 let mut spec = 0;
                 for (i, idx) in strings.iter().enumerate() {
-                    spec |= (*idx as u32 + 1) << (8 * i);
+                    spec |= path_spec::with_arg(i as u32, *idx as u32);
                     if sig[*idx] == Arg::Argv {
                         spec |= path_spec::ARGV;
                     }

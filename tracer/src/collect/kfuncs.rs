@@ -23,7 +23,7 @@ pub const DROP_NAMES: [(u32, &str); 5] = [
 pub struct KCounts {
     /// (ip, tgid or 0) -> counters.
     pub stats: BTreeMap<(u64, u32), FuncStat>,
-    /// (ip, slot) -> calls.
+    /// (ip, log2 slot as `tracer_common::log2_slot` computes it) -> calls.
     pub hist: BTreeMap<(u64, u32), u64>,
     /// (ip, stack id) -> calls.
     pub stacks: BTreeMap<(u64, u32), u64>,

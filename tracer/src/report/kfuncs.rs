@@ -14,7 +14,8 @@ pub struct FuncRow {
     /// Calls whose return was timed (--latency).
     pub returns: u64,
     pub total_ns: u64,
-    /// Log2 slots: slot 0 holds 0 ns, slot s holds [2^(s-1), 2^s) ns.
+    /// `LOG2_SLOTS` log2 slots (`tracer_common::log2_slot`, BCC's layout):
+    /// slot 1 holds 0 and 1 ns, slot s holds [2^(s-1), 2^s) ns.
     pub hist: Vec<u64>,
 }
 
@@ -71,19 +72,6 @@ pub fn sort_funcs(rows: &mut [FuncRow], mode: Mode) {
     });
 }
 
-/// A log2 histogram in the layout of BCC's `print_log2_hist` (funclatency).
-/// The kernel side's slot 0 holds zero-length calls, which BCC shows in the
-/// first row (`0 -> 1`) together with slot 1: merged, the slots are those of
-/// the shared renderer (`report::hist`).
-pub fn log2_hist(slots: &[u64], unit: &str) -> String {
-    let mut merged = slots.to_vec();
-    if merged.len() > 1 {
-        merged[1] += merged[0];
-        merged[0] = 0;
-    }
-    super::hist::render(&merged, unit)
-}
-
 fn header(out: &mut String, b: &FuncBlock) {
     match b.kind {
         BlockKind::Interval => {
@@ -128,7 +116,7 @@ pub fn render(b: &FuncBlock) -> String {
         Mode::Latency => {
             for f in b.funcs.iter().filter(|f| f.returns > 0 || f.calls > 0) {
                 let _ = writeln!(out, "\nFunction = {}", f.name);
-                out.push_str(&log2_hist(&f.hist, "nsecs"));
+                out.push_str(&super::hist::render(&f.hist, "nsecs"));
                 let avg = f.total_ns.checked_div(f.returns).unwrap_or(0);
                 let _ = writeln!(
                     out,
@@ -182,11 +170,7 @@ pub fn render_json(b: &FuncBlock) -> String {
                     .enumerate()
                     .filter(|(_, &n)| n > 0)
                     .map(|(i, &n)| {
-                        let (low, high) = if i == 0 {
-                            (0, 0)
-                        } else {
-                            (1u64 << (i - 1), (1u64 << i) - 1)
-                        };
+                        let (low, high) = super::hist::bucket_range(i);
                         json!({"low_ns": low, "high_ns": high, "count": n})
                     })
                     .collect();
@@ -254,6 +238,8 @@ pub fn attach_failures<E: std::fmt::Display>(failed: &[(String, E)], hint: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::hist;
+    use tracer_common::{log2_slot, LOG2_SLOTS};
 
     #[test]
     fn attach_lines() {
@@ -356,10 +342,10 @@ mod tests {
     #[test]
     fn histogram_like_funclatency() {
         // 12 calls in [256, 512), 141 in [512, 1024): slots 9 and 10.
-        let mut hist = vec![0; 64];
+        let mut hist = vec![0; LOG2_SLOTS as usize];
         hist[9] = 12;
         hist[10] = 141;
-        let h = log2_hist(&hist, "nsecs");
+        let h = hist::render(&hist, "nsecs");
         let lines: Vec<&str> = h.lines().collect();
         assert_eq!(
             lines[0],
@@ -378,7 +364,7 @@ mod tests {
             lines[10],
             "       512 -> 1023       : 141      |****************************************|"
         );
-        assert_eq!(log2_hist(&vec![0; 64], "nsecs"), "");
+        assert_eq!(hist::render(&vec![0; LOG2_SLOTS as usize], "nsecs"), "");
         let mut row = f("vfs_read", 153);
         row.returns = 153;
         row.total_ns = 153 * 600;
@@ -391,11 +377,38 @@ mod tests {
         );
     }
 
+    /// Calls of 0 ns share BCC's first row with those of 1 ns, in the JSON too.
+    #[test]
+    fn zero_length_calls_in_the_first_row() {
+        let mut hist = vec![0; LOG2_SLOTS as usize];
+        hist[log2_slot(0) as usize] += 1;
+        hist[log2_slot(1) as usize] += 2;
+        hist[log2_slot(700) as usize] += 1;
+        let h = hist::render(&hist, "nsecs");
+        assert_eq!(
+            h.lines().nth(1),
+            Some("         0 -> 1          : 3        |****************************************|")
+        );
+        assert_eq!(
+            h.lines().nth(10),
+            Some("       512 -> 1023       : 1        |*************                           |")
+        );
+        let mut row = f("vfs_read", 4);
+        row.returns = 4;
+        row.hist = hist;
+        let v: Value =
+            serde_json::from_str(&render_json(&block(Mode::Latency, vec![row]))).unwrap();
+        assert_eq!(
+            v["functions"][0]["buckets"][0],
+            json!({"low_ns": 0, "high_ns": 1, "count": 3})
+        );
+    }
+
     #[test]
     fn wide_histogram() {
-        let mut hist = vec![0; 64];
+        let mut hist = vec![0; LOG2_SLOTS as usize];
         hist[40] = 1;
-        let h = log2_hist(&hist, "nsecs");
+        let h = hist::render(&hist, "nsecs");
         assert!(
             h.starts_with(
                 "               nsecs                         : count     distribution\n"
@@ -441,7 +454,7 @@ mod tests {
         let mut row = f("vfs_read", 3);
         row.returns = 3;
         row.total_ns = 3000;
-        row.hist = vec![0; 64];
+        row.hist = vec![0; LOG2_SLOTS as usize];
         row.hist[10] = 3;
         let mut b = block(Mode::Latency, vec![row]);
         b.kind = BlockKind::Summary;

@@ -79,7 +79,7 @@ fn returns_address(name: &str) -> bool {
 fn push_result(out: &mut String, name: &str, ret: Option<i64>) {
     match ret {
         None => out.push_str(" = ?"),
-        Some(r) if (-4095..0).contains(&r) => {
+        Some(r) if tracer_common::is_error_return(r) => {
             let e = syscalls::Errno::new(-r as i32);
             let _ = write!(
                 out,
@@ -150,9 +150,7 @@ fn str_json(s: &Str) -> serde_json::Value {
 }
 
 fn errno_of(ret: i64) -> Option<String> {
-    (-4095..0)
-        .contains(&ret)
-        .then(|| crate::sys::names::errno_name(-ret as u32))
+    tracer_common::is_error_return(ret).then(|| crate::sys::names::errno_name(-ret as u32))
 }
 
 /// Append `s` as a JSON string.
