@@ -14,12 +14,12 @@ use aya_ebpf::{
 };
 use tracer_common::{
     event_flags, event_kind, event_lost,
-    flags::{FILTER_COMM, FILTER_UID},
+    flags::{FILTER_COMM, FILTER_TGID, FILTER_UID},
     ExecEvent, EXEC_ARGS, EXEC_MAX_ARGC,
 };
 
 use crate::{
-    maps::{count, FLAGS, FORK_CHILD_PID_OFFSET, SELF_TGID, TARGET_COMM, TARGET_UID},
+    maps::{count, FLAGS, FORK_CHILD_PID_OFFSET, SELF_TGID, TARGET_COMM, TARGET_UID, TRACED_TGIDS},
     ring::{ring_full, EVENTS, EVENT_LOST},
     user_str::{read_user_arg, read_user_str},
 };
@@ -65,6 +65,10 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     if tgid == SELF_TGID.load() {
+        return None;
+    }
+    // -p / -- CMD: only the traced processes and the children they fork.
+    if flags & FILTER_TGID != 0 && TRACED_TGIDS.get_ptr(tgid).is_none() {
         return None;
     }
     let uid = bpf_get_current_uid_gid() as u32;

@@ -30,15 +30,15 @@ use crate::{
 };
 
 #[map]
-pub static KFUNC_STATS: PerCpuHashMap<FuncKey, FuncStat> = PerCpuHashMap::with_max_entries(1024, 0);
+pub static KFUNC_STATS: PerCpuHashMap<FuncKey, FuncStat> = PerCpuHashMap::with_max_entries(1, 0);
 #[map]
-pub static KFUNC_HIST: PerCpuHashMap<HistKey, u64> = PerCpuHashMap::with_max_entries(1024, 0);
+pub static KFUNC_HIST: PerCpuHashMap<HistKey, u64> = PerCpuHashMap::with_max_entries(1, 0);
 #[map]
-pub static KFUNC_STARTS: HashMap<StartKey, u64> = HashMap::with_max_entries(1024, 0);
+pub static KFUNC_STARTS: HashMap<StartKey, u64> = HashMap::with_max_entries(1, 0);
 #[map]
-pub static KFUNC_STACKCNT: PerCpuHashMap<StackKey, u64> = PerCpuHashMap::with_max_entries(1024, 0);
+pub static KFUNC_STACKCNT: PerCpuHashMap<StackKey, u64> = PerCpuHashMap::with_max_entries(1, 0);
 #[map]
-pub static KFUNC_STACKS: StackTrace = StackTrace::with_max_entries(1024, 0);
+pub static KFUNC_STACKS: StackTrace = StackTrace::with_max_entries(1, 0);
 #[map]
 pub static KFUNC_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);
 

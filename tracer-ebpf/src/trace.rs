@@ -56,15 +56,16 @@ static STR_SCRATCH: PerCpuArray<StrSlot> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static ARGV_SCRATCH: PerCpuArray<[u8; 2 * TRACE_STR_LEN]> = PerCpuArray::with_max_entries(1, 0);
 
-/// Ring buffer records with their strings.
+/// Ring buffer records with their strings: a call with one string argument.
 #[repr(C)]
-struct Event1 {
+struct EventWithOneString {
     head: SyscallEvent,
     strs: [[u8; TRACE_STR_LEN]; 1],
 }
 
+/// A call with two string arguments (rename, link, an exec's path and argv).
 #[repr(C)]
-struct Event2 {
+struct EventWithTwoStrings {
     head: SyscallEvent,
     strs: [[u8; TRACE_STR_LEN]; 2],
 }
@@ -397,7 +398,7 @@ fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
     };
     let slot = unsafe { &*slot };
     if p.nstr == 1 {
-        match EVENTS.reserve::<Event1>(0) {
+        match EVENTS.reserve::<EventWithOneString>(0) {
             Some(mut e) => {
                 let ev = unsafe { &mut *e.as_mut_ptr() };
                 fill(&mut ev.head, &p, pid_tgid, ret, flags | slot.flags);
@@ -418,7 +419,7 @@ fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
             None => ring_full(ctx),
         }
     } else {
-        match EVENTS.reserve::<Event2>(0) {
+        match EVENTS.reserve::<EventWithTwoStrings>(0) {
             Some(mut e) => {
                 let ev = unsafe { &mut *e.as_mut_ptr() };
                 fill(&mut ev.head, &p, pid_tgid, ret, flags | slot.flags);

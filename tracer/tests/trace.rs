@@ -344,6 +344,47 @@ fn exec_sees_every_child_with_its_argv() {
     );
 }
 
+/// `tracer exec -- CMD`: the execs of CMD and its children, no others, and
+/// CMD's exit code; the JSON ends with the summary line.
+#[test]
+fn exec_of_a_launched_command_only() {
+    let _lock = shared_lock();
+    let fx = fixture_path();
+    let fx = fx.to_str().unwrap();
+    // Execs elsewhere on the machine meanwhile must not show up.
+    let noise = std::thread::spawn(|| {
+        for _ in 0..20 {
+            let _ = std::process::Command::new("/bin/true").status();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let out = run(
+        tracer().args(["exec", "--json", "--", fx, "execs", "3", "/bin/true", "x"]),
+        LIMIT,
+    );
+    noise.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // With -- CMD the report is on stderr; stdout is the command's.
+    let events = json_lines(&out.stderr);
+    let execs: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "exec").collect();
+    assert_eq!(
+        execs.len(),
+        4,
+        "the fixture's exec and its 3 children: {events:#?}"
+    );
+    assert_eq!(execs[0]["argv"][1], "execs");
+    let fixture_pid = execs[0]["pid"].clone();
+    for e in &execs[1..] {
+        assert_eq!(e["ppid"], fixture_pid, "{e}");
+        assert_eq!(e["filename"], "/bin/true");
+    }
+    let summary = events.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{events:#?}");
+    assert_eq!(summary["events"], 4);
+    let failed = run(tracer().args(["exec", "--", "sh", "-c", "exit 7"]), LIMIT);
+    assert_eq!(failed.status.code(), Some(7), "{failed:?}");
+}
+
 #[test]
 fn exec_filters_by_comm_and_reports_failures() {
     let _lock = shared_lock();
