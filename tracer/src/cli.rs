@@ -650,6 +650,19 @@ pub struct KprobeArgs {
     pub process: ProcessArgs,
 }
 
+/// What the function programs (kprobe, uprobe) measure at each call, and so
+/// what the report shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Measure {
+    /// Calls.
+    #[default]
+    Count,
+    /// Calls and the time from entry to return (--latency).
+    Latency,
+    /// Calls and the kernel stacks that led to them (--stack).
+    Stack,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KprobeBackend {
     /// kprobe/kretprobe through the perf kprobe PMU (CONFIG_KPROBES).

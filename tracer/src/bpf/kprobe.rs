@@ -43,23 +43,17 @@ impl Backend {
     }
 }
 
-/// What the programs do at each call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Job {
-    Count,
-    Latency,
-    Stack,
-}
+pub use crate::cli::Measure;
 
-/// Names of the (entry, return) programs of a backend and job.
-pub fn program_names(backend: Backend, job: Job) -> (&'static str, Option<&'static str>) {
-    match (backend, job) {
-        (Backend::Kprobe, Job::Count) => ("kp_count", None),
-        (Backend::Kprobe, Job::Latency) => ("kp_lat_entry", Some("kp_lat_exit")),
-        (Backend::Kprobe, Job::Stack) => ("kp_stack", None),
-        (Backend::Fentry, Job::Count) => ("fe_count", None),
-        (Backend::Fentry, Job::Latency) => ("fe_lat_entry", Some("fx_lat_exit")),
-        (Backend::Fentry, Job::Stack) => ("fe_stack", None),
+/// Names of the (entry, return) programs of a backend and measure.
+pub fn program_names(backend: Backend, measure: Measure) -> (&'static str, Option<&'static str>) {
+    match (backend, measure) {
+        (Backend::Kprobe, Measure::Count) => ("kp_count", None),
+        (Backend::Kprobe, Measure::Latency) => ("kp_lat_entry", Some("kp_lat_exit")),
+        (Backend::Kprobe, Measure::Stack) => ("kp_stack", None),
+        (Backend::Fentry, Measure::Count) => ("fe_count", None),
+        (Backend::Fentry, Measure::Latency) => ("fe_lat_entry", Some("fx_lat_exit")),
+        (Backend::Fentry, Measure::Stack) => ("fe_stack", None),
     }
 }
 
@@ -291,14 +285,14 @@ pub enum NoBackend {
 pub fn attach_first(
     obj: &mut super::Object,
     backends: &[Backend],
-    job: Job,
+    measure: Measure,
     funcs: &[String],
     progress: &mut dyn FnMut(AttachProgress),
 ) -> Result<(Backend, Attached), NoBackend> {
     let mut reasons = Vec::new();
     for &backend in backends {
         progress(AttachProgress::Trying(backend));
-        let r = attach(obj.ebpf(), backend, job, funcs, &mut |done, total| {
+        let r = attach(obj.ebpf(), backend, measure, funcs, &mut |done, total| {
             progress(AttachProgress::Tried { done, total })
         });
         progress(AttachProgress::Finished);
@@ -334,14 +328,14 @@ fn give_up(backends: &[Backend], mut reasons: Vec<BackendFailure>) -> NoBackend 
 pub fn attach(
     ebpf: &mut Ebpf,
     backend: Backend,
-    job: Job,
+    measure: Measure,
     funcs: &[String],
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Attached, AttachError> {
     let started = Instant::now();
     let mut out = match backend {
-        Backend::Kprobe => attach_kprobes(ebpf, job, funcs, progress)?,
-        Backend::Fentry => attach_fentry(ebpf, job, funcs, progress)?,
+        Backend::Kprobe => attach_kprobes(ebpf, measure, funcs, progress)?,
+        Backend::Fentry => attach_fentry(ebpf, measure, funcs, progress)?,
     };
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
@@ -360,14 +354,14 @@ where
 
 fn attach_kprobes(
     ebpf: &mut Ebpf,
-    job: Job,
+    measure: Measure,
     funcs: &[String],
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Attached, AttachError> {
     if let Some(why) = kprobe_unavailable() {
         return Err(why);
     }
-    let (entry, ret) = program_names(Backend::Kprobe, job);
+    let (entry, ret) = program_names(Backend::Kprobe, measure);
     prog::<KProbe>(ebpf, entry)?
         .load()
         .map_err(AttachError::Refused)?;
@@ -409,12 +403,12 @@ fn backend_wide(e: &ProgramError) -> bool {
 
 fn attach_fentry(
     ebpf: &mut Ebpf,
-    job: Job,
+    measure: Measure,
     funcs: &[String],
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Attached, AttachError> {
     let btf = Btf::from_sys_fs().map_err(AttachError::NoBtf)?;
-    let (entry, ret) = program_names(Backend::Fentry, job);
+    let (entry, ret) = program_names(Backend::Fentry, measure);
     let mut out = Attached::default();
     for (i, f) in funcs.iter().enumerate() {
         // Err(Ok(why)): this function failed; Err(Err(why)): the backend cannot work.

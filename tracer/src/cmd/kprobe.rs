@@ -17,13 +17,13 @@ use super::{
 use crate::{
     bpf::{
         self,
-        kprobe::{AttachProgress, Attached, Backend, Job},
+        kprobe::{AttachProgress, Attached, Backend},
         Object,
     },
     cli::{KprobeArgs, KprobeBackend},
     collect::kfuncs::{KCollector, KCounts},
     report::{
-        kfuncs::{self as funcs, FuncBlock, FuncRow, Mode, ProcRow, StackRow},
+        funcs::{self, FuncBlock, FuncRow, Measure, ProcRow, StackRow},
         BlockKind,
     },
     sys::{kfuncs, proc, tracefs},
@@ -32,7 +32,7 @@ use crate::{
 /// Everything decided from the command line before touching the kernel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub job: Job,
+    pub measure: Measure,
     /// Every flag the programs run with (the selection's included).
     pub flags: u32,
     pub selection: Selection,
@@ -52,13 +52,6 @@ impl Plan {
     fn per_process(&self) -> bool {
         self.flags & flags::PER_PROCESS != 0
     }
-    fn mode(&self) -> Mode {
-        match self.job {
-            Job::Count => Mode::Count,
-            Job::Latency => Mode::Latency,
-            Job::Stack => Mode::Stack,
-        }
-    }
 }
 
 /// Check the arguments and find the functions; nothing is loaded yet.
@@ -68,23 +61,23 @@ pub fn plan(a: &KprobeArgs) -> Result<Plan> {
     if a.per_process {
         f |= flags::PER_PROCESS;
     }
-    let job = match (a.latency, a.stack) {
-        (true, _) => Job::Latency,
-        (_, true) => Job::Stack,
-        _ => Job::Count,
+    let measure = match (a.latency, a.stack) {
+        (true, _) => Measure::Latency,
+        (_, true) => Measure::Stack,
+        _ => Measure::Count,
     };
     let backends = match a.backend {
         Some(KprobeBackend::Kprobe) => vec![Backend::Kprobe],
         Some(KprobeBackend::Fentry) => vec![Backend::Fentry],
         None => vec![Backend::Fentry, Backend::Kprobe],
     };
-    let top = match (a.blocks.top, job) {
+    let top = match (a.blocks.top, measure) {
         (Some(t), _) => Some(t as usize),
-        (None, Job::Stack) => Some(10),
+        (None, Measure::Stack) => Some(10),
         (None, _) => None,
     };
     Ok(Plan {
-        job,
+        measure,
         flags: f,
         selection,
         patterns: a.patterns.clone(),
@@ -196,7 +189,7 @@ pub fn block(
         }
     }
     let mut funcs: Vec<FuncRow> = by_name.into_values().collect();
-    funcs::sort_funcs(&mut funcs, plan.mode());
+    funcs::sort_funcs(&mut funcs, plan.measure);
     let mut stacks: Vec<StackRow> = counts
         .stacks
         .iter()
@@ -229,7 +222,7 @@ pub fn block(
             .then_with(|| a.function.cmp(&b.function))
     });
     if let Some(t) = plan.top {
-        if plan.job == Job::Stack {
+        if plan.measure == Measure::Stack {
             stacks.truncate(t);
         } else {
             funcs.truncate(t);
@@ -240,8 +233,8 @@ pub fn block(
         kind,
         clock: clock(),
         seconds,
-        mode: plan.mode(),
-        backend: backend.name(),
+        measure: plan.measure,
+        backend: Some(backend.name()),
         funcs,
         procs,
         stacks,
@@ -302,8 +295,8 @@ impl Counting for Plan {
         let follow = self.targeted() || self.per_process();
         let n = functions.len() as u32;
         let big = |on: bool, size: u32| if on { size } else { 1 };
-        let latency = self.job == Job::Latency;
-        let stack = self.job == Job::Stack;
+        let latency = self.measure == Measure::Latency;
+        let stack = self.measure == Measure::Stack;
         let mut globals = self.selection.globals(0, false);
         globals.flags = self.flags;
         let mut obj = bpf::load_following(
@@ -390,8 +383,12 @@ impl Plan {
     /// progress when it takes more than a second.
     fn attach_functions(&self, obj: &mut Object, funcs: &[String]) -> Result<(Backend, Attached)> {
         let mut progress: Option<Progress> = None;
-        let chosen =
-            bpf::kprobe::attach_first(obj, &self.backends, self.job, funcs, &mut |ev| match ev {
+        let chosen = bpf::kprobe::attach_first(
+            obj,
+            &self.backends,
+            self.measure,
+            funcs,
+            &mut |ev| match ev {
                 AttachProgress::Trying(_) => {
                     progress = Some(Progress {
                         started: Instant::now(),
@@ -408,7 +405,8 @@ impl Plan {
                         p.finish()
                     }
                 }
-            })?;
+            },
+        )?;
         Ok(chosen)
     }
 }
@@ -433,8 +431,8 @@ mod tests {
     fn plans() {
         let p = plan(&args(&["vfs_read"])).unwrap();
         assert_eq!(
-            (p.job, p.flags, p.top),
-            (Job::Count, flags::EXCLUDE_SELF, None)
+            (p.measure, p.flags, p.top),
+            (Measure::Count, flags::EXCLUDE_SELF, None)
         );
         assert_eq!(p.backends, [Backend::Fentry, Backend::Kprobe]);
         let p = plan(&args(&[
@@ -446,11 +444,11 @@ mod tests {
             "true",
         ]))
         .unwrap();
-        assert_eq!(p.job, Job::Latency);
+        assert_eq!(p.measure, Measure::Latency);
         assert_eq!(p.backends, [Backend::Kprobe]);
         assert_eq!(p.flags, flags::FILTER_TGID | flags::FOLLOW_FORKS);
         let p = plan(&args(&["--stack", "vfs_read"])).unwrap();
-        assert_eq!((p.job, p.top), (Job::Stack, Some(10)));
+        assert_eq!((p.measure, p.top), (Measure::Stack, Some(10)));
         assert!(Cli::try_parse_from(["tracer", "kprobe"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "kprobe", "-L", "--stack", "x"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "kprobe", "--max-probes", "0", "x"]).is_err());

@@ -22,7 +22,7 @@ use crate::{
         uprobes::{FuncCollector, FuncCounts},
     },
     report::{
-        funcs::{self, FuncBlock, FuncRow},
+        funcs::{self, FuncBlock, FuncRow, Measure},
         BlockKind,
     },
     sys::elf::{self, Pattern},
@@ -120,8 +120,7 @@ pub fn block(plan: &Plan, kind: BlockKind, seconds: f64, c: &FuncCounts) -> Func
             let s = c.funcs.get(i).copied().unwrap_or_default();
             FuncRow {
                 name: p.name.clone(),
-                target: p.target.display().to_string(),
-                address: p.address,
+                location: Some((p.target.display().to_string(), p.address)),
                 calls: s.calls,
                 returns: s.returns,
                 total_ns: s.total_ns,
@@ -133,7 +132,8 @@ pub fn block(plan: &Plan, kind: BlockKind, seconds: f64, c: &FuncCounts) -> Func
             }
         })
         .collect();
-    funcs::sort(&mut rows);
+    let measure = plan.measure();
+    funcs::sort_funcs(&mut rows, measure);
     let drops = match c.drops.get(uprobe_drops::STARTS_FULL as usize) {
         Some(&n) if n > 0 => vec![("entry-time table full", n)],
         _ => vec![],
@@ -142,14 +142,25 @@ pub fn block(plan: &Plan, kind: BlockKind, seconds: f64, c: &FuncCounts) -> Func
         kind,
         clock: clock(),
         seconds,
+        measure,
+        backend: None,
         funcs: rows,
-        latency: plan.latency,
+        procs: vec![],
+        stacks: vec![],
         drops,
         exit_code: None,
     }
 }
 
 impl Plan {
+    fn measure(&self) -> Measure {
+        if self.latency {
+            Measure::Latency
+        } else {
+            Measure::Count
+        }
+    }
+
     fn sites(&self) -> Vec<Site<'_>> {
         self.probes
             .iter()
@@ -214,7 +225,7 @@ impl Counting for Plan {
         if self.json {
             funcs::render_json(&b) + "\n"
         } else {
-            funcs::render_text(&b)
+            funcs::render(&b)
         }
     }
 }

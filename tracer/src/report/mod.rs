@@ -6,7 +6,6 @@ pub mod funcs;
 pub mod hist;
 pub mod info;
 pub mod json;
-pub mod kfuncs;
 pub mod listing;
 pub mod strace;
 pub mod style;
