@@ -689,6 +689,15 @@ pub enum BadValue {
     BadRingSize(String),
 }
 
+/// `tracer SUBCOMMAND ARGV...` parsed (for the commands' unit tests).
+#[cfg(test)]
+pub fn parse(subcommand: &str, argv: &[&str]) -> Command {
+    let all = ["tracer", subcommand]
+        .into_iter()
+        .chain(argv.iter().copied());
+    Cli::try_parse_from(all).unwrap().command
+}
+
 fn parse_positive_secs(s: &str) -> Result<f64, BadValue> {
     let v: f64 = s.parse().map_err(|_| BadValue::NotSeconds(s.into()))?;
     if !v.is_finite() || v <= 0.0 {

@@ -810,3 +810,35 @@ fn trace_matches_strace_call_for_call() {
     assert_eq!(calls[0]["argv_truncated"], false);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The process options every command shares work for `trace` too: --comm
+/// and -u filter the calls in the kernel.
+#[test]
+fn trace_filters_by_comm_and_user() {
+    let _lock = shared_lock();
+    let fx = fixture_path();
+    let fx = fx.to_str().unwrap();
+    let calls = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["trace", "--json", "-e", "getppid"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", fx, "syscalls", "7", "0"]);
+        let out = run(tracer().args(&args), LIMIT);
+        assert!(out.status.success(), "{out:?}");
+        json_lines(&out.stderr)
+            .into_iter()
+            .filter(|e| e["type"] == "syscall")
+            .collect()
+    };
+    // The fixture's comm is the file name's first 15 bytes.
+    let comm: String = Path::new(fx)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect();
+    assert_eq!(calls(&["--comm", &comm]).len(), 7);
+    assert_eq!(calls(&["--comm", "not-the-fixture"]).len(), 0);
+    assert_eq!(calls(&["-u", "0"]).len(), 7);
+    assert_eq!(calls(&["-u", "65534"]).len(), 0);
+}

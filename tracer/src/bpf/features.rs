@@ -15,21 +15,9 @@ use thiserror::Error;
 
 use super::errno_in;
 
-/// Which step of trying a program failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Load,
-    Attach,
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Step::Load => "the kernel refused to load the program",
-            Step::Attach => "attaching failed",
-        })
-    }
-}
+/// Which step of trying a program failed, as the user reads it.
+const LOAD: &str = "the kernel refused to load the program";
+const ATTACH: &str = "attaching failed";
 
 /// Why a feature is not available here.
 #[derive(Debug, Error)]
@@ -45,13 +33,16 @@ pub enum Missing {
     /// The kernel refused with an errno, told by its name: `(EPERM)`.
     #[error("{step} ({errno})")]
     Errno {
-        step: Step,
+        step: &'static str,
         errno: String,
         source: ProgramError,
     },
     /// The kernel refused, told in aya's words.
     #[error("{step}: {source}")]
-    Refused { step: Step, source: ProgramError },
+    Refused {
+        step: &'static str,
+        source: ProgramError,
+    },
     /// Finding this executable (the uprobe target) failed.
     #[error(transparent)]
     Exe(#[from] std::io::Error),
@@ -67,7 +58,7 @@ pub enum Missing {
 
 impl Missing {
     /// The kernel refused `step`: by errno name when the error has one.
-    fn by_errno(step: Step, source: ProgramError) -> Self {
+    fn by_errno(step: &'static str, source: ProgramError) -> Self {
         match errno_in(&source) {
             Some(errno) => Missing::Errno {
                 step,
@@ -78,7 +69,7 @@ impl Missing {
         }
     }
 
-    fn refused(step: Step) -> impl FnOnce(ProgramError) -> Self {
+    fn refused(step: &'static str) -> impl FnOnce(ProgramError) -> Self {
         move |source| Missing::Refused { step, source }
     }
 }
@@ -122,18 +113,18 @@ fn raw_tracepoint(ebpf: &mut Ebpf) -> Result<(), Missing> {
 fn tracepoint(ebpf: &mut Ebpf) -> Result<(), Missing> {
     let prog: &mut TracePoint =
         super::program(ebpf, "probe_tracepoint").map_err(Missing::Failed)?;
-    prog.load().map_err(Missing::refused(Step::Load))?;
+    prog.load().map_err(Missing::refused(LOAD))?;
     prog.attach("sched", "sched_process_exec")
-        .map_err(Missing::refused(Step::Attach))?;
+        .map_err(Missing::refused(ATTACH))?;
     Ok(())
 }
 
 fn kprobe(ebpf: &mut Ebpf) -> Result<(), Missing> {
     let prog: &mut KProbe = super::program(ebpf, "probe_kprobe").map_err(Missing::Failed)?;
-    prog.load().map_err(|e| Missing::by_errno(Step::Load, e))?;
+    prog.load().map_err(|e| Missing::by_errno(LOAD, e))?;
     prog.attach("vfs_read", 0).map_err(|e| {
         if Path::new("/sys/bus/event_source/devices/kprobe").exists() {
-            Missing::by_errno(Step::Attach, e)
+            Missing::by_errno(ATTACH, e)
         } else {
             Missing::NoKprobes
         }
@@ -145,22 +136,21 @@ fn fentry(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Result<(), Missing> {
     let btf = btf.ok_or(Missing::NoBtf)?;
     let prog: &mut FEntry = super::program(ebpf, "probe_fentry").map_err(Missing::Failed)?;
     prog.load("vfs_read", btf)
-        .map_err(|e| Missing::by_errno(Step::Load, e))?;
-    prog.attach()
-        .map_err(|e| Missing::by_errno(Step::Attach, e))?;
+        .map_err(|e| Missing::by_errno(LOAD, e))?;
+    prog.attach().map_err(|e| Missing::by_errno(ATTACH, e))?;
     Ok(())
 }
 
 fn uprobe(ebpf: &mut Ebpf) -> Result<(), Missing> {
     let prog: &mut UProbe = super::program(ebpf, "probe_uprobe").map_err(Missing::Failed)?;
-    prog.load().map_err(Missing::refused(Step::Load))?;
+    prog.load().map_err(Missing::refused(LOAD))?;
     let exe = std::fs::read_link("/proc/self/exe")?;
     prog.attach(
         "main",
         &exe,
         aya::programs::uprobe::UProbeScope::AllProcesses,
     )
-    .map_err(Missing::refused(Step::Attach))?;
+    .map_err(Missing::refused(ATTACH))?;
     Ok(())
 }
 
@@ -193,7 +183,7 @@ mod tests {
         let e = || ProgramError::AlreadyAttached;
         assert_eq!(
             Missing::Errno {
-                step: Step::Load,
+                step: LOAD,
                 errno: "EPERM".into(),
                 source: e()
             }
@@ -201,7 +191,7 @@ mod tests {
             "the kernel refused to load the program (EPERM)"
         );
         assert_eq!(
-            Missing::by_errno(Step::Attach, e()).to_string(),
+            Missing::by_errno(ATTACH, e()).to_string(),
             format!("attaching failed: {}", e())
         );
         assert_eq!(

@@ -98,26 +98,6 @@ pub enum AttachError {
     Program(#[source] ProgramError),
 }
 
-/// The fentry/fexit step that failed for one function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    FentryLoad,
-    FentryAttach,
-    FexitLoad,
-    FexitAttach,
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Stage::FentryLoad => "load refused",
-            Stage::FentryAttach => "attach refused",
-            Stage::FexitLoad => "fexit load refused",
-            Stage::FexitAttach => "fexit attach refused",
-        })
-    }
-}
-
 /// Why one function could not be attached (the others may have been).
 #[derive(Debug, Error)]
 pub enum FuncError {
@@ -138,9 +118,12 @@ pub enum FuncError {
     /// fentry/fexit: the function has no BTF type to load the program against.
     #[error("not in the kernel's BTF ({0})")]
     NotInBtf(#[source] BtfError),
-    /// fentry/fexit: the kernel refused (errno name when there is one).
+    /// fentry/fexit: the kernel refused at `stage` (`fexit load refused`, ...).
     #[error("{stage}: {}", errno_or_message(.source))]
-    Trampoline { stage: Stage, source: ProgramError },
+    Trampoline {
+        stage: &'static str,
+        source: ProgramError,
+    },
     /// What would make the whole backend unusable, met after some functions
     /// were attached already.
     #[error(transparent)]
@@ -168,7 +151,7 @@ impl FuncError {
 
     /// An fentry/fexit failure at `stage`: of this function, or (Err) of the
     /// whole backend.
-    fn trampoline(e: ProgramError, stage: Stage) -> Result<Self, AttachError> {
+    fn trampoline(e: ProgramError, stage: &'static str) -> Result<Self, AttachError> {
         if backend_wide(&e) {
             Err(AttachError::Refused(e))
         } else if let ProgramError::Btf(b) = e {
@@ -211,71 +194,21 @@ pub enum AttachProgress {
     Finished,
 }
 
-/// Why one backend of `attach_first` was not used.
-#[derive(Debug, Error)]
-pub enum BackendFailure {
-    /// It cannot work on this kernel.
-    #[error("{}: {reason}", label(*.backend))]
-    Unavailable {
-        backend: Backend,
-        reason: AttachError,
-    },
-    /// It works, but none of the functions could be attached with it.
-    #[error(
-        "{}: none of the {total} functions could be attached ({})",
-        label(*.backend),
-        first_failure(.first)
-    )]
-    NoneAttached {
-        backend: Backend,
-        total: usize,
-        /// The first function that failed, and why.
-        first: Option<(String, FuncError)>,
-    },
-}
-
-/// The backend's name in `BackendFailure` messages.
-fn label(b: Backend) -> &'static str {
-    match b {
-        Backend::Kprobe => "kprobes",
-        Backend::Fentry => "fentry",
-    }
-}
-
-fn first_failure(first: &Option<(String, FuncError)>) -> String {
-    first
-        .as_ref()
-        .map(|(f, why)| format!("{f}: {why}"))
-        .unwrap_or_default()
-}
-
-fn joined(reasons: &[BackendFailure]) -> String {
-    reasons
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// No backend of `attach_first` could attach any function. The reasons are
-/// sorted kprobes first, whatever the order tried: the message reads the same
-/// everywhere.
+/// No backend of `attach_first` could attach any function: why not, per
+/// backend (`kprobes: ...; fentry: ...`), kprobes first whatever the order
+/// tried, so the message reads the same everywhere.
 #[derive(Debug, Error)]
 pub enum NoBackend {
     /// The one backend the user asked for.
-    #[error("cannot trace kernel functions with --backend {}: {}", .backend.name(), joined(.reasons))]
-    Forced {
-        backend: Backend,
-        reasons: Vec<BackendFailure>,
-    },
+    #[error("cannot trace kernel functions with --backend {}: {reasons}", .backend.name())]
+    Forced { backend: Backend, reasons: String },
     /// Every backend.
     #[error(
-        "cannot trace kernel functions on this kernel: {}\n\
+        "cannot trace kernel functions on this kernel: {reasons}\n\
          tracer needs a kernel with kprobes (CONFIG_KPROBES=y) or with BTF and fentry \
-         (CONFIG_DEBUG_INFO_BTF=y, Linux 5.5+)",
-        joined(.reasons)
+         (CONFIG_DEBUG_INFO_BTF=y, Linux 5.5+)"
     )]
-    All { reasons: Vec<BackendFailure> },
+    All { reasons: String },
 }
 
 /// Attach `funcs` with the first of `backends` that attaches at least one of
@@ -296,23 +229,30 @@ pub fn attach_first(
             progress(AttachProgress::Tried { done, total })
         });
         progress(AttachProgress::Finished);
+        let label = match backend {
+            Backend::Kprobe => "kprobes",
+            Backend::Fentry => "fentry",
+        };
         match r {
             Ok(a) if !a.functions.is_empty() => return Ok((backend, a)),
-            Ok(a) => reasons.push(BackendFailure::NoneAttached {
-                backend,
-                total: funcs.len(),
-                first: a.failed.into_iter().next(),
-            }),
-            Err(reason) => reasons.push(BackendFailure::Unavailable { backend, reason }),
+            Ok(a) => reasons.push(format!(
+                "{label}: none of the {} functions could be attached ({})",
+                funcs.len(),
+                a.failed
+                    .first()
+                    .map(|(f, why)| format!("{f}: {why}"))
+                    .unwrap_or_default()
+            )),
+            Err(why) => reasons.push(format!("{label}: {why}")),
         }
     }
     Err(give_up(backends, reasons))
 }
 
 /// The error of `attach_first` when every one of `backends` failed.
-fn give_up(backends: &[Backend], mut reasons: Vec<BackendFailure>) -> NoBackend {
-    // kprobes first, whatever the order tried: the message reads the same everywhere.
-    reasons.sort_by_cached_key(|r| std::cmp::Reverse(r.to_string()));
+fn give_up(backends: &[Backend], mut reasons: Vec<String>) -> NoBackend {
+    reasons.sort_by(|a, b| b.cmp(a));
+    let reasons = reasons.join("; ");
     match backends {
         [backend] => NoBackend::Forced {
             backend: *backend,
@@ -413,18 +353,18 @@ fn attach_fentry(
     for (i, f) in funcs.iter().enumerate() {
         // Err(Ok(why)): this function failed; Err(Err(why)): the backend cannot work.
         let res = (|| -> Result<(), Result<FuncError, AttachError>> {
-            let fail = |stage: Stage| move |e: ProgramError| FuncError::trampoline(e, stage);
+            let fail = |stage| move |e: ProgramError| FuncError::trampoline(e, stage);
             let p: &mut FEntry = prog(ebpf, entry).map_err(Err)?;
-            p.load(f, &btf).map_err(fail(Stage::FentryLoad))?;
+            p.load(f, &btf).map_err(fail("load refused"))?;
             let link = p.attach().and_then(|id| p.take_link(id));
             let _ = p.unload();
-            let link = link.map_err(fail(Stage::FentryAttach))?;
+            let link = link.map_err(fail("attach refused"))?;
             if let Some(r) = ret {
                 let p: &mut FExit = prog(ebpf, r).map_err(Err)?;
-                p.load(f, &btf).map_err(fail(Stage::FexitLoad))?;
+                p.load(f, &btf).map_err(fail("fexit load refused"))?;
                 let rlink = p.attach().and_then(|id| p.take_link(id));
                 let _ = p.unload();
-                let rlink = rlink.map_err(fail(Stage::FexitAttach))?;
+                let rlink = rlink.map_err(fail("fexit attach refused"))?;
                 out.links.fexit.push(rlink);
             }
             out.links.fentry.push(link);
@@ -458,14 +398,6 @@ mod tests {
         })
     }
 
-    fn none_attached(backend: Backend) -> BackendFailure {
-        BackendFailure::NoneAttached {
-            backend,
-            total: 2,
-            first: Some(("vfs_read".into(), FuncError::kprobe(errno(libc::ENOENT)))),
-        }
-    }
-
     #[test]
     fn function_failures_read_as_before() {
         let s = |e: FuncError| e.to_string();
@@ -493,14 +425,14 @@ mod tests {
         );
         let t = |e, stage| FuncError::trampoline(e, stage).map(|e| e.to_string());
         assert_eq!(
-            t(errno(libc::EINVAL), Stage::FexitAttach).unwrap(),
+            t(errno(libc::EINVAL), "fexit attach refused").unwrap(),
             "fexit attach refused: EINVAL"
         );
         assert_eq!(
-            t(ProgramError::NotLoaded, Stage::FentryLoad).unwrap(),
+            t(ProgramError::NotLoaded, "load refused").unwrap(),
             "load refused: the program is not loaded"
         );
-        let backend = FuncError::trampoline(errno(libc::EPERM), Stage::FentryLoad).unwrap_err();
+        let backend = FuncError::trampoline(errno(libc::EPERM), "load refused").unwrap_err();
         assert_eq!(
             backend.to_string(),
             "the kernel refused to load the program (EPERM)"
@@ -535,37 +467,19 @@ mod tests {
     fn no_backend_messages() {
         let forced = give_up(
             &[Backend::Kprobe],
-            vec![BackendFailure::Unavailable {
-                backend: Backend::Kprobe,
-                reason: AttachError::NoKprobes,
-            }],
+            vec![format!("kprobes: {}", AttachError::NoKprobes)],
         );
         assert_eq!(
             forced.to_string(),
             "cannot trace kernel functions with --backend kprobe: kprobes: this kernel has no \
              kprobe support (CONFIG_KPROBES is not set)"
         );
-        let forced = NoBackend::Forced {
-            backend: Backend::Fentry,
-            reasons: vec![none_attached(Backend::Fentry)],
-        };
-        assert_eq!(
-            forced.to_string(),
-            "cannot trace kernel functions with --backend fentry: fentry: none of the 2 \
-             functions could be attached (vfs_read: no such function (ENOENT))"
-        );
         // Tried fentry first, told kprobes first.
         let all = give_up(
             &[Backend::Fentry, Backend::Kprobe],
             vec![
-                BackendFailure::Unavailable {
-                    backend: Backend::Fentry,
-                    reason: AttachError::Refused(errno(libc::EPERM)),
-                },
-                BackendFailure::Unavailable {
-                    backend: Backend::Kprobe,
-                    reason: AttachError::NoKprobes,
-                },
+                format!("fentry: {}", AttachError::Refused(errno(libc::EPERM))),
+                format!("kprobes: {}", AttachError::NoKprobes),
             ],
         );
         assert!(matches!(all, NoBackend::All { .. }));
@@ -575,15 +489,6 @@ mod tests {
              support (CONFIG_KPROBES is not set); fentry: the kernel refused to load the program \
              (EPERM)\ntracer needs a kernel with kprobes (CONFIG_KPROBES=y) or with BTF and \
              fentry (CONFIG_DEBUG_INFO_BTF=y, Linux 5.5+)"
-        );
-        let empty = BackendFailure::NoneAttached {
-            backend: Backend::Kprobe,
-            total: 0,
-            first: None,
-        };
-        assert_eq!(
-            empty.to_string(),
-            "kprobes: none of the 0 functions could be attached ()"
         );
     }
 

@@ -419,12 +419,10 @@ mod tests {
     use tracer_common::kfunc::FuncStat;
 
     fn args(argv: &[&str]) -> KprobeArgs {
-        let mut v = vec!["tracer", "kprobe"];
-        v.extend_from_slice(argv);
-        match Cli::try_parse_from(v).unwrap().command {
-            Command::Kprobe(a) => a,
-            _ => unreachable!(),
-        }
+        let Command::Kprobe(a) = crate::cli::parse("kprobe", argv) else {
+            unreachable!()
+        };
+        a
     }
 
     #[test]

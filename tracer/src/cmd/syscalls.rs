@@ -358,16 +358,13 @@ impl Counting for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser as _;
+    use crate::cli::Command;
 
     fn args(argv: &[&str]) -> SyscallsArgs {
-        let mut v = vec!["tracer", "syscalls"];
-        v.extend_from_slice(argv);
-        match Cli::try_parse_from(v).unwrap().command {
-            Command::Syscalls(a) => a,
-            _ => unreachable!(),
-        }
+        let Command::Syscalls(a) = crate::cli::parse("syscalls", argv) else {
+            unreachable!()
+        };
+        a
     }
 
     #[test]

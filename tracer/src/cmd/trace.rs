@@ -198,12 +198,10 @@ mod tests {
     use clap::Parser as _;
 
     fn args(argv: &[&str]) -> TraceArgs {
-        let mut v = vec!["tracer", "trace"];
-        v.extend_from_slice(argv);
-        match Cli::try_parse_from(v).unwrap().command {
-            Command::Trace(a) => a,
-            _ => unreachable!(),
-        }
+        let Command::Trace(a) = crate::cli::parse("trace", argv) else {
+            unreachable!()
+        };
+        a
     }
 
     #[test]

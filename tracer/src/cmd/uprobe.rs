@@ -233,17 +233,14 @@ impl Counting for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser as _;
+    use crate::cli::Command;
     use tracer_common::FuncStat;
 
     fn args(argv: &[&str]) -> UprobeArgs {
-        let mut v = vec!["tracer", "uprobe"];
-        v.extend_from_slice(argv);
-        match Cli::try_parse_from(v).unwrap().command {
-            Command::Uprobe(a) => a,
-            _ => unreachable!(),
-        }
+        let Command::Uprobe(a) = crate::cli::parse("uprobe", argv) else {
+            unreachable!()
+        };
+        a
     }
 
     #[test]
