@@ -96,6 +96,11 @@ impl Object {
     }
 }
 
+/// The kernel's symbols (/proc/kallsyms) by address; empty if unreadable.
+pub fn kernel_symbols() -> std::collections::BTreeMap<u64, String> {
+    aya::util::kernel_symbols().unwrap_or_default()
+}
+
 /// The number of possible CPUs: how many values a per-CPU map entry holds.
 pub fn possible_cpus() -> usize {
     aya::util::nr_cpus().unwrap_or(1)

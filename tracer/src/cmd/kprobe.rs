@@ -120,7 +120,7 @@ struct Symbols {
 impl Symbols {
     fn load() -> Self {
         Self {
-            syms: aya::util::kernel_symbols().unwrap_or_default(),
+            syms: bpf::kernel_symbols(),
         }
     }
     fn function(&self, ip: u64) -> String {
