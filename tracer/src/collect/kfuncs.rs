@@ -1,7 +1,7 @@
 //! Reading the kernel-function maps (`KFUNC_*`) into plain data.
 use std::collections::BTreeMap;
 
-use super::sub_map;
+use super::{named_drops, read_array, sum, Counter as _, Delta};
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use tracer_common::{
@@ -30,34 +30,20 @@ pub struct KCounts {
     pub drops: [u64; drops::COUNT as usize],
 }
 
-impl super::Delta for KCounts {
+impl Delta for KCounts {
     fn since(&self, earlier: &KCounts) -> KCounts {
-        let mut d = self.drops;
-        for (x, e) in d.iter_mut().zip(earlier.drops) {
-            *x = x.saturating_sub(e);
-        }
         KCounts {
-            stats: sub_map(&self.stats, &earlier.stats, |a, b| FuncStat {
-                calls: a.calls.saturating_sub(b.calls),
-                returns: a.returns.saturating_sub(b.returns),
-                total_ns: a.total_ns.saturating_sub(b.total_ns),
-            }),
-            hist: sub_map(&self.hist, &earlier.hist, |a, b| a.saturating_sub(*b)),
-            stacks: sub_map(&self.stacks, &earlier.stacks, |a, b| a.saturating_sub(*b)),
-            drops: d,
+            stats: self.stats.since(&earlier.stats),
+            hist: self.hist.since(&earlier.hist),
+            stacks: self.stacks.since(&earlier.stacks),
+            drops: self.drops.since(&earlier.drops),
         }
     }
 }
 
 impl KCounts {
     pub fn named_drops(&self) -> Vec<(&'static str, u64)> {
-        DROP_NAMES
-            .iter()
-            .filter_map(|(i, n)| {
-                let v = self.drops[*i as usize];
-                (v > 0).then_some((*n, v))
-            })
-            .collect()
+        named_drops(&DROP_NAMES, &self.drops)
     }
 }
 
@@ -80,27 +66,11 @@ impl KCollector {
     ) -> Result<Self> {
         Ok(Self {
             stats: obj.take_map("KFUNC_STATS")?,
-            hist: if latency {
-                Some(obj.take_map("KFUNC_HIST")?)
-            } else {
-                None
-            },
-            stack_counts: if stacks {
-                Some(obj.take_map("KFUNC_STACKCNT")?)
-            } else {
-                None
-            },
-            stacks: if stacks {
-                Some(obj.take_map("KFUNC_STACKS")?)
-            } else {
-                None
-            },
+            hist: latency.then(|| obj.take_map("KFUNC_HIST")).transpose()?,
+            stack_counts: stacks.then(|| obj.take_map("KFUNC_STACKCNT")).transpose()?,
+            stacks: stacks.then(|| obj.take_map("KFUNC_STACKS")).transpose()?,
             drops: obj.take_map("KFUNC_DROPS")?,
-            procs: if per_process {
-                Some(obj.take_map("PROCS")?)
-            } else {
-                None
-            },
+            procs: per_process.then(|| obj.take_map("PROCS")).transpose()?,
         })
     }
 
@@ -108,27 +78,26 @@ impl KCollector {
         let mut c = KCounts::default();
         for item in self.stats.iter() {
             let (k, v) = item.context("reading function counters")?;
-            let e = c.stats.entry((k.ip, k.tgid)).or_default();
-            for s in v.iter() {
-                e.calls += s.calls;
-                e.returns += s.returns;
-                e.total_ns += s.total_ns;
-            }
+            c.stats.entry((k.ip, k.tgid)).or_default().add(&sum(&v));
         }
         if let Some(h) = &self.hist {
             for item in h.iter() {
                 let (k, v) = item.context("reading histograms")?;
-                *c.hist.entry((k.ip, k.slot)).or_default() += v.iter().sum::<u64>();
+                *c.hist.entry((k.ip, k.slot)).or_default() += sum(&v);
             }
         }
         if let Some(s) = &self.stack_counts {
             for item in s.iter() {
                 let (k, v) = item.context("reading stack counters")?;
-                *c.stacks.entry((k.ip, k.stack_id)).or_default() += v.iter().sum::<u64>();
+                *c.stacks.entry((k.ip, k.stack_id)).or_default() += sum(&v);
             }
         }
-        for (i, v) in self.drops.iter().enumerate() {
-            c.drops[i] = v.context("reading drop counters")?.iter().sum();
+        for (d, v) in c
+            .drops
+            .iter_mut()
+            .zip(read_array(&self.drops, "drop counters")?)
+        {
+            *d = v;
         }
         Ok(c)
     }
@@ -156,7 +125,6 @@ impl KCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::Delta as _;
 
     #[test]
     fn delta() {
