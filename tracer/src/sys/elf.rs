@@ -455,10 +455,11 @@ impl Binary {
                 .map(|f| f.display.as_str()),
         );
         let close = names::closest(name, &all, 3);
-        let mut msg = format!("no function `{name}` in {path}");
-        if !close.is_empty() {
-            msg.push_str(&format!("; did you mean {}?", close.join(", ")));
-        } else if self.stripped {
+        let mut msg = format!(
+            "no function `{name}` in {path}{}",
+            names::did_you_mean(&close)
+        );
+        if close.is_empty() && self.stripped {
             match (&self.debuglink, &self.debug_file) {
                 (Some(link), None) => msg.push_str(&format!(
                     "; it is stripped and its debug file ({link}, via .gnu_debuglink) is not \

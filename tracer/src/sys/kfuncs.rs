@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::Result;
 
-use super::names::closest;
+use super::names::{closest, did_you_mean};
 
 /// Names listed in `available_filter_functions` (`name` or `name [module]`,
 /// possibly repeated for static functions of the same name), deduplicated.
@@ -100,14 +100,6 @@ pub enum UnknownFunction {
         name: String,
         suggestions: Vec<String>,
     },
-}
-
-fn did_you_mean(close: &[String]) -> String {
-    if close.is_empty() {
-        String::new()
-    } else {
-        format!("; did you mean {}?", close.join(", "))
-    }
 }
 
 /// The functions matching `patterns`, sorted; an error naming the pattern that

@@ -21,7 +21,8 @@ pub struct UnknownSyscall {
     pub suggestions: Vec<&'static str>,
 }
 
-fn did_you_mean(close: &[&str]) -> String {
+/// `; did you mean A, B?` for the close names, nothing without any.
+pub fn did_you_mean<S: std::borrow::Borrow<str>>(close: &[S]) -> String {
     if close.is_empty() {
         String::new()
     } else {
