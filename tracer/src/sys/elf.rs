@@ -224,18 +224,23 @@ const LIB_DIRS: [&str; 8] = [
     "/usr/lib",
 ];
 
+/// The path whose file name answers best to `name` (the first of the best).
+fn best_library(paths: impl IntoIterator<Item = PathBuf>, name: &str) -> Option<PathBuf> {
+    paths
+        .into_iter()
+        .filter_map(|p| Some((library_rank(p.file_name()?.to_str()?, name)?, p)))
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, p)| p)
+}
+
 /// A library mapped by process `pid` whose file name answers to `name`.
 fn mapped_library(pid: u32, name: &str) -> Option<PathBuf> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    maps.lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.starts_with('/'))
-        .filter_map(|p| {
-            let file = Path::new(p).file_name()?.to_str()?;
-            library_rank(file, name).map(|r| (r, PathBuf::from(p)))
-        })
-        .min_by_key(|(r, _)| *r)
-        .map(|(_, p)| p)
+    let paths = maps.lines().filter_map(|l| l.split_whitespace().nth(5));
+    best_library(
+        paths.filter(|p| p.starts_with('/')).map(PathBuf::from),
+        name,
+    )
 }
 
 /// Resolve TARGET: a path (anything with a `/`), else a library the process
@@ -262,22 +267,11 @@ pub fn resolve_target(target: &str, pid: Option<u32>) -> Result<PathBuf> {
     if let Some(p) = pick_library(&parse_ldconfig(&ldconfig), target, host_abi_tag()) {
         return Ok(p);
     }
-    let mut best: Option<(u8, PathBuf)> = None;
-    for dir in LIB_DIRS {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let file = e.file_name();
-            let Some(file) = file.to_str() else { continue };
-            if let Some(r) = library_rank(file, target) {
-                if best.as_ref().is_none_or(|(b, _)| r < *b) {
-                    best = Some((r, e.path()));
-                }
-            }
-        }
-    }
-    if let Some((_, p)) = best {
+    let in_dirs = LIB_DIRS.iter().filter_map(|d| std::fs::read_dir(d).ok());
+    if let Some(p) = best_library(
+        in_dirs.flat_map(|rd| rd.flatten().map(|e| e.path())),
+        target,
+    ) {
         return Ok(p);
     }
     if let Some(path) = std::env::var_os("PATH") {
