@@ -56,28 +56,20 @@ pub fn traceable(tracefs: Option<&Path>) -> Result<(BTreeSet<String>, Source)> {
     Ok((kallsyms_functions(&text), Source::Kallsyms))
 }
 
-/// Whether `name` matches the glob `pat` (`*` any run, `?` one character).
-pub fn glob_match(pat: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pat.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
+/// The glob `pat` (`*` any run, `?` one character; brackets are plain
+/// characters here) for the `glob` crate.
+fn kernel_glob(pat: &str) -> glob::Pattern {
+    let mut g = String::new();
+    for c in pat.chars() {
+        match c {
+            // `**` means `*` here; the crate takes it for a path component.
+            '*' if g.ends_with('*') => {}
+            '[' => g.push_str("[[]"),
+            ']' => g.push_str("[]]"),
+            c => g.push(c),
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    glob::Pattern::new(&g).expect("only `*` and `?` are special")
 }
 
 pub fn is_glob(pat: &str) -> bool {
@@ -114,7 +106,8 @@ pub fn resolve(
     for pat in patterns {
         let before = out.len();
         if is_glob(pat) {
-            out.extend(traceable.iter().filter(|n| glob_match(pat, n)).cloned());
+            let g = kernel_glob(pat);
+            out.extend(traceable.iter().filter(|n| g.matches(n)).cloned());
         } else if traceable.contains(pat) {
             out.insert(pat.clone());
         }
@@ -167,6 +160,10 @@ pub fn function_of(syms: &BTreeMap<u64, String>, addr: u64) -> String {
 mod tests {
     use super::*;
 
+    fn glob_match(pat: &str, name: &str) -> bool {
+        kernel_glob(pat).matches(name)
+    }
+
     #[test]
     fn globs() {
         assert!(glob_match("vfs_*", "vfs_read"));
@@ -178,6 +175,8 @@ mod tests {
         assert!(glob_match("*", "x"));
         assert!(glob_match("a*b*c", "axxbyyc"));
         assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("a**[b]?", "axx[b]]"));
+        assert!(!glob_match("a[b]", "ab"));
     }
 
     #[test]
