@@ -92,13 +92,8 @@ impl KCollector {
                 *c.stacks.entry((k.ip, k.stack_id)).or_default() += sum(&v);
             }
         }
-        for (d, v) in c
-            .drops
-            .iter_mut()
-            .zip(read_array(&self.drops, "drop counters")?)
-        {
-            *d = v;
-        }
+        let drops = read_array(&self.drops, "drop counters")?;
+        c.drops.iter_mut().zip(drops).for_each(|(d, v)| *d = v);
         Ok(c)
     }
 
@@ -126,47 +121,27 @@ impl KCollector {
 mod tests {
     use super::*;
 
+    fn fs(calls: u64, returns: u64, total_ns: u64) -> FuncStat {
+        FuncStat {
+            calls,
+            returns,
+            total_ns,
+        }
+    }
+
     #[test]
     fn delta() {
         let mut a = KCounts::default();
-        a.stats.insert(
-            (0x10, 0),
-            FuncStat {
-                calls: 3,
-                returns: 3,
-                total_ns: 30,
-            },
-        );
+        a.stats.insert((0x10, 0), fs(3, 3, 30));
         a.hist.insert((0x10, 5), 3);
         a.drops[drops::STACK_LOST as usize] = 1;
         let mut b = a.clone();
-        b.stats.insert(
-            (0x10, 0),
-            FuncStat {
-                calls: 5,
-                returns: 4,
-                total_ns: 50,
-            },
-        );
-        b.stats.insert(
-            (0x20, 0),
-            FuncStat {
-                calls: 1,
-                returns: 0,
-                total_ns: 0,
-            },
-        );
+        b.stats.insert((0x10, 0), fs(5, 4, 50));
+        b.stats.insert((0x20, 0), fs(1, 0, 0));
         b.hist.insert((0x10, 5), 4);
         b.drops[drops::STACK_LOST as usize] = 3;
         let d = b.since(&a);
-        assert_eq!(
-            d.stats[&(0x10, 0)],
-            FuncStat {
-                calls: 2,
-                returns: 1,
-                total_ns: 20
-            }
-        );
+        assert_eq!(d.stats[&(0x10, 0)], fs(2, 1, 20));
         assert_eq!(d.stats[&(0x20, 0)].calls, 1);
         assert_eq!(d.hist[&(0x10, 5)], 1);
         assert_eq!(d.named_drops(), vec![("stack not recorded", 2)]);

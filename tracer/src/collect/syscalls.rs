@@ -154,13 +154,8 @@ impl Collector {
                 c.add_errno_row(&k, &v);
             }
         }
-        for (d, v) in c
-            .drops
-            .iter_mut()
-            .zip(read_array(&self.drops, "drop counters")?)
-        {
-            *d = v;
-        }
+        let drops = read_array(&self.drops, "drop counters")?;
+        c.drops.iter_mut().zip(drops).for_each(|(d, v)| *d = v);
         Ok(c)
     }
 

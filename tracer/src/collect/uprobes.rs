@@ -58,35 +58,28 @@ impl FuncCollector {
 mod tests {
     use super::*;
 
+    fn fs(calls: u64, returns: u64, total_ns: u64) -> FuncStat {
+        FuncStat {
+            calls,
+            returns,
+            total_ns,
+        }
+    }
+
     #[test]
     fn func_deltas() {
         let a = FuncCounts {
-            funcs: vec![FuncStat {
-                calls: 5,
-                returns: 4,
-                total_ns: 100,
-            }],
+            funcs: vec![fs(5, 4, 100)],
             hist: vec![1, 2, 3],
             drops: vec![0, 1],
         };
         let b = FuncCounts {
-            funcs: vec![FuncStat {
-                calls: 9,
-                returns: 8,
-                total_ns: 180,
-            }],
+            funcs: vec![fs(9, 8, 180)],
             hist: vec![1, 5, 3],
             drops: vec![0, 1],
         };
         let d = b.since(&a);
-        assert_eq!(
-            d.funcs[0],
-            FuncStat {
-                calls: 4,
-                returns: 4,
-                total_ns: 80
-            }
-        );
+        assert_eq!(d.funcs[0], fs(4, 4, 80));
         assert_eq!(d.hist, vec![0, 3, 0]);
         assert_eq!(d.drops, vec![0, 0]);
         assert_eq!(b.since(&FuncCounts::default()), b);
