@@ -562,28 +562,21 @@ impl Binary {
 mod tests {
     use super::*;
 
+    fn err<T: std::fmt::Debug>(r: Result<T>) -> String {
+        r.unwrap_err().to_string()
+    }
+
     #[test]
     fn patterns() {
-        assert_eq!(
-            Pattern::parse("malloc").unwrap(),
-            Pattern::Exact("malloc".into())
-        );
-        assert_eq!(
-            Pattern::parse("malloc+0x10").unwrap(),
-            Pattern::SymbolOffset("malloc".into(), 16)
-        );
-        assert_eq!(
-            Pattern::parse("malloc+8").unwrap(),
-            Pattern::SymbolOffset("malloc".into(), 8)
-        );
-        assert_eq!(Pattern::parse("0x1139").unwrap(), Pattern::Address(0x1139));
-        assert!(matches!(
-            Pattern::parse("handle_*").unwrap(),
-            Pattern::Glob(_)
-        ));
-        assert!(Pattern::parse("0xzz").is_err());
-        assert!(Pattern::parse("malloc+x").is_err());
-        assert!(Pattern::parse("").is_err());
+        let p = |s| Pattern::parse(s).unwrap();
+        assert_eq!(p("malloc"), Pattern::Exact("malloc".into()));
+        assert_eq!(p("malloc+0x10"), Pattern::SymbolOffset("malloc".into(), 16));
+        assert_eq!(p("malloc+8"), Pattern::SymbolOffset("malloc".into(), 8));
+        assert_eq!(p("0x1139"), Pattern::Address(0x1139));
+        assert!(matches!(p("handle_*"), Pattern::Glob(_)));
+        for bad in ["0xzz", "malloc+x", ""] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -685,10 +678,7 @@ mod tests {
         assert_eq!(plus[0].name, format!("{}+0x1", load_fn.name));
         let at = b.resolve(&Pattern::Address(load_fn.address)).unwrap();
         assert_eq!(at[0].display, path);
-        let e = b
-            .resolve(&Pattern::Exact("tracer::sys::elf::laod".into()))
-            .unwrap_err()
-            .to_string();
+        let e = err(b.resolve(&Pattern::Exact("tracer::sys::elf::laod".into())));
         assert!(e.contains("did you mean") && e.contains(path), "{e}");
     }
 
@@ -729,26 +719,19 @@ mod tests {
         assert_eq!(plus[0].name, "main+0x1");
         let by_addr = b.resolve(&Pattern::Address(main.address)).unwrap();
         assert_eq!(by_addr[0].name, "main");
-        let e = b.resolve(&Pattern::Address(0x10)).unwrap_err().to_string();
+        let e = err(b.resolve(&Pattern::Address(0x10)));
         assert!(e.contains("not in the code"), "{e}");
-        let e = b
-            .resolve(&Pattern::Exact("mian".into()))
-            .unwrap_err()
-            .to_string();
+        let e = err(b.resolve(&Pattern::Exact("mian".into())));
         assert!(e.contains("did you mean") && e.contains("main"), "{e}");
     }
 
     #[test]
     fn not_elf_and_missing() {
-        let e = load(Path::new("/etc/passwd")).unwrap_err().to_string();
+        let e = err(load(Path::new("/etc/passwd")));
         assert!(e.contains("not an ELF"), "{e}");
-        let e = resolve_target("/no/such/file", None)
-            .unwrap_err()
-            .to_string();
+        let e = err(resolve_target("/no/such/file", None));
         assert!(e.contains("no such file"), "{e}");
-        let e = resolve_target("no-such-library-xyz", None)
-            .unwrap_err()
-            .to_string();
+        let e = err(resolve_target("no-such-library-xyz", None));
         assert!(e.contains("cannot find"), "{e}");
     }
 }

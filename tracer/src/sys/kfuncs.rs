@@ -200,42 +200,32 @@ mod tests {
     #[test]
     fn resolves_patterns() {
         let tr = set(&["vfs_read", "vfs_write", "ksys_read", "tcp_sendmsg"]);
-        let all = set(&[
-            "vfs_read",
-            "vfs_write",
-            "ksys_read",
-            "tcp_sendmsg",
-            "rcu_nmi_enter",
-        ]);
+        let mut all = tr.clone();
+        all.insert("rcu_nmi_enter".into());
         let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = |v: &[&str]| resolve(&p(v), &tr, &all).unwrap_err().to_string();
         assert_eq!(
             resolve(&p(&["vfs_*", "ksys_read"]), &tr, &all).unwrap(),
             ["ksys_read", "vfs_read", "vfs_write"]
         );
-        let e = resolve(&p(&["vfs_raed"]), &tr, &all)
-            .unwrap_err()
-            .to_string();
+        let e = err(&["vfs_raed"]);
         assert!(
             e.contains("no kernel function named `vfs_raed`")
                 && e.contains("did you mean vfs_read"),
             "{e}"
         );
-        let e = resolve(&p(&["rcu_nmi_enter"]), &tr, &all)
-            .unwrap_err()
-            .to_string();
+        let e = err(&["rcu_nmi_enter"]);
         assert!(
             e.contains("exists") && e.contains("cannot be traced"),
             "{e}"
         );
-        let e = resolve(&p(&["zzz_*"]), &tr, &all).unwrap_err().to_string();
+        let e = err(&["zzz_*"]);
         assert!(
             e.contains("no traceable kernel function matches `zzz_*`"),
             "{e}"
         );
         assert_eq!(
-            resolve(&p(&["rcu_nmi_enter"]), &tr, &all)
-                .unwrap_err()
-                .to_string(),
+            err(&["rcu_nmi_enter"]),
             "kernel function `rcu_nmi_enter` exists (in /proc/kallsyms) but cannot be traced: \
              it is marked notrace, is on the kprobe blocklist or is only called inlined"
         );
