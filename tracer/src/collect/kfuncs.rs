@@ -107,13 +107,8 @@ impl KCollector {
 
     /// The addresses of a recorded stack, innermost first.
     pub fn frames(&self, stack_id: u32) -> Vec<u64> {
-        let Some(m) = &self.stacks else {
-            return vec![];
-        };
-        match m.get(&stack_id, 0) {
-            Ok(st) => st.frames().iter().map(|f| f.ip).collect(),
-            Err(_) => vec![],
-        }
+        let stack = self.stacks.as_ref().and_then(|m| m.get(&stack_id, 0).ok());
+        stack.map_or_else(Vec::new, |st| st.frames().iter().map(|f| f.ip).collect())
     }
 }
 

@@ -58,11 +58,7 @@ pub fn closest<'a>(word: &str, names: &[&'a str], max: usize) -> Vec<&'a str> {
         .iter()
         .map(|n| {
             let d = strsim::levenshtein(word, n);
-            let bonus = if n.contains(word) || word.contains(n) {
-                0
-            } else {
-                1
-            };
+            let bonus = usize::from(!(n.contains(word) || word.contains(n)));
             (d * 2 + bonus, *n)
         })
         .filter(|(score, n)| *score <= (word.len().max(n.len()) / 2).max(2) * 2 + 1)

@@ -165,17 +165,15 @@ pub fn comm_bytes(comm: &str) -> Result<[u8; 16]> {
 /// The parent and comm of process `pid`: what the kernel recorded at fork
 /// and exec (`recorded`), else /proc, else `(0, "?")`.
 pub fn parent_and_comm(pid: u32, recorded: Option<&tracer_common::ProcInfo>) -> (u32, String) {
-    let status = status(pid);
-    match (recorded, status) {
-        (Some(info), st) if info.comm[0] != 0 => {
-            let ppid = match st {
-                Some(st) if info.ppid == 0 => st.ppid,
-                _ => info.ppid,
+    match recorded {
+        Some(info) if info.comm[0] != 0 => {
+            let ppid = match info.ppid {
+                0 => status(pid).map_or(0, |st| st.ppid),
+                ppid => ppid,
             };
             (ppid, comm_str(&info.comm))
         }
-        (_, Some(st)) => (st.ppid, st.name),
-        _ => (0, "?".into()),
+        _ => status(pid).map_or_else(|| (0, "?".into()), |st| (st.ppid, st.name)),
     }
 }
 
