@@ -483,6 +483,10 @@ impl Binary {
             })
         };
         let whole = |f: &Func| at(f.name.clone(), f.display.clone(), f.address);
+        let plus = |f: &Func, off: u64| {
+            let plus = |n: &str| format!("{n}+{off:#x}");
+            at(plus(&f.name), plus(&f.display), f.address + off)
+        };
         if self.funcs.is_empty() && !matches!(pattern, Pattern::Address(_)) {
             match &self.debuglink {
                 None => bail!(
@@ -537,23 +541,13 @@ impl Binary {
                         f.size
                     );
                 }
-                Ok(vec![at(
-                    format!("{}+{off:#x}", f.name),
-                    format!("{}+{off:#x}", f.display),
-                    f.address + off,
-                )?])
+                Ok(vec![plus(f, *off)?])
             }
-            Pattern::Address(addr) => {
-                let (name, display) = match self.containing(*addr) {
-                    Some((f, 0)) => (f.name.clone(), f.display.clone()),
-                    Some((f, off)) => (
-                        format!("{}+{off:#x}", f.name),
-                        format!("{}+{off:#x}", f.display),
-                    ),
-                    None => (format!("{addr:#x}"), format!("{addr:#x}")),
-                };
-                Ok(vec![at(name, display, *addr)?])
-            }
+            Pattern::Address(addr) => Ok(vec![match self.containing(*addr) {
+                Some((f, 0)) => whole(f)?,
+                Some((f, off)) => plus(f, off)?,
+                None => at(format!("{addr:#x}"), format!("{addr:#x}"), *addr)?,
+            }]),
         }
     }
 }
