@@ -407,20 +407,13 @@ impl Binary {
             .map(|(va, _, off)| addr - va + off)
     }
 
-    fn func(&self, name: &str) -> Option<&Func> {
-        self.funcs
-            .binary_search_by(|f| f.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.funcs[i])
-    }
-
     /// The function whose symbol is `name`, else every function whose
     /// demangled name is `name` (several for generic Rust functions, whose
     /// legacy names differ only in the hash).
     fn funcs_named(&self, name: &str) -> Vec<&Func> {
-        match self.func(name) {
-            Some(f) => vec![f],
-            None => self.funcs.iter().filter(|f| f.display == name).collect(),
+        match self.funcs.binary_search_by(|f| f.name.as_str().cmp(name)) {
+            Ok(i) => vec![&self.funcs[i]],
+            Err(_) => self.funcs.iter().filter(|f| f.display == name).collect(),
         }
     }
 

@@ -15,10 +15,7 @@
 use std::{
     ffi::{CString, OsStr},
     io::{Read as _, Write as _},
-    os::{
-        fd::AsRawFd as _,
-        unix::ffi::{OsStrExt, OsStringExt},
-    },
+    os::{fd::AsRawFd as _, unix::ffi::OsStrExt},
     path::{Path, PathBuf},
     sync::OnceLock,
 };
@@ -133,10 +130,8 @@ pub fn prepare(launch: &LaunchArgs) -> Result<Prepared> {
     let argv = cmd.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
     let envp = std::env::vars_os()
         .map(|(k, v)| {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend(v.into_vec());
-            CString::new(kv).context("environment contains a NUL byte")
+            CString::new([k.as_bytes(), b"=", v.as_bytes()].concat())
+                .context("environment contains a NUL byte")
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Prepared {
