@@ -276,6 +276,18 @@ impl LostCounters {
 mod tests {
     use super::*;
 
+    fn read(bytes: &[u8], truncated: bool) -> Str {
+        Str::Read {
+            bytes: bytes.to_vec(),
+            truncated,
+        }
+    }
+
+    fn list(items: &[&str], cut: bool, more: bool) -> Str {
+        let items = items.iter().map(|i| i.as_bytes().to_vec()).collect();
+        Str::List { items, cut, more }
+    }
+
     fn bytes_of<T>(v: &T) -> Vec<u8> {
         unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
@@ -303,13 +315,7 @@ mod tests {
             panic!()
         };
         assert_eq!((r.nr, r.pid, r.tid, r.ret), (257, 10, 11, Some(-2)));
-        assert_eq!(
-            r.strs,
-            vec![Str::Read {
-                bytes: b"/ab".to_vec(),
-                truncated: true
-            }]
-        );
+        assert_eq!(r.strs, vec![read(b"/ab", true)]);
         // A record cut short is rejected, not misread.
         assert_eq!(parse(&b[..b.len() - 1]), None);
     }
@@ -329,16 +335,7 @@ mod tests {
             panic!()
         };
         assert_eq!(r.ret, None);
-        assert_eq!(
-            r.strs,
-            vec![
-                Str::Failed(14),
-                Str::Read {
-                    bytes: vec![],
-                    truncated: false
-                }
-            ]
-        );
+        assert_eq!(r.strs, vec![Str::Failed(14), read(b"", false)]);
         assert_eq!(parse(&[9, 0, 0, 0]), None);
     }
 
@@ -363,45 +360,17 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         };
-        let items = |v: &[&str]| v.iter().map(|i| i.as_bytes().to_vec()).collect::<Vec<_>>();
         let strs = record(0, b"ls\0-la\0/etc\0", 12);
-        assert_eq!(
-            strs[1],
-            Str::List {
-                items: items(&["ls", "-la", "/etc"]),
-                cut: false,
-                more: false
-            }
-        );
-        assert_eq!(
-            strs[0],
-            Str::Read {
-                bytes: b"/bin/ls".to_vec(),
-                truncated: false
-            }
-        );
+        assert_eq!(strs[1], list(&["ls", "-la", "/etc"], false, false));
+        assert_eq!(strs[0], read(b"/bin/ls", false));
         // The last element cut (no NUL kept), more elements after it.
         let strs = record(
             event_flags::STR1_TRUNCATED | event_flags::ARGV_MORE,
             b"sh\0-c\0ech",
             9,
         );
-        assert_eq!(
-            strs[1],
-            Str::List {
-                items: items(&["sh", "-c", "ech"]),
-                cut: true,
-                more: true
-            }
-        );
-        assert_eq!(
-            record(0, b"", 0)[1],
-            Str::List {
-                items: vec![],
-                cut: false,
-                more: false
-            }
-        );
+        assert_eq!(strs[1], list(&["sh", "-c", "ech"], true, true));
+        assert_eq!(record(0, b"", 0)[1], list(&[], false, false));
         assert_eq!(record(0, b"", -14)[1], Str::Failed(14));
     }
 }

@@ -1,7 +1,7 @@
 //! Reading the kernel-function maps (`KFUNC_*`) into plain data.
 use std::collections::BTreeMap;
 
-use super::sub_map;
+use super::{named_drops, read_array, sum, Counter as _, Delta};
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use tracer_common::{
@@ -30,34 +30,20 @@ pub struct KCounts {
     pub drops: [u64; drops::COUNT as usize],
 }
 
-impl super::Delta for KCounts {
+impl Delta for KCounts {
     fn since(&self, earlier: &KCounts) -> KCounts {
-        let mut d = self.drops;
-        for (x, e) in d.iter_mut().zip(earlier.drops) {
-            *x = x.saturating_sub(e);
-        }
         KCounts {
-            stats: sub_map(&self.stats, &earlier.stats, |a, b| FuncStat {
-                calls: a.calls.saturating_sub(b.calls),
-                returns: a.returns.saturating_sub(b.returns),
-                total_ns: a.total_ns.saturating_sub(b.total_ns),
-            }),
-            hist: sub_map(&self.hist, &earlier.hist, |a, b| a.saturating_sub(*b)),
-            stacks: sub_map(&self.stacks, &earlier.stacks, |a, b| a.saturating_sub(*b)),
-            drops: d,
+            stats: self.stats.since(&earlier.stats),
+            hist: self.hist.since(&earlier.hist),
+            stacks: self.stacks.since(&earlier.stacks),
+            drops: self.drops.since(&earlier.drops),
         }
     }
 }
 
 impl KCounts {
     pub fn named_drops(&self) -> Vec<(&'static str, u64)> {
-        DROP_NAMES
-            .iter()
-            .filter_map(|(i, n)| {
-                let v = self.drops[*i as usize];
-                (v > 0).then_some((*n, v))
-            })
-            .collect()
+        named_drops(&DROP_NAMES, &self.drops)
     }
 }
 
@@ -80,27 +66,11 @@ impl KCollector {
     ) -> Result<Self> {
         Ok(Self {
             stats: obj.take_map("KFUNC_STATS")?,
-            hist: if latency {
-                Some(obj.take_map("KFUNC_HIST")?)
-            } else {
-                None
-            },
-            stack_counts: if stacks {
-                Some(obj.take_map("KFUNC_STACKCNT")?)
-            } else {
-                None
-            },
-            stacks: if stacks {
-                Some(obj.take_map("KFUNC_STACKS")?)
-            } else {
-                None
-            },
+            hist: latency.then(|| obj.take_map("KFUNC_HIST")).transpose()?,
+            stack_counts: stacks.then(|| obj.take_map("KFUNC_STACKCNT")).transpose()?,
+            stacks: stacks.then(|| obj.take_map("KFUNC_STACKS")).transpose()?,
             drops: obj.take_map("KFUNC_DROPS")?,
-            procs: if per_process {
-                Some(obj.take_map("PROCS")?)
-            } else {
-                None
-            },
+            procs: per_process.then(|| obj.take_map("PROCS")).transpose()?,
         })
     }
 
@@ -108,28 +78,22 @@ impl KCollector {
         let mut c = KCounts::default();
         for item in self.stats.iter() {
             let (k, v) = item.context("reading function counters")?;
-            let e = c.stats.entry((k.ip, k.tgid)).or_default();
-            for s in v.iter() {
-                e.calls += s.calls;
-                e.returns += s.returns;
-                e.total_ns += s.total_ns;
-            }
+            c.stats.entry((k.ip, k.tgid)).or_default().add(&sum(&v));
         }
         if let Some(h) = &self.hist {
             for item in h.iter() {
                 let (k, v) = item.context("reading histograms")?;
-                *c.hist.entry((k.ip, k.slot)).or_default() += v.iter().sum::<u64>();
+                *c.hist.entry((k.ip, k.slot)).or_default() += sum(&v);
             }
         }
         if let Some(s) = &self.stack_counts {
             for item in s.iter() {
                 let (k, v) = item.context("reading stack counters")?;
-                *c.stacks.entry((k.ip, k.stack_id)).or_default() += v.iter().sum::<u64>();
+                *c.stacks.entry((k.ip, k.stack_id)).or_default() += sum(&v);
             }
         }
-        for (i, v) in self.drops.iter().enumerate() {
-            c.drops[i] = v.context("reading drop counters")?.iter().sum();
-        }
+        let drops = read_array(&self.drops, "drop counters")?;
+        c.drops.iter_mut().zip(drops).for_each(|(d, v)| *d = v);
         Ok(c)
     }
 
@@ -143,62 +107,36 @@ impl KCollector {
 
     /// The addresses of a recorded stack, innermost first.
     pub fn frames(&self, stack_id: u32) -> Vec<u64> {
-        let Some(m) = &self.stacks else {
-            return vec![];
-        };
-        match m.get(&stack_id, 0) {
-            Ok(st) => st.frames().iter().map(|f| f.ip).collect(),
-            Err(_) => vec![],
-        }
+        let stack = self.stacks.as_ref().and_then(|m| m.get(&stack_id, 0).ok());
+        stack.map_or_else(Vec::new, |st| st.frames().iter().map(|f| f.ip).collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::Delta as _;
+
+    fn fs(calls: u64, returns: u64, total_ns: u64) -> FuncStat {
+        FuncStat {
+            calls,
+            returns,
+            total_ns,
+        }
+    }
 
     #[test]
     fn delta() {
         let mut a = KCounts::default();
-        a.stats.insert(
-            (0x10, 0),
-            FuncStat {
-                calls: 3,
-                returns: 3,
-                total_ns: 30,
-            },
-        );
+        a.stats.insert((0x10, 0), fs(3, 3, 30));
         a.hist.insert((0x10, 5), 3);
         a.drops[drops::STACK_LOST as usize] = 1;
         let mut b = a.clone();
-        b.stats.insert(
-            (0x10, 0),
-            FuncStat {
-                calls: 5,
-                returns: 4,
-                total_ns: 50,
-            },
-        );
-        b.stats.insert(
-            (0x20, 0),
-            FuncStat {
-                calls: 1,
-                returns: 0,
-                total_ns: 0,
-            },
-        );
+        b.stats.insert((0x10, 0), fs(5, 4, 50));
+        b.stats.insert((0x20, 0), fs(1, 0, 0));
         b.hist.insert((0x10, 5), 4);
         b.drops[drops::STACK_LOST as usize] = 3;
         let d = b.since(&a);
-        assert_eq!(
-            d.stats[&(0x10, 0)],
-            FuncStat {
-                calls: 2,
-                returns: 1,
-                total_ns: 20
-            }
-        );
+        assert_eq!(d.stats[&(0x10, 0)], fs(2, 1, 20));
         assert_eq!(d.stats[&(0x20, 0)].calls, 1);
         assert_eq!(d.hist[&(0x10, 5)], 1);
         assert_eq!(d.named_drops(), vec![("stack not recorded", 2)]);

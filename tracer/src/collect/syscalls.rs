@@ -2,7 +2,7 @@
 //! processes taken out of the kernel's maps during the run.
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::sub_map;
+use super::{named_drops, read_array, sum, Counter as _, Delta};
 use crate::bpf::maps::{delete_all, lookup_all};
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, IterableMap as _, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
@@ -35,77 +35,31 @@ impl Counts {
     /// Add one per-process row (its per-CPU values summed) to the totals and
     /// to its process.
     fn add_process_row(&mut self, k: &ProcKey, per_cpu: &[SyscallStat]) {
-        let s = sum_stats(per_cpu);
-        add(self.by_syscall.entry(k.syscall).or_default(), &s);
+        let s = sum(per_cpu);
+        self.by_syscall.entry(k.syscall).or_default().add(&s);
         let p = self.by_process.entry(k.tgid).or_default();
-        add(p.entry(k.syscall).or_default(), &s);
+        p.entry(k.syscall).or_default().add(&s);
     }
 
     /// Add one errno row (its per-CPU values summed).
     fn add_errno_row(&mut self, k: &ErrnoKey, per_cpu: &[u64]) {
-        *self.errnos.entry((k.tgid, k.syscall, k.errno)).or_default() +=
-            per_cpu.iter().sum::<u64>();
+        *self.errnos.entry((k.tgid, k.syscall, k.errno)).or_default() += sum(per_cpu);
     }
-}
 
-fn add(a: &mut SyscallStat, b: &SyscallStat) {
-    a.calls += b.calls;
-    a.errors += b.errors;
-    a.total_ns += b.total_ns;
-}
-
-fn sub(a: &SyscallStat, b: &SyscallStat) -> SyscallStat {
-    SyscallStat {
-        calls: a.calls.saturating_sub(b.calls),
-        errors: a.errors.saturating_sub(b.errors),
-        total_ns: a.total_ns.saturating_sub(b.total_ns),
-    }
-}
-
-impl super::Delta for Counts {
-    /// What was counted between `earlier` and `self` (counters only grow).
-    fn since(&self, earlier: &Counts) -> Counts {
-        let mut drops = self.drops;
-        for (d, e) in drops.iter_mut().zip(earlier.drops) {
-            *d = d.saturating_sub(e);
-        }
-        Counts {
-            by_syscall: sub_map(&self.by_syscall, &earlier.by_syscall, sub),
-            by_process: self
-                .by_process
-                .iter()
-                .map(|(pid, m)| {
-                    let empty = BTreeMap::new();
-                    let before = earlier.by_process.get(pid).unwrap_or(&empty);
-                    (*pid, sub_map(m, before, sub))
-                })
-                .collect(),
-            errnos: sub_map(&self.errnos, &earlier.errnos, |a, b| a.saturating_sub(*b)),
-            drops,
-        }
-    }
-}
-
-impl Counts {
-    /// Non-zero drop counters with their names.
     pub fn named_drops(&self) -> Vec<(&'static str, u64)> {
-        DROP_NAMES
-            .iter()
-            .filter_map(|(i, name)| {
-                let n = self.drops[*i as usize];
-                (n > 0).then_some((*name, n))
-            })
-            .collect()
+        named_drops(&DROP_NAMES, &self.drops)
     }
 }
 
-/// Sum per-CPU values.
-fn sum_stats(values: &[SyscallStat]) -> SyscallStat {
-    let mut s = SyscallStat::default();
-    for v in values {
-        add(&mut s, v);
+impl Delta for Counts {
+    fn since(&self, earlier: &Counts) -> Counts {
+        Counts {
+            by_syscall: self.by_syscall.since(&earlier.by_syscall),
+            by_process: self.by_process.since(&earlier.by_process),
+            errnos: self.errnos.since(&earlier.errnos),
+            drops: self.drops.since(&earlier.drops),
+        }
     }
-    s
 }
 
 /// Handles on the counting maps, taken out of the loaded object.
@@ -162,16 +116,10 @@ impl Collector {
         };
         Ok(Self {
             stats: obj.take_map("SYSCALL_STATS")?,
-            proc_stats: if per_process {
-                Some(obj.take_map("PROC_STATS")?)
-            } else {
-                None
-            },
-            errnos: if errnos {
-                Some(obj.take_map("ERRNO_STATS")?)
-            } else {
-                None
-            },
+            proc_stats: per_process
+                .then(|| obj.take_map("PROC_STATS"))
+                .transpose()?,
+            errnos: errnos.then(|| obj.take_map("ERRNO_STATS")).transpose()?,
             drops: obj.take_map("DROPS")?,
             procs: obj.take_map("PROCS")?,
             exits,
@@ -191,8 +139,10 @@ impl Collector {
                 c.add_process_row(&k, &v);
             }
         } else {
-            for (nr, v) in self.stats.iter().enumerate() {
-                let s = sum_stats(&v.context("reading syscall counters")?);
+            for (nr, s) in read_array(&self.stats, "syscall counters")?
+                .into_iter()
+                .enumerate()
+            {
                 if s.calls > 0 || s.errors > 0 {
                     c.by_syscall.insert(nr as u32, s);
                 }
@@ -204,9 +154,8 @@ impl Collector {
                 c.add_errno_row(&k, &v);
             }
         }
-        for (i, v) in self.drops.iter().enumerate() {
-            c.drops[i] = v.context("reading drop counters")?.iter().sum();
-        }
+        let drops = read_array(&self.drops, "drop counters")?;
+        c.drops.iter_mut().zip(drops).for_each(|(d, v)| *d = v);
         Ok(c)
     }
 
@@ -321,7 +270,6 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::Delta as _;
 
     fn st(calls: u64, errors: u64, total_ns: u64) -> SyscallStat {
         SyscallStat {
@@ -357,6 +305,6 @@ mod tests {
 
     #[test]
     fn per_cpu_sum() {
-        assert_eq!(sum_stats(&[st(1, 0, 5), st(2, 1, 5)]), st(3, 1, 10));
+        assert_eq!(sum(&[st(1, 0, 5), st(2, 1, 5)]), st(3, 1, 10));
     }
 }

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
 use tracer_common::{ProcInfo, TpProcKey, TpStat};
 
-use super::{read_array, sub_slots as sub_vec, Delta};
+use super::{read_array, sum, Counter as _, Delta};
 
 /// What the tracepoint program counted, indexed by tracepoint.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,30 +19,13 @@ pub struct TpCounts {
     pub drops: Vec<u64>,
 }
 
-fn sub_stat(a: &TpStat, b: &TpStat) -> TpStat {
-    TpStat {
-        count: a.count.saturating_sub(b.count),
-        sum: a.sum.wrapping_sub(b.sum),
-    }
-}
-
 impl Delta for TpCounts {
     fn since(&self, e: &TpCounts) -> TpCounts {
-        let zero = TpStat::default();
         TpCounts {
-            totals: self
-                .totals
-                .iter()
-                .enumerate()
-                .map(|(i, a)| sub_stat(a, e.totals.get(i).unwrap_or(&zero)))
-                .collect(),
-            by_process: self
-                .by_process
-                .iter()
-                .map(|(k, a)| (*k, sub_stat(a, e.by_process.get(k).unwrap_or(&zero))))
-                .collect(),
-            hist: sub_vec(&self.hist, &e.hist),
-            drops: sub_vec(&self.drops, &e.drops),
+            totals: self.totals.since(&e.totals),
+            by_process: self.by_process.since(&e.by_process),
+            hist: self.hist.since(&e.hist),
+            drops: self.drops.since(&e.drops),
         }
     }
 }
@@ -66,16 +49,10 @@ impl TpCollector {
     ) -> Result<Self> {
         Ok(Self {
             stats: obj.take_map("TP_STATS")?,
-            procs: if per_process {
-                Some(obj.take_map("TP_PROC_STATS")?)
-            } else {
-                None
-            },
-            hist: if hist {
-                Some(obj.take_map("TP_HIST")?)
-            } else {
-                None
-            },
+            procs: per_process
+                .then(|| obj.take_map("TP_PROC_STATS"))
+                .transpose()?,
+            hist: hist.then(|| obj.take_map("TP_HIST")).transpose()?,
             drops: obj.take_map("TP_DROPS")?,
             records: obj.take_map("PROCS")?,
             n,
@@ -88,33 +65,26 @@ impl TpCollector {
     }
 
     pub fn read(&self) -> Result<TpCounts> {
-        let add = |s: &mut TpStat, v: &TpStat| {
-            s.count += v.count;
-            s.sum = s.sum.wrapping_add(v.sum);
-        };
         let mut by_process = BTreeMap::new();
         let mut totals = vec![TpStat::default(); self.n];
         if let Some(p) = &self.procs {
             for item in p.iter() {
                 let (k, v) = item.context("reading per-process tracepoint counters")?;
-                let mut s = TpStat::default();
-                for cpu in v.iter() {
-                    add(&mut s, cpu);
-                }
+                let s = sum(&v);
                 if let Some(t) = totals.get_mut(k.slot as usize) {
-                    add(t, &s);
+                    t.add(&s);
                 }
                 by_process.insert((k.tgid, k.slot), s);
             }
         } else {
-            totals = read_array(&self.stats, "tracepoint counters", add)?;
+            totals = read_array(&self.stats, "tracepoint counters")?;
             totals.truncate(self.n);
         }
         let hist = match &self.hist {
-            Some(h) => read_array(h, "tracepoint histograms", |s, v| *s += v)?,
+            Some(h) => read_array(h, "tracepoint histograms")?,
             None => Vec::new(),
         };
-        let drops = read_array(&self.drops, "tracepoint drop counters", |s, v| *s += v)?;
+        let drops = read_array(&self.drops, "tracepoint drop counters")?;
         Ok(TpCounts {
             totals,
             by_process,

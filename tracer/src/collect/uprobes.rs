@@ -4,7 +4,7 @@ use anyhow::Result;
 use aya::maps::{MapData, PerCpuArray};
 use tracer_common::FuncStat;
 
-use super::{read_array, sub_slots as sub_vec, Delta};
+use super::{read_array, Delta};
 
 /// What the uprobes counted, indexed by function (the attach cookie).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -17,23 +17,10 @@ pub struct FuncCounts {
 
 impl Delta for FuncCounts {
     fn since(&self, e: &FuncCounts) -> FuncCounts {
-        let zero = FuncStat::default();
         FuncCounts {
-            funcs: self
-                .funcs
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    let b = e.funcs.get(i).unwrap_or(&zero);
-                    FuncStat {
-                        calls: a.calls.saturating_sub(b.calls),
-                        returns: a.returns.saturating_sub(b.returns),
-                        total_ns: a.total_ns.saturating_sub(b.total_ns),
-                    }
-                })
-                .collect(),
-            hist: sub_vec(&self.hist, &e.hist),
-            drops: sub_vec(&self.drops, &e.drops),
+            funcs: self.funcs.since(&e.funcs),
+            hist: self.hist.since(&e.hist),
+            drops: self.drops.since(&e.drops),
         }
     }
 }
@@ -49,28 +36,20 @@ impl FuncCollector {
     pub fn new(obj: &mut crate::bpf::Object, n: usize, latency: bool) -> Result<Self> {
         Ok(Self {
             stats: obj.take_map("UPROBE_STATS")?,
-            hist: if latency {
-                Some(obj.take_map("UPROBE_HIST")?)
-            } else {
-                None
-            },
+            hist: latency.then(|| obj.take_map("UPROBE_HIST")).transpose()?,
             drops: obj.take_map("UPROBE_DROPS")?,
             n,
         })
     }
 
     pub fn read(&self) -> Result<FuncCounts> {
-        let mut funcs = read_array(&self.stats, "uprobe counters", |s, v| {
-            s.calls += v.calls;
-            s.returns += v.returns;
-            s.total_ns += v.total_ns;
-        })?;
+        let mut funcs = read_array(&self.stats, "uprobe counters")?;
         funcs.truncate(self.n);
         let hist = match &self.hist {
-            Some(h) => read_array(h, "uprobe histograms", |s, v| *s += v)?,
+            Some(h) => read_array(h, "uprobe histograms")?,
             None => Vec::new(),
         };
-        let drops = read_array(&self.drops, "uprobe drop counters", |s, v| *s += v)?;
+        let drops = read_array(&self.drops, "uprobe drop counters")?;
         Ok(FuncCounts { funcs, hist, drops })
     }
 }
@@ -79,35 +58,28 @@ impl FuncCollector {
 mod tests {
     use super::*;
 
+    fn fs(calls: u64, returns: u64, total_ns: u64) -> FuncStat {
+        FuncStat {
+            calls,
+            returns,
+            total_ns,
+        }
+    }
+
     #[test]
     fn func_deltas() {
         let a = FuncCounts {
-            funcs: vec![FuncStat {
-                calls: 5,
-                returns: 4,
-                total_ns: 100,
-            }],
+            funcs: vec![fs(5, 4, 100)],
             hist: vec![1, 2, 3],
             drops: vec![0, 1],
         };
         let b = FuncCounts {
-            funcs: vec![FuncStat {
-                calls: 9,
-                returns: 8,
-                total_ns: 180,
-            }],
+            funcs: vec![fs(9, 8, 180)],
             hist: vec![1, 5, 3],
             drops: vec![0, 1],
         };
         let d = b.since(&a);
-        assert_eq!(
-            d.funcs[0],
-            FuncStat {
-                calls: 4,
-                returns: 4,
-                total_ns: 80
-            }
-        );
+        assert_eq!(d.funcs[0], fs(4, 4, 80));
         assert_eq!(d.hist, vec![0, 3, 0]);
         assert_eq!(d.drops, vec![0, 0]);
         assert_eq!(b.since(&FuncCounts::default()), b);

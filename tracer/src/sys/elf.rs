@@ -224,18 +224,23 @@ const LIB_DIRS: [&str; 8] = [
     "/usr/lib",
 ];
 
+/// The path whose file name answers best to `name` (the first of the best).
+fn best_library(paths: impl IntoIterator<Item = PathBuf>, name: &str) -> Option<PathBuf> {
+    paths
+        .into_iter()
+        .filter_map(|p| Some((library_rank(p.file_name()?.to_str()?, name)?, p)))
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, p)| p)
+}
+
 /// A library mapped by process `pid` whose file name answers to `name`.
 fn mapped_library(pid: u32, name: &str) -> Option<PathBuf> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    maps.lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.starts_with('/'))
-        .filter_map(|p| {
-            let file = Path::new(p).file_name()?.to_str()?;
-            library_rank(file, name).map(|r| (r, PathBuf::from(p)))
-        })
-        .min_by_key(|(r, _)| *r)
-        .map(|(_, p)| p)
+    let paths = maps.lines().filter_map(|l| l.split_whitespace().nth(5));
+    best_library(
+        paths.filter(|p| p.starts_with('/')).map(PathBuf::from),
+        name,
+    )
 }
 
 /// Resolve TARGET: a path (anything with a `/`), else a library the process
@@ -262,22 +267,11 @@ pub fn resolve_target(target: &str, pid: Option<u32>) -> Result<PathBuf> {
     if let Some(p) = pick_library(&parse_ldconfig(&ldconfig), target, host_abi_tag()) {
         return Ok(p);
     }
-    let mut best: Option<(u8, PathBuf)> = None;
-    for dir in LIB_DIRS {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let file = e.file_name();
-            let Some(file) = file.to_str() else { continue };
-            if let Some(r) = library_rank(file, target) {
-                if best.as_ref().is_none_or(|(b, _)| r < *b) {
-                    best = Some((r, e.path()));
-                }
-            }
-        }
-    }
-    if let Some((_, p)) = best {
+    let in_dirs = LIB_DIRS.iter().filter_map(|d| std::fs::read_dir(d).ok());
+    if let Some(p) = best_library(
+        in_dirs.flat_map(|rd| rd.flatten().map(|e| e.path())),
+        target,
+    ) {
         return Ok(p);
     }
     if let Some(path) = std::env::var_os("PATH") {
@@ -413,20 +407,13 @@ impl Binary {
             .map(|(va, _, off)| addr - va + off)
     }
 
-    fn func(&self, name: &str) -> Option<&Func> {
-        self.funcs
-            .binary_search_by(|f| f.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.funcs[i])
-    }
-
     /// The function whose symbol is `name`, else every function whose
     /// demangled name is `name` (several for generic Rust functions, whose
     /// legacy names differ only in the hash).
     fn funcs_named(&self, name: &str) -> Vec<&Func> {
-        match self.func(name) {
-            Some(f) => vec![f],
-            None => self.funcs.iter().filter(|f| f.display == name).collect(),
+        match self.funcs.binary_search_by(|f| f.name.as_str().cmp(name)) {
+            Ok(i) => vec![&self.funcs[i]],
+            Err(_) => self.funcs.iter().filter(|f| f.display == name).collect(),
         }
     }
 
@@ -455,10 +442,11 @@ impl Binary {
                 .map(|f| f.display.as_str()),
         );
         let close = names::closest(name, &all, 3);
-        let mut msg = format!("no function `{name}` in {path}");
-        if !close.is_empty() {
-            msg.push_str(&format!("; did you mean {}?", close.join(", ")));
-        } else if self.stripped {
+        let mut msg = format!(
+            "no function `{name}` in {path}{}",
+            names::did_you_mean(&close)
+        );
+        if close.is_empty() && self.stripped {
             match (&self.debuglink, &self.debug_file) {
                 (Some(link), None) => msg.push_str(&format!(
                     "; it is stripped and its debug file ({link}, via .gnu_debuglink) is not \
@@ -488,6 +476,10 @@ impl Binary {
             })
         };
         let whole = |f: &Func| at(f.name.clone(), f.display.clone(), f.address);
+        let plus = |f: &Func, off: u64| {
+            let plus = |n: &str| format!("{n}+{off:#x}");
+            at(plus(&f.name), plus(&f.display), f.address + off)
+        };
         if self.funcs.is_empty() && !matches!(pattern, Pattern::Address(_)) {
             match &self.debuglink {
                 None => bail!(
@@ -542,23 +534,13 @@ impl Binary {
                         f.size
                     );
                 }
-                Ok(vec![at(
-                    format!("{}+{off:#x}", f.name),
-                    format!("{}+{off:#x}", f.display),
-                    f.address + off,
-                )?])
+                Ok(vec![plus(f, *off)?])
             }
-            Pattern::Address(addr) => {
-                let (name, display) = match self.containing(*addr) {
-                    Some((f, 0)) => (f.name.clone(), f.display.clone()),
-                    Some((f, off)) => (
-                        format!("{}+{off:#x}", f.name),
-                        format!("{}+{off:#x}", f.display),
-                    ),
-                    None => (format!("{addr:#x}"), format!("{addr:#x}")),
-                };
-                Ok(vec![at(name, display, *addr)?])
-            }
+            Pattern::Address(addr) => Ok(vec![match self.containing(*addr) {
+                Some((f, 0)) => whole(f)?,
+                Some((f, off)) => plus(f, off)?,
+                None => at(format!("{addr:#x}"), format!("{addr:#x}"), *addr)?,
+            }]),
         }
     }
 }
@@ -567,28 +549,21 @@ impl Binary {
 mod tests {
     use super::*;
 
+    fn err<T: std::fmt::Debug>(r: Result<T>) -> String {
+        r.unwrap_err().to_string()
+    }
+
     #[test]
     fn patterns() {
-        assert_eq!(
-            Pattern::parse("malloc").unwrap(),
-            Pattern::Exact("malloc".into())
-        );
-        assert_eq!(
-            Pattern::parse("malloc+0x10").unwrap(),
-            Pattern::SymbolOffset("malloc".into(), 16)
-        );
-        assert_eq!(
-            Pattern::parse("malloc+8").unwrap(),
-            Pattern::SymbolOffset("malloc".into(), 8)
-        );
-        assert_eq!(Pattern::parse("0x1139").unwrap(), Pattern::Address(0x1139));
-        assert!(matches!(
-            Pattern::parse("handle_*").unwrap(),
-            Pattern::Glob(_)
-        ));
-        assert!(Pattern::parse("0xzz").is_err());
-        assert!(Pattern::parse("malloc+x").is_err());
-        assert!(Pattern::parse("").is_err());
+        let p = |s| Pattern::parse(s).unwrap();
+        assert_eq!(p("malloc"), Pattern::Exact("malloc".into()));
+        assert_eq!(p("malloc+0x10"), Pattern::SymbolOffset("malloc".into(), 16));
+        assert_eq!(p("malloc+8"), Pattern::SymbolOffset("malloc".into(), 8));
+        assert_eq!(p("0x1139"), Pattern::Address(0x1139));
+        assert!(matches!(p("handle_*"), Pattern::Glob(_)));
+        for bad in ["0xzz", "malloc+x", ""] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -690,10 +665,7 @@ mod tests {
         assert_eq!(plus[0].name, format!("{}+0x1", load_fn.name));
         let at = b.resolve(&Pattern::Address(load_fn.address)).unwrap();
         assert_eq!(at[0].display, path);
-        let e = b
-            .resolve(&Pattern::Exact("tracer::sys::elf::laod".into()))
-            .unwrap_err()
-            .to_string();
+        let e = err(b.resolve(&Pattern::Exact("tracer::sys::elf::laod".into())));
         assert!(e.contains("did you mean") && e.contains(path), "{e}");
     }
 
@@ -734,26 +706,19 @@ mod tests {
         assert_eq!(plus[0].name, "main+0x1");
         let by_addr = b.resolve(&Pattern::Address(main.address)).unwrap();
         assert_eq!(by_addr[0].name, "main");
-        let e = b.resolve(&Pattern::Address(0x10)).unwrap_err().to_string();
+        let e = err(b.resolve(&Pattern::Address(0x10)));
         assert!(e.contains("not in the code"), "{e}");
-        let e = b
-            .resolve(&Pattern::Exact("mian".into()))
-            .unwrap_err()
-            .to_string();
+        let e = err(b.resolve(&Pattern::Exact("mian".into())));
         assert!(e.contains("did you mean") && e.contains("main"), "{e}");
     }
 
     #[test]
     fn not_elf_and_missing() {
-        let e = load(Path::new("/etc/passwd")).unwrap_err().to_string();
+        let e = err(load(Path::new("/etc/passwd")));
         assert!(e.contains("not an ELF"), "{e}");
-        let e = resolve_target("/no/such/file", None)
-            .unwrap_err()
-            .to_string();
+        let e = err(resolve_target("/no/such/file", None));
         assert!(e.contains("no such file"), "{e}");
-        let e = resolve_target("no-such-library-xyz", None)
-            .unwrap_err()
-            .to_string();
+        let e = err(resolve_target("no-such-library-xyz", None));
         assert!(e.contains("cannot find"), "{e}");
     }
 }

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::Result;
 
-use super::names::closest;
+use super::names::{closest, did_you_mean};
 
 /// Names listed in `available_filter_functions` (`name` or `name [module]`,
 /// possibly repeated for static functions of the same name), deduplicated.
@@ -56,28 +56,20 @@ pub fn traceable(tracefs: Option<&Path>) -> Result<(BTreeSet<String>, Source)> {
     Ok((kallsyms_functions(&text), Source::Kallsyms))
 }
 
-/// Whether `name` matches the glob `pat` (`*` any run, `?` one character).
-pub fn glob_match(pat: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pat.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
+/// The glob `pat` (`*` any run, `?` one character; brackets are plain
+/// characters here) for the `glob` crate.
+fn kernel_glob(pat: &str) -> glob::Pattern {
+    let mut g = String::new();
+    for c in pat.chars() {
+        match c {
+            // `**` means `*` here; the crate takes it for a path component.
+            '*' if g.ends_with('*') => {}
+            '[' => g.push_str("[[]"),
+            ']' => g.push_str("[]]"),
+            c => g.push(c),
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    glob::Pattern::new(&g).expect("only `*` and `?` are special")
 }
 
 pub fn is_glob(pat: &str) -> bool {
@@ -102,14 +94,6 @@ pub enum UnknownFunction {
     },
 }
 
-fn did_you_mean(close: &[String]) -> String {
-    if close.is_empty() {
-        String::new()
-    } else {
-        format!("; did you mean {}?", close.join(", "))
-    }
-}
-
 /// The functions matching `patterns`, sorted; an error naming the pattern that
 /// matched nothing, with close names, or saying the function exists but cannot
 /// be traced (`kallsyms` holds every function symbol of the kernel).
@@ -122,7 +106,8 @@ pub fn resolve(
     for pat in patterns {
         let before = out.len();
         if is_glob(pat) {
-            out.extend(traceable.iter().filter(|n| glob_match(pat, n)).cloned());
+            let g = kernel_glob(pat);
+            out.extend(traceable.iter().filter(|n| g.matches(n)).cloned());
         } else if traceable.contains(pat) {
             out.insert(pat.clone());
         }
@@ -175,6 +160,10 @@ pub fn function_of(syms: &BTreeMap<u64, String>, addr: u64) -> String {
 mod tests {
     use super::*;
 
+    fn glob_match(pat: &str, name: &str) -> bool {
+        kernel_glob(pat).matches(name)
+    }
+
     #[test]
     fn globs() {
         assert!(glob_match("vfs_*", "vfs_read"));
@@ -186,6 +175,8 @@ mod tests {
         assert!(glob_match("*", "x"));
         assert!(glob_match("a*b*c", "axxbyyc"));
         assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("a**[b]?", "axx[b]]"));
+        assert!(!glob_match("a[b]", "ab"));
     }
 
     #[test]
@@ -209,42 +200,32 @@ mod tests {
     #[test]
     fn resolves_patterns() {
         let tr = set(&["vfs_read", "vfs_write", "ksys_read", "tcp_sendmsg"]);
-        let all = set(&[
-            "vfs_read",
-            "vfs_write",
-            "ksys_read",
-            "tcp_sendmsg",
-            "rcu_nmi_enter",
-        ]);
+        let mut all = tr.clone();
+        all.insert("rcu_nmi_enter".into());
         let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = |v: &[&str]| resolve(&p(v), &tr, &all).unwrap_err().to_string();
         assert_eq!(
             resolve(&p(&["vfs_*", "ksys_read"]), &tr, &all).unwrap(),
             ["ksys_read", "vfs_read", "vfs_write"]
         );
-        let e = resolve(&p(&["vfs_raed"]), &tr, &all)
-            .unwrap_err()
-            .to_string();
+        let e = err(&["vfs_raed"]);
         assert!(
             e.contains("no kernel function named `vfs_raed`")
                 && e.contains("did you mean vfs_read"),
             "{e}"
         );
-        let e = resolve(&p(&["rcu_nmi_enter"]), &tr, &all)
-            .unwrap_err()
-            .to_string();
+        let e = err(&["rcu_nmi_enter"]);
         assert!(
             e.contains("exists") && e.contains("cannot be traced"),
             "{e}"
         );
-        let e = resolve(&p(&["zzz_*"]), &tr, &all).unwrap_err().to_string();
+        let e = err(&["zzz_*"]);
         assert!(
             e.contains("no traceable kernel function matches `zzz_*`"),
             "{e}"
         );
         assert_eq!(
-            resolve(&p(&["rcu_nmi_enter"]), &tr, &all)
-                .unwrap_err()
-                .to_string(),
+            err(&["rcu_nmi_enter"]),
             "kernel function `rcu_nmi_enter` exists (in /proc/kallsyms) but cannot be traced: \
              it is marked notrace, is on the kprobe blocklist or is only called inlined"
         );

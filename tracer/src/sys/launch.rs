@@ -14,7 +14,8 @@
 //! execve is counted. The child makes raw, async-signal-safe calls only.
 use std::{
     ffi::{CString, OsStr},
-    os::unix::ffi::{OsStrExt, OsStringExt},
+    io::{Read as _, Write as _},
+    os::{fd::AsRawFd as _, unix::ffi::OsStrExt},
     path::{Path, PathBuf},
     sync::OnceLock,
 };
@@ -129,10 +130,8 @@ pub fn prepare(launch: &LaunchArgs) -> Result<Prepared> {
     let argv = cmd.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
     let envp = std::env::vars_os()
         .map(|(k, v)| {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend(v.into_vec());
-            CString::new(kv).context("environment contains a NUL byte")
+            CString::new([k.as_bytes(), b"=", v.as_bytes()].concat())
+                .context("environment contains a NUL byte")
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Prepared {
@@ -251,20 +250,12 @@ pub fn spawn_traced(
     envp.push(std::ptr::null());
     // `go`: tracer tells the child to exec. `report`: the child's failure
     // (which step, errno) comes back. Both close on exec.
-    let go = pipe()?;
-    let report = match pipe() {
-        Ok(p) => p,
-        Err(e) => {
-            close_all(&go);
-            return Err(e);
-        }
-    };
+    let (go_read, mut go) = std::io::pipe().context("pipe2")?;
+    let (mut report, report_write) = std::io::pipe().context("pipe2")?;
+    let (go_fd, report_fd) = (go_read.as_raw_fd(), report_write.as_raw_fd());
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        let e = std::io::Error::last_os_error();
-        close_all(&go);
-        close_all(&report);
-        return Err(e).context("fork");
+        return Err(std::io::Error::last_os_error()).context("fork");
     }
     if pid == 0 {
         unsafe {
@@ -274,7 +265,7 @@ pub fn spawn_traced(
                     let mut b = 0u8;
                     // Returns when tracer has added this process to the
                     // traced set (or 0 bytes when tracer gave up).
-                    if libc::read(go[0], (&mut b as *mut u8).cast(), 1) != 1 {
+                    if libc::read(go_fd, (&mut b as *mut u8).cast(), 1) != 1 {
                         libc::_exit(127);
                     }
                     libc::execve(cmd.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
@@ -283,45 +274,25 @@ pub fn spawn_traced(
             };
             let errno = *libc::__errno_location();
             let msg = [step, errno as u8, (errno >> 8) as u8];
-            libc::write(report[1], msg.as_ptr().cast(), msg.len());
+            libc::write(report_fd, msg.as_ptr().cast(), msg.len());
             libc::_exit(127);
         }
     }
-    unsafe {
-        libc::close(go[0]);
-        libc::close(report[1]);
-    }
-    let reap = |pid| {
-        let mut status = 0;
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-    };
+    drop((go_read, report_write));
     // The child's set-up calls must not be counted: register it only once it
     // sleeps in its read() of `go` (a failed set-up exits instead).
-    let ready = wait_blocked_in_read(pid, go[0]);
+    let ready = wait_blocked_in_read(pid, go_fd);
     if let Err(e) = ready.and_then(|()| register(pid as u32)) {
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::close(go[1]);
-            libc::close(report[0]);
-        }
-        reap(pid);
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        drop((go, report));
+        wait(pid);
         return Err(e);
     }
-    unsafe {
-        libc::write(go[1], [1u8].as_ptr().cast(), 1);
-        libc::close(go[1]);
-    }
+    let _ = go.write(&[1]);
+    drop(go);
     let mut msg = [0u8; 3];
-    let n = loop {
-        let n = unsafe { libc::read(report[0], msg.as_mut_ptr().cast(), msg.len()) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        break n;
-    };
-    unsafe { libc::close(report[0]) };
-    if n == msg.len() as isize {
-        reap(pid);
+    if report.read_exact(&mut msg).is_ok() {
+        wait(pid);
         let err = std::io::Error::from_raw_os_error(i32::from(msg[1]) | (i32::from(msg[2]) << 8));
         match msg[0] {
             STEP_CREDENTIALS => bail!("cannot switch to --user for `{}`: {err}", cmd.display),
@@ -365,34 +336,23 @@ fn wait_blocked_in_read(pid: libc::pid_t, fd: libc::c_int) -> Result<()> {
     }
 }
 
-fn pipe() -> Result<[libc::c_int; 2]> {
-    let mut fds = [0; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("pipe2");
-    }
-    Ok(fds)
-}
-
-fn close_all(fds: &[libc::c_int; 2]) {
-    for &fd in fds {
-        unsafe { libc::close(fd) };
+/// Wait for `pid` to end: its wait status (0 when it cannot be waited for).
+fn wait(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    loop {
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return status;
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return 0;
+        }
     }
 }
 
 /// Reap `pid` on a blocking thread; resolves to its wait status.
 pub fn wait_child(pid: libc::pid_t) -> tokio::task::JoinHandle<i32> {
-    tokio::task::spawn_blocking(move || {
-        let mut status = 0;
-        loop {
-            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if r == pid {
-                return status;
-            }
-            if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                return 0;
-            }
-        }
-    })
+    tokio::task::spawn_blocking(move || wait(pid))
 }
 
 #[cfg(test)]

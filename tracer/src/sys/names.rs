@@ -21,7 +21,8 @@ pub struct UnknownSyscall {
     pub suggestions: Vec<&'static str>,
 }
 
-fn did_you_mean(close: &[&str]) -> String {
+/// `; did you mean A, B?` for the close names, nothing without any.
+pub fn did_you_mean<S: std::borrow::Borrow<str>>(close: &[S]) -> String {
     if close.is_empty() {
         String::new()
     } else {
@@ -57,11 +58,7 @@ pub fn closest<'a>(word: &str, names: &[&'a str], max: usize) -> Vec<&'a str> {
         .iter()
         .map(|n| {
             let d = strsim::levenshtein(word, n);
-            let bonus = if n.contains(word) || word.contains(n) {
-                0
-            } else {
-                1
-            };
+            let bonus = usize::from(!(n.contains(word) || word.contains(n)));
             (d * 2 + bonus, *n)
         })
         .filter(|(score, n)| *score <= (word.len().max(n.len()) / 2).max(2) * 2 + 1)

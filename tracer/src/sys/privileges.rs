@@ -8,10 +8,7 @@ pub const CAP_BPF: u32 = 39;
 
 /// Parse the `CapEff:` line of /proc/self/status.
 fn effective_caps(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    u64::from_str_radix(super::proc::status_field(status, "CapEff")?, 16).ok()
 }
 
 fn own_caps() -> u64 {

@@ -93,45 +93,35 @@ pub struct Field {
 
 /// Parse a `format` file (`field:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;`).
 pub fn parse_format(text: &str) -> Vec<Field> {
-    let mut fields = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let Some(rest) = line.strip_prefix("field:") else {
-            continue;
-        };
-        let mut parts = rest.split(';').map(str::trim);
-        let decl = parts.next().unwrap_or_default().to_string();
-        let mut offset = None;
-        let mut size = None;
-        let mut signed = false;
-        for p in parts {
-            if let Some(v) = p.strip_prefix("offset:") {
-                offset = v.parse().ok();
-            } else if let Some(v) = p.strip_prefix("size:") {
-                size = v.parse().ok();
-            } else if let Some(v) = p.strip_prefix("signed:") {
-                signed = v == "1";
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line
+                .trim()
+                .strip_prefix("field:")?
+                .split(';')
+                .map(str::trim);
+            let decl = parts.next().unwrap_or_default().to_string();
+            let (mut offset, mut size, mut signed) = (None, None, false);
+            for p in parts {
+                match p.split_once(':') {
+                    Some(("offset", v)) => offset = v.parse().ok(),
+                    Some(("size", v)) => size = v.parse().ok(),
+                    Some(("signed", v)) => signed = v == "1",
+                    _ => {}
+                }
             }
-        }
-        // `char comm[16]`, `const char * filename`, `__data_loc char[] name`: the last word.
-        let last = decl.rsplit(' ').next().unwrap_or_default();
-        let name = last
-            .split('[')
-            .next()
-            .unwrap_or(last)
-            .trim_start_matches('*');
-        let name = name.to_string();
-        if let (Some(offset), Some(size)) = (offset, size) {
-            fields.push(Field {
-                decl,
-                name,
-                offset,
-                size,
+            // `char comm[16]`, `const char * filename`, `__data_loc char[] name`: the last word.
+            let last = decl.rsplit(' ').next().unwrap_or_default();
+            let name = last.split('[').next().unwrap_or(last);
+            Some(Field {
+                name: name.trim_start_matches('*').to_string(),
+                offset: offset?,
+                size: size?,
                 signed,
-            });
-        }
-    }
-    fields
+                decl,
+            })
+        })
+        .collect()
 }
 
 /// The fields of `category:name`.
