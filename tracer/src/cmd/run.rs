@@ -67,13 +67,11 @@ pub trait Counting {
     fn read(&self, live: &Self::Live) -> Result<Self::Counts>;
     /// The text (or JSON line) of one block (through `report/`).
     fn render(&self, live: &Self::Live, head: Head, counts: &Self::Counts) -> String;
-    /// Every 100 ms when `housekeeps`: the processes found gone (their rows
-    /// leave the kernel's maps; the traced set forgets them too).
-    fn housekeeping(&self, _live: &mut Self::Live) -> Result<Vec<u32>> {
-        Ok(Vec::new())
-    }
-    fn housekeeps(&self) -> bool {
-        false
+    /// Every 100 ms: the processes found gone (their rows leave the kernel's
+    /// maps; the traced set forgets them too). Called once before the loop
+    /// too: None then means never (no timer wakes tracer for it).
+    fn housekeeping(&self, _live: &mut Self::Live) -> Result<Option<Vec<u32>>> {
+        Ok(None)
     }
     /// Printed on stderr after the final block.
     fn epilogue(&self, _live: &Self::Live) -> Option<String> {
@@ -145,7 +143,7 @@ pub async fn count<C: Counting>(cmd: C, opts: Options) -> Result<i32> {
     let mut run = Run::start(&mut obj, cmd.selection(), prepared.as_ref(), &opts)?;
     run.announce(&cmd.what(&live), cmd.selection(), cmd.quiet_with_command());
     let mut prev = C::Counts::default();
-    let housekeeps = cmd.housekeeps();
+    let keeps_house = cmd.housekeeping(&mut live)?.is_some();
     let end = run
         .wait(
             &opts,
@@ -162,13 +160,7 @@ pub async fn count<C: Counting>(cmd: C, opts: Options) -> Result<i32> {
                 prev = now;
                 Ok(())
             },
-            &mut |live: &mut C::Live| {
-                if housekeeps {
-                    cmd.housekeeping(live).map(Some)
-                } else {
-                    Ok(None)
-                }
-            },
+            keeps_house.then_some(&mut |live: &mut C::Live| cmd.housekeeping(live)),
             None,
             &mut |_, _, _| false,
         )
@@ -216,7 +208,7 @@ pub async fn stream<S: Streaming>(cmd: S, opts: Options) -> Result<i32> {
             &opts,
             &mut live,
             &mut |_, _, _| Ok(()),
-            &mut |_| Ok(None),
+            None,
             Some((&mut events, logs.as_mut())),
             &mut format,
         )
@@ -255,6 +247,9 @@ fn prepare(sel: &Selection) -> Result<Option<launch::Prepared>> {
     crate::sys::privileges::check()?;
     Ok(prepared)
 }
+
+/// Counting::housekeeping, for one run's live state.
+type Housekeeping<'a, L> = dyn FnMut(&mut L) -> Result<Option<Vec<u32>>> + 'a;
 
 /// A run in progress: the traced processes, the launched command, the report's sink.
 struct Run {
@@ -309,12 +304,14 @@ impl Run {
     /// Until Ctrl-C/SIGTERM, the duration, or (when targeted) every traced
     /// process gone: `tick(seconds since the last)` every interval,
     /// `housekeeping()` every 100 ms, and the events of `events` as they come.
+    /// Nothing else wakes tracer: a system-wide count without -i counts
+    /// every syscall, tracer's own included.
     async fn wait<L>(
         &mut self,
         opts: &Options,
         live: &mut L,
         tick: &mut dyn FnMut(&mut Run, f64, &mut L) -> Result<()>,
-        housekeeping: &mut dyn FnMut(&mut L) -> Result<Option<Vec<u32>>>,
+        mut housekeeping: Option<&mut Housekeeping<'_, L>>,
         stream: Option<(&mut Events, Option<&mut bpf::logs::Forwarder>)>,
         format: &mut dyn FnMut(&mut L, Event, &mut String) -> bool,
     ) -> Result<End> {
@@ -351,9 +348,9 @@ impl Run {
                 st = async { self.child_wait.as_mut().unwrap().await }, if self.child_wait.is_some() && child_status.is_none() => {
                     child_status = Some(st.unwrap_or(0));
                 }
-                _ = prune.tick() => {
-                    if let Some(gone) = housekeeping(live)? {
-                        if self.targeted {
+                _ = prune.tick(), if prune_targets || housekeeping.is_some() => {
+                    if let Some(h) = housekeeping.as_mut() {
+                        if let (Some(gone), true) = (h(live)?, self.targeted) {
                             self.traced.forget(&gone);
                         }
                     }
@@ -361,9 +358,11 @@ impl Run {
                         return Ok(End::TargetsGone(child_status));
                     }
                 }
-                r = async { events.as_mut().unwrap().read(live, format).await }, if streaming => {
+                r = async { events.as_mut().unwrap().reader.wait().await }, if streaming => {
                     r?;
-                    events.as_mut().unwrap().flush(&mut self.sink)?;
+                    let ev = events.as_mut().unwrap();
+                    ev.drain(live, format);
+                    ev.flush(&mut self.sink)?;
                 }
                 _ = drain_tick.tick(), if streaming => {
                     let ev = events.as_mut().unwrap();
@@ -395,22 +394,6 @@ struct Events {
 }
 
 impl Events {
-    async fn read<L>(
-        &mut self,
-        live: &mut L,
-        format: &mut dyn FnMut(&mut L, Event, &mut String) -> bool,
-    ) -> Result<()> {
-        let (buf, delivered) = (&mut self.buf, &mut self.delivered);
-        self.reader
-            .read(|e| {
-                if format(live, e, buf) {
-                    *delivered += 1;
-                }
-            })
-            .await?;
-        Ok(())
-    }
-
     fn drain<L>(
         &mut self,
         live: &mut L,

@@ -342,12 +342,11 @@ impl Counting for Plan {
     }
 
     /// Rows of exited processes leave the kernel's maps every 100 ms (-P).
-    fn housekeeps(&self) -> bool {
-        self.per_process()
-    }
-
-    fn housekeeping(&self, live: &mut Live) -> Result<Vec<u32>> {
-        live.collector.drain_exited(proc::group_gone)
+    fn housekeeping(&self, live: &mut Live) -> Result<Option<Vec<u32>>> {
+        if !self.per_process() {
+            return Ok(None);
+        }
+        live.collector.drain_exited(proc::group_gone).map(Some)
     }
 
     fn quiet_with_command(&self) -> bool {

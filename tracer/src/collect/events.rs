@@ -188,17 +188,16 @@ impl Reader {
         })
     }
 
-    /// Wait until records are available, then hand each (parsed) to `f`; returns
-    /// how many records were read (unknown ones included).
-    pub async fn read(&mut self, mut f: impl FnMut(Event)) -> Result<usize> {
+    /// Wait until the kernel says records are available (then `drain`: what
+    /// comes after this returns wakes the next wait).
+    pub async fn wait(&mut self) -> Result<()> {
         let mut guard = self
             .ring
             .readable_mut()
             .await
             .context("waiting on the ring buffer")?;
-        let n = drain(guard.get_inner_mut(), &mut f);
         guard.clear_ready();
-        Ok(n)
+        Ok(())
     }
 
     /// Read whatever is there now, without waiting.
