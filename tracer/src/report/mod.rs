@@ -112,14 +112,38 @@ pub fn banner(what: &str, whose: &str) -> String {
 
 /// A warning line about lost updates, if any were lost.
 pub fn drops_line(drops: &[(&'static str, u64)]) -> Option<String> {
-    if drops.is_empty() {
-        return None;
-    }
     let parts: Vec<String> = drops.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    Some(style::warning(&format!(
-        "WARNING: some updates were lost in the kernel ({}); counts may be low",
-        parts.join(", ")
-    )))
+    (!drops.is_empty()).then(|| {
+        style::warning(&format!(
+            "WARNING: some updates were lost in the kernel ({}); counts may be low",
+            parts.join(", ")
+        ))
+    })
+}
+
+fn push_drops(out: &mut String, drops: &[(&'static str, u64)]) {
+    if let Some(w) = drops_line(drops) {
+        out.push_str(&w);
+        out.push('\n');
+    }
+}
+
+/// A text block of the counting commands: the `[HH:MM:SS]` heading (with the
+/// time covered, for the summary), what `body` writes, the lost-updates warning.
+fn text_block(
+    kind: BlockKind,
+    clock: &str,
+    seconds: f64,
+    drops: &[(&'static str, u64)],
+    body: impl FnOnce(&mut String),
+) -> String {
+    let mut out = match kind {
+        BlockKind::Interval => format!("[{clock}]\n"),
+        BlockKind::Summary => format!("[{clock}] totals over {seconds:.1} s\n"),
+    };
+    body(&mut out);
+    push_drops(&mut out, drops);
+    out
 }
 
 #[cfg(test)]
