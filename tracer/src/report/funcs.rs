@@ -352,25 +352,7 @@ mod tests {
         let mut hist = vec![0; LOG2_SLOTS as usize];
         hist[9] = 12;
         hist[10] = 141;
-        let h = hist::render(&hist, "nsecs");
-        let lines: Vec<&str> = h.lines().collect();
-        assert_eq!(
-            lines[0],
-            "     nsecs               : count     distribution"
-        );
-        assert_eq!(lines.len(), 11);
-        assert_eq!(
-            lines[1],
-            "         0 -> 1          : 0        |                                        |"
-        );
-        assert_eq!(
-            lines[9],
-            "       256 -> 511        : 12       |***                                     |"
-        );
-        assert_eq!(
-            lines[10],
-            "       512 -> 1023       : 141      |****************************************|"
-        );
+        hist::tests::assert_bcc_layout(&hist::render(&hist, "nsecs"));
         assert_eq!(hist::render(&vec![0; LOG2_SLOTS as usize], "nsecs"), "");
         let mut row = f("vfs_read", 153);
         row.returns = 153;
@@ -478,30 +460,21 @@ mod tests {
     }
 
     fn urow(name: &str, calls: u64) -> FuncRow {
+        let location = Some(("/bin/x".into(), 0x1139));
         FuncRow {
-            name: name.into(),
-            location: Some(("/bin/x".into(), 0x1139)),
-            calls,
-            ..FuncRow::default()
+            location,
+            ..f(name, calls)
         }
     }
 
+    /// A user-space functions' block: no backend, another clock.
     fn ublock(funcs: Vec<FuncRow>, latency: bool) -> FuncBlock {
+        let measure = [Measure::Count, Measure::Latency][usize::from(latency)];
+        let clock = "10:00:00".into();
         FuncBlock {
-            kind: BlockKind::Interval,
-            clock: "10:00:00".into(),
-            seconds: 1.0,
-            measure: if latency {
-                Measure::Latency
-            } else {
-                Measure::Count
-            },
+            clock,
             backend: None,
-            funcs,
-            procs: vec![],
-            stacks: vec![],
-            drops: vec![],
-            exit_code: None,
+            ..block(measure, funcs)
         }
     }
 
