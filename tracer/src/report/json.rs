@@ -9,40 +9,19 @@ fn row(r: &Row, m: Measured, with_errnos: bool) -> Value {
     o.insert("syscall".into(), json!(r.name));
     o.insert("nr".into(), json!(r.nr));
     o.insert("calls".into(), json!(r.calls));
-    o.insert(
-        "errors".into(),
-        if m.errors {
-            json!(r.errors)
-        } else {
-            Value::Null
-        },
-    );
-    o.insert(
-        "total_ns".into(),
-        if m.time {
-            json!(r.total_ns)
-        } else {
-            Value::Null
-        },
-    );
+    // Null when not measured.
+    o.insert("errors".into(), json!(m.errors.then_some(r.errors)));
+    o.insert("total_ns".into(), json!(m.time.then_some(r.total_ns)));
     if with_errnos {
-        let e: Map<String, Value> = r
-            .errnos
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        o.insert("errno".into(), Value::Object(e));
+        let e = r.errnos.iter().map(|(k, v)| (k.clone(), json!(v)));
+        o.insert("errno".into(), Value::Object(e.collect()));
     }
     Value::Object(o)
 }
 
 fn rows(rs: &[Row], m: Measured, with_errnos: bool) -> Value {
-    Value::Array(
-        rs.iter()
-            .filter(|r| r.calls > 0)
-            .map(|r| row(r, m, with_errnos))
-            .collect(),
-    )
+    let shown = rs.iter().filter(|r| r.calls > 0);
+    shown.map(|r| row(r, m, with_errnos)).collect()
 }
 
 /// The fields every counting command's JSON object starts with.
@@ -60,11 +39,8 @@ pub fn head(kind: BlockKind, clock: &str, seconds: f64) -> Map<String, Value> {
 
 /// ... and ends with: lost updates by reason, and the command's exit code.
 pub fn tail(o: &mut Map<String, Value>, drops: &[(&'static str, u64)], exit_code: Option<i32>) {
-    let drops: Map<String, Value> = drops
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), json!(v)))
-        .collect();
-    o.insert("lost".into(), Value::Object(drops));
+    let drops = drops.iter().map(|(k, v)| ((*k).to_string(), json!(v)));
+    o.insert("lost".into(), Value::Object(drops.collect()));
     if let Some(code) = exit_code {
         o.insert("exit_code".into(), json!(code));
     }
@@ -83,20 +59,12 @@ pub fn render(block: &Block, with_errnos: bool) -> String {
     }
     o.insert("total".into(), t);
     if !block.processes.is_empty() {
-        let procs: Vec<Value> = block
-            .processes
-            .iter()
-            .map(|p| {
-                json!({
-                    "pid": p.pid,
-                    "ppid": p.ppid,
-                    "comm": p.comm,
-                    "calls": p.calls(),
-                    "syscalls": rows(&p.rows, m, with_errnos),
-                })
-            })
-            .collect();
-        o.insert("processes".into(), Value::Array(procs));
+        let procs = block.processes.iter().map(|p| {
+            let syscalls = rows(&p.rows, m, with_errnos);
+            json!({"pid": p.pid, "ppid": p.ppid, "comm": p.comm, "calls": p.calls(),
+                   "syscalls": syscalls})
+        });
+        o.insert("processes".into(), procs.collect());
     }
     tail(&mut o, &block.drops, block.exit_code);
     Value::Object(o).to_string()
