@@ -73,30 +73,33 @@ pub fn render(block: &Block, with_errnos: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{tests::row as mk, Process};
+    use crate::report::{
+        tests::{block, row as mk},
+        Process,
+    };
 
     #[test]
     fn schema() {
         let mut r = mk("openat", 5, 3, 1234);
         r.nr = 257;
         r.errnos = vec![("ENOENT".into(), 3)];
+        let p = Process {
+            pid: 7,
+            ppid: 1,
+            comm: "x".into(),
+            rows: vec![r.clone()],
+        };
         let b = Block {
             kind: BlockKind::Summary,
             clock: "10:00:00".into(),
             seconds: 1.23456,
-            rows: vec![r.clone(), mk("read", 0, 0, 0)],
-            processes: vec![Process {
-                pid: 7,
-                ppid: 1,
-                comm: "x".into(),
-                rows: vec![r],
-            }],
             measured: Measured {
                 errors: true,
                 time: true,
             },
             drops: vec![("starts_full", 2)],
             exit_code: Some(3),
+            ..block(vec![r, mk("read", 0, 0, 0)], vec![p])
         };
         let v: Value = serde_json::from_str(&render(&b, true)).unwrap();
         assert_eq!(v["type"], "summary");
@@ -117,14 +120,8 @@ mod tests {
     #[test]
     fn unmeasured_fields_are_null() {
         let b = Block {
-            kind: BlockKind::Interval,
             clock: "10:00:00".into(),
-            seconds: 1.0,
-            rows: vec![mk("read", 2, 0, 0)],
-            processes: vec![],
-            measured: Measured::default(),
-            drops: vec![],
-            exit_code: None,
+            ..block(vec![mk("read", 2, 0, 0)], vec![])
         };
         let v: Value = serde_json::from_str(&render(&b, false)).unwrap();
         assert_eq!(v["type"], "interval");

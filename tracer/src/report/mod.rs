@@ -161,24 +161,30 @@ pub(crate) mod tests {
         }
     }
 
+    /// An interval block of `rows` and `processes`, nothing measured or lost.
+    pub fn block(rows: Vec<Row>, processes: Vec<Process>) -> Block {
+        Block {
+            kind: BlockKind::Interval,
+            clock: "09:39:04".into(),
+            seconds: 1.0,
+            rows,
+            processes,
+            measured: Measured::default(),
+            drops: vec![],
+            exit_code: None,
+        }
+    }
+
     #[test]
     fn sorting() {
         let mut rows = vec![row("b", 5, 0, 10), row("a", 5, 1, 30), row("c", 9, 0, 20)];
+        let names = |rows: &[Row]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         sort_rows(&mut rows, SortKey::Calls);
-        assert_eq!(
-            rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(),
-            ["c", "a", "b"]
-        );
+        assert_eq!(names(&rows), ["c", "a", "b"]);
         sort_rows(&mut rows, SortKey::Time);
-        assert_eq!(
-            rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(),
-            ["a", "c", "b"]
-        );
+        assert_eq!(names(&rows), ["a", "c", "b"]);
         sort_rows(&mut rows, SortKey::Name);
-        assert_eq!(
-            rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(),
-            ["a", "b", "c"]
-        );
+        assert_eq!(names(&rows), ["a", "b", "c"]);
         sort_rows(&mut rows, SortKey::Errors);
         assert_eq!(rows[0].name, "a");
         let t = total(&rows);

@@ -66,20 +66,10 @@ fn processes(out: &mut String, procs: &[Process], opts: Options) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{tests::row, BlockKind, Measured};
-
-    fn block(rows: Vec<Row>, processes: Vec<Process>) -> Block {
-        Block {
-            kind: BlockKind::Interval,
-            clock: "09:39:04".into(),
-            seconds: 1.0,
-            rows,
-            processes,
-            measured: Measured::default(),
-            drops: vec![],
-            exit_code: None,
-        }
-    }
+    use crate::report::{
+        tests::{block, row},
+        BlockKind,
+    };
 
     #[test]
     fn counts_table() {
