@@ -171,33 +171,24 @@ pub fn from_format(format: &str) -> Option<Vec<Arg>> {
     seen_nr.then_some(args)
 }
 
-/// Signed value of an argument register as the C `int`/`long` it holds.
-fn as_int(v: u64) -> i64 {
-    v as i64
-}
-
 /// Append a string like strace: quoted, escaped, `"..."...` when cut.
 pub fn quote(out: &mut String, bytes: &[u8], truncated: bool) {
     out.push('"');
     for &b in bytes {
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\t' => out.push_str("\\t"),
-            b'\r' => out.push_str("\\r"),
-            0x20..=0x7e => out.push(b as char),
-            _ => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
+        let _ = match b {
+            b'"' => out.write_str("\\\""),
+            b'\\' => out.write_str("\\\\"),
+            b'\n' => out.write_str("\\n"),
+            b'\t' => out.write_str("\\t"),
+            b'\r' => out.write_str("\\r"),
+            0x20..=0x7e => out.write_char(b as char),
+            _ => write!(out, "\\x{b:02x}"),
+        };
     }
-    out.push('"');
-    if truncated {
-        out.push_str("...");
-    }
+    out.push_str(if truncated { "\"..." } else { "\"" });
 }
 
+// Composite flags (O_SYNC includes O_DSYNC, O_TMPFILE includes O_DIRECTORY) first.
 const OPEN_FLAGS: &[(i32, &str)] = &[
     (libc::O_CREAT, "O_CREAT"),
     (libc::O_EXCL, "O_EXCL"),
@@ -218,21 +209,55 @@ const OPEN_FLAGS: &[(i32, &str)] = &[
     (libc::O_PATH, "O_PATH"),
 ];
 
-/// `O_RDONLY|O_CLOEXEC`; unknown bits are appended in hex.
-pub fn open_flags(out: &mut String, flags: u64) {
-    let mut rest = flags as u32 as i32;
-    out.push_str(match rest & libc::O_ACCMODE {
-        libc::O_RDONLY => "O_RDONLY",
-        libc::O_WRONLY => "O_WRONLY",
-        libc::O_RDWR => "O_RDWR",
-        _ => "O_ACCMODE",
-    });
-    rest &= !libc::O_ACCMODE;
-    // Composite flags (O_SYNC includes O_DSYNC, O_TMPFILE includes O_DIRECTORY) first.
-    for &(bit, name) in OPEN_FLAGS {
-        if rest & bit == bit && bit != 0 {
-            out.push('|');
-            out.push_str(name);
+const AT_FLAGS: &[(i32, &str)] = &[
+    (libc::AT_SYMLINK_NOFOLLOW, "AT_SYMLINK_NOFOLLOW"),
+    (libc::AT_REMOVEDIR, "AT_REMOVEDIR"),
+    (libc::AT_SYMLINK_FOLLOW, "AT_SYMLINK_FOLLOW"),
+    (libc::AT_NO_AUTOMOUNT, "AT_NO_AUTOMOUNT"),
+    (libc::AT_EMPTY_PATH, "AT_EMPTY_PATH"),
+    (libc::AT_EACCESS, "AT_EACCESS"),
+];
+
+const ACCESS_MODES: &[(i32, &str)] = &[
+    (libc::R_OK, "R_OK"),
+    (libc::W_OK, "W_OK"),
+    (libc::X_OK, "X_OK"),
+];
+
+const PROT: &[(i32, &str)] = &[
+    (libc::PROT_READ, "PROT_READ"),
+    (libc::PROT_WRITE, "PROT_WRITE"),
+    (libc::PROT_EXEC, "PROT_EXEC"),
+];
+
+const MAP_TYPES: &[(i32, &str)] = &[
+    (libc::MAP_SHARED, "MAP_SHARED"),
+    (libc::MAP_PRIVATE, "MAP_PRIVATE"),
+    (libc::MAP_SHARED_VALIDATE, "MAP_SHARED_VALIDATE"),
+];
+
+const MAP_FLAGS: &[(i32, &str)] = &[
+    (libc::MAP_FIXED, "MAP_FIXED"),
+    (libc::MAP_ANONYMOUS, "MAP_ANONYMOUS"),
+    (libc::MAP_32BIT, "MAP_32BIT"),
+    (libc::MAP_GROWSDOWN, "MAP_GROWSDOWN"),
+    (libc::MAP_DENYWRITE, "MAP_DENYWRITE"),
+    (libc::MAP_EXECUTABLE, "MAP_EXECUTABLE"),
+    (libc::MAP_LOCKED, "MAP_LOCKED"),
+    (libc::MAP_NORESERVE, "MAP_NORESERVE"),
+    (libc::MAP_POPULATE, "MAP_POPULATE"),
+    (libc::MAP_NONBLOCK, "MAP_NONBLOCK"),
+    (libc::MAP_STACK, "MAP_STACK"),
+    (libc::MAP_HUGETLB, "MAP_HUGETLB"),
+    (libc::MAP_SYNC, "MAP_SYNC"),
+    (libc::MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"),
+];
+
+/// `|A|B|0x..`: the flags of `table` set in `rest`, then any other bits in hex.
+fn push_bits(out: &mut String, mut rest: i32, table: &[(i32, &str)]) {
+    for &(bit, name) in table {
+        if bit != 0 && rest & bit == bit {
+            let _ = write!(out, "|{name}");
             rest &= !bit;
         }
     }
@@ -241,175 +266,68 @@ pub fn open_flags(out: &mut String, flags: u64) {
     }
 }
 
-fn at_flags(out: &mut String, flags: u64) {
-    const AT: &[(i32, &str)] = &[
-        (libc::AT_SYMLINK_NOFOLLOW, "AT_SYMLINK_NOFOLLOW"),
-        (libc::AT_REMOVEDIR, "AT_REMOVEDIR"),
-        (libc::AT_SYMLINK_FOLLOW, "AT_SYMLINK_FOLLOW"),
-        (libc::AT_NO_AUTOMOUNT, "AT_NO_AUTOMOUNT"),
-        (libc::AT_EMPTY_PATH, "AT_EMPTY_PATH"),
-        (libc::AT_EACCESS, "AT_EACCESS"),
-    ];
-    let mut rest = flags as u32 as i32;
-    if rest == 0 {
-        out.push('0');
-        return;
-    }
-    let mut first = true;
-    for &(bit, name) in AT {
-        if rest & bit != 0 {
-            if !first {
-                out.push('|');
-            }
-            out.push_str(name);
-            first = false;
-            rest &= !bit;
-        }
-    }
-    if rest != 0 {
-        if !first {
-            out.push('|');
-        }
-        let _ = write!(out, "{rest:#x}");
-    }
-}
-
-/// `A|B|0x..` from a table of single bits; `zero` when no bit is set.
+/// `A|B|0x..`; `zero` when no bit is set.
 fn bit_names(out: &mut String, value: u64, table: &[(i32, &str)], zero: &str) {
-    let mut rest = value as u32 as i32;
-    if rest == 0 {
-        out.push_str(zero);
-        return;
-    }
-    let mut first = true;
-    for &(bit, name) in table {
-        if bit != 0 && rest & bit == bit {
-            if !first {
-                out.push('|');
-            }
-            out.push_str(name);
-            first = false;
-            rest &= !bit;
+    match value as u32 as i32 {
+        0 => out.push_str(zero),
+        v => {
+            let start = out.len();
+            push_bits(out, v, table);
+            out.remove(start); // the leading '|'
         }
-    }
-    if rest != 0 {
-        if !first {
-            out.push('|');
-        }
-        let _ = write!(out, "{rest:#x}");
     }
 }
 
-const PROT: &[(i32, &str)] = &[
-    (libc::PROT_READ, "PROT_READ"),
-    (libc::PROT_WRITE, "PROT_WRITE"),
-    (libc::PROT_EXEC, "PROT_EXEC"),
-];
+/// `O_RDONLY|O_CLOEXEC`; unknown bits are appended in hex.
+pub fn open_flags(out: &mut String, flags: u64) {
+    let flags = flags as u32 as i32;
+    out.push_str(match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => "O_RDONLY",
+        libc::O_WRONLY => "O_WRONLY",
+        libc::O_RDWR => "O_RDWR",
+        _ => "O_ACCMODE",
+    });
+    push_bits(out, flags & !libc::O_ACCMODE, OPEN_FLAGS);
+}
 
+/// `MAP_PRIVATE|MAP_ANONYMOUS`: the mapping type (the low two bits), then flags.
 fn map_flags(out: &mut String, flags: u64) {
-    const TYPES: &[(i32, &str)] = &[
-        (libc::MAP_SHARED, "MAP_SHARED"),
-        (libc::MAP_PRIVATE, "MAP_PRIVATE"),
-        (libc::MAP_SHARED_VALIDATE, "MAP_SHARED_VALIDATE"),
-    ];
-    const FLAGS: &[(i32, &str)] = &[
-        (libc::MAP_FIXED, "MAP_FIXED"),
-        (libc::MAP_ANONYMOUS, "MAP_ANONYMOUS"),
-        (libc::MAP_32BIT, "MAP_32BIT"),
-        (libc::MAP_GROWSDOWN, "MAP_GROWSDOWN"),
-        (libc::MAP_DENYWRITE, "MAP_DENYWRITE"),
-        (libc::MAP_EXECUTABLE, "MAP_EXECUTABLE"),
-        (libc::MAP_LOCKED, "MAP_LOCKED"),
-        (libc::MAP_NORESERVE, "MAP_NORESERVE"),
-        (libc::MAP_POPULATE, "MAP_POPULATE"),
-        (libc::MAP_NONBLOCK, "MAP_NONBLOCK"),
-        (libc::MAP_STACK, "MAP_STACK"),
-        (libc::MAP_HUGETLB, "MAP_HUGETLB"),
-        (libc::MAP_SYNC, "MAP_SYNC"),
-        (libc::MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"),
-    ];
     let v = flags as u32 as i32;
     let kind = v & 0x3;
-    match TYPES.iter().find(|(t, _)| *t == kind) {
-        Some((_, name)) => out.push_str(name),
-        None => {
-            let _ = write!(out, "{kind:#x}");
-        }
-    }
-    let rest = (v & !0x3) as u32 as u64;
-    if rest != 0 {
-        out.push('|');
-        bit_names(out, rest, FLAGS, "0");
-    }
+    let _ = match MAP_TYPES.iter().find(|(t, _)| *t == kind) {
+        Some((_, name)) => out.write_str(name),
+        None => write!(out, "{kind:#x}"),
+    };
+    push_bits(out, v & !0x3, MAP_FLAGS);
 }
 
-fn access_mode(out: &mut String, mode: u64) {
-    let mode = mode as u32 as i32;
-    if mode == libc::F_OK {
-        out.push_str("F_OK");
-        return;
-    }
-    let mut parts = Vec::new();
-    for (bit, name) in [
-        (libc::R_OK, "R_OK"),
-        (libc::W_OK, "W_OK"),
-        (libc::X_OK, "X_OK"),
-    ] {
-        if mode & bit != 0 {
-            parts.push(name.to_string());
-        }
-    }
-    let rest = mode & !(libc::R_OK | libc::W_OK | libc::X_OK);
-    if rest != 0 {
-        parts.push(format!("{rest:#x}"));
-    }
-    out.push_str(&parts.join("|"));
-}
-
-/// Append one argument. `strs` yields the path strings in order.
+/// Append one argument. `strs` yields the path strings in order; an
+/// unreadable string shows as its address, as strace does.
 pub fn push_arg<'a>(
     out: &mut String,
     kind: Arg,
     value: u64,
     strs: &mut impl Iterator<Item = &'a Str>,
 ) {
-    match kind {
-        Int => {
-            let _ = write!(out, "{}", as_int(value));
-        }
-        Uint => {
-            let _ = write!(out, "{value}");
-        }
-        Hex => {
-            let _ = write!(out, "{value:#x}");
-        }
-        Ptr => {
-            if value == 0 {
-                out.push_str("NULL");
-            } else {
-                let _ = write!(out, "{value:#x}");
+    let fd = value as u32 as i32;
+    let _ = match kind {
+        Int => write!(out, "{}", value as i64),
+        Uint => write!(out, "{value}"),
+        DirFd if fd == libc::AT_FDCWD => out.write_str("AT_FDCWD"),
+        Fd | DirFd => write!(out, "{fd}"),
+        Ptr if value == 0 => out.write_str("NULL"),
+        Hex | Ptr => write!(out, "{value:#x}"),
+        Mode => write!(out, "0{:o}", value as u32),
+        OpenFlags => return open_flags(out, value),
+        AccessMode => return bit_names(out, value, ACCESS_MODES, "F_OK"),
+        AtFlags => return bit_names(out, value, AT_FLAGS, "0"),
+        Prot => return bit_names(out, value, PROT, "PROT_NONE"),
+        MapFlags => return map_flags(out, value),
+        Path | Argv => match strs.next() {
+            Some(Str::Read { bytes, truncated }) if kind == Path => {
+                return quote(out, bytes, *truncated)
             }
-        }
-        Fd => {
-            let _ = write!(out, "{}", value as u32 as i32);
-        }
-        DirFd => {
-            let fd = value as u32 as i32;
-            if fd == libc::AT_FDCWD {
-                out.push_str("AT_FDCWD");
-            } else {
-                let _ = write!(out, "{fd}");
-            }
-        }
-        Path => match strs.next() {
-            Some(Str::Read { bytes, truncated }) => quote(out, bytes, *truncated),
-            _ if value == 0 => out.push_str("NULL"),
-            _ => {
-                let _ = write!(out, "{value:#x}");
-            }
-        },
-        Argv => match strs.next() {
-            Some(Str::List { items, cut, more }) => {
+            Some(Str::List { items, cut, more }) if kind == Argv => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
@@ -420,22 +338,11 @@ pub fn push_arg<'a>(
                 if *more {
                     out.push_str(if items.is_empty() { "..." } else { ", ..." });
                 }
-                out.push(']');
+                out.write_char(']')
             }
-            _ if value == 0 => out.push_str("NULL"),
-            _ => {
-                let _ = write!(out, "{value:#x}");
-            }
+            _ => return push_arg(out, Ptr, value, strs),
         },
-        OpenFlags => open_flags(out, value),
-        Mode => {
-            let _ = write!(out, "0{:o}", value as u32);
-        }
-        AccessMode => access_mode(out, value),
-        AtFlags => at_flags(out, value),
-        Prot => bit_names(out, value, PROT, "PROT_NONE"),
-        MapFlags => map_flags(out, value),
-    }
+    };
 }
 
 /// Append the arguments of a call, strace style: `AT_FDCWD, "/etc/passwd", O_RDONLY`.
@@ -468,85 +375,73 @@ mod tests {
         }
     }
 
+    /// The arguments of `name` as `push_args` prints them.
+    fn text(name: &str, args: [u64; 6], strs: &[Str]) -> String {
+        let mut out = String::new();
+        push_args(&mut out, known(name).unwrap(), &args, strs);
+        out
+    }
+
+    /// One argument as `push_arg` prints it.
+    fn one(kind: Arg, value: u64) -> String {
+        let mut out = String::new();
+        push_arg(&mut out, kind, value, &mut [].iter());
+        out
+    }
+
     #[test]
     fn openat_like_strace() {
-        let mut out = String::new();
-        let args = [
-            libc::AT_FDCWD as u32 as u64,
-            0x1000,
-            (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
-            0,
-            0,
-            0,
-        ];
-        push_args(
-            &mut out,
-            known("openat").unwrap(),
-            &args,
-            &[s("/etc/passwd")],
+        let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+        assert_eq!(
+            text(
+                "openat",
+                [libc::AT_FDCWD as u32 as u64, 0x1000, flags, 0, 0, 0],
+                &[s("/etc/passwd")]
+            ),
+            r#"AT_FDCWD, "/etc/passwd", O_RDONLY|O_CLOEXEC"#
         );
-        assert_eq!(out, r#"AT_FDCWD, "/etc/passwd", O_RDONLY|O_CLOEXEC"#);
-        out.clear();
-        let args = [
-            3,
-            0x1000,
-            (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u64,
-            0o644,
-            0,
-            0,
-        ];
-        push_args(&mut out, known("openat").unwrap(), &args, &[s("a\"b")]);
-        assert_eq!(out, r#"3, "a\"b", O_WRONLY|O_CREAT|O_TRUNC, 0644"#);
+        let flags = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u64;
+        assert_eq!(
+            text("openat", [3, 0x1000, flags, 0o644, 0, 0], &[s("a\"b")]),
+            r#"3, "a\"b", O_WRONLY|O_CREAT|O_TRUNC, 0644"#
+        );
     }
 
     #[test]
     fn flags_and_modes() {
-        let mut out = String::new();
-        open_flags(
-            &mut out,
-            (libc::O_RDWR | libc::O_SYNC | libc::O_DIRECTORY | libc::O_NOFOLLOW) as u64,
-        );
-        assert_eq!(out, "O_RDWR|O_SYNC|O_DIRECTORY|O_NOFOLLOW");
-        out.clear();
-        open_flags(&mut out, (libc::O_RDWR | libc::O_TMPFILE) as u64);
-        assert_eq!(out, "O_RDWR|O_TMPFILE");
-        out.clear();
-        access_mode(&mut out, (libc::R_OK | libc::X_OK) as u64);
-        assert_eq!(out, "R_OK|X_OK");
-        out.clear();
-        access_mode(&mut out, 0);
-        assert_eq!(out, "F_OK");
-        out.clear();
-        at_flags(&mut out, libc::AT_REMOVEDIR as u64);
-        assert_eq!(out, "AT_REMOVEDIR");
+        let open = libc::O_RDWR | libc::O_SYNC | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        let map = libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_DENYWRITE | 0x4000000;
+        for (kind, value, want) in [
+            (OpenFlags, open, "O_RDWR|O_SYNC|O_DIRECTORY|O_NOFOLLOW"),
+            (
+                OpenFlags,
+                libc::O_RDWR | libc::O_TMPFILE,
+                "O_RDWR|O_TMPFILE",
+            ),
+            (AccessMode, libc::R_OK | libc::X_OK, "R_OK|X_OK"),
+            (AccessMode, 0, "F_OK"),
+            (AtFlags, libc::AT_REMOVEDIR, "AT_REMOVEDIR"),
+            (
+                MapFlags,
+                map,
+                "MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE|0x4000000",
+            ),
+        ] {
+            assert_eq!(one(kind, value as u64), want);
+        }
     }
 
     #[test]
     fn mmap_like_strace() {
-        let mut out = String::new();
-        let args = [
-            0,
-            8192,
-            3,
-            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
-            u32::MAX as u64,
-            0,
-        ];
-        push_args(&mut out, known("mmap").unwrap(), &args, &[]);
+        let map = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
         assert_eq!(
-            out,
+            text("mmap", [0, 8192, 3, map, u32::MAX as u64, 0], &[]),
             "NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0x0"
         );
-        out.clear();
-        let args = [0x1000, 4096, 0, 0, 0, 0];
-        push_args(&mut out, known("mprotect").unwrap(), &args, &[]);
-        assert_eq!(out, "0x1000, 4096, PROT_NONE");
-        out.clear();
-        map_flags(
-            &mut out,
-            (libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_DENYWRITE | 0x4000000) as u64,
+        assert_eq!(
+            text("mprotect", [0x1000, 4096, 0, 0, 0, 0], &[]),
+            "0x1000, 4096, PROT_NONE"
         );
-        assert_eq!(out, "MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE|0x4000000");
     }
 
     #[test]
@@ -554,15 +449,10 @@ mod tests {
         let mut out = String::new();
         quote(&mut out, b"a\nb\x01", true);
         assert_eq!(out, r#""a\nb\x01"..."#);
-        let mut out = String::new();
-        let args = [0x7fff0000, 0, 0, 0, 0, 0];
-        push_args(
-            &mut out,
-            known("unlink").unwrap(),
-            &args,
-            &[Str::Failed(14)],
+        assert_eq!(
+            text("unlink", [0x7fff0000, 0, 0, 0, 0, 0], &[Str::Failed(14)]),
+            "0x7fff0000"
         );
-        assert_eq!(out, "0x7fff0000");
     }
 
     #[test]
@@ -581,39 +471,30 @@ mod tests {
             cut,
             more,
         };
-        let execve = known("execve").unwrap();
         let args = [0x1000, 0x2000, 0x3000, 0, 0, 0];
-        let mut out = String::new();
-        push_args(
-            &mut out,
-            execve,
-            &args,
-            &[s("/usr/bin/ls"), list(&["ls", "-la", "/etc"], false, false)],
-        );
-        assert_eq!(out, r#""/usr/bin/ls", ["ls", "-la", "/etc"], 0x3000"#);
-        out.clear();
-        // A cut last element, then elements left out; quotes escaped.
-        push_args(
-            &mut out,
-            execve,
-            &args,
-            &[s("/bin/sh"), list(&["sh", "-c", "echo \"hi"], true, true)],
-        );
+        let ls = list(&["ls", "-la", "/etc"], false, false);
         assert_eq!(
-            out,
+            text("execve", args, &[s("/usr/bin/ls"), ls]),
+            r#""/usr/bin/ls", ["ls", "-la", "/etc"], 0x3000"#
+        );
+        // A cut last element, then elements left out; quotes escaped.
+        let sh = list(&["sh", "-c", "echo \"hi"], true, true);
+        assert_eq!(
+            text("execve", args, &[s("/bin/sh"), sh]),
             r#""/bin/sh", ["sh", "-c", "echo \"hi"..., ...], 0x3000"#
         );
-        out.clear();
-        push_args(&mut out, execve, &args, &[s("/x"), list(&[], false, false)]);
-        assert_eq!(out, r#""/x", [], 0x3000"#);
-        out.clear();
+        let empty = list(&[], false, false);
+        assert_eq!(
+            text("execve", args, &[s("/x"), empty]),
+            r#""/x", [], 0x3000"#
+        );
         // Unreadable: the address, as strace does.
-        push_args(&mut out, execve, &args, &[s("/x"), Str::Failed(14)]);
-        assert_eq!(out, r#""/x", 0x2000, 0x3000"#);
-        out.clear();
-        let args = [0x1000, 0, 0, 0, 0, 0];
-        push_args(&mut out, execve, &args, &[s("/x"), Str::Failed(14)]);
-        assert_eq!(out, r#""/x", NULL, NULL"#);
+        let failed = [s("/x"), Str::Failed(14)];
+        assert_eq!(text("execve", args, &failed), r#""/x", 0x2000, 0x3000"#);
+        assert_eq!(
+            text("execve", [0x1000, 0, 0, 0, 0, 0], &failed),
+            r#""/x", NULL, NULL"#
+        );
     }
 
     #[test]

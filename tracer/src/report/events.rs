@@ -64,71 +64,60 @@ pub fn sort(events: &mut [EventRow], procs: &mut [ProcRow]) {
 
 /// Text; `top` cuts the table (not the histograms).
 pub fn render_text(b: &EventBlock, top: Option<usize>) -> String {
-    let mut out = String::new();
-    match b.kind {
-        BlockKind::Interval => {
-            let _ = writeln!(out, "[{}]", b.clock);
-        }
-        BlockKind::Summary => {
-            let _ = writeln!(out, "[{}] totals over {:.1} s", b.clock, b.seconds);
-        }
-    }
     let sum_head = match &b.aggregate {
         Aggregate::Sum(f) => Some(format!("SUM({f})")),
         _ => None,
     };
     let top = top.unwrap_or(usize::MAX);
-    match &b.processes {
-        Some(procs) => {
-            let _ = write!(
-                out,
-                "{:<7} {:<15} {:<36} {:>8}",
-                "PID", "COMM", "EVENT", "COUNT"
-            );
-            if let Some(h) = &sum_head {
-                let _ = write!(out, " {h:>16}");
+    // The table: the columns before COUNT, COUNT and SUM, header first.
+    let (head, rows): (String, Vec<(String, u64, i128)>) = match &b.processes {
+        Some(procs) => (
+            format!("{:<7} {:<15} {:<36}", "PID", "COMM", "EVENT"),
+            procs
+                .iter()
+                .filter(|p| p.count > 0)
+                .take(top)
+                .map(|p| {
+                    (
+                        format!("{:<7} {:<15} {:<36}", p.pid, p.comm, p.event),
+                        p.count,
+                        p.sum,
+                    )
+                })
+                .collect(),
+        ),
+        None => (
+            format!("{:<36}", "EVENT"),
+            b.events
+                .iter()
+                .filter(|e| e.count > 0)
+                .take(top)
+                .map(|e| (format!("{:<36}", e.name), e.count, e.sum))
+                .collect(),
+        ),
+    };
+    super::text_block(b.kind, &b.clock, b.seconds, &b.drops, |out| {
+        let _ = write!(out, "{head} {:>8}", "COUNT");
+        if let Some(h) = &sum_head {
+            let _ = write!(out, " {h:>16}");
+        }
+        for (lead, count, sum) in rows {
+            let _ = write!(out, "\n{lead} {count:>8}");
+            if sum_head.is_some() {
+                let _ = write!(out, " {sum:>16}");
             }
-            out.push('\n');
-            for p in procs.iter().filter(|p| p.count > 0).take(top) {
-                let _ = write!(
-                    out,
-                    "{:<7} {:<15} {:<36} {:>8}",
-                    p.pid, p.comm, p.event, p.count
-                );
-                if sum_head.is_some() {
-                    let _ = write!(out, " {:>16}", p.sum);
+        }
+        out.push('\n');
+        if let Aggregate::Hist(field) = &b.aggregate {
+            for e in b.events.iter().filter(|e| e.count > 0) {
+                let _ = writeln!(out, "\nEvent = {}, field {field}", e.name);
+                out.push_str(&hist::render(&e.hist, field));
+                if e.sum >= 0 {
+                    let _ = writeln!(out, "{}", hist::summary_line(e.sum as u64, e.count, field));
                 }
-                out.push('\n');
             }
         }
-        None => {
-            let _ = write!(out, "{:<36} {:>8}", "EVENT", "COUNT");
-            if let Some(h) = &sum_head {
-                let _ = write!(out, " {h:>16}");
-            }
-            out.push('\n');
-            for e in b.events.iter().filter(|e| e.count > 0).take(top) {
-                let _ = write!(out, "{:<36} {:>8}", e.name, e.count);
-                if sum_head.is_some() {
-                    let _ = write!(out, " {:>16}", e.sum);
-                }
-                out.push('\n');
-            }
-        }
-    }
-    if let Aggregate::Hist(field) = &b.aggregate {
-        for e in b.events.iter().filter(|e| e.count > 0) {
-            let _ = writeln!(out, "\nEvent = {}, field {field}", e.name);
-            out.push_str(&hist::render(&e.hist, field));
-            if e.sum >= 0 {
-                let _ = writeln!(out, "{}", hist::summary_line(e.sum as u64, e.count, field));
-            }
-        }
-    }
-    if let Some(w) = super::drops_line(&b.drops) {
-        let _ = writeln!(out, "{w}");
-    }
-    out
+    })
 }
 
 pub fn render_json(b: &EventBlock, top: Option<usize>) -> String {
@@ -160,11 +149,8 @@ pub fn render_json(b: &EventBlock, top: Option<usize>) -> String {
         })
         .collect();
     let mut o = super::json::head(b.kind, &b.clock, b.seconds);
-    match &b.aggregate {
-        Aggregate::Hist(f) | Aggregate::Sum(f) => {
-            o.insert("field".into(), json!(f));
-        }
-        Aggregate::None => {}
+    if let Aggregate::Hist(f) | Aggregate::Sum(f) = &b.aggregate {
+        o.insert("field".into(), json!(f));
     }
     o.insert("events".into(), Value::Array(events));
     if let Some(procs) = &b.processes {

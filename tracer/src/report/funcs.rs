@@ -76,60 +76,46 @@ pub fn sort_funcs(rows: &mut [FuncRow], measure: Measure) {
 /// The text report of a block: stacks first (--stack), then the PID table
 /// (-P) or the funccount table, then one histogram per function (--latency).
 pub fn render(b: &FuncBlock) -> String {
-    let mut out = String::new();
-    match b.kind {
-        BlockKind::Interval => {
-            let _ = writeln!(out, "[{}]", b.clock);
+    super::text_block(b.kind, &b.clock, b.seconds, &b.drops, |out| {
+        for s in &b.stacks {
+            for fr in &s.frames {
+                let _ = writeln!(out, "  {fr}");
+            }
+            let _ = writeln!(out, "    {}\n", s.count);
         }
-        BlockKind::Summary => {
-            let _ = writeln!(out, "[{}] totals over {:.1} s", b.clock, b.seconds);
-        }
-    }
-    for s in &b.stacks {
-        for fr in &s.frames {
-            let _ = writeln!(out, "  {fr}");
-        }
-        let _ = writeln!(out, "    {}\n", s.count);
-    }
-    if b.procs.is_empty() {
-        let _ = writeln!(
-            out,
-            "{}",
-            super::style::header(&format!("{:<36} {:>8}", "FUNC", "COUNT"))
-        );
-        for f in b.funcs.iter().filter(|f| f.calls > 0) {
-            let name = super::style::name_column(&f.name, 36, 9);
-            let _ = writeln!(out, "{name:<36} {:>8}", f.calls);
-        }
-    } else {
-        let _ = writeln!(
-            out,
-            "{:<6} {:<15} {:<36} {:>8}",
-            "PID", "COMM", "FUNC", "COUNT"
-        );
-        for p in &b.procs {
+        if b.procs.is_empty() {
+            let head = super::style::header(&format!("{:<36} {:>8}", "FUNC", "COUNT"));
+            let _ = writeln!(out, "{head}");
+            for f in b.funcs.iter().filter(|f| f.calls > 0) {
+                let name = super::style::name_column(&f.name, 36, 9);
+                let _ = writeln!(out, "{name:<36} {:>8}", f.calls);
+            }
+        } else {
             let _ = writeln!(
                 out,
                 "{:<6} {:<15} {:<36} {:>8}",
-                p.pid, p.comm, p.function, p.calls
+                "PID", "COMM", "FUNC", "COUNT"
             );
+            for p in &b.procs {
+                let _ = writeln!(
+                    out,
+                    "{:<6} {:<15} {:<36} {:>8}",
+                    p.pid, p.comm, p.function, p.calls
+                );
+            }
         }
-    }
-    if b.measure == Measure::Latency {
-        for f in b.funcs.iter().filter(|f| f.returns > 0 || f.calls > 0) {
+        let latency = b.measure == Measure::Latency;
+        for f in b
+            .funcs
+            .iter()
+            .filter(|f| latency && (f.returns > 0 || f.calls > 0))
+        {
             let _ = writeln!(out, "\nFunction = {}", f.name);
             out.push_str(&hist::render(&f.hist, "nsecs"));
-            let _ = writeln!(
-                out,
-                "{}",
-                hist::summary_line(f.total_ns, f.returns, "nsecs")
-            );
+            let summary = hist::summary_line(f.total_ns, f.returns, "nsecs");
+            let _ = writeln!(out, "{summary}");
         }
-    }
-    if let Some(w) = super::drops_line(&b.drops) {
-        let _ = writeln!(out, "{w}");
-    }
-    out
+    })
 }
 
 /// Non-empty slots as `{"low", "high", "count"}` objects (slot 0, which
@@ -140,21 +126,20 @@ pub fn hist_json(hist: &[u64]) -> Value {
 
 /// Non-empty slots but 0 as `{low, high, count}` objects, with the given key names.
 fn buckets_json(hist: &[u64], low: &str, high: &str) -> Value {
-    Value::Array(
-        hist.iter()
-            .enumerate()
-            .skip(1)
-            .filter(|(_, &n)| n > 0)
-            .map(|(i, &n)| {
-                let (lo, hi) = hist::bucket_range(i);
-                let mut o = Map::new();
-                o.insert(low.into(), json!(lo));
-                o.insert(high.into(), json!(hi));
-                o.insert("count".into(), json!(n));
-                Value::Object(o)
-            })
-            .collect(),
-    )
+    let bucket = |(i, &n): (usize, &u64)| {
+        let (lo, hi) = hist::bucket_range(i);
+        Map::from_iter([
+            (low.into(), json!(lo)),
+            (high.into(), json!(hi)),
+            ("count".into(), json!(n)),
+        ])
+    };
+    hist.iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, &n)| n > 0)
+        .map(bucket)
+        .collect()
 }
 
 /// One line of JSON for a block, in the layout the README documents for
@@ -367,25 +352,7 @@ mod tests {
         let mut hist = vec![0; LOG2_SLOTS as usize];
         hist[9] = 12;
         hist[10] = 141;
-        let h = hist::render(&hist, "nsecs");
-        let lines: Vec<&str> = h.lines().collect();
-        assert_eq!(
-            lines[0],
-            "     nsecs               : count     distribution"
-        );
-        assert_eq!(lines.len(), 11);
-        assert_eq!(
-            lines[1],
-            "         0 -> 1          : 0        |                                        |"
-        );
-        assert_eq!(
-            lines[9],
-            "       256 -> 511        : 12       |***                                     |"
-        );
-        assert_eq!(
-            lines[10],
-            "       512 -> 1023       : 141      |****************************************|"
-        );
+        hist::tests::assert_bcc_layout(&hist::render(&hist, "nsecs"));
         assert_eq!(hist::render(&vec![0; LOG2_SLOTS as usize], "nsecs"), "");
         let mut row = f("vfs_read", 153);
         row.returns = 153;
@@ -493,30 +460,21 @@ mod tests {
     }
 
     fn urow(name: &str, calls: u64) -> FuncRow {
+        let location = Some(("/bin/x".into(), 0x1139));
         FuncRow {
-            name: name.into(),
-            location: Some(("/bin/x".into(), 0x1139)),
-            calls,
-            ..FuncRow::default()
+            location,
+            ..f(name, calls)
         }
     }
 
+    /// A user-space functions' block: no backend, another clock.
     fn ublock(funcs: Vec<FuncRow>, latency: bool) -> FuncBlock {
+        let measure = [Measure::Count, Measure::Latency][usize::from(latency)];
+        let clock = "10:00:00".into();
         FuncBlock {
-            kind: BlockKind::Interval,
-            clock: "10:00:00".into(),
-            seconds: 1.0,
-            measure: if latency {
-                Measure::Latency
-            } else {
-                Measure::Count
-            },
+            clock,
             backend: None,
-            funcs,
-            procs: vec![],
-            stacks: vec![],
-            drops: vec![],
-            exit_code: None,
+            ..block(measure, funcs)
         }
     }
 

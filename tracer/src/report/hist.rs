@@ -8,15 +8,6 @@
 //! The kernel side computes slots with `tracer_common::log2_slot`.
 use std::fmt::Write as _;
 
-/// The slot of `v`, as the kernel side computes it.
-#[allow(
-    dead_code,
-    reason = "shared API for renderers fed user-space values (tests, kprobe --latency)"
-)]
-pub fn log2_bucket(v: u64) -> usize {
-    tracer_common::log2_slot(v) as usize
-}
-
 /// The inclusive value range of slot `s >= 1`.
 pub fn bucket_range(s: usize) -> (u64, u64) {
     let high = if s >= 64 { u64::MAX } else { (1u64 << s) - 1 };
@@ -26,33 +17,28 @@ pub fn bucket_range(s: usize) -> (u64, u64) {
 
 const STARS_MAX: usize = 40;
 
-/// BCC's `_stars`: `floor(width * val / max)` stars, a `+` if val exceeds max.
+/// BCC's `_stars`: `floor(width * val / max)` stars (none when max is 0).
 fn stars(val: u64, max: u64, width: usize) -> String {
-    if max == 0 {
-        return String::new();
-    }
-    let n = ((width as u128 * val as u128) / max as u128).min(width as u128) as usize;
-    "*".repeat(n)
+    let n = (width as u128 * val as u128).checked_div(max as u128);
+    "*".repeat(n.unwrap_or(0).min(width as u128) as usize)
 }
 
 /// The histogram as BCC prints it: a header naming `unit`, then one row per
 /// slot from slot 1 up to the highest non-empty one. Empty when all are zero.
 pub fn render(buckets: &[u64], unit: &str) -> String {
-    let mut out = String::new();
-    let idx_max = buckets
-        .iter()
-        .enumerate()
-        .skip(1)
-        .filter(|(_, &v)| v > 0)
-        .map(|(i, _)| i)
-        .max();
+    // The highest non-empty slot (slot 0 is not a range).
+    let idx_max = buckets.iter().rposition(|&v| v > 0).filter(|&i| i > 0);
     let negative = buckets.first().copied().unwrap_or(0);
+    if idx_max.is_none() && negative == 0 {
+        return String::new();
+    }
     let val_max = buckets.iter().copied().max().unwrap_or(0);
     let wide = idx_max.is_some_and(|i| i > 32);
-    let (stars_w, low_w) = if wide {
-        (STARS_MAX / 2, 20)
+    // BCC's two layouts: value columns of 10 or 20, the unit after 5 or 15 spaces.
+    let (stars_w, low_w, pad, unit_w) = if wide {
+        (STARS_MAX / 2, 20, 15, 29)
     } else {
-        (STARS_MAX, 10)
+        (STARS_MAX, 10, 5, 19)
     };
     // On a narrow terminal the bars shrink (to 10 at least) so rows do not wrap.
     let row_w = low_w * 2 + 4 + 3 + 8 + 3;
@@ -60,33 +46,22 @@ pub fn render(buckets: &[u64], unit: &str) -> String {
         Some(w) if w < row_w + stars_w => w.saturating_sub(row_w).max(10),
         _ => stars_w,
     };
-    if idx_max.is_none() && negative == 0 {
-        return out;
-    }
-    if wide {
-        let _ = writeln!(out, "               {unit:<29} : count     distribution");
-    } else {
-        let _ = writeln!(out, "     {unit:<19} : count     distribution");
-    }
+    let mut out = format!("{:pad$}{unit:<unit_w$} : count     distribution\n", "");
     if negative > 0 {
-        let label = format!("{:>w$}", "negative", w = low_w * 2 + 4);
+        let bar = stars(negative, val_max, stars_w);
+        let label_w = low_w * 2 + 4;
         let _ = writeln!(
             out,
-            "{label} : {negative:<8} |{:<stars_w$}|",
-            stars(negative, val_max, stars_w)
+            "{:>label_w$} : {negative:<8} |{bar:<stars_w$}|",
+            "negative"
         );
     }
-    for (s, &val) in buckets
-        .iter()
-        .enumerate()
-        .take(idx_max.map_or(0, |i| i + 1))
-        .skip(1)
-    {
-        let (low, high) = bucket_range(s);
+    let end = idx_max.map_or(0, |i| i + 1);
+    for (s, &val) in buckets.iter().enumerate().take(end).skip(1) {
+        let ((low, high), bar) = (bucket_range(s), stars(val, val_max, stars_w));
         let _ = writeln!(
             out,
-            "{low:>low_w$} -> {high:<low_w$} : {val:<8} |{:<stars_w$}|",
-            stars(val, val_max, stars_w)
+            "{low:>low_w$} -> {high:<low_w$} : {val:<8} |{bar:<stars_w$}|"
         );
     }
     out
@@ -99,11 +74,12 @@ pub fn summary_line(total: u64, count: u64, unit: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
     fn slots_match_bcc_log2l() {
+        let log2_bucket = |v| tracer_common::log2_slot(v) as usize;
         assert_eq!(log2_bucket(0), 1);
         assert_eq!(log2_bucket(1), 1);
         assert_eq!(log2_bucket(2), 2);
@@ -123,30 +99,27 @@ mod tests {
         }
     }
 
+    /// The histogram of 12 values in slot 9 and 141 in slot 10, in nsecs.
+    pub fn assert_bcc_layout(text: &str) {
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 11);
+        let want = [
+            "     nsecs               : count     distribution",
+            "         0 -> 1          : 0        |                                        |",
+            "       256 -> 511        : 12       |***                                     |",
+            "       512 -> 1023       : 141      |****************************************|",
+        ];
+        for (i, line) in [0, 1, 9, 10].into_iter().zip(want) {
+            assert_eq!(lines[i], line);
+        }
+    }
+
     #[test]
     fn bcc_layout() {
         let mut b = vec![0u64; 65];
         b[9] = 12; // 256 -> 511
         b[10] = 141; // 512 -> 1023
-        let text = render(&b, "nsecs");
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            "     nsecs               : count     distribution"
-        );
-        assert_eq!(
-            lines[1],
-            "         0 -> 1          : 0        |                                        |"
-        );
-        assert_eq!(
-            lines[9],
-            "       256 -> 511        : 12       |***                                     |"
-        );
-        assert_eq!(
-            lines[10],
-            "       512 -> 1023       : 141      |****************************************|"
-        );
-        assert_eq!(lines.len(), 11);
+        assert_bcc_layout(&render(&b, "nsecs"));
         assert_eq!(
             summary_line(6543360, 476, "nsecs"),
             "avg = 13746 nsecs, total: 6543360 nsecs, count: 476"

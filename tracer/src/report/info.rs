@@ -52,19 +52,15 @@ pub fn feature<E: std::fmt::Display>(name: &'static str, outcome: &Result<(), E>
 }
 
 pub fn text(info: &Info) -> String {
-    let mut out = String::new();
-    out.push_str(&format!("{:<18} {}\n", "kernel", info.kernel));
-    out.push_str(&format!(
-        "{:<18} {}\n",
-        "BTF",
-        if info.btf {
-            "yes (/sys/kernel/btf/vmlinux)"
-        } else {
-            "no"
-        }
-    ));
-    out.push_str(&format!("{:<18} {}\n", "tracefs", info.tracefs));
-    out.push('\n');
+    let btf = if info.btf {
+        "yes (/sys/kernel/btf/vmlinux)"
+    } else {
+        "no"
+    };
+    let mut out = format!(
+        "{:<18} {}\n{:<18} {btf}\n{:<18} {}\n\n",
+        "kernel", info.kernel, "BTF", "tracefs", info.tracefs
+    );
     for f in &info.features {
         let state = match (&f.available, &f.reason) {
             (true, _) => "yes".to_string(),

@@ -9,40 +9,19 @@ fn row(r: &Row, m: Measured, with_errnos: bool) -> Value {
     o.insert("syscall".into(), json!(r.name));
     o.insert("nr".into(), json!(r.nr));
     o.insert("calls".into(), json!(r.calls));
-    o.insert(
-        "errors".into(),
-        if m.errors {
-            json!(r.errors)
-        } else {
-            Value::Null
-        },
-    );
-    o.insert(
-        "total_ns".into(),
-        if m.time {
-            json!(r.total_ns)
-        } else {
-            Value::Null
-        },
-    );
+    // Null when not measured.
+    o.insert("errors".into(), json!(m.errors.then_some(r.errors)));
+    o.insert("total_ns".into(), json!(m.time.then_some(r.total_ns)));
     if with_errnos {
-        let e: Map<String, Value> = r
-            .errnos
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        o.insert("errno".into(), Value::Object(e));
+        let e = r.errnos.iter().map(|(k, v)| (k.clone(), json!(v)));
+        o.insert("errno".into(), Value::Object(e.collect()));
     }
     Value::Object(o)
 }
 
 fn rows(rs: &[Row], m: Measured, with_errnos: bool) -> Value {
-    Value::Array(
-        rs.iter()
-            .filter(|r| r.calls > 0)
-            .map(|r| row(r, m, with_errnos))
-            .collect(),
-    )
+    let shown = rs.iter().filter(|r| r.calls > 0);
+    shown.map(|r| row(r, m, with_errnos)).collect()
 }
 
 /// The fields every counting command's JSON object starts with.
@@ -60,11 +39,8 @@ pub fn head(kind: BlockKind, clock: &str, seconds: f64) -> Map<String, Value> {
 
 /// ... and ends with: lost updates by reason, and the command's exit code.
 pub fn tail(o: &mut Map<String, Value>, drops: &[(&'static str, u64)], exit_code: Option<i32>) {
-    let drops: Map<String, Value> = drops
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), json!(v)))
-        .collect();
-    o.insert("lost".into(), Value::Object(drops));
+    let drops = drops.iter().map(|(k, v)| ((*k).to_string(), json!(v)));
+    o.insert("lost".into(), Value::Object(drops.collect()));
     if let Some(code) = exit_code {
         o.insert("exit_code".into(), json!(code));
     }
@@ -83,20 +59,12 @@ pub fn render(block: &Block, with_errnos: bool) -> String {
     }
     o.insert("total".into(), t);
     if !block.processes.is_empty() {
-        let procs: Vec<Value> = block
-            .processes
-            .iter()
-            .map(|p| {
-                json!({
-                    "pid": p.pid,
-                    "ppid": p.ppid,
-                    "comm": p.comm,
-                    "calls": p.calls(),
-                    "syscalls": rows(&p.rows, m, with_errnos),
-                })
-            })
-            .collect();
-        o.insert("processes".into(), Value::Array(procs));
+        let procs = block.processes.iter().map(|p| {
+            let syscalls = rows(&p.rows, m, with_errnos);
+            json!({"pid": p.pid, "ppid": p.ppid, "comm": p.comm, "calls": p.calls(),
+                   "syscalls": syscalls})
+        });
+        o.insert("processes".into(), procs.collect());
     }
     tail(&mut o, &block.drops, block.exit_code);
     Value::Object(o).to_string()
@@ -105,30 +73,33 @@ pub fn render(block: &Block, with_errnos: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{tests::row as mk, Process};
+    use crate::report::{
+        tests::{block, row as mk},
+        Process,
+    };
 
     #[test]
     fn schema() {
         let mut r = mk("openat", 5, 3, 1234);
         r.nr = 257;
         r.errnos = vec![("ENOENT".into(), 3)];
+        let p = Process {
+            pid: 7,
+            ppid: 1,
+            comm: "x".into(),
+            rows: vec![r.clone()],
+        };
         let b = Block {
             kind: BlockKind::Summary,
             clock: "10:00:00".into(),
             seconds: 1.23456,
-            rows: vec![r.clone(), mk("read", 0, 0, 0)],
-            processes: vec![Process {
-                pid: 7,
-                ppid: 1,
-                comm: "x".into(),
-                rows: vec![r],
-            }],
             measured: Measured {
                 errors: true,
                 time: true,
             },
             drops: vec![("starts_full", 2)],
             exit_code: Some(3),
+            ..block(vec![r, mk("read", 0, 0, 0)], vec![p])
         };
         let v: Value = serde_json::from_str(&render(&b, true)).unwrap();
         assert_eq!(v["type"], "summary");
@@ -149,14 +120,8 @@ mod tests {
     #[test]
     fn unmeasured_fields_are_null() {
         let b = Block {
-            kind: BlockKind::Interval,
             clock: "10:00:00".into(),
-            seconds: 1.0,
-            rows: vec![mk("read", 2, 0, 0)],
-            processes: vec![],
-            measured: Measured::default(),
-            drops: vec![],
-            exit_code: None,
+            ..block(vec![mk("read", 2, 0, 0)], vec![])
         };
         let v: Value = serde_json::from_str(&render(&b, false)).unwrap();
         assert_eq!(v["type"], "interval");

@@ -8,22 +8,12 @@ use crate::sys::tracefs::Field;
 
 /// One name per line.
 pub fn lines<S: AsRef<str>>(names: &[S]) -> String {
-    let mut out = String::new();
-    for n in names {
-        out.push_str(n.as_ref());
-        out.push('\n');
-    }
-    out
+    names.iter().map(|n| format!("{}\n", n.as_ref())).collect()
 }
 
 /// One compact JSON object per line.
 pub fn json_lines(items: &[Value]) -> String {
-    let mut out = String::new();
-    for v in items {
-        out.push_str(&v.to_string());
-        out.push('\n');
-    }
-    out
+    items.iter().map(|v| format!("{v}\n")).collect()
 }
 
 /// Whether `--hist` / `--sum` can use a field: an integer of 1, 2, 4 or 8 bytes

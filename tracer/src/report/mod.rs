@@ -112,14 +112,38 @@ pub fn banner(what: &str, whose: &str) -> String {
 
 /// A warning line about lost updates, if any were lost.
 pub fn drops_line(drops: &[(&'static str, u64)]) -> Option<String> {
-    if drops.is_empty() {
-        return None;
-    }
     let parts: Vec<String> = drops.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    Some(style::warning(&format!(
-        "WARNING: some updates were lost in the kernel ({}); counts may be low",
-        parts.join(", ")
-    )))
+    (!drops.is_empty()).then(|| {
+        style::warning(&format!(
+            "WARNING: some updates were lost in the kernel ({}); counts may be low",
+            parts.join(", ")
+        ))
+    })
+}
+
+fn push_drops(out: &mut String, drops: &[(&'static str, u64)]) {
+    if let Some(w) = drops_line(drops) {
+        out.push_str(&w);
+        out.push('\n');
+    }
+}
+
+/// A text block of the counting commands: the `[HH:MM:SS]` heading (with the
+/// time covered, for the summary), what `body` writes, the lost-updates warning.
+fn text_block(
+    kind: BlockKind,
+    clock: &str,
+    seconds: f64,
+    drops: &[(&'static str, u64)],
+    body: impl FnOnce(&mut String),
+) -> String {
+    let mut out = match kind {
+        BlockKind::Interval => format!("[{clock}]\n"),
+        BlockKind::Summary => format!("[{clock}] totals over {seconds:.1} s\n"),
+    };
+    body(&mut out);
+    push_drops(&mut out, drops);
+    out
 }
 
 #[cfg(test)]
@@ -137,24 +161,30 @@ pub(crate) mod tests {
         }
     }
 
+    /// An interval block of `rows` and `processes`, nothing measured or lost.
+    pub fn block(rows: Vec<Row>, processes: Vec<Process>) -> Block {
+        Block {
+            kind: BlockKind::Interval,
+            clock: "09:39:04".into(),
+            seconds: 1.0,
+            rows,
+            processes,
+            measured: Measured::default(),
+            drops: vec![],
+            exit_code: None,
+        }
+    }
+
     #[test]
     fn sorting() {
         let mut rows = vec![row("b", 5, 0, 10), row("a", 5, 1, 30), row("c", 9, 0, 20)];
+        let names = |rows: &[Row]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         sort_rows(&mut rows, SortKey::Calls);
-        assert_eq!(
-            rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(),
-            ["c", "a", "b"]
-        );
+        assert_eq!(names(&rows), ["c", "a", "b"]);
         sort_rows(&mut rows, SortKey::Time);
-        assert_eq!(
-            rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(),
-            ["a", "c", "b"]
-        );
+        assert_eq!(names(&rows), ["a", "c", "b"]);
         sort_rows(&mut rows, SortKey::Name);
-        assert_eq!(
-            rows.iter().map(|r| &r.name[..]).collect::<Vec<_>>(),
-            ["a", "b", "c"]
-        );
+        assert_eq!(names(&rows), ["a", "b", "c"]);
         sort_rows(&mut rows, SortKey::Errors);
         assert_eq!(rows[0].name, "a");
         let t = total(&rows);

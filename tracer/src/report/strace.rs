@@ -20,60 +20,43 @@ pub fn table(rows: &[Row]) -> String {
         .unwrap_or(0);
     let name_max = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
 
-    let w_pct = 6;
-    let w_sec = 11.max(format!("{:.6}", secs(total_ns)).len());
-    let w_avg = 11.max(max_avg.to_string().len());
-    let w_calls = 9.max(calls.to_string().len());
-    let w_err = 9.max(errors.to_string().len());
-    let w_name = 16.max(name_max + 1);
+    let widths = [
+        6,
+        11.max(format!("{:.6}", secs(total_ns)).len()),
+        11.max(max_avg.to_string().len()),
+        9.max(calls.to_string().len()),
+        9.max(errors.to_string().len()),
+        16.max(name_max + 1),
+    ];
+    let [w_pct, w_sec, w_avg, w_calls, w_err, _] = widths;
+    let dashes = widths.map(|w| "-".repeat(w)).join(" ") + "\n";
 
-    let mut out = String::new();
     let h = format!(
         "{:>w_pct$} {:>w_sec$} {:>w_avg$} {:>w_calls$} {:>w_err$} syscall",
         "% time", "seconds", "usecs/call", "calls", "errors"
     );
-    let _ = writeln!(out, "{}", super::style::header(&h));
-    let dashes = |out: &mut String| {
-        let _ = writeln!(
-            out,
-            "{} {} {} {} {} {}",
-            "-".repeat(w_pct),
-            "-".repeat(w_sec),
-            "-".repeat(w_avg),
-            "-".repeat(w_calls),
-            "-".repeat(w_err),
-            "-".repeat(w_name)
-        );
-    };
-    dashes(&mut out);
-    let blank_zero = |n: u64| if n == 0 { String::new() } else { n.to_string() };
-    for r in &rows {
-        let pct = if r.total_ns == 0 || total_ns == 0 {
-            0.0
+    let mut out = super::style::header(&h) + "\n" + &dashes;
+    let line = |out: &mut String, pct: f64, ns: u64, calls: u64, errors: u64, name: &str| {
+        // Zero errors print blank.
+        let errors = if errors == 0 {
+            String::new()
         } else {
-            100.0 * r.total_ns as f64 / total_ns as f64
+            errors.to_string()
         };
         let _ = writeln!(
             out,
-            "{:>w_pct$.2} {:>w_sec$.6} {:>w_avg$} {:>w_calls$} {:>w_err$} {}",
-            pct,
-            secs(r.total_ns),
-            avg_us(r.total_ns, r.calls),
-            r.calls,
-            blank_zero(r.errors),
-            r.name
+            "{pct:>w_pct$.2} {:>w_sec$.6} {:>w_avg$} {calls:>w_calls$} {errors:>w_err$} {name}",
+            secs(ns),
+            avg_us(ns, calls),
         );
+    };
+    for r in &rows {
+        // When the total is 0, so is every row's time.
+        let pct = 100.0 * r.total_ns as f64 / total_ns.max(1) as f64;
+        line(&mut out, pct, r.total_ns, r.calls, r.errors, &r.name);
     }
-    dashes(&mut out);
-    let _ = writeln!(
-        out,
-        "{:>w_pct$.2} {:>w_sec$.6} {:>w_avg$} {:>w_calls$} {:>w_err$} total",
-        100.0,
-        secs(total_ns),
-        avg_us(total_ns, calls),
-        calls,
-        blank_zero(errors)
-    );
+    out.push_str(&dashes);
+    line(&mut out, 100.0, total_ns, calls, errors, "total");
     out
 }
 
@@ -91,24 +74,16 @@ pub fn process_heading(p: &Process) -> String {
 /// The whole report in strace's layout: the table of all processes, then
 /// (with -P) one per process, each cut to `top` rows, then lost updates.
 pub fn render(b: &super::Block, top: Option<usize>) -> String {
-    let mut out = String::new();
-    if b.kind == super::BlockKind::Interval {
-        out.push_str(&format!("[{}]\n", b.clock));
-    }
+    let mut out = match b.kind {
+        super::BlockKind::Interval => format!("[{}]\n", b.clock),
+        super::BlockKind::Summary => String::new(),
+    };
     out.push_str(&table(&b.rows));
     for p in &b.processes {
-        out.push('\n');
-        out.push_str(&process_heading(p));
-        let mut rows = p.rows.clone();
-        if let Some(top) = top {
-            rows.truncate(top);
-        }
-        out.push_str(&table(&rows));
+        let rows = &p.rows[..top.unwrap_or(usize::MAX).min(p.rows.len())];
+        out.push_str(&format!("\n{}{}", process_heading(p), table(rows)));
     }
-    if let Some(w) = super::drops_line(&b.drops) {
-        out.push_str(&w);
-        out.push('\n');
-    }
+    super::push_drops(&mut out, &b.drops);
     out
 }
 

@@ -37,28 +37,26 @@ pub fn color() -> bool {
 
 /// Terminal width, or None when not writing to a terminal (then nothing is cut).
 pub fn width() -> Option<usize> {
-    match WIDTH.load(Ordering::Relaxed) {
-        0 => None,
-        w => Some(w),
+    Some(WIDTH.load(Ordering::Relaxed)).filter(|&w| w > 0)
+}
+
+/// `line` in the SGR colour `sgr` when colouring.
+fn paint(sgr: &str, line: &str) -> String {
+    if color() {
+        format!("\x1b[{sgr}m{line}\x1b[0m")
+    } else {
+        line.to_string()
     }
 }
 
 /// A table header line, bold when colouring.
 pub fn header(line: &str) -> String {
-    if color() {
-        format!("\x1b[1m{line}\x1b[0m")
-    } else {
-        line.to_string()
-    }
+    paint("1", line)
 }
 
 /// A warning line, yellow when colouring.
 pub fn warning(line: &str) -> String {
-    if color() {
-        format!("\x1b[33m{line}\x1b[0m")
-    } else {
-        line.to_string()
-    }
+    paint("33", line)
 }
 
 /// A name column of `natural` characters, narrowed to leave `rest` characters

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::args::{self, Arg};
 use crate::collect::events::{ExecRecord, Lost, Str, SyscallRecord};
+use crate::sys::names::errno_name;
 
 /// Which time stamp starts a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,32 +72,28 @@ pub struct LineOptions {
     pub clock: Clock,
 }
 
-/// Calls whose result is an address, shown in hex.
-fn returns_address(name: &str) -> bool {
-    matches!(name, "mmap" | "brk" | "mremap" | "shmat")
+fn push_result(out: &mut String, name: &str, ret: Option<i64>) {
+    let _ = match ret {
+        None => out.write_str(" = ?"),
+        Some(r) if tracer_common::is_error_return(r) => write!(
+            out,
+            " = -1 {} ({})",
+            errno_name(-r as u32),
+            syscalls::Errno::new(-r as i32)
+                .description()
+                .unwrap_or("Unknown error")
+        ),
+        // Calls whose result is an address.
+        Some(r) if matches!(name, "mmap" | "brk" | "mremap" | "shmat") => {
+            write!(out, " = {:#x}", r as u64)
+        }
+        Some(r) => write!(out, " = {r}"),
+    };
 }
 
-fn push_result(out: &mut String, name: &str, ret: Option<i64>) {
-    match ret {
-        None => out.push_str(" = ?"),
-        Some(r) if tracer_common::is_error_return(r) => {
-            let e = syscalls::Errno::new(-r as i32);
-            let _ = write!(
-                out,
-                " = -1 {} ({})",
-                e.name()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("E{}", -r)),
-                e.description().unwrap_or("Unknown error")
-            );
-        }
-        Some(r) if returns_address(name) => {
-            let _ = write!(out, " = {:#x}", r as u64);
-        }
-        Some(r) => {
-            let _ = write!(out, " = {r}");
-        }
-    }
+/// Nanoseconds as whole seconds and the microseconds after them.
+fn secs_us(ns: u64) -> (u64, u64) {
+    (ns / 1_000_000_000, ns % 1_000_000_000 / 1000)
 }
 
 /// One strace-like line (with its newline) for a completed call.
@@ -108,13 +105,8 @@ pub fn syscall_line(out: &mut String, r: &SyscallRecord, name: &str, sig: &[Arg]
             let _ = write!(out, "{h:02}:{m:02}:{s:02}.{us:06} ");
         }
         Stamp::Relative => {
-            let d = r.enter_ns.saturating_sub(o.clock.start_ns);
-            let _ = write!(
-                out,
-                "{:>4}.{:06} ",
-                d / 1_000_000_000,
-                d % 1_000_000_000 / 1000
-            );
+            let (s, us) = secs_us(r.enter_ns.saturating_sub(o.clock.start_ns));
+            let _ = write!(out, "{s:>4}.{us:06} ");
         }
     }
     let _ = write!(out, "{:<5} {name}(", r.pid);
@@ -122,13 +114,8 @@ pub fn syscall_line(out: &mut String, r: &SyscallRecord, name: &str, sig: &[Arg]
     out.push(')');
     push_result(out, name, r.ret);
     if o.durations && r.ret.is_some() {
-        let d = r.exit_ns.saturating_sub(r.enter_ns);
-        let _ = write!(
-            out,
-            " <{}.{:06}>",
-            d / 1_000_000_000,
-            d % 1_000_000_000 / 1000
-        );
+        let (s, us) = secs_us(r.exit_ns.saturating_sub(r.enter_ns));
+        let _ = write!(out, " <{s}.{us:06}>");
     }
     out.push('\n');
 }
@@ -144,13 +131,13 @@ fn str_json(s: &Str) -> serde_json::Value {
             .map(|i| String::from_utf8_lossy(i))
             .collect::<Vec<_>>()
             .into(),
-        Str::Failed(e) => json!({ "error": crate::sys::names::errno_name(*e as u32) }),
+        Str::Failed(e) => json!({ "error": errno_name(*e as u32) }),
         Str::Missing => json!({ "error": "not kept (string table full)" }),
     }
 }
 
 fn errno_of(ret: i64) -> Option<String> {
-    tracer_common::is_error_return(ret).then(|| crate::sys::names::errno_name(-ret as u32))
+    tracer_common::is_error_return(ret).then(|| errno_name(-ret as u32))
 }
 
 /// Append `s` as a JSON string.
@@ -220,57 +207,42 @@ pub fn syscall_json(out: &mut String, r: &SyscallRecord, name: &str, sig: &[Arg]
         };
         let _ = write!(out, ",\"argv\":{value},\"argv_truncated\":{truncated}");
     }
-    out.push_str(",\"ret\":");
-    match r.ret {
-        Some(ret) => {
-            let _ = write!(out, "{ret},\"errno\":");
-            match errno_of(ret) {
-                Some(e) => {
-                    let _ = write!(out, "\"{e}\"");
-                }
-                None => out.push_str("null"),
-            }
-            let _ = write!(
-                out,
-                ",\"duration_ns\":{}",
-                r.exit_ns.saturating_sub(r.enter_ns)
-            );
-        }
-        None => out.push_str("null,\"errno\":null,\"duration_ns\":null"),
-    }
-    out.push_str("}\n");
+    let _ = match r.ret {
+        Some(ret) => writeln!(
+            out,
+            ",\"ret\":{ret},\"errno\":{},\"duration_ns\":{}}}",
+            json!(errno_of(ret)),
+            r.exit_ns.saturating_sub(r.enter_ns)
+        ),
+        None => out.write_str(",\"ret\":null,\"errno\":null,\"duration_ns\":null}\n"),
+    };
 }
 
 /// Explains lost events; None when nothing was lost.
 pub fn lost_line(lost: &Lost, buffer_size: u32) -> Option<String> {
-    let mut parts = Vec::new();
-    if lost.ring_full > 0 {
-        parts.push(format!(
-            "{} lost: ring buffer full (tracer could not keep up; raise --buffer-size, now {})",
-            lost.ring_full,
-            human_size(buffer_size)
-        ));
-    }
-    if lost.table_full > 0 {
-        parts.push(format!(
-            "{} lost: per-thread entry table full",
-            lost.table_full
-        ));
-    }
-    if lost.strings_missing > 0 {
-        parts.push(format!(
-            "{} sent without their paths: string table full",
-            lost.strings_missing
-        ));
-    }
-    if parts.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "tracer: lost {} events ({})",
-        lost.events(),
-        parts.join("; ")
-    ))
+    let ring = format!(
+        "lost: ring buffer full (tracer could not keep up; raise --buffer-size, now {})",
+        human_size(buffer_size)
+    );
+    let parts: Vec<String> = [
+        (lost.ring_full, ring.as_str()),
+        (lost.table_full, "lost: per-thread entry table full"),
+        (
+            lost.strings_missing,
+            "sent without their paths: string table full",
+        ),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "tracer: lost {} events ({})",
+            lost.events(),
+            parts.join("; ")
+        )
+    })
 }
 
 /// What is printed in the stream when events were lost since the last
@@ -316,22 +288,19 @@ pub fn human_size(b: u32) -> String {
 /// Header of the exec table.
 pub const EXEC_HEADER: &str = "TIME     PID     PPID    UID   COMM             RET ARGS\n";
 
+/// A string as is when that is unambiguous (printable, no space or quote), else quoted.
 fn push_word(out: &mut String, s: &Str) {
     match s {
-        Str::Read { bytes, truncated } => {
-            let plain = !bytes.is_empty()
+        Str::Read { bytes, truncated }
+            if !bytes.is_empty()
                 && bytes
                     .iter()
-                    .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
-            if plain {
-                out.push_str(&String::from_utf8_lossy(bytes));
-                if *truncated {
-                    out.push_str("...");
-                }
-            } else {
-                args::quote(out, bytes, *truncated);
-            }
+                    .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\') =>
+        {
+            out.extend(bytes.iter().map(|&b| b as char));
+            out.push_str(if *truncated { "..." } else { "" });
         }
+        Str::Read { bytes, truncated } => args::quote(out, bytes, *truncated),
         Str::List { .. } | Str::Failed(_) | Str::Missing => out.push('?'),
     }
 }
@@ -350,12 +319,8 @@ pub fn exec_line(out: &mut String, e: &ExecRecord, ppid: u32, clock: &Clock) {
         push_word(out, a);
     }
     if e.argc as usize > e.args.len() {
-        let more = if e.argc >= tracer_common::EXEC_MAX_ARGC {
-            "+"
-        } else {
-            ""
-        };
-        let _ = write!(out, " ... ({}{more} args)", e.argc);
+        let more = (e.argc >= tracer_common::EXEC_MAX_ARGC).then_some("+");
+        let _ = write!(out, " ... ({}{} args)", e.argc, more.unwrap_or_default());
     }
     out.push('\n');
 }
@@ -428,74 +393,51 @@ mod tests {
         }
     }
 
+    fn line(r: &SyscallRecord, name: &str, stamp: Stamp, durations: bool) -> String {
+        let mut out = String::new();
+        let sig = args::known(name).unwrap_or(&[]);
+        syscall_line(&mut out, r, name, sig, &opts(stamp, durations));
+        out
+    }
+
+    fn json_of(r: &SyscallRecord, name: &str) -> (String, serde_json::Value) {
+        let mut out = String::new();
+        syscall_json(&mut out, r, name, args::known(name).unwrap(), &clock());
+        let v = serde_json::from_str(out.trim()).unwrap();
+        (out, v)
+    }
+
     #[test]
     fn lines_like_strace() {
-        let mut out = String::new();
-        let openat = args::known("openat").unwrap();
-        let r = rec(
-            257,
-            [
-                libc::AT_FDCWD as u32 as u64,
-                1,
-                libc::O_CLOEXEC as u64,
-                0,
-                0,
-                0,
-            ],
-            Some(-2),
-            vec![path("/nope")],
-        );
-        syscall_line(&mut out, &r, "openat", openat, &opts(Stamp::None, false));
-        assert_eq!(out, "4242  openat(AT_FDCWD, \"/nope\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)\n");
-        out.clear();
+        let (fd, flags) = (libc::AT_FDCWD as u32 as u64, libc::O_CLOEXEC as u64);
+        let r = rec(257, [fd, 1, flags, 0, 0, 0], Some(-2), vec![path("/nope")]);
+        assert_eq!(line(&r, "openat", Stamp::None, false), "4242  openat(AT_FDCWD, \"/nope\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)\n");
         let r = rec(107, [0; 6], Some(0), vec![]);
-        syscall_line(&mut out, &r, "geteuid", &[], &opts(Stamp::Relative, true));
-        assert_eq!(out, "   0.001500 4242  geteuid() = 0 <0.000012>\n");
-        out.clear();
-        syscall_line(&mut out, &r, "geteuid", &[], &opts(Stamp::Wall, false));
-        assert_eq!(out, "23:13:20.001500 4242  geteuid() = 0\n");
-        out.clear();
-        let r = rec(231, [3, 0, 0, 0, 0, 0], None, vec![]);
-        syscall_line(
-            &mut out,
-            &r,
-            "exit_group",
-            args::known("exit_group").unwrap(),
-            &opts(Stamp::None, true),
-        );
-        assert_eq!(out, "4242  exit_group(3) = ?\n");
-        out.clear();
-        let r = rec(
-            9,
-            [0, 4096, 3, 0x22, u32::MAX as u64, 0],
-            Some(0x7f00_0000_0000),
-            vec![],
-        );
-        syscall_line(
-            &mut out,
-            &r,
-            "mmap",
-            args::known("mmap").unwrap(),
-            &opts(Stamp::None, false),
+        assert_eq!(
+            line(&r, "geteuid", Stamp::Relative, true),
+            "   0.001500 4242  geteuid() = 0 <0.000012>\n"
         );
         assert_eq!(
-            out,
+            line(&r, "geteuid", Stamp::Wall, false),
+            "23:13:20.001500 4242  geteuid() = 0\n"
+        );
+        let r = rec(231, [3, 0, 0, 0, 0, 0], None, vec![]);
+        assert_eq!(
+            line(&r, "exit_group", Stamp::None, true),
+            "4242  exit_group(3) = ?\n"
+        );
+        let args = [0, 4096, 3, 0x22, u32::MAX as u64, 0];
+        let r = rec(9, args, Some(0x7f00_0000_0000), vec![]);
+        assert_eq!(
+            line(&r, "mmap", Stamp::None, false),
             "4242  mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0x0) = 0x7f0000000000\n"
         );
     }
 
     #[test]
     fn json_objects() {
-        let mut out = String::new();
         let r = rec(87, [1, 0, 0, 0, 0, 0], Some(-2), vec![path("/x")]);
-        syscall_json(
-            &mut out,
-            &r,
-            "unlink",
-            args::known("unlink").unwrap(),
-            &clock(),
-        );
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let (_, v) = json_of(&r, "unlink");
         assert_eq!(v["syscall"], "unlink");
         assert_eq!(v["text"], "\"/x\"");
         assert_eq!(v["paths"][0]["value"], "/x");
@@ -505,20 +447,11 @@ mod tests {
         assert_eq!(v["args"].as_array().unwrap().len(), 1);
         assert_eq!(v["tid"], 4242);
         assert_eq!(v["paths"][0]["truncated"], false);
-        out.clear();
         let q = Str::Read {
             bytes: b"a\"b\n".to_vec(),
             truncated: true,
         };
-        let r = rec(231, [0; 6], None, vec![q, Str::Failed(14)]);
-        syscall_json(
-            &mut out,
-            &r,
-            "rename",
-            args::known("rename").unwrap(),
-            &clock(),
-        );
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let (_, v) = json_of(&rec(231, [0; 6], None, vec![q, Str::Failed(14)]), "rename");
         assert_eq!(v["paths"][0]["value"], "a\"b\n");
         assert_eq!(v["paths"][0]["truncated"], true);
         assert_eq!(v["paths"][1]["error"], "EFAULT");
@@ -534,22 +467,13 @@ mod tests {
             cut: false,
             more: false,
         };
-        let r = rec(
-            59,
-            [0x10, 0x20, 0x7ffd_0000, 0, 0, 0],
-            Some(0),
-            vec![path("/usr/bin/ls"), argv],
-        );
-        let sig = args::known("execve").unwrap();
-        let mut out = String::new();
-        syscall_line(&mut out, &r, "execve", sig, &opts(Stamp::None, false));
+        let args = [0x10, 0x20, 0x7ffd_0000, 0, 0, 0];
+        let r = rec(59, args, Some(0), vec![path("/usr/bin/ls"), argv]);
         assert_eq!(
-            out,
+            line(&r, "execve", Stamp::None, false),
             "4242  execve(\"/usr/bin/ls\", [\"ls\", \"-la\", \"/etc\"], 0x7ffd0000) = 0\n"
         );
-        out.clear();
-        syscall_json(&mut out, &r, "execve", sig, &clock());
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let (_, v) = json_of(&r, "execve");
         assert_eq!(
             v["paths"],
             json!([{"value": "/usr/bin/ls", "truncated": false}])
@@ -561,25 +485,16 @@ mod tests {
             "\"/usr/bin/ls\", [\"ls\", \"-la\", \"/etc\"], 0x7ffd0000"
         );
         // An argv that could not be read is null; other calls have no argv.
-        let r = rec(
-            59,
-            [0x10, 0x20, 0, 0, 0, 0],
-            Some(-14),
-            vec![path("/x"), Str::Failed(14)],
+        let strs = vec![path("/x"), Str::Failed(14)];
+        let (_, v) = json_of(
+            &rec(59, [0x10, 0x20, 0, 0, 0, 0], Some(-14), strs),
+            "execve",
         );
-        out.clear();
-        syscall_json(&mut out, &r, "execve", sig, &clock());
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(v["argv"], serde_json::Value::Null);
         assert_eq!(v["paths"].as_array().unwrap().len(), 1);
-        let r = rec(87, [1, 0, 0, 0, 0, 0], Some(0), vec![path("/x")]);
-        out.clear();
-        syscall_json(
-            &mut out,
-            &r,
+        let (out, _) = json_of(
+            &rec(87, [1, 0, 0, 0, 0, 0], Some(0), vec![path("/x")]),
             "unlink",
-            args::known("unlink").unwrap(),
-            &clock(),
         );
         assert!(!out.contains("argv"), "{out}");
     }

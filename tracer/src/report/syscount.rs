@@ -3,7 +3,7 @@
 //! column to -L (syscount shows only the total) and errno sub-rows.
 use std::fmt::Write as _;
 
-use super::{style, Block, BlockKind, Process, Row};
+use super::{style, Block, Process, Row};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -17,56 +17,30 @@ fn us(ns: u64) -> f64 {
 }
 
 /// Rows already sorted; processes already sorted.
-pub fn render(block: &Block, opts: Options) -> String {
-    let mut out = String::new();
-    match block.kind {
-        BlockKind::Interval => {
-            let _ = writeln!(out, "[{}]", block.clock);
+pub fn render(b: &Block, opts: Options) -> String {
+    super::text_block(b.kind, &b.clock, b.seconds, &b.drops, |out| {
+        if opts.per_process {
+            processes(out, &b.processes, opts);
+        } else {
+            syscalls(out, &b.rows, opts);
         }
-        BlockKind::Summary => {
-            let _ = writeln!(out, "[{}] totals over {:.1} s", block.clock, block.seconds);
-        }
-    }
-    if opts.per_process {
-        processes(&mut out, &block.processes, opts);
-    } else {
-        syscalls(&mut out, &block.rows, opts);
-    }
-    if let Some(w) = super::drops_line(&block.drops) {
-        let _ = writeln!(out, "{w}");
-    }
-    out
+    })
 }
 
 fn syscalls(out: &mut String, rows: &[Row], opts: Options) {
-    let header = if opts.latency {
-        format!(
-            "{:<22} {:>8} {:>16} {:>12}",
-            "SYSCALL", "COUNT", "TIME (us)", "AVG (us)"
-        )
-    } else {
-        format!("{:<22} {:>8}", "SYSCALL", "COUNT")
-    };
-    let _ = writeln!(out, "{}", style::header(&header));
-    let shown = rows.iter().filter(|r| r.calls > 0);
-    for r in shown.take(opts.top.unwrap_or(usize::MAX)) {
+    let mut head = format!("{:<22} {:>8}", "SYSCALL", "COUNT");
+    if opts.latency {
+        head += &format!(" {:>16} {:>12}", "TIME (us)", "AVG (us)");
+    }
+    let _ = writeln!(out, "{}", style::header(&head));
+    let top = opts.top.unwrap_or(usize::MAX);
+    for r in rows.iter().filter(|r| r.calls > 0).take(top) {
+        let _ = write!(out, "{:<22} {:>8}", r.name, r.calls);
         if opts.latency {
-            let avg = if r.calls == 0 {
-                0.0
-            } else {
-                us(r.total_ns) / r.calls as f64
-            };
-            let _ = writeln!(
-                out,
-                "{:<22} {:>8} {:>16.3} {:>12.3}",
-                r.name,
-                r.calls,
-                us(r.total_ns),
-                avg
-            );
-        } else {
-            let _ = writeln!(out, "{:<22} {:>8}", r.name, r.calls);
+            let total = us(r.total_ns);
+            let _ = write!(out, " {total:>16.3} {:>12.3}", total / r.calls as f64);
         }
+        out.push('\n');
         for (errno, n) in &r.errnos {
             let _ = writeln!(out, "  {errno:<20} {n:>8}");
         }
@@ -74,52 +48,28 @@ fn syscalls(out: &mut String, rows: &[Row], opts: Options) {
 }
 
 fn processes(out: &mut String, procs: &[Process], opts: Options) {
-    let header = if opts.latency {
-        format!(
-            "{:<6} {:<15} {:>8} {:>16}",
-            "PID", "COMM", "COUNT", "TIME (us)"
-        )
-    } else {
-        format!("{:<6} {:<15} {:>8}", "PID", "COMM", "COUNT")
-    };
-    let _ = writeln!(out, "{}", style::header(&header));
-    for p in procs
-        .iter()
-        .filter(|p| p.calls() > 0)
-        .take(opts.top.unwrap_or(usize::MAX))
-    {
+    let mut head = format!("{:<6} {:<15} {:>8}", "PID", "COMM", "COUNT");
+    if opts.latency {
+        head += &format!(" {:>16}", "TIME (us)");
+    }
+    let _ = writeln!(out, "{}", style::header(&head));
+    let top = opts.top.unwrap_or(usize::MAX);
+    for p in procs.iter().filter(|p| p.calls() > 0).take(top) {
+        let _ = write!(out, "{:<6} {:<15} {:>8}", p.pid, p.comm, p.calls());
         if opts.latency {
-            let _ = writeln!(
-                out,
-                "{:<6} {:<15} {:>8} {:>16.3}",
-                p.pid,
-                p.comm,
-                p.calls(),
-                us(p.total_ns())
-            );
-        } else {
-            let _ = writeln!(out, "{:<6} {:<15} {:>8}", p.pid, p.comm, p.calls());
+            let _ = write!(out, " {:>16.3}", us(p.total_ns()));
         }
+        out.push('\n');
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{tests::row, Measured};
-
-    fn block(rows: Vec<Row>, processes: Vec<Process>) -> Block {
-        Block {
-            kind: BlockKind::Interval,
-            clock: "09:39:04".into(),
-            seconds: 1.0,
-            rows,
-            processes,
-            measured: Measured::default(),
-            drops: vec![],
-            exit_code: None,
-        }
-    }
+    use crate::report::{
+        tests::{block, row},
+        BlockKind,
+    };
 
     #[test]
     fn counts_table() {
