@@ -106,12 +106,8 @@ impl Streaming for Plan {
         "execs".into()
     }
 
-    fn json(&self) -> bool {
-        self.json
-    }
-
-    fn buffer_size(&self) -> u32 {
-        self.buffer_size
+    fn output(&self) -> (bool, u32) {
+        (self.json, self.buffer_size)
     }
 
     fn header(&self) -> Option<&'static str> {

@@ -383,10 +383,11 @@ impl Plan {
     /// progress when it takes more than a second.
     fn attach_functions(&self, obj: &mut Object, funcs: &[String]) -> Result<(Backend, Attached)> {
         let mut progress: Option<Progress> = None;
-        let chosen = bpf::kprobe::attach_first(
+        let (backends, measure) = (&self.backends, self.measure);
+        Ok(bpf::kprobe::attach_first(
             obj,
-            &self.backends,
-            self.measure,
+            backends,
+            measure,
             funcs,
             &mut |ev| match ev {
                 AttachProgress::Trying(_) => {
@@ -396,18 +397,11 @@ impl Plan {
                     })
                 }
                 AttachProgress::Tried { done, total } => {
-                    if let Some(p) = progress.as_mut() {
-                        p.tick(done, total)
-                    }
+                    progress.iter_mut().for_each(|p| p.tick(done, total))
                 }
-                AttachProgress::Finished => {
-                    if let Some(p) = progress.take() {
-                        p.finish()
-                    }
-                }
+                AttachProgress::Finished => progress.take().iter().for_each(Progress::finish),
             },
-        )?;
-        Ok(chosen)
+        )?)
     }
 }
 

@@ -90,9 +90,9 @@ pub trait Streaming {
     fn selection(&self) -> &Selection;
     fn attach(&self) -> Result<(Self::Live, Object)>;
     fn what(&self) -> String;
-    fn json(&self) -> bool;
-    /// The ring buffer's size, for the advice in lost-event lines.
-    fn buffer_size(&self) -> u32;
+    /// JSON lines or text, and the ring buffer's size (for the advice in
+    /// lost-event lines).
+    fn output(&self) -> (bool, u32);
     /// A header printed before the first event (text only).
     fn header(&self) -> Option<&'static str> {
         None
@@ -187,18 +187,19 @@ pub async fn count<C: Counting>(cmd: C, opts: Options) -> Result<i32> {
 pub async fn stream<S: Streaming>(cmd: S, opts: Options) -> Result<i32> {
     let prepared = prepare(cmd.selection())?;
     let (mut live, mut obj) = cmd.attach()?;
+    let (json, buffer_size) = cmd.output();
     let mut events = Events {
         reader: Reader::new(obj.take_map("EVENTS")?)?,
         lost: LostCounters::new(obj.take_map("EVENT_LOST")?),
         buf: String::with_capacity(1 << 16),
         delivered: 0,
         seen: Lost::default(),
-        json: cmd.json(),
-        buffer_size: cmd.buffer_size(),
+        json,
+        buffer_size,
     };
     let mut run = Run::start(&mut obj, cmd.selection(), prepared.as_ref(), &opts)?;
     run.announce(&cmd.what(), cmd.selection(), cmd.quiet_with_command());
-    if let (Some(h), false) = (cmd.header(), cmd.json()) {
+    if let (Some(h), false) = (cmd.header(), json) {
         run.sink.write(h)?;
     }
     let mut logs = bpf::logs::start(&mut obj)?;
@@ -316,10 +317,7 @@ impl Run {
         format: &mut dyn FnMut(&mut L, Event, &mut String) -> bool,
     ) -> Result<End> {
         let streaming = stream.is_some();
-        let (mut events, mut logs) = match stream {
-            Some((e, l)) => (Some(e), l),
-            None => (None, None),
-        };
+        let (mut events, mut logs) = stream.map_or((None, None), |(e, l)| (Some(e), l));
         let deadline = opts
             .duration
             .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));

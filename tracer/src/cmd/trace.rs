@@ -165,12 +165,8 @@ impl Streaming for Plan {
         "syscalls".into()
     }
 
-    fn json(&self) -> bool {
-        self.json
-    }
-
-    fn buffer_size(&self) -> u32 {
-        self.buffer_size
+    fn output(&self) -> (bool, u32) {
+        (self.json, self.buffer_size)
     }
 
     fn event(&self, live: &mut Live, e: Event, out: &mut String) -> bool {
