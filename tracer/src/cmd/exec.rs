@@ -66,11 +66,6 @@ pub fn plan(a: &ExecArgs) -> Result<Plan> {
     })
 }
 
-/// The parent of `pid` from /proc, for processes forked before tracer started.
-fn ppid_of(pid: u32) -> u32 {
-    proc::status(pid).map(|s| s.ppid).unwrap_or(0)
-}
-
 impl Streaming for Plan {
     /// The clock that turns the kernel's timestamps into wall-clock times.
     type Live = Clock;
@@ -118,7 +113,10 @@ impl Streaming for Plan {
         let Event::Exec(e) = e else {
             return false;
         };
-        let ppid = e.ppid.unwrap_or_else(|| ppid_of(e.pid));
+        // A process forked before tracer started: its parent from /proc.
+        let ppid = e
+            .ppid
+            .unwrap_or_else(|| proc::status(e.pid).map_or(0, |s| s.ppid));
         if self.json {
             render::exec_json(out, &e, ppid, clock);
         } else {

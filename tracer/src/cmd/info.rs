@@ -69,7 +69,6 @@ pub fn run(args: InfoArgs) -> Result<i32> {
     } else {
         info::text(&info)
     };
-    let mut sink = super::Sink::new(None, false)?;
-    sink.write(&text)?;
+    super::Sink::new(None, false)?.write(&text)?;
     Ok(0)
 }

@@ -249,6 +249,9 @@ fn prepare(sel: &Selection) -> Result<Option<launch::Prepared>> {
     Ok(prepared)
 }
 
+/// Streaming::event, for one run's live state.
+type Format<'a, L> = dyn FnMut(&mut L, Event, &mut String) -> bool + 'a;
+
 /// Counting::housekeeping, for one run's live state.
 type Housekeeping<'a, L> = dyn FnMut(&mut L) -> Result<Option<Vec<u32>>> + 'a;
 
@@ -314,7 +317,7 @@ impl Run {
         tick: &mut dyn FnMut(&mut Run, f64, &mut L) -> Result<()>,
         mut housekeeping: Option<&mut Housekeeping<'_, L>>,
         stream: Option<(&mut Events, Option<&mut bpf::logs::Forwarder>)>,
-        format: &mut dyn FnMut(&mut L, Event, &mut String) -> bool,
+        format: &mut Format<'_, L>,
     ) -> Result<End> {
         let streaming = stream.is_some();
         let (mut events, mut logs) = stream.map_or((None, None), |(e, l)| (Some(e), l));
@@ -356,11 +359,9 @@ impl Run {
                         return Ok(End::TargetsGone(child_status));
                     }
                 }
-                r = async { events.as_mut().unwrap().reader.wait().await }, if streaming => {
+                r = async { events.as_mut().unwrap().read(live, format).await }, if streaming => {
                     r?;
-                    let ev = events.as_mut().unwrap();
-                    ev.drain(live, format);
-                    ev.flush(&mut self.sink)?;
+                    events.as_mut().unwrap().flush(&mut self.sink)?;
                 }
                 _ = drain_tick.tick(), if streaming => {
                     let ev = events.as_mut().unwrap();
@@ -392,17 +393,18 @@ struct Events {
 }
 
 impl Events {
-    fn drain<L>(
-        &mut self,
-        live: &mut L,
-        format: &mut dyn FnMut(&mut L, Event, &mut String) -> bool,
-    ) {
+    /// The records the kernel has ready, formatted into `buf`.
+    async fn read<L>(&mut self, live: &mut L, format: &mut Format<'_, L>) -> Result<()> {
         let (buf, delivered) = (&mut self.buf, &mut self.delivered);
-        self.reader.drain(|e| {
-            if format(live, e, buf) {
-                *delivered += 1;
-            }
-        });
+        let each = |e| *delivered += u64::from(format(live, e, buf));
+        self.reader.read(each).await
+    }
+
+    /// The records there now, without waiting.
+    fn drain<L>(&mut self, live: &mut L, format: &mut Format<'_, L>) {
+        let (buf, delivered) = (&mut self.buf, &mut self.delivered);
+        self.reader
+            .drain(|e| *delivered += u64::from(format(live, e, buf)));
     }
 
     fn flush(&mut self, sink: &mut Sink) -> Result<()> {

@@ -188,14 +188,16 @@ impl Reader {
         })
     }
 
-    /// Wait until the kernel says records are available (then `drain`: what
-    /// comes after this returns wakes the next wait).
-    pub async fn wait(&mut self) -> Result<()> {
+    /// Wait until records are available, then hand each (parsed) to `f`.
+    /// Readiness is cleared after the drain: records that came meanwhile are
+    /// taken now, not by a second wake-up.
+    pub async fn read(&mut self, mut f: impl FnMut(Event)) -> Result<()> {
         let mut guard = self
             .ring
             .readable_mut()
             .await
             .context("waiting on the ring buffer")?;
+        drain(guard.get_inner_mut(), &mut f);
         guard.clear_ready();
         Ok(())
     }
