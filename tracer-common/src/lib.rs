@@ -158,7 +158,8 @@ pub fn log2_slot(v: u64) -> u32 {
 /// Most functions one `tracer uprobe` run attaches to.
 pub const MAX_UPROBES: u32 = 1024;
 
-/// Counters of one probed user function, indexed by the probe's attach cookie.
+/// Counters of one probed function: a user function (uprobes, indexed by the
+/// attach cookie) or a kernel function (`kfunc`, keyed by address and process).
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct FuncStat {
@@ -411,17 +412,9 @@ pub mod kfunc {
         pub _pad: u32,
     }
 
-    /// Counters of one function (per CPU; summed by user space).
-    #[repr(C)]
-    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-    pub struct FuncStat {
-        /// Calls entered.
-        pub calls: u64,
-        /// Calls whose return was seen (only with --latency).
-        pub returns: u64,
-        /// Sum of entry-to-return time of those calls, nanoseconds.
-        pub total_ns: u64,
-    }
+    /// Counters of one function (per CPU; summed by user space): the same
+    /// type as the uprobes'.
+    pub use super::FuncStat;
 
     /// Key of the latency histogram: function and log2 slot ([`crate::log2_slot`]).
     #[repr(C)]
@@ -469,7 +462,6 @@ pub mod kfunc {
     mod pod {
         use super::*;
         unsafe impl aya::Pod for FuncKey {}
-        unsafe impl aya::Pod for FuncStat {}
         unsafe impl aya::Pod for HistKey {}
         unsafe impl aya::Pod for StartKey {}
         unsafe impl aya::Pod for StackKey {}

@@ -51,7 +51,6 @@ macro_rules! counter {
 }
 counter!(tracer_common::SyscallStat: calls, errors, total_ns);
 counter!(tracer_common::FuncStat: calls, returns, total_ns);
-counter!(tracer_common::kfunc::FuncStat: calls, returns, total_ns);
 counter!(tracer_common::TpStat: count; wrapping sum);
 
 /// Per key; a key missing before counts from zero.
