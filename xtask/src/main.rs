@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
 mod bench;
+mod dist;
 mod ebpf_toolchain;
 mod jsondoc;
 mod setup;
@@ -46,6 +47,12 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Build the static x86_64 binary (musl, the bytecode embedded) into
+    /// target/dist/tracer and a .deb around it (man page, shell completions):
+    /// `apt install ./target/dist/tracer_*.deb` on Debian 11 or 12. Then checks
+    /// both: the binary counts syscalls in a root holding only itself, /proc and
+    /// /sys; the .deb installs into a scratch dpkg root and its tracer runs.
+    Dist,
     /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu (cached in .vm-cache/)
     /// and run the kprobe/fentry end-to-end checks inside; pass/fail per kernel and backend.
     VmTest,
@@ -58,6 +65,10 @@ fn main() {
         Cmd::Run { args } => run(&args),
         Cmd::Test => test(),
         Cmd::Bench { quick } => bench_cmd(quick),
+        Cmd::Dist => setup::run()
+            .and_then(|env| dist::run(&env))
+            .and_then(|d| dist::check(&d))
+            .map(|_| 0),
         Cmd::VmTest => setup::run().and_then(|env| vm::run(&env)).map(|_| 0),
     };
     match r {
@@ -96,6 +107,11 @@ fn test() -> Result<i32> {
     tally.check("cargo xtask bench --quick", r);
     util::step("cargo install --path tracer, then the installed binary run from /");
     tally.check("cargo install --path tracer", install_check(&env));
+    util::step("cargo xtask dist: the static binary from an empty root, the .deb installed");
+    tally.check(
+        "cargo xtask dist",
+        dist::run(&env).and_then(|d| dist::check(&d)),
+    );
     util::step("vm-test (kprobe/fentry on Debian kernels under qemu)");
     tally.check("vm-test", vm::run(&env));
     tally.finish()

@@ -7,7 +7,10 @@ use std::path::Path;
 use anyhow::Result;
 use aya::{
     maps::MapType,
-    programs::{FEntry, KProbe, ProgramError, ProgramType, TracePoint, UProbe},
+    programs::{
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
+        FEntry, KProbe, ProgramError, ProgramType, TracePoint, UProbe,
+    },
     sys::{is_helper_supported, is_map_supported, BpfHelper, SyscallError},
     Btf, Ebpf, EbpfLoader,
 };
@@ -144,13 +147,17 @@ fn fentry(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Result<(), Missing> {
 fn uprobe(ebpf: &mut Ebpf) -> Result<(), Missing> {
     let prog: &mut UProbe = super::program(ebpf, "probe_uprobe").map_err(Missing::Failed)?;
     prog.load().map_err(Missing::refused(LOAD))?;
+    // tracer's own entry point: it is there even when the binary is stripped
+    // (the static release has no symbols to look `main` up by).
     let exe = std::fs::read_link("/proc/self/exe")?;
-    prog.attach(
-        "main",
-        &exe,
-        aya::programs::uprobe::UProbeScope::AllProcesses,
-    )
-    .map_err(Missing::refused(ATTACH))?;
+    let bin = crate::sys::elf::load(&exe).map_err(Missing::Failed)?;
+    let offset = bin.file_offset(bin.entry).unwrap_or(0);
+    let point = UProbeAttachPoint {
+        location: UProbeAttachLocation::AbsoluteOffset(offset),
+        cookie: None,
+    };
+    prog.attach(point, &exe, UProbeScope::AllProcesses)
+        .map_err(Missing::refused(ATTACH))?;
     Ok(())
 }
 

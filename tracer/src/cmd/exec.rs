@@ -40,8 +40,8 @@ pub fn cgroup_id(path: &std::path::Path) -> Result<u64> {
     }
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    let on_cgroup2 =
-        unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0 && fs.f_type == libc::CGROUP2_SUPER_MAGIC;
+    let on_cgroup2 = unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0
+        && fs.f_type as u64 == libc::CGROUP2_SUPER_MAGIC as u64;
     if !on_cgroup2 {
         anyhow::bail!(
             "--cgroup {}: not a cgroup v2 directory (the kernel filters on the cgroup2 \

@@ -40,9 +40,11 @@ impl Clock {
         };
         let mono = read(libc::CLOCK_MONOTONIC);
         let real = read(libc::CLOCK_REALTIME);
-        let now = (real / 1_000_000_000) as libc::time_t;
         let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        unsafe { libc::localtime_r(&now, &mut tm) };
+        // A timespec's seconds have libc's time_t type on glibc and musl alike.
+        let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+        now.tv_sec = (real / 1_000_000_000) as _;
+        unsafe { libc::localtime_r(&now.tv_sec, &mut tm) };
         Clock {
             realtime_offset_ns: real - mono,
             utc_offset_s: tm.tm_gmtoff,

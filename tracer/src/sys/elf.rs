@@ -37,6 +37,8 @@ pub struct Binary {
     pub funcs: Vec<Func>,
     /// `(vaddr, memsz, file offset)` of each executable PT_LOAD segment.
     segments: Vec<(u64, u64, u64)>,
+    /// The entry point's address (code that exists even in a stripped binary).
+    pub entry: u64,
     /// The file has no `.symtab` (only exported functions have names).
     pub stripped: bool,
     /// `.gnu_debuglink` file name, when the binary names its debug file.
@@ -330,6 +332,7 @@ pub fn load(path: &Path) -> Result<Binary> {
         path: path.to_path_buf(),
         funcs,
         segments,
+        entry: file.entry(),
         stripped,
         debuglink,
         debug_file,

@@ -2,7 +2,8 @@
 //!
 //! The host kernel has neither kprobes nor fentry, so this downloads Debian's
 //! cloud-amd64 kernels (6.1 and 6.12; cached in `<repo>/.vm-cache/`), builds an
-//! initramfs with busybox, tracer, the fixture and their shared libraries, and
+//! initramfs with busybox, tracer (the static binary of `cargo xtask dist`, as
+//! users copy it), the fixture and its shared libraries, and
 //! boots each kernel under qemu (TCG). `/init` runs `tests.sh`, which prints
 //! each run's output between markers; this module judges it. A panic, a hang
 //! (the time limit) or a missing result is a failure.
@@ -152,7 +153,8 @@ fn copy_into(stage: &Path, src: &Path, dest: &str) -> Result<()> {
     Ok(())
 }
 
-/// Build `initrd.gz` (newc cpio, gzip) with busybox, tracer, fixture and their libraries.
+/// Build `initrd.gz` (newc cpio, gzip) with busybox, tracer (static: no
+/// libraries), the fixture and its libraries.
 fn initramfs(tracer: &Path, fixture: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let cache = cache_dir();
@@ -702,20 +704,11 @@ pub const NOTES_FILE: &str = "vm-test-notes.md";
 
 /// Build, boot every kernel, judge; Err if anything failed.
 pub fn run(env: &Env) -> Result<()> {
-    step("building tracer and the fixture (release) for the VM");
-    util::cargo(
-        env,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "tracer",
-            "-p",
-            "tracer-fixtures",
-        ],
-    )?;
-    let target = util::target_dir().join("release");
-    let initrd = initramfs(&target.join("tracer"), &target.join("fixture"))?;
+    // tracer as users copy it: the static binary of `cargo xtask dist`.
+    let tracer = crate::dist::run(env)?.binary;
+    step("building the fixture (release) for the VM");
+    util::cargo(env, &["build", "--release", "-p", "tracer-fixtures"])?;
+    let initrd = initramfs(&tracer, &util::target_dir().join("release/fixture"))?;
     let mut failures = Vec::new();
     let mut results = Vec::new();
     let only = std::env::var("TRACER_VM_KERNELS").ok();
