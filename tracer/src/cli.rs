@@ -37,12 +37,7 @@ impl Command {
     pub fn report_on_stderr(&self) -> bool {
         match self {
             Command::Syscalls(a) => {
-                let strace = a.format.unwrap_or(if a.process.targets() {
-                    Layout::Strace
-                } else {
-                    Layout::Syscount
-                }) == Layout::Strace;
-                a.process.launches() || (strace && !a.run.json)
+                a.process.launches() || (a.layout() == Layout::Strace && !a.run.json)
             }
             Command::Trace(a) => a.process.launches() || !a.run.json,
             Command::Exec(ExecArgs { process, .. })
@@ -51,6 +46,17 @@ impl Command {
             | Command::Tracepoint(TracepointArgs { process, .. }) => process.launches(),
             _ => false,
         }
+    }
+}
+
+impl SyscallsArgs {
+    /// --format, or its default: strace's layout with -p or -- CMD, syscount's otherwise.
+    pub fn layout(&self) -> Layout {
+        self.format.unwrap_or(if self.process.targets() {
+            Layout::Strace
+        } else {
+            Layout::Syscount
+        })
     }
 }
 

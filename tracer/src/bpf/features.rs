@@ -150,8 +150,7 @@ fn uprobe(ebpf: &mut Ebpf) -> Result<(), Missing> {
     // tracer's own entry point: it is there even when the binary is stripped
     // (the static release has no symbols to look `main` up by).
     let exe = std::fs::read_link("/proc/self/exe")?;
-    let bin = crate::sys::elf::load(&exe).map_err(Missing::Failed)?;
-    let offset = bin.file_offset(bin.entry).unwrap_or(0);
+    let offset = crate::sys::elf::entry_offset(&exe).map_err(Missing::Failed)?;
     let point = UProbeAttachPoint {
         location: UProbeAttachLocation::AbsoluteOffset(offset),
         cookie: None,

@@ -102,8 +102,8 @@ pub fn kernel_symbols() -> std::collections::BTreeMap<u64, String> {
 }
 
 /// The number of possible CPUs: how many values a per-CPU map entry holds.
-pub fn possible_cpus() -> usize {
-    aya::util::nr_cpus().unwrap_or(1)
+pub fn possible_cpus() -> Result<usize> {
+    aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))
 }
 
 /// Size of the traced-process set and the per-process records when used.

@@ -75,8 +75,10 @@ impl Streaming for Plan {
     }
 
     fn attach(&self) -> Result<(Clock, Object)> {
-        let mut globals = self.selection.globals(0, false);
-        globals.fork_child_pid_offset = Some(bpf::fork_child_pid_offset()?);
+        let globals = bpf::Globals {
+            fork_child_pid_offset: Some(bpf::fork_child_pid_offset()?),
+            ..self.selection.globals(0, false)
+        };
         let mut obj = bpf::load_following(
             globals,
             self.selection.targeted(),

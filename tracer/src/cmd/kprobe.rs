@@ -297,8 +297,10 @@ impl Counting for Plan {
         let big = |on: bool, size: u32| if on { size } else { 1 };
         let latency = self.measure == Measure::Latency;
         let stack = self.measure == Measure::Stack;
-        let mut globals = self.selection.globals(0, false);
-        globals.flags = self.flags;
+        let globals = bpf::Globals {
+            flags: self.flags,
+            ..self.selection.globals(0, false)
+        };
         let mut obj = bpf::load_following(
             globals,
             follow,

@@ -76,13 +76,12 @@ impl Selection {
 
 /// Check and resolve the process options.
 pub fn plan(a: &ProcessArgs) -> Result<Selection> {
-    let launch = a.launch.clone();
-    if !launch.command.is_empty() && !a.pid.is_empty() {
+    if a.launches() && !a.pid.is_empty() {
         bail!("give either -p PID or -- CMD, not both");
     }
     let pids = proc::resolve_pids(&a.pid)?;
     let mut f = 0;
-    if !launch.command.is_empty() || !pids.is_empty() {
+    if a.targets() {
         f |= flags::FILTER_TGID;
         if !a.no_follow {
             f |= flags::FOLLOW_FORKS;
@@ -94,7 +93,7 @@ pub fn plan(a: &ProcessArgs) -> Result<Selection> {
         pids,
         target_uid: task.uid,
         target_comm: task.comm,
-        launch,
+        launch: a.launch.clone(),
     })
 }
 

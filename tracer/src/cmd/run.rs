@@ -67,11 +67,14 @@ pub trait Counting {
     fn read(&self, live: &Self::Live) -> Result<Self::Counts>;
     /// The text (or JSON line) of one block (through `report/`).
     fn render(&self, live: &Self::Live, head: Head, counts: &Self::Counts) -> String;
+    /// Whether `housekeeping` runs; if not, no timer wakes tracer for it.
+    fn keeps_house(&self) -> bool {
+        false
+    }
     /// Every 100 ms: the processes found gone (their rows leave the kernel's
-    /// maps; the traced set forgets them too). Called once before the loop
-    /// too: None then means never (no timer wakes tracer for it).
-    fn housekeeping(&self, _live: &mut Self::Live) -> Result<Option<Vec<u32>>> {
-        Ok(None)
+    /// maps; the traced set forgets them too).
+    fn housekeeping(&self, _live: &mut Self::Live) -> Result<Vec<u32>> {
+        Ok(Vec::new())
     }
     /// Printed on stderr after the final block.
     fn epilogue(&self, _live: &Self::Live) -> Option<String> {
@@ -143,7 +146,6 @@ pub async fn count<C: Counting>(cmd: C, opts: Options) -> Result<i32> {
     let mut run = Run::start(&mut obj, cmd.selection(), prepared.as_ref(), &opts)?;
     run.announce(&cmd.what(&live), cmd.selection(), cmd.quiet_with_command());
     let mut prev = C::Counts::default();
-    let keeps_house = cmd.housekeeping(&mut live)?.is_some();
     let end = run
         .wait(
             &opts,
@@ -160,7 +162,8 @@ pub async fn count<C: Counting>(cmd: C, opts: Options) -> Result<i32> {
                 prev = now;
                 Ok(())
             },
-            keeps_house.then_some(&mut |live: &mut C::Live| cmd.housekeeping(live)),
+            cmd.keeps_house()
+                .then_some(&mut |live: &mut C::Live| cmd.housekeeping(live)),
             None,
             &mut |_, _, _| false,
         )
@@ -253,7 +256,7 @@ fn prepare(sel: &Selection) -> Result<Option<launch::Prepared>> {
 type Format<'a, L> = dyn FnMut(&mut L, Event, &mut String) -> bool + 'a;
 
 /// Counting::housekeeping, for one run's live state.
-type Housekeeping<'a, L> = dyn FnMut(&mut L) -> Result<Option<Vec<u32>>> + 'a;
+type Housekeeping<'a, L> = dyn FnMut(&mut L) -> Result<Vec<u32>> + 'a;
 
 /// A run in progress: the traced processes, the launched command, the report's sink.
 struct Run {
@@ -351,7 +354,8 @@ impl Run {
                 }
                 _ = prune.tick(), if prune_targets || housekeeping.is_some() => {
                     if let Some(h) = housekeeping.as_mut() {
-                        if let (Some(gone), true) = (h(live)?, self.targeted) {
+                        let gone = h(live)?;
+                        if self.targeted {
                             self.traced.forget(&gone);
                         }
                     }

@@ -65,11 +65,7 @@ pub fn syscall_numbers(names: &[String]) -> Result<Vec<u32>> {
 pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
     let selection = process::plan(&a.process)?;
     let targeted = selection.targeted();
-    let layout = a.format.unwrap_or(if targeted {
-        Layout::Strace
-    } else {
-        Layout::Syscount
-    });
+    let layout = a.layout();
     let mut f = selection.flags;
     let syscalls = syscall_numbers(&a.syscall)?;
     if !syscalls.is_empty() {
@@ -266,14 +262,16 @@ impl Counting for Plan {
     fn attach(&self) -> Result<(Live, Object)> {
         let follow = self.targeted() || self.per_process();
         let proc_rows = if self.per_process() {
-            let rows = proc_stats_rows(proc::count_processes(), bpf::possible_cpus());
+            let rows = proc_stats_rows(proc::count_processes(), bpf::possible_cpus()?);
             log::info!("per-process table: {rows} rows");
             rows
         } else {
             1
         };
-        let mut globals = self.selection.globals(0, false);
-        globals.flags = self.flags;
+        let globals = bpf::Globals {
+            flags: self.flags,
+            ..self.selection.globals(0, false)
+        };
         let sized = |on: bool, n: u32| if on { n } else { 1 };
         let mut obj = bpf::load_following(
             globals,
@@ -342,11 +340,12 @@ impl Counting for Plan {
     }
 
     /// Rows of exited processes leave the kernel's maps every 100 ms (-P).
-    fn housekeeping(&self, live: &mut Live) -> Result<Option<Vec<u32>>> {
-        if !self.per_process() {
-            return Ok(None);
-        }
-        live.collector.drain_exited(proc::group_gone).map(Some)
+    fn keeps_house(&self) -> bool {
+        self.per_process()
+    }
+
+    fn housekeeping(&self, live: &mut Live) -> Result<Vec<u32>> {
+        live.collector.drain_exited(proc::group_gone)
     }
 
     fn quiet_with_command(&self) -> bool {

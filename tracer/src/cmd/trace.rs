@@ -134,8 +134,10 @@ impl Streaming for Plan {
     }
 
     fn attach(&self) -> Result<(Live, Object)> {
-        let mut globals = self.selection.globals(0, false);
-        globals.flags = self.flags;
+        let globals = bpf::Globals {
+            flags: self.flags,
+            ..self.selection.globals(0, false)
+        };
         let mut obj = bpf::load_following(
             globals,
             true,

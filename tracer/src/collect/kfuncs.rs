@@ -116,13 +116,7 @@ impl KCollector {
 mod tests {
     use super::*;
 
-    fn fs(calls: u64, returns: u64, total_ns: u64) -> FuncStat {
-        FuncStat {
-            calls,
-            returns,
-            total_ns,
-        }
-    }
+    use crate::collect::func_stat as fs;
 
     #[test]
     fn delta() {

@@ -120,3 +120,13 @@ pub fn slots_of(flat: &[u64], i: usize) -> Vec<u64> {
         .map(<[u64]>::to_vec)
         .unwrap_or_else(|| vec![0; n])
 }
+
+/// A `FuncStat`, for the collectors' tests.
+#[cfg(test)]
+pub fn func_stat(calls: u64, returns: u64, total_ns: u64) -> tracer_common::FuncStat {
+    tracer_common::FuncStat {
+        calls,
+        returns,
+        total_ns,
+    }
+}

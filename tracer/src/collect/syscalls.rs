@@ -108,7 +108,7 @@ impl Collector {
                 pending: BTreeSet::new(),
                 drained: Counts::default(),
                 drained_procs: BTreeMap::new(),
-                cpus: aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?,
+                cpus: crate::bpf::possible_cpus()?,
                 drains: 0,
             })
         } else {

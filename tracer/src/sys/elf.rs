@@ -37,8 +37,6 @@ pub struct Binary {
     pub funcs: Vec<Func>,
     /// `(vaddr, memsz, file offset)` of each executable PT_LOAD segment.
     segments: Vec<(u64, u64, u64)>,
-    /// The entry point's address (code that exists even in a stripped binary).
-    pub entry: u64,
     /// The file has no `.symtab` (only exported functions have names).
     pub stripped: bool,
     /// `.gnu_debuglink` file name, when the binary names its debug file.
@@ -290,6 +288,36 @@ pub fn resolve_target(target: &str, pid: Option<u32>) -> Result<PathBuf> {
     )
 }
 
+/// `(vaddr, memsz, file offset)` of each executable PT_LOAD segment: a probe
+/// elsewhere is not on an instruction.
+fn code_segments(file: &object::File) -> Vec<(u64, u64, u64)> {
+    file.segments()
+        .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0))
+        .map(|s| (s.address(), s.size(), s.file_range().0))
+        .collect()
+}
+
+/// The file offset of `addr` in one of `segments`.
+fn offset_in(segments: &[(u64, u64, u64)], addr: u64) -> Option<u64> {
+    segments
+        .iter()
+        .find(|(va, size, _)| addr >= *va && addr < va + size)
+        .map(|(va, _, off)| addr - va + off)
+}
+
+/// The file offset of the entry point of the ELF file at `path`: code every
+/// executable has, stripped or not (no symbols are read).
+pub fn entry_offset(path: &Path) -> Result<u64> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = object::File::parse(&*data).context("not an ELF file")?;
+    offset_in(&code_segments(&file), file.entry()).with_context(|| {
+        format!(
+            "the entry point of {} is in no code segment",
+            path.display()
+        )
+    })
+}
+
 /// Read the function symbols of the ELF file at `path` (and of its separate
 /// debug file when it is stripped and the debug file is installed).
 pub fn load(path: &Path) -> Result<Binary> {
@@ -309,12 +337,7 @@ pub fn load(path: &Path) -> Result<Binary> {
         .ok()
         .flatten()
         .map(|(name, _)| String::from_utf8_lossy(name).into_owned());
-    // Only executable PT_LOAD segments: a probe elsewhere is not on an instruction.
-    let segments = file
-        .segments()
-        .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0))
-        .map(|s| (s.address(), s.size(), s.file_range().0))
-        .collect();
+    let segments = code_segments(&file);
     let mut debug_file = None;
     if stripped {
         let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
@@ -332,7 +355,6 @@ pub fn load(path: &Path) -> Result<Binary> {
         path: path.to_path_buf(),
         funcs,
         segments,
-        entry: file.entry(),
         stripped,
         debuglink,
         debug_file,
@@ -404,10 +426,7 @@ impl Binary {
     /// File offset of virtual address `addr` (from the executable PT_LOAD segment
     /// holding it); None outside code.
     pub fn file_offset(&self, addr: u64) -> Option<u64> {
-        self.segments
-            .iter()
-            .find(|(va, size, _)| addr >= *va && addr < va + size)
-            .map(|(va, _, off)| addr - va + off)
+        offset_in(&self.segments, addr)
     }
 
     /// The function whose symbol is `name`, else every function whose
