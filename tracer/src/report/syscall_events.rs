@@ -57,6 +57,18 @@ impl Clock {
         mono_ns as i64 + self.realtime_offset_ns
     }
 
+    /// Unix time of a kernel time stamp as a JSON number of seconds, exact to
+    /// the nanosecond and always with a fraction (an f64 would lose the last
+    /// digits and, at a whole second, print as an integer).
+    pub fn unix_seconds_json(&self, mono_ns: u64) -> String {
+        let ns = self.unix_ns(mono_ns);
+        format!(
+            "{}.{:09}",
+            ns.div_euclid(1_000_000_000),
+            ns.rem_euclid(1_000_000_000)
+        )
+    }
+
     /// HH:MM:SS and the microseconds, local time.
     fn local(&self, mono_ns: u64) -> (i64, i64, i64, i64) {
         let local = self.unix_ns(mono_ns) + self.utc_offset_s * 1_000_000_000;
@@ -165,7 +177,7 @@ pub fn syscall_json(out: &mut String, r: &SyscallRecord, name: &str, sig: &[Arg]
     let _ = write!(
         out,
         "{{\"type\":\"syscall\",\"time\":{},\"pid\":{},\"tid\":{},\"syscall\":",
-        clock.unix_ns(r.enter_ns) as f64 / 1e9,
+        clock.unix_seconds_json(r.enter_ns),
         r.pid,
         r.tid
     );
@@ -439,7 +451,15 @@ mod tests {
     #[test]
     fn json_objects() {
         let r = rec(87, [1, 0, 0, 0, 0, 0], Some(-2), vec![path("/x")]);
-        let (_, v) = json_of(&r, "unlink");
+        let (out, v) = json_of(&r, "unlink");
+        assert!(out.contains("\"time\":1700000000.001500000,"), "{out}");
+        assert!(v["time"].is_f64());
+        // At a whole second the time is still written with a fraction.
+        let mut whole = rec(87, [1, 0, 0, 0, 0, 0], Some(-2), vec![path("/x")]);
+        whole.enter_ns = 1_000;
+        let (out, w) = json_of(&whole, "unlink");
+        assert!(out.contains("\"time\":1700000000.000000000,"), "{out}");
+        assert!(w["time"].is_f64());
         assert_eq!(v["syscall"], "unlink");
         assert_eq!(v["text"], "\"/x\"");
         assert_eq!(v["paths"][0]["value"], "/x");
