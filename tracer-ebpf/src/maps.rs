@@ -18,6 +18,9 @@ pub static FLAGS: Global<u32> = Global::new(0);
 pub static TARGET_UID: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static TARGET_COMM: Global<[u8; TASK_COMM_LEN]> = Global::new([0; TASK_COMM_LEN]);
+/// `tracer_common::lacks` bits: the fallbacks this kernel needs.
+#[unsafe(no_mangle)]
+pub static LACKS: Global<u32> = Global::new(0);
 /// The tracer's own tgid: never counted.
 #[unsafe(no_mangle)]
 pub static SELF_TGID: Global<u32> = Global::new(0);

@@ -1,6 +1,6 @@
 //! Raw tracepoints on `sys_enter` / `sys_exit`: per-syscall counters.
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{btf_map, map, raw_tracepoint},
     maps::{PerCpuArray, PerCpuHashMap},
     programs::RawTracePointContext,
@@ -10,12 +10,12 @@ use tracer_common::{
     flags::{
         ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_COMM, FILTER_SYSCALL, FILTER_UID, PER_PROCESS,
     },
-    is_error_return, ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
+    is_error_return, lacks, ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
 };
 
 use crate::{
     filter::{current_tgid, is_traced},
-    maps::{count, DROPS, FLAGS, PROCS, SYSCALL_FILTER},
+    maps::{count, DROPS, FLAGS, LACKS, PROCS, SYSCALL_FILTER},
     task_storage::TaskStorage,
 };
 
@@ -28,9 +28,16 @@ pub static PROC_STATS: PerCpuHashMap<ProcKey, SyscallStat> = PerCpuHashMap::with
 /// Failures per errno, with `flags::ERRNO`.
 #[map]
 pub static ERRNO_STATS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(1, 0);
-/// Per-thread syscall entry (id, time), for the exit hook.
+/// Per-thread syscall entry (id, time), for the exit hook. Task-local storage,
+/// or on kernels without it a hash map keyed by thread id (see task_storage.rs).
 #[btf_map]
 pub static STARTS: TaskStorage<SyscallStart> = TaskStorage::new();
+
+/// Whether `STARTS` is the hash-map fallback (frozen: the verifier prunes the other path).
+#[inline(always)]
+fn starts_by_tid() -> bool {
+    LACKS.load() & lacks::TASK_STORAGE != 0
+}
 
 /// The counters for `syscall` (of `tgid` when counting per process), created on first use.
 #[inline(always)]
@@ -75,8 +82,9 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     // finding it spares the filters (a hash lookup when targeting processes).
     // The filters' outcome cannot change for a thread, except by exec changing
     // its comm or setuid its uid, so with --comm or -u the filters always run.
+    // (A hash-map entry only lives from a call's entry to its exit: no such shortcut.)
     let mut slot = None;
-    if flags & EXIT_HOOK != 0 && flags & (FILTER_COMM | FILTER_UID) == 0 {
+    if flags & EXIT_HOOK != 0 && flags & (FILTER_COMM | FILTER_UID) == 0 && !starts_by_tid() {
         slot = STARTS.current(false);
     }
     if slot.is_none() && !is_traced(flags) {
@@ -101,7 +109,19 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
             None => {}
         }
     }
-    if flags & EXIT_HOOK != 0 {
+    if flags & EXIT_HOOK != 0 && starts_by_tid() {
+        let start = SyscallStart {
+            syscall: id,
+            _pad: 0,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        };
+        if STARTS
+            .set_by_tid(bpf_get_current_pid_tgid() as u32, &start)
+            .is_err()
+        {
+            count(&DROPS, drops::STARTS_FULL);
+        }
+    } else if flags & EXIT_HOOK != 0 {
         match slot.or_else(|| STARTS.current(true)) {
             Some(start) => {
                 start.syscall = id;
@@ -143,15 +163,22 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     // A thread only has an entry if a sys_enter of it passed the filters; the
-    // entry is spent (ts_ns = 0) once its exit is counted.
-    let Some(slot) = STARTS.current(false) else {
-        return None;
+    // entry is spent (ts_ns = 0, or removed from the hash map) once its exit
+    // is counted.
+    let start = if starts_by_tid() {
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let start = *STARTS.by_tid(tid)?;
+        STARTS.remove_by_tid(tid);
+        start
+    } else {
+        let slot = STARTS.current(false)?;
+        let start = *slot;
+        if start.ts_ns == 0 {
+            return None;
+        }
+        slot.ts_ns = 0;
+        start
     };
-    let start = *slot;
-    if start.ts_ns == 0 {
-        return None;
-    }
-    slot.ts_ns = 0;
     let now = unsafe { bpf_ktime_get_ns() };
     let ret: i64 = ctx.arg(1);
     let failed = is_error_return(ret);
@@ -189,6 +216,17 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// With the hash-map fallback only: a thread that exits inside a call (exit,
+/// exit_group, a fatal signal) never reaches sys_exit, so its entry is
+/// removed here, where every thread passes on its way out.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sys_thread_exit(_ctx: RawTracePointContext) -> i32 {
+    if starts_by_tid() {
+        STARTS.remove_by_tid(bpf_get_current_pid_tgid() as u32);
+    }
+    0
 }
 
 /// Empty programs: the floor any eBPF syscall counter pays (used by `cargo xtask bench`).

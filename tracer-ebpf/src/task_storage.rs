@@ -3,9 +3,18 @@
 //! chase through a per-map cache slot, far cheaper than a hash map keyed by
 //! tid, and the kernel frees it when the thread exits. aya-ebpf 0.2 has no
 //! wrapper for it, so this is one in its BTF-map style.
+//!
+//! Kernels before 5.11 have no task storage. There user space rewrites the
+//! map's definition in the object before loading it (`bpf/compat.rs`): the
+//! same map becomes a preallocated hash map keyed by thread id, which the
+//! `*_by_tid` methods use. Which set a program calls is decided by the frozen
+//! `LACKS` global, so the verifier only ever sees the one that fits the map.
 use core::{ffi::c_void, ptr};
 
-use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_task_storage_get};
+use aya_ebpf::helpers::generated::{
+    bpf_get_current_task_btf, bpf_map_delete_elem, bpf_map_lookup_elem, bpf_map_update_elem,
+    bpf_task_storage_get,
+};
 
 const BPF_MAP_TYPE_TASK_STORAGE: usize = 29;
 const BPF_F_NO_PREALLOC: usize = 1;
@@ -45,12 +54,47 @@ impl<T> TaskStorage<T> {
         };
         let p = unsafe {
             bpf_task_storage_get(
-                ptr::from_ref(self).cast_mut().cast::<c_void>(),
+                self.as_map(),
                 bpf_get_current_task_btf(),
                 ptr::null_mut(),
                 flags,
             )
         };
         unsafe { p.cast::<T>().as_mut() }
+    }
+
+    fn as_map(&self) -> *mut c_void {
+        ptr::from_ref(self).cast_mut().cast::<c_void>()
+    }
+
+    /// Fallback (the map is a hash map keyed by thread id): `tid`'s value.
+    #[inline(always)]
+    pub fn by_tid(&self, tid: u32) -> Option<&mut T> {
+        let p = unsafe { bpf_map_lookup_elem(self.as_map(), ptr::from_ref(&tid).cast()) };
+        unsafe { p.cast::<T>().as_mut() }
+    }
+
+    /// Fallback: set `tid`'s value. `Err`: the map is full.
+    #[inline(always)]
+    pub fn set_by_tid(&self, tid: u32, value: &T) -> Result<(), i64> {
+        let r = unsafe {
+            bpf_map_update_elem(
+                self.as_map(),
+                ptr::from_ref(&tid).cast(),
+                ptr::from_ref(value).cast(),
+                0,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(r)
+        }
+    }
+
+    /// Fallback: forget `tid`'s value.
+    #[inline(always)]
+    pub fn remove_by_tid(&self, tid: u32) {
+        let _ = unsafe { bpf_map_delete_elem(self.as_map(), ptr::from_ref(&tid).cast()) };
     }
 }

@@ -212,6 +212,19 @@ fn forks_match_strace() {
     compare(&[&fx(), "forks", "3", "100"], 4, 0, false);
 }
 
+/// Kernels without task storage (before 5.11) keep syscall entry times in a
+/// hash map keyed by thread id; forced here, the counts must not change.
+#[test]
+fn hash_map_entry_state_matches_strace() {
+    let setup = Setup {
+        env: &[("TRACER_FALLBACK", "task-storage")],
+        ..Setup::default()
+    };
+    compare_with(&[&fx(), "threads", "4", "2500"], &setup, 1, 4, false);
+    compare_with(&[&fx(), "forks", "3", "100"], &setup, 4, 0, false);
+    compare_with(&[&fx(), "syscalls", "5", "2000"], &setup, 1, 0, false);
+}
+
 #[test]
 fn shell_pipeline_matches_strace() {
     compare(

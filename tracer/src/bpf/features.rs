@@ -82,9 +82,11 @@ impl Missing {
 /// first if it can be (the tracepoint probe needs it).
 pub fn probe_all() -> Result<Vec<(&'static str, Result<(), Missing>)>> {
     let btf = Btf::from_sys_fs().ok();
+    let lacks = super::compat::lacks()?;
     let mut ebpf = EbpfLoader::new()
         .allow_unsupported_maps()
-        .load(super::object())?;
+        .override_global("LACKS", &lacks, true)
+        .load(&super::object(lacks)?)?;
     Ok(vec![
         ("raw tracepoints", raw_tracepoint(&mut ebpf)),
         ("tracepoints", tracepoint(&mut ebpf)),

@@ -2,6 +2,7 @@
 //! object, every kind of attach, filling maps, the traced-process set.
 //! Every link is owned by the returned [`Object`]: dropping it (or the
 //! process dying, even by SIGKILL) detaches everything, since nothing is pinned.
+pub mod compat;
 pub mod cookie_link;
 pub mod cookies;
 pub mod features;
@@ -10,7 +11,7 @@ pub mod logs;
 pub mod maps;
 pub mod traced;
 
-use std::any::Any;
+use std::{any::Any, borrow::Cow};
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -22,10 +23,19 @@ use aya::{
 /// The object `build.rs` built from `tracer-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
 
-/// The embedded object, for loaders other than `load` (e.g. `tracer info`).
-pub fn object() -> &'static [u8] {
-    OBJECT
+/// The embedded object as this kernel can load it (`lacks`: the fallbacks
+/// it needs, from `compat::lacks`), for `load` and for `tracer info`.
+pub fn object(lacks: u32) -> Result<Cow<'static, [u8]>> {
+    Ok(if lacks & tracer_common::lacks::TASK_STORAGE != 0 {
+        Cow::Owned(compat::task_storage_as_hash(OBJECT, "STARTS")?)
+    } else {
+        Cow::Borrowed(OBJECT)
+    })
 }
+
+/// Entries of the syscall entry-time hash map where task storage is missing:
+/// one per thread inside a syscall at once.
+const STARTS_BY_TID: u32 = 65536;
 
 /// Values written into the object's read-only globals before it is loaded.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +51,8 @@ pub struct Globals {
 pub struct Object {
     links: Vec<Box<dyn Any>>,
     ebpf: Ebpf,
+    /// The fallbacks this object was loaded with (`tracer_common::lacks`).
+    lacks: u32,
 }
 
 impl Object {
@@ -94,6 +106,16 @@ impl Object {
     pub(crate) fn ebpf(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
+
+    /// Where syscall entry times live in a hash map (no task storage), a
+    /// thread that exits inside a call must give its entry back: attach the
+    /// hook that does. Nothing to do elsewhere.
+    pub fn attach_entry_cleanup(&mut self) -> Result<()> {
+        if self.lacks & tracer_common::lacks::TASK_STORAGE != 0 {
+            self.attach_raw_tracepoint("sys_thread_exit", "sched_process_exit")?;
+        }
+        Ok(())
+    }
 }
 
 /// The kernel's symbols (/proc/kallsyms) by address; empty if unreadable.
@@ -145,11 +167,18 @@ pub fn fork_child_pid_offset() -> Result<u32> {
 /// does not use are shrunk to one entry so start-up stays fast).
 pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Object> {
     let self_tgid = std::process::id();
+    let lacks = compat::lacks()?;
+    let object = object(lacks)?;
     let mut loader = loader_without_kernel_btf();
     // STARTS is task-local storage, which aya creates but has no user-space type for.
     loader.allow_unsupported_maps();
+    if lacks & tracer_common::lacks::TASK_STORAGE != 0 {
+        let timed = globals.flags & tracer_common::flags::EXIT_HOOK != 0;
+        loader.map_max_entries("STARTS", if timed { STARTS_BY_TID } else { 1 });
+    }
     loader
         .override_global("FLAGS", &globals.flags, true)
+        .override_global("LACKS", &lacks, true)
         .override_global("TARGET_UID", &globals.target_uid, true)
         .override_global("TARGET_COMM", &globals.target_comm, true)
         .override_global("SELF_TGID", &self_tgid, true);
@@ -168,11 +197,12 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Obje
         loader.map_max_entries(name, *size);
     }
     let ebpf = loader
-        .load(OBJECT)
+        .load(&object)
         .context("the kernel refused to create tracer's BPF maps")?;
     Ok(Object {
         links: Vec::new(),
         ebpf,
+        lacks,
     })
 }
 

@@ -294,6 +294,7 @@ impl Counting for Plan {
         )?;
         if self.exit_hook() {
             obj.attach_raw_tracepoint("sys_exit", "sys_exit")?;
+            obj.attach_entry_cleanup()?;
         }
         // With no filter and no exit hook, a program that only increments.
         let enter = if self.flags == 0 {

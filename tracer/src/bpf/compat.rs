@@ -1,0 +1,363 @@
+//! Older kernels: what this one lacks of what the fast paths use, found by
+//! probing it (never by its version number), and the object rewritten to fit.
+//!
+//! - No task-local storage (before 5.11): the `STARTS` map definition in the
+//!   object's BTF is rewritten into a preallocated hash map (keyed by thread
+//!   id: task storage's key is an int too), so loading it does not fail, and
+//!   the programs use it as such (`LACKS` global, see tracer-common's `lacks`).
+//! - No BPF cookies or perf-event links (before 5.15): slot copies of the
+//!   uprobe and tracepoint programs.
+//! - No `bpf_get_func_ip` (before 5.15): kprobes read the address from the
+//!   registers; kretprobes and fentry/fexit use slot copies.
+//!
+//! `TRACER_FALLBACK=task-storage,cookies,func-ip` (or `all`) forces fallbacks
+//! on a kernel that has everything: for tests and `cargo xtask bench`.
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context as _, Result};
+use aya::{
+    maps::MapType,
+    programs::ProgramType,
+    sys::{is_helper_supported, is_map_supported, BpfHelper},
+};
+use object::{Object as _, ObjectSection as _};
+use tracer_common::lacks;
+
+/// What a fallback is called in `TRACER_FALLBACK`, and its bit.
+const NAMES: [(&str, u32); 3] = [
+    ("task-storage", lacks::TASK_STORAGE),
+    ("cookies", lacks::COOKIES),
+    ("func-ip", lacks::FUNC_IP),
+];
+
+/// The `tracer_common::lacks` bits for this kernel (probed once), plus the
+/// fallbacks `TRACER_FALLBACK` forces.
+pub fn lacks() -> Result<u32> {
+    static PROBED: OnceLock<u32> = OnceLock::new();
+    let probed = *PROBED.get_or_init(probe);
+    Ok(probed | forced(std::env::var("TRACER_FALLBACK").ok().as_deref())?)
+}
+
+fn forced(var: Option<&str>) -> Result<u32> {
+    let mut bits = 0;
+    for word in var.unwrap_or_default().split(',').map(str::trim) {
+        bits |= match word {
+            "" => 0,
+            "all" => NAMES.iter().fold(0, |b, (_, bit)| b | bit),
+            w => match NAMES.iter().find(|(n, _)| *n == w) {
+                Some((_, bit)) => *bit,
+                None => bail!(
+                    "TRACER_FALLBACK: unknown fallback `{w}` (known: task-storage, cookies, func-ip, all)"
+                ),
+            },
+        };
+    }
+    Ok(bits)
+}
+
+fn probe() -> u32 {
+    // Before 5.11 BPF maps are charged to RLIMIT_MEMLOCK (64 KiB by default
+    // before 5.16), not to the memory cgroup: lift it, as bpftrace and libbpf
+    // do, before anything is created. Refused only without CAP_SYS_RESOURCE,
+    // where loading fails anyway with its own message.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        log::info!(
+            "cannot lift RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let missing = |what: &str, r: Result<bool, String>| match r {
+        Ok(has) => !has,
+        Err(e) => {
+            log::info!("probing {what} failed ({e}); assuming the kernel has it");
+            false
+        }
+    };
+    let helper = |h| is_helper_supported(ProgramType::KProbe, h).map_err(|e| e.to_string());
+    let mut bits = 0;
+    if missing(
+        "task storage",
+        is_map_supported(MapType::TaskStorage).map_err(|e| e.to_string()),
+    ) {
+        bits |= lacks::TASK_STORAGE;
+    }
+    let perf_link = aya::features().bpf_perf_link();
+    if !perf_link || missing("cookies", helper(BpfHelper::BPF_FUNC_get_attach_cookie)) {
+        bits |= lacks::COOKIES;
+    }
+    if missing("bpf_get_func_ip", helper(BpfHelper::BPF_FUNC_get_func_ip)) {
+        bits |= lacks::FUNC_IP;
+    }
+    log::debug!("kernel lacks: {bits:#x}");
+    bits
+}
+
+/// BPF map types, as `enum bpf_map_type` numbers them.
+const BPF_MAP_TYPE_HASH: u32 = 1;
+
+/// `object` with the BTF-defined map `map` (a task storage map) turned into a
+/// preallocated hash map: its `type` field made `BPF_MAP_TYPE_HASH` and its
+/// `map_flags` 0. Its size is set at load (`max_entries` is 0 in the object).
+///
+/// A BTF map definition is a struct of pointers to arrays whose lengths are
+/// the values (`type: *const [i32; 29]`), so this rewrites two array lengths
+/// in place. It refuses when either array type is shared with anything else.
+pub fn task_storage_as_hash(object: &[u8], map: &str) -> Result<Vec<u8>> {
+    let elf = object::File::parse(object).context("parsing tracer's BPF object")?;
+    let section = elf
+        .section_by_name(".BTF")
+        .context("tracer's BPF object has no .BTF section")?;
+    let (start, len) = section
+        .file_range()
+        .context("tracer's BPF object's .BTF section has no data")?;
+    let btf = &object[start as usize..(start + len) as usize];
+    let types = Types::parse(btf)?;
+    let var = types
+        .find(KIND_VAR, map)
+        .with_context(|| format!("no BTF variable {map} in tracer's BPF object"))?;
+    let def = types.resolve(types.get(var)?.type_ref)?;
+    let def_ty = types.get(def)?;
+    if def_ty.kind != KIND_STRUCT {
+        bail!("BTF of {map} is not a map definition struct");
+    }
+    let mut out = object.to_vec();
+    for (field, value) in [("type", BPF_MAP_TYPE_HASH), ("map_flags", 0)] {
+        let member = types
+            .members(def_ty, btf)
+            .find(|m| types.name(m.0) == field)
+            .with_context(|| format!("{map} has no {field} field"))?;
+        let ptr = types.get(member.1)?;
+        if ptr.kind != KIND_PTR {
+            bail!("{map}.{field} is not a pointer");
+        }
+        let array = types.get(ptr.type_ref)?;
+        if array.kind != KIND_ARRAY {
+            bail!("{map}.{field} does not point to an array");
+        }
+        for id in [member.1, ptr.type_ref] {
+            let users = types.references(btf, id);
+            if users != 1 {
+                bail!("{map}.{field}'s BTF type {id} is used {users} times: cannot rewrite it");
+            }
+        }
+        // struct btf_array { type, index_type, nelems } follows the header.
+        let nelems = start as usize + array.offset + 12 + 8;
+        out[nelems..nelems + 4].copy_from_slice(&value.to_le_bytes());
+    }
+    Ok(out)
+}
+
+const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+/// One BTF type: where its `struct btf_type` header starts in the section.
+#[derive(Debug, Clone, Copy)]
+struct Type {
+    offset: usize,
+    name_off: u32,
+    kind: u32,
+    vlen: usize,
+    /// `size` or `type`, by kind.
+    type_ref: u32,
+}
+
+/// The type section of a `.BTF` section, walked once.
+struct Types {
+    /// Type id i is at index i - 1 (id 0 is void).
+    all: Vec<Type>,
+    /// The string section (names are offsets into it).
+    strings: Vec<u8>,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Result<u32> {
+    let bytes = b.get(at..at + 4).context("BTF section cut short")?;
+    Ok(u32::from_le_bytes(bytes.try_into()?))
+}
+
+impl Types {
+    fn parse(btf: &[u8]) -> Result<Types> {
+        if btf.len() < 24 || u16::from_le_bytes([btf[0], btf[1]]) != 0xeb9f {
+            bail!("the .BTF section has no BTF header");
+        }
+        let hdr_len = u32_at(btf, 4)? as usize;
+        let (type_off, type_len) = (u32_at(btf, 8)? as usize, u32_at(btf, 12)? as usize);
+        let (str_off, str_len) = (u32_at(btf, 16)? as usize, u32_at(btf, 20)? as usize);
+        let mut all = Vec::new();
+        let mut at = hdr_len + type_off;
+        let end = at + type_len;
+        while at < end {
+            let info = u32_at(btf, at + 4)?;
+            let kind = (info >> 24) & 0x1f;
+            let vlen = (info & 0xffff) as usize;
+            all.push(Type {
+                offset: at,
+                name_off: u32_at(btf, at)?,
+                kind,
+                vlen,
+                type_ref: u32_at(btf, at + 8)?,
+            });
+            at += 12
+                + match kind {
+                    KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                    KIND_ARRAY => 12,
+                    KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+                    KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                    _ => 0,
+                };
+        }
+        let strings = btf
+            .get(hdr_len + str_off..hdr_len + str_off + str_len)
+            .context("BTF string section cut short")?
+            .to_vec();
+        Ok(Types { all, strings })
+    }
+
+    fn get(&self, id: u32) -> Result<Type> {
+        let i = (id as usize).checked_sub(1).context("BTF type 0 is void")?;
+        self.all.get(i).copied().context("BTF type id out of range")
+    }
+
+    fn name(&self, off: u32) -> &str {
+        let s = self.strings.get(off as usize..).unwrap_or_default();
+        let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
+        std::str::from_utf8(s).unwrap_or("")
+    }
+
+    /// The id of the first type of `kind` named `name`.
+    fn find(&self, kind: u32, name: &str) -> Option<u32> {
+        let i = self
+            .all
+            .iter()
+            .position(|t| t.kind == kind && self.name(t.name_off) == name)?;
+        Some(i as u32 + 1)
+    }
+
+    /// Skip typedefs and qualifiers.
+    fn resolve(&self, mut id: u32) -> Result<u32> {
+        for _ in 0..32 {
+            let t = self.get(id)?;
+            match t.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.type_ref
+                }
+                _ => return Ok(id),
+            }
+        }
+        bail!("BTF type chain too long")
+    }
+
+    /// A struct's members: (name offset, type id).
+    fn members<'a>(&self, t: Type, btf: &'a [u8]) -> impl Iterator<Item = (u32, u32)> + 'a {
+        (0..t.vlen).filter_map(move |i| {
+            let at = t.offset + 12 + 12 * i;
+            Some((u32_at(btf, at).ok()?, u32_at(btf, at + 4).ok()?))
+        })
+    }
+
+    /// How many places in the type section refer to type `id`.
+    fn references(&self, btf: &[u8], id: u32) -> usize {
+        let mut n = 0;
+        for t in &self.all {
+            let vlen = t.vlen;
+            let words = |first: usize, stride: usize, count: usize| {
+                (0..count).filter_map(move |i| u32_at(btf, t.offset + 12 + first + stride * i).ok())
+            };
+            n += match t.kind {
+                KIND_PTR | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_VAR
+                | KIND_FUNC_PROTO | KIND_TYPE_TAG | KIND_DECL_TAG | 12 => {
+                    usize::from(t.type_ref == id)
+                        + if t.kind == KIND_FUNC_PROTO {
+                            words(4, 8, vlen).filter(|&x| x == id).count()
+                        } else {
+                            0
+                        }
+                }
+                KIND_ARRAY => words(0, 4, 2).filter(|&x| x == id).count(),
+                KIND_STRUCT | KIND_UNION => words(4, 12, vlen).filter(|&x| x == id).count(),
+                KIND_DATASEC => words(0, 12, vlen).filter(|&x| x == id).count(),
+                _ => 0,
+            };
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The length of the array `map`'s `field` points to, in `object`'s BTF.
+    fn field_len(object: &[u8], map: &str, field: &str) -> u32 {
+        let elf = object::File::parse(object).unwrap();
+        let (start, len) = elf.section_by_name(".BTF").unwrap().file_range().unwrap();
+        let btf = &object[start as usize..(start + len) as usize];
+        let types = Types::parse(btf).unwrap();
+        let var = types.find(KIND_VAR, map).unwrap();
+        let def = types.get(types.resolve(types.get(var).unwrap().type_ref).unwrap());
+        let def = def.unwrap();
+        let member = types
+            .members(def, btf)
+            .find(|m| types.name(m.0) == field)
+            .unwrap();
+        let array = types.get(types.get(member.1).unwrap().type_ref).unwrap();
+        u32_at(btf, array.offset + 20).unwrap()
+    }
+
+    #[test]
+    fn starts_becomes_a_preallocated_hash_map() {
+        let object = super::super::object(0).unwrap();
+        assert_eq!(field_len(&object, "STARTS", "type"), 29, "task storage");
+        assert_eq!(
+            field_len(&object, "STARTS", "map_flags"),
+            1,
+            "BPF_F_NO_PREALLOC"
+        );
+        let patched = task_storage_as_hash(&object, "STARTS").unwrap();
+        assert_eq!(patched.len(), object.len());
+        assert_eq!(field_len(&patched, "STARTS", "type"), BPF_MAP_TYPE_HASH);
+        assert_eq!(field_len(&patched, "STARTS", "map_flags"), 0);
+        // Nothing else moved: the key, value and max_entries are as they were.
+        assert_eq!(
+            field_len(&patched, "STARTS", "max_entries"),
+            field_len(&object, "STARTS", "max_entries")
+        );
+        let changed = object.iter().zip(&*patched).filter(|(a, b)| a != b).count();
+        assert!(changed <= 8, "{changed} bytes changed");
+        assert!(task_storage_as_hash(&object, "NO_SUCH_MAP").is_err());
+    }
+
+    #[test]
+    fn forced_fallbacks() {
+        assert_eq!(forced(None).unwrap(), 0);
+        assert_eq!(forced(Some("")).unwrap(), 0);
+        assert_eq!(forced(Some("task-storage")).unwrap(), lacks::TASK_STORAGE);
+        assert_eq!(
+            forced(Some("cookies, func-ip")).unwrap(),
+            lacks::COOKIES | lacks::FUNC_IP
+        );
+        assert_eq!(
+            forced(Some("all")).unwrap(),
+            lacks::TASK_STORAGE | lacks::COOKIES | lacks::FUNC_IP
+        );
+        let e = forced(Some("cookie")).unwrap_err().to_string();
+        assert!(e.contains("unknown fallback `cookie`"), "{e}");
+    }
+}
