@@ -8,6 +8,8 @@
 //! to record), as in kunai and aya-template; the wrapper returns 0.
 #![no_std]
 #![no_main]
+// `${concat(...)}` names the slot copies of programs (slots.rs).
+#![feature(macro_metavar_expr_concat)]
 
 mod exec;
 mod filter;
@@ -16,6 +18,8 @@ mod maps;
 mod probe;
 mod procs;
 mod ring;
+#[macro_use]
+mod slots;
 mod syscalls;
 mod task_storage;
 mod trace;

@@ -66,20 +66,36 @@ fn field(ctx: &TracePointContext, cfg: &TpConfig) -> Option<u64> {
 
 #[tracepoint]
 pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
-    let _ = try_tracepoint_event(&ctx);
+    let _ = try_tracepoint_event(&ctx, || unsafe {
+        bpf_get_attach_cookie(ctx.as_ptr()) as u32
+    });
     0
 }
+
+/// `tracepoint_event` for tracepoint `slot` (a slot copy's constant; kernels
+/// without cookies). The record is only read through `bpf_probe_read_kernel`.
+#[inline(never)]
+fn tracepoint_event_in(ctx: usize, slot: u32) -> u32 {
+    let ctx = TracePointContext::new(ctx as *mut core::ffi::c_void);
+    let _ = try_tracepoint_event(&ctx, || slot);
+    0
+}
+slot_copies!(
+    tracepoint,
+    tracepoint_slot,
+    TracePointContext,
+    tracepoint_event_in
+);
 
 /// Count the event and add its field to the sum or histogram. `None`: not
 /// traced, or the field could not be read (counted as a drop).
 #[inline(always)]
-fn try_tracepoint_event(ctx: &TracePointContext) -> Option<()> {
+fn try_tracepoint_event(ctx: &TracePointContext, slot: impl FnOnce() -> u32) -> Option<()> {
     let flags = FLAGS.load();
     if !is_traced(flags) {
         return None;
     }
-    let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    let cfg = *TP_CONFIG.get(slot)?;
+    let cfg = *TP_CONFIG.get(slot())?;
     let mut value = 0u64;
     if cfg.mode != tp_mode::COUNT {
         match field(ctx, &cfg) {

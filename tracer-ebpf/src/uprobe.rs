@@ -1,5 +1,6 @@
 //! `tracer uprobe`: one uprobe program and one uretprobe program, each attached
 //! to every chosen function with the function's index as the attach cookie.
+//! Kernels without cookies get the slot copies instead (slots.rs).
 //! Counts (and, with the uretprobe, log2 latency histograms) per function in
 //! per-CPU arrays sized by user space.
 use aya_ebpf::{
@@ -36,18 +37,27 @@ fn cookie<C: aya_ebpf::EbpfContext>(ctx: &C) -> u32 {
 
 #[uprobe]
 pub fn uprobe_count(ctx: ProbeContext) -> u32 {
-    let _ = try_uprobe_count(&ctx);
+    let _ = try_uprobe_count(|| cookie(&ctx));
     0
 }
 
-/// Count the call and, with `UPROBE_LATENCY`, stamp its entry. `None`: not traced.
+/// `uprobe_count` of function `func` (a slot copy's constant).
+#[inline(never)]
+fn uprobe_count_in(_ctx: usize, func: u32) -> u32 {
+    let _ = try_uprobe_count(|| func);
+    0
+}
+slot_copies!(uprobe, uprobe_slot, ProbeContext, uprobe_count_in);
+
+/// Count the call of function `func` and, with `UPROBE_LATENCY`, stamp its
+/// entry. `None`: not traced.
 #[inline(always)]
-fn try_uprobe_count(ctx: &ProbeContext) -> Option<()> {
+fn try_uprobe_count(func: impl FnOnce() -> u32) -> Option<()> {
     let flags = FLAGS.load();
     if !is_traced(flags) {
         return None;
     }
-    let func = cookie(ctx);
+    let func = func();
     if let Some(s) = UPROBE_STATS.get_ptr_mut(func) {
         unsafe { (*s).calls += 1 };
     }
@@ -68,15 +78,27 @@ fn try_uprobe_count(ctx: &ProbeContext) -> Option<()> {
 /// the filters, so no filter is needed here.
 #[uretprobe]
 pub fn uretprobe_latency(ctx: RetProbeContext) -> u32 {
-    let _ = try_uretprobe_latency(&ctx);
+    let _ = try_uretprobe_latency(cookie(&ctx));
     0
 }
 
-/// Add the call's time to its function's total and histogram. `None`: the
+/// `uretprobe_latency` of function `func` (a slot copy's constant).
+#[inline(never)]
+fn uretprobe_latency_in(_ctx: usize, func: u32) -> u32 {
+    let _ = try_uretprobe_latency(func);
+    0
+}
+slot_copies!(
+    uretprobe,
+    uretprobe_slot,
+    RetProbeContext,
+    uretprobe_latency_in
+);
+
+/// Add the call's time to function `func`'s total and histogram. `None`: the
 /// entry was not stamped.
 #[inline(always)]
-fn try_uretprobe_latency(ctx: &RetProbeContext) -> Option<()> {
-    let func = cookie(ctx);
+fn try_uretprobe_latency(func: u32) -> Option<()> {
     let key = FuncStartKey {
         tid: bpf_get_current_pid_tgid() as u32,
         func,

@@ -245,3 +245,65 @@ fn nothing_left_attached() {
     let _ = writes(&[1], &["--hist", "count", "-P"]);
     assert_nothing_loaded("after tracer tracepoint");
 }
+
+/// Kernels without BPF cookies (before 5.15) give each tracepoint its own
+/// slot copy of the program. Forced here: two tracepoints keep their own
+/// counts, a histogram still reads its field, and more tracepoints than there
+/// are copies is refused in one line.
+#[test]
+fn without_cookies_each_tracepoint_keeps_its_own_counts() {
+    let _l = shared_lock();
+    let fx = fixture_str();
+    let out = run(
+        tracer().env("TRACER_FALLBACK", "cookies").args([
+            "tracepoint",
+            "syscalls:sys_enter_getppid",
+            "sched:sched_process_exec",
+            "--json",
+            "--",
+            &fx,
+            "forks",
+            "2",
+            "50",
+        ]),
+        LIMIT,
+    );
+    let s = summary(&out, &out.stderr);
+    assert_eq!(event(&s, "syscalls:sys_enter_getppid")["count"], 100, "{s}");
+    assert_eq!(event(&s, "sched:sched_process_exec")["count"], 1, "{s}");
+    let out = run(
+        tracer().env("TRACER_FALLBACK", "cookies").args([
+            "tracepoint",
+            "syscalls:sys_enter_write",
+            "--sum",
+            "count",
+            "--json",
+            "--",
+            &fx,
+            "writes",
+            "100",
+            "5000",
+        ]),
+        LIMIT,
+    );
+    let s = summary(&out, &out.stderr);
+    let e = event(&s, "syscalls:sys_enter_write");
+    assert_eq!(
+        (e["count"].as_u64(), e["sum"].as_u64()),
+        (Some(2), Some(5100)),
+        "{s}"
+    );
+    let out = run(
+        tracer().env("TRACER_FALLBACK", "cookies").args([
+            "tracepoint",
+            "syscalls:sys_enter_s*",
+            "-d",
+            "0.1",
+        ]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no BPF cookies (Linux 5.15)"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -460,3 +460,45 @@ fn cpp_functions_by_demangled_name() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Kernels without BPF cookies (before 5.15) give each function its own slot
+/// copy of the programs. Forced here: two functions called a known, different
+/// number of times keep their own counts and latencies, and more functions
+/// than there are copies is refused in one line.
+#[test]
+fn without_cookies_each_function_keeps_its_own_counts() {
+    let _l = shared_lock();
+    let fx = fixture_str();
+    let (work, main) = (format!("{fx}:tracer_fixture_work"), format!("{fx}:main"));
+    let out = run(
+        tracer().env("TRACER_FALLBACK", "cookies").args([
+            "uprobe",
+            &work,
+            &main,
+            "--json",
+            "--latency",
+            "--",
+            &fx,
+            "work",
+            "30",
+        ]),
+        LIMIT,
+    );
+    let s = launched_summary(&out);
+    for (name, calls) in [("tracer_fixture_work", 30), ("main", 1)] {
+        let f = function(&s, name);
+        assert_eq!(f["calls"], calls, "{name}: {f}");
+        assert_eq!(f["latency"]["count"], calls, "{name}: {f}");
+    }
+    let out = run(
+        tracer()
+            .env("TRACER_FALLBACK", "cookies")
+            .args(["uprobe", "libc:s*", "-d", "0.1"]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no BPF cookies (Linux 5.15)"), "{err}");
+    assert!(err.contains("at most 64"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -1,12 +1,17 @@
 //! Attaching uprobes and tracepoints with a BPF cookie: the index of the
-//! function or tracepoint, which the program uses as its slot.
+//! function or tracepoint, which the program uses as its slot. Where the
+//! kernel has no cookies (before 5.15), the i-th site gets the program's i-th
+//! slot copy instead (`tracer-ebpf/src/slots.rs`), attached the plain way
+//! (aya uses a perf-event bpf_link where there is one, else the perf event's
+//! `PERF_EVENT_IOC_SET_BPF`: either way the fds own the attachment).
 use std::{os::fd::AsFd as _, path::Path};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use aya::programs::{
     uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
     TracePoint, UProbe,
 };
+use tracer_common::{lacks, SLOTS};
 
 use super::{cookie_link, program, Object};
 
@@ -17,15 +22,82 @@ pub struct Site<'a> {
     pub name: &'a str,
 }
 
-/// Load uprobe program `prog` and attach it to every site, site i with cookie i.
+/// The slot copies of `prog`: `uprobe_count` has `uprobe_slot_0`, ...
+fn slot_prefix(prog: &str) -> &'static str {
+    match prog {
+        "uprobe_count" => "uprobe_slot",
+        "uretprobe_latency" => "uretprobe_slot",
+        _ => "tracepoint_slot",
+    }
+}
+
+/// Whether `obj` identifies sites by slot copies; an error if there are more
+/// sites than copies.
+fn by_slots(obj: &Object, sites: usize, what: &str) -> Result<bool> {
+    if obj.lacks & lacks::COOKIES == 0 {
+        return Ok(false);
+    }
+    if sites > SLOTS as usize {
+        bail!(
+            "this kernel has no BPF cookies (Linux 5.15), so each of the {sites} {what} \
+             needs its own program and tracer has {SLOTS}: name at most {SLOTS} at once"
+        );
+    }
+    Ok(true)
+}
+
+/// The program for site `i`: `prog` itself, or its i-th slot copy, loaded.
+fn loaded<'a, T>(obj: &'a mut Object, prog: &str, slots: bool, i: usize) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+    T: Loadable + 'a,
+{
+    let name = if slots {
+        format!("{}_{i}", slot_prefix(prog))
+    } else {
+        prog.to_string()
+    };
+    let p: &mut T = program(obj.ebpf(), &name)?;
+    if !p.is_loaded() {
+        p.load_it()
+            .with_context(|| format!("the kernel refused to load program {name}"))?;
+    }
+    Ok(p)
+}
+
+/// The two program types here, loaded the same way.
+trait Loadable {
+    fn is_loaded(&self) -> bool;
+    fn load_it(&mut self) -> Result<(), aya::programs::ProgramError>;
+}
+
+impl Loadable for UProbe {
+    fn is_loaded(&self) -> bool {
+        self.fd().is_ok()
+    }
+    fn load_it(&mut self) -> Result<(), aya::programs::ProgramError> {
+        self.load()
+    }
+}
+
+impl Loadable for TracePoint {
+    fn is_loaded(&self) -> bool {
+        self.fd().is_ok()
+    }
+    fn load_it(&mut self) -> Result<(), aya::programs::ProgramError> {
+        self.load()
+    }
+}
+
+/// Load uprobe program `prog` and attach it to every site, site i with cookie
+/// i (or its i-th slot copy).
 pub fn attach_uprobes(obj: &mut Object, prog: &str, sites: &[Site]) -> Result<()> {
-    let p: &mut UProbe = program(obj.ebpf(), prog)?;
-    p.load()
-        .with_context(|| format!("the kernel refused to load program {prog}"))?;
+    let slots = by_slots(obj, sites.len(), "functions")?;
     for (i, site) in sites.iter().enumerate() {
+        let p: &mut UProbe = loaded(obj, prog, slots, i)?;
         let point = UProbeAttachPoint {
             location: UProbeAttachLocation::AbsoluteOffset(site.file_offset),
-            cookie: Some(i as u64),
+            cookie: (!slots).then_some(i as u64),
         };
         p.attach(point, site.target, UProbeScope::AllProcesses)
             .with_context(|| {
@@ -47,12 +119,21 @@ pub fn attach_uprobes(obj: &mut Object, prog: &str, sites: &[Site]) -> Result<()
 }
 
 /// Load tracepoint program `prog` and attach it to every tracepoint
-/// `(tracefs id, name)`, the i-th with cookie i.
+/// `(tracefs id, category:name)`, the i-th with cookie i (or its i-th slot copy).
 pub fn attach_tracepoints(
     obj: &mut Object,
     prog: &str,
     tracepoints: &[(u32, String)],
 ) -> Result<()> {
+    if by_slots(obj, tracepoints.len(), "tracepoints")? {
+        for (i, (_, name)) in tracepoints.iter().enumerate() {
+            let (category, event) = name.split_once(':').unwrap_or(("", name));
+            let p: &mut TracePoint = loaded(obj, prog, true, i)?;
+            p.attach(category, event)
+                .with_context(|| format!("attaching to tracepoint {name}"))?;
+        }
+        return Ok(());
+    }
     let p: &mut TracePoint = program(obj.ebpf(), prog)?;
     p.load()
         .with_context(|| format!("the kernel refused to load program {prog}"))?;

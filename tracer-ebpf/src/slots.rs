@@ -1,0 +1,28 @@
+//! Slot copies: where the kernel has no BPF cookies (or no `bpf_get_func_ip`),
+//! a program cannot ask which function or tracepoint it was attached to. So
+//! each such program also exists in `tracer_common::SLOTS` copies, copy `n`
+//! passing the constant `n` where the cookie would be; user space attaches
+//! copy `n` to the n-th function. The copies are thin: each calls one shared
+//! body (not inlined), so they add a few instructions each to the object.
+
+/// `slot_copies!(uprobe, uprobe_slot, ProbeContext, body)` defines
+/// `#[uprobe] fn uprobe_slot_0(ctx) -> u32 { body(ctx.as_ptr() as usize, 0) }`
+/// and so on up to `uprobe_slot_63`. The context goes as a plain number: the
+/// bodies only hand it to helpers that read memory (`bpf_probe_read_kernel`).
+macro_rules! slot_copies {
+    ($hook:meta, $prefix:ident, $ctx:ty, $body:path) => {
+        slot_copies!(@each $hook, $prefix, $ctx, $body,
+            0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+            32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60
+            61 62 63);
+    };
+    (@each $hook:meta, $prefix:ident, $ctx:ty, $body:path, $($n:literal)*) => {
+        $(
+            #[$hook]
+            pub fn ${concat($prefix, _, $n)}(ctx: $ctx) -> u32 {
+                $body(aya_ebpf::EbpfContext::as_ptr(&ctx) as usize, $n)
+            }
+        )*
+        const _: () = assert!([$($n),*].len() as u32 == tracer_common::SLOTS);
+    };
+}
