@@ -6,13 +6,19 @@
 //! address past its `endbr`); user space maps it back to a name with kallsyms.
 //! The kprobe programs are loaded once and attached to every function; the
 //! fentry programs are loaded once per function (BTF ties a load to a target).
+//!
+//! Kernels without `bpf_get_func_ip` (before 5.15): a kprobe at a function's
+//! first byte reports the address past it in the registers (int3, ftrace and
+//! optimized kprobes alike), so it reads that; kretprobes and fentry/fexit
+//! have no such register, so each function gets its own slot copy of those
+//! programs (slots.rs), which finds the function's address in `KFUNC_SLOT_IPS`.
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         generated::bpf_get_func_ip,
     },
     macros::{fentry, fexit, kprobe, kretprobe, map},
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
     programs::{
         tracing::StackIdContext, FEntryContext, FExitContext, ProbeContext, RetProbeContext,
     },
@@ -21,12 +27,12 @@ use aya_ebpf::{
 use tracer_common::{
     flags::PER_PROCESS,
     kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey, StartKey},
-    log2_slot, ProcInfo,
+    lacks, log2_slot, ProcInfo, SLOTS,
 };
 
 use crate::{
     filter::is_traced,
-    maps::{count, FLAGS, PROCS},
+    maps::{count, FLAGS, LACKS, PROCS},
 };
 
 #[map]
@@ -42,9 +48,42 @@ pub static KFUNC_STACKS: StackTrace = StackTrace::with_max_entries(1, 0);
 #[map]
 pub static KFUNC_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);
 
+/// Slot `n`'s function address, for the slot copies (kernels without `bpf_get_func_ip`).
+#[map]
+pub static KFUNC_SLOT_IPS: Array<u64> = Array::with_max_entries(SLOTS, 0);
+
 #[inline(always)]
 fn func_ip<C: EbpfContext>(ctx: &C) -> u64 {
     unsafe { bpf_get_func_ip(ctx.as_ptr()) }
+}
+
+/// A kprobe's function: `bpf_get_func_ip`, or without it the address the
+/// kprobe reports, one past the probed first byte.
+#[inline(always)]
+fn kprobe_ip(ctx: &ProbeContext) -> u64 {
+    if LACKS.load() & lacks::FUNC_IP != 0 {
+        regs_ip(ctx).wrapping_sub(1)
+    } else {
+        func_ip(ctx)
+    }
+}
+
+#[cfg(bpf_target_arch = "x86_64")]
+#[inline(always)]
+fn regs_ip(ctx: &ProbeContext) -> u64 {
+    unsafe { (*ctx.regs).rip }
+}
+
+/// Elsewhere the breakpoint does not move the reported address past the probe.
+#[cfg(not(bpf_target_arch = "x86_64"))]
+#[inline(always)]
+fn regs_ip(ctx: &ProbeContext) -> u64 {
+    unsafe { bpf_get_func_ip(ctx.as_ptr()) }.wrapping_add(1)
+}
+
+#[inline(always)]
+fn slot_ip(n: u32) -> u64 {
+    KFUNC_SLOT_IPS.get(n).copied().unwrap_or(0)
 }
 
 /// The calling task's tgid if it passes the process filters.
@@ -94,19 +133,19 @@ fn count_call(ip: u64, tgid: u32) {
     }
 }
 
-/// Count the call. `None`: not traced.
+/// Count the call of the function `ip` tells. `None`: not traced.
 #[inline(always)]
-fn try_count<C: EbpfContext>(ctx: &C) -> Option<()> {
+fn try_count(ip: impl FnOnce() -> u64) -> Option<()> {
     let (tgid, _) = traced()?;
-    count_call(func_ip(ctx), tgid);
+    count_call(ip(), tgid);
     Some(())
 }
 
 /// Count the call and stamp its entry for the return hook. `None`: not traced.
 #[inline(always)]
-fn try_latency_entry<C: EbpfContext>(ctx: &C) -> Option<()> {
+fn try_latency_entry(ip: impl FnOnce() -> u64) -> Option<()> {
     let (tgid, tid) = traced()?;
-    let ip = func_ip(ctx);
+    let ip = ip();
     count_call(ip, tgid);
     let key = StartKey { ip, tid, _pad: 0 };
     let now = unsafe { bpf_ktime_get_ns() };
@@ -119,9 +158,8 @@ fn try_latency_entry<C: EbpfContext>(ctx: &C) -> Option<()> {
 /// Add the call's time to its function's total and histogram. `None`: the
 /// entry was not stamped (not traced, or it began before the run).
 #[inline(always)]
-fn try_latency_return<C: EbpfContext>(ctx: &C) -> Option<()> {
+fn try_latency_return(ip: u64) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let ip = func_ip(ctx);
     let key = StartKey {
         ip,
         tid: pid_tgid as u32,
@@ -157,9 +195,9 @@ fn try_latency_return<C: EbpfContext>(ctx: &C) -> Option<()> {
 /// Count the call and the kernel stack it came from. `None`: not traced, or
 /// the stack was not recorded (counted as a drop).
 #[inline(always)]
-fn try_stack<C: EbpfContext + StackIdContext>(ctx: &C) -> Option<()> {
+fn try_stack<C: EbpfContext + StackIdContext>(ctx: &C, ip: impl FnOnce() -> u64) -> Option<()> {
     let (tgid, _) = traced()?;
-    let ip = func_ip(ctx);
+    let ip = ip();
     count_call(ip, tgid);
     let Ok(id) = ctx.get_stackid(&KFUNC_STACKS, 0) else {
         count(&KFUNC_DROPS, drops::STACK_LOST);
@@ -183,48 +221,85 @@ fn try_stack<C: EbpfContext + StackIdContext>(ctx: &C) -> Option<()> {
 
 #[kprobe]
 pub fn kp_count(ctx: ProbeContext) -> u32 {
-    let _ = try_count(&ctx);
+    let _ = try_count(|| kprobe_ip(&ctx));
     0
 }
 
 #[kprobe]
 pub fn kp_lat_entry(ctx: ProbeContext) -> u32 {
-    let _ = try_latency_entry(&ctx);
+    let _ = try_latency_entry(|| kprobe_ip(&ctx));
     0
 }
 
 #[kretprobe]
 pub fn kp_lat_exit(ctx: RetProbeContext) -> u32 {
-    let _ = try_latency_return(&ctx);
+    let _ = try_latency_return(func_ip(&ctx));
     0
 }
 
 #[kprobe]
 pub fn kp_stack(ctx: ProbeContext) -> u32 {
-    let _ = try_stack(&ctx);
+    let _ = try_stack(&ctx, || kprobe_ip(&ctx));
     0
 }
 
 #[fentry]
 pub fn fe_count(ctx: FEntryContext) -> u32 {
-    let _ = try_count(&ctx);
+    let _ = try_count(|| func_ip(&ctx));
     0
 }
 
 #[fentry]
 pub fn fe_lat_entry(ctx: FEntryContext) -> u32 {
-    let _ = try_latency_entry(&ctx);
+    let _ = try_latency_entry(|| func_ip(&ctx));
     0
 }
 
 #[fexit]
 pub fn fx_lat_exit(ctx: FExitContext) -> u32 {
-    let _ = try_latency_return(&ctx);
+    let _ = try_latency_return(func_ip(&ctx));
     0
 }
 
 #[fentry]
 pub fn fe_stack(ctx: FEntryContext) -> u32 {
-    let _ = try_stack(&ctx);
+    let _ = try_stack(&ctx, || func_ip(&ctx));
     0
 }
+
+// The slot copies, for kernels without bpf_get_func_ip.
+
+#[inline(never)]
+fn kp_lat_exit_in(_ctx: &RetProbeContext, slot: u32) -> u32 {
+    let _ = try_latency_return(slot_ip(slot));
+    0
+}
+slot_copies!(kretprobe, kp_lat_exit_slot, RetProbeContext, kp_lat_exit_in);
+
+#[inline(never)]
+fn fe_count_in(_ctx: &FEntryContext, slot: u32) -> u32 {
+    let _ = try_count(|| slot_ip(slot));
+    0
+}
+slot_copies!(fentry, fe_count_slot, FEntryContext, fe_count_in);
+
+#[inline(never)]
+fn fe_lat_entry_in(_ctx: &FEntryContext, slot: u32) -> u32 {
+    let _ = try_latency_entry(|| slot_ip(slot));
+    0
+}
+slot_copies!(fentry, fe_lat_entry_slot, FEntryContext, fe_lat_entry_in);
+
+#[inline(never)]
+fn fx_lat_exit_in(_ctx: &FExitContext, slot: u32) -> u32 {
+    let _ = try_latency_return(slot_ip(slot));
+    0
+}
+slot_copies!(fexit, fx_lat_exit_slot, FExitContext, fx_lat_exit_in);
+
+#[inline(never)]
+fn fe_stack_in(ctx: &FEntryContext, slot: u32) -> u32 {
+    let _ = try_stack(ctx, || slot_ip(slot));
+    0
+}
+slot_copies!(fentry, fe_stack_slot, FEntryContext, fe_stack_in);

@@ -11,6 +11,10 @@
 // `${concat(...)}` names the slot copies of programs (slots.rs).
 #![feature(macro_metavar_expr_concat)]
 
+// First: the macro is used by the hook modules below.
+#[macro_use]
+mod slots;
+
 mod exec;
 mod filter;
 mod kprobe;
@@ -18,8 +22,6 @@ mod maps;
 mod probe;
 mod procs;
 mod ring;
-#[macro_use]
-mod slots;
 mod syscalls;
 mod task_storage;
 mod trace;

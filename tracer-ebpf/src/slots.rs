@@ -6,9 +6,10 @@
 //! body (not inlined), so they add a few instructions each to the object.
 
 /// `slot_copies!(uprobe, uprobe_slot, ProbeContext, body)` defines
-/// `#[uprobe] fn uprobe_slot_0(ctx) -> u32 { body(ctx.as_ptr() as usize, 0) }`
-/// and so on up to `uprobe_slot_63`. The context goes as a plain number: the
-/// bodies only hand it to helpers that read memory (`bpf_probe_read_kernel`).
+/// `#[uprobe] fn uprobe_slot_0(ctx) -> u32 { body(&ctx, 0) }` and so on up to
+/// `uprobe_slot_63`. The body is a static BPF function (`#[inline(never)]`),
+/// verified in each copy's context, so the context keeps its type through the
+/// call (helpers such as `bpf_get_stackid` accept it).
 macro_rules! slot_copies {
     ($hook:meta, $prefix:ident, $ctx:ty, $body:path) => {
         slot_copies!(@each $hook, $prefix, $ctx, $body,
@@ -20,7 +21,7 @@ macro_rules! slot_copies {
         $(
             #[$hook]
             pub fn ${concat($prefix, _, $n)}(ctx: $ctx) -> u32 {
-                $body(aya_ebpf::EbpfContext::as_ptr(&ctx) as usize, $n)
+                $body(&ctx, $n)
             }
         )*
         const _: () = assert!([$($n),*].len() as u32 == tracer_common::SLOTS);

@@ -73,11 +73,10 @@ pub fn tracepoint_event(ctx: TracePointContext) -> u32 {
 }
 
 /// `tracepoint_event` for tracepoint `slot` (a slot copy's constant; kernels
-/// without cookies). The record is only read through `bpf_probe_read_kernel`.
+/// without cookies).
 #[inline(never)]
-fn tracepoint_event_in(ctx: usize, slot: u32) -> u32 {
-    let ctx = TracePointContext::new(ctx as *mut core::ffi::c_void);
-    let _ = try_tracepoint_event(&ctx, || slot);
+fn tracepoint_event_in(ctx: &TracePointContext, slot: u32) -> u32 {
+    let _ = try_tracepoint_event(ctx, || slot);
     0
 }
 slot_copies!(

@@ -43,7 +43,7 @@ pub fn uprobe_count(ctx: ProbeContext) -> u32 {
 
 /// `uprobe_count` of function `func` (a slot copy's constant).
 #[inline(never)]
-fn uprobe_count_in(_ctx: usize, func: u32) -> u32 {
+fn uprobe_count_in(_ctx: &ProbeContext, func: u32) -> u32 {
     let _ = try_uprobe_count(|| func);
     0
 }
@@ -84,7 +84,7 @@ pub fn uretprobe_latency(ctx: RetProbeContext) -> u32 {
 
 /// `uretprobe_latency` of function `func` (a slot copy's constant).
 #[inline(never)]
-fn uretprobe_latency_in(_ctx: usize, func: u32) -> u32 {
+fn uretprobe_latency_in(_ctx: &RetProbeContext, func: u32) -> u32 {
     let _ = try_uretprobe_latency(func);
     0
 }

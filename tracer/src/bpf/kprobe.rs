@@ -8,15 +8,17 @@
 //! function cannot be attached (notrace, missing from BTF, ...): `AttachError`
 //! lets the caller try the other backend (`attach_first` does), `FuncError`
 //! is listed to the user.
-use std::{path::Path, time::Instant};
+use std::{collections::HashMap, path::Path, time::Instant};
 
 use aya::{
+    maps::Array,
     programs::{
         fentry::FEntryLink, fexit::FExitLink, FEntry, FExit, KProbe, Program, ProgramError,
     },
     Btf, BtfError, Ebpf,
 };
 use thiserror::Error;
+use tracer_common::{lacks, SLOTS};
 
 use super::errno_in;
 
@@ -124,6 +126,16 @@ pub enum FuncError {
         stage: &'static str,
         source: ProgramError,
     },
+    /// No `bpf_get_func_ip` here, and every slot copy is taken.
+    #[error(
+        "this kernel has no bpf_get_func_ip (Linux 5.15), so each function needs its own \
+         copy of the program{} and tracer has {SLOTS}",
+        if *.fentry { "" } else { " for --latency" }
+    )]
+    NoSlot { fentry: bool },
+    /// Not in /proc/kallsyms: the address a slot copy reports is unknown.
+    #[error("no address in /proc/kallsyms")]
+    NoAddress,
     /// What would make the whole backend unusable, met after some functions
     /// were attached already.
     #[error(transparent)]
@@ -223,11 +235,23 @@ pub fn attach_first(
     progress: &mut dyn FnMut(AttachProgress),
 ) -> Result<(Backend, Attached), NoBackend> {
     let mut reasons = Vec::new();
-    for &backend in backends {
+    let slots = (obj.lacks & lacks::FUNC_IP != 0).then(Slots::new);
+    // Without bpf_get_func_ip fentry needs a slot copy per function, kprobes
+    // only for --latency: the automatic choice tries kprobes first there.
+    let mut order = backends.to_vec();
+    if slots.is_some() && order == [Backend::Fentry, Backend::Kprobe] {
+        order.reverse();
+    }
+    for &backend in &order {
         progress(AttachProgress::Trying(backend));
-        let r = attach(obj.ebpf(), backend, measure, funcs, &mut |done, total| {
-            progress(AttachProgress::Tried { done, total })
-        });
+        let r = attach(
+            obj.ebpf(),
+            backend,
+            measure,
+            funcs,
+            slots.clone(),
+            &mut |done, total| progress(AttachProgress::Tried { done, total }),
+        );
         progress(AttachProgress::Finished);
         let label = match backend {
             Backend::Kprobe => "kprobes",
@@ -262,20 +286,58 @@ fn give_up(backends: &[Backend], mut reasons: Vec<String>) -> NoBackend {
     }
 }
 
+/// Where the kernel has no `bpf_get_func_ip`: the slot copies handed out so
+/// far and the functions' addresses, which copy n finds in `KFUNC_SLOT_IPS[n]`.
+#[derive(Clone)]
+struct Slots {
+    used: u32,
+    addresses: HashMap<String, u64>,
+}
+
+impl Slots {
+    fn new() -> Slots {
+        // kprobes and fentry attach by name to the first of equal names:
+        // the lowest address (kallsyms is sorted by address).
+        let mut addresses = HashMap::new();
+        for (addr, name) in super::kernel_symbols() {
+            addresses.entry(name).or_insert(addr);
+        }
+        Slots { used: 0, addresses }
+    }
+
+    /// The next slot for `func`, its address written where the copy reads it.
+    fn take(&mut self, ebpf: &mut Ebpf, func: &str, fentry: bool) -> Result<u32, FuncError> {
+        if self.used >= SLOTS {
+            return Err(FuncError::NoSlot { fentry });
+        }
+        let addr = *self.addresses.get(func).ok_or(FuncError::NoAddress)?;
+        let map = ebpf
+            .map_mut("KFUNC_SLOT_IPS")
+            .ok_or(AttachError::NoProgram("KFUNC_SLOT_IPS"))?;
+        let mut ips: Array<_, u64> =
+            Array::try_from(map).map_err(|e| FuncError::Kprobe(ProgramError::MapError(e)))?;
+        ips.set(self.used, addr, 0)
+            .map_err(|e| FuncError::Kprobe(ProgramError::MapError(e)))?;
+        self.used += 1;
+        Ok(self.used - 1)
+    }
+}
+
 /// Attach `funcs` with `backend`. `Err` when the backend cannot work on this
 /// kernel (nothing was attached); otherwise the functions attached and those
 /// that failed. `progress(done, total)` is called after each function.
-pub fn attach(
+fn attach(
     ebpf: &mut Ebpf,
     backend: Backend,
     measure: Measure,
     funcs: &[String],
+    slots: Option<Slots>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Attached, AttachError> {
     let started = Instant::now();
     let mut out = match backend {
-        Backend::Kprobe => attach_kprobes(ebpf, measure, funcs, progress)?,
-        Backend::Fentry => attach_fentry(ebpf, measure, funcs, progress)?,
+        Backend::Kprobe => attach_kprobes(ebpf, measure, funcs, slots, progress)?,
+        Backend::Fentry => attach_fentry(ebpf, measure, funcs, slots, progress)?,
     };
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
@@ -292,10 +354,27 @@ where
         .map_err(AttachError::Program)
 }
 
+/// Slot copy `slot` of program `name` (`fe_count` -> `fe_count_slot_3`).
+fn slot_prog<'a, T>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    slot: u32,
+) -> Result<&'a mut T, AttachError>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    let copy = format!("{name}_slot_{slot}");
+    ebpf.program_mut(&copy)
+        .ok_or(AttachError::NoProgram(name))?
+        .try_into()
+        .map_err(AttachError::Program)
+}
+
 fn attach_kprobes(
     ebpf: &mut Ebpf,
     measure: Measure,
     funcs: &[String],
+    mut slots: Option<Slots>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Attached, AttachError> {
     if let Some(why) = kprobe_unavailable() {
@@ -305,7 +384,7 @@ fn attach_kprobes(
     prog::<KProbe>(ebpf, entry)?
         .load()
         .map_err(AttachError::Refused)?;
-    if let Some(r) = ret {
+    if let (Some(r), None) = (ret, &slots) {
         prog::<KProbe>(ebpf, r)?
             .load()
             .map_err(AttachError::Refused)?;
@@ -313,11 +392,24 @@ fn attach_kprobes(
     let mut out = Attached::default();
     for (i, f) in funcs.iter().enumerate() {
         let res = (|| -> Result<(), FuncError> {
+            // Without bpf_get_func_ip the return probe is this function's slot copy.
+            let ret_slot = match (ret, slots.as_mut()) {
+                (Some(_), Some(s)) => Some(s.take(ebpf, f, false)?),
+                _ => None,
+            };
             let id = prog::<KProbe>(ebpf, entry)?
                 .attach(f, 0)
                 .map_err(FuncError::kprobe)?;
             if let Some(r) = ret {
-                if let Err(e) = prog::<KProbe>(ebpf, r)?.attach(f, 0) {
+                let p: &mut KProbe = match ret_slot {
+                    Some(n) => {
+                        let p: &mut KProbe = slot_prog(ebpf, r, n)?;
+                        p.load().map_err(AttachError::Refused)?;
+                        p
+                    }
+                    None => prog(ebpf, r)?,
+                };
+                if let Err(e) = p.attach(f, 0) {
                     let _ = prog::<KProbe>(ebpf, entry)?.detach(id);
                     return Err(FuncError::ReturnProbe(Box::new(FuncError::kprobe(e))));
                 }
@@ -345,6 +437,7 @@ fn attach_fentry(
     ebpf: &mut Ebpf,
     measure: Measure,
     funcs: &[String],
+    mut slots: Option<Slots>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Attached, AttachError> {
     let btf = Btf::from_sys_fs().map_err(AttachError::NoBtf)?;
@@ -354,13 +447,26 @@ fn attach_fentry(
         // Err(Ok(why)): this function failed; Err(Err(why)): the backend cannot work.
         let res = (|| -> Result<(), Result<FuncError, AttachError>> {
             let fail = |stage| move |e: ProgramError| FuncError::trampoline(e, stage);
-            let p: &mut FEntry = prog(ebpf, entry).map_err(Err)?;
+            // Without bpf_get_func_ip: this function's slot copies.
+            let slot = match slots.as_mut() {
+                Some(s) => Some(s.take(ebpf, f, true).map_err(Ok)?),
+                None => None,
+            };
+            let p: &mut FEntry = match slot {
+                Some(n) => slot_prog(ebpf, entry, n),
+                None => prog(ebpf, entry),
+            }
+            .map_err(Err)?;
             p.load(f, &btf).map_err(fail("load refused"))?;
             let link = p.attach().and_then(|id| p.take_link(id));
             let _ = p.unload();
             let link = link.map_err(fail("attach refused"))?;
             if let Some(r) = ret {
-                let p: &mut FExit = prog(ebpf, r).map_err(Err)?;
+                let p: &mut FExit = match slot {
+                    Some(n) => slot_prog(ebpf, r, n),
+                    None => prog(ebpf, r),
+                }
+                .map_err(Err)?;
                 p.load(f, &btf).map_err(fail("fexit load refused"))?;
                 let rlink = p.attach().and_then(|id| p.take_link(id));
                 let _ = p.unload();
@@ -401,6 +507,16 @@ mod tests {
     #[test]
     fn function_failures_read_as_before() {
         let s = |e: FuncError| e.to_string();
+        assert_eq!(
+            s(FuncError::NoSlot { fentry: true }),
+            "this kernel has no bpf_get_func_ip (Linux 5.15), so each function needs its own \
+             copy of the program and tracer has 64"
+        );
+        assert_eq!(
+            s(FuncError::NoSlot { fentry: false }),
+            "this kernel has no bpf_get_func_ip (Linux 5.15), so each function needs its own \
+             copy of the program for --latency and tracer has 64"
+        );
         assert_eq!(
             s(FuncError::kprobe(errno(libc::ENOENT))),
             "no such function (ENOENT)"
