@@ -99,6 +99,9 @@ fn capabilities_match_the_kernel() {
         ("ring buffer", map("ringbuf")),
         ("per-CPU maps", map("percpu_array") && map("percpu_hash")),
         ("task storage", map("task_storage")),
+        // bpftool has no probe for perf-event links; they came with the
+        // cookie helper (Linux 5.15).
+        ("BPF cookies", helper("bpf_get_attach_cookie")),
         ("bpf_get_func_ip", helper("bpf_get_func_ip")),
         (
             "stack traces",
@@ -243,4 +246,82 @@ fn histogram_fits_a_narrow_terminal() {
             .any(|l| l.contains(&format!("|{}|", "*".repeat(40)))),
         "{text}"
     );
+}
+
+fn command<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["command"] == name)
+        .unwrap_or_else(|| panic!("no command {name} in {v}"))
+}
+
+/// Each command's path follows what the kernel has (per bpftool): the fast
+/// path where the feature is there, the fallback (saying what is missing and
+/// which kernel brings it) where it is not; TRACER_FALLBACK forces the
+/// fallbacks, and says so.
+#[test]
+fn commands_say_which_path_they_take() {
+    let _l = exclusive_lock();
+    let b = kernel::bpftool_features();
+    let map = |t: &str| b["map_types"][format!("have_{t}_map_type")] == true;
+    let helper = |h: &str| {
+        b["helpers"]["kprobe_available_helpers"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == h))
+    };
+    let v = info_json(tracer().args(["info", "--json"]));
+    let names: Vec<_> = v["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "syscalls",
+            "trace",
+            "exec",
+            "uprobe",
+            "tracepoint",
+            "kprobe",
+            "list"
+        ]
+    );
+    for (name, fast) in [
+        ("syscalls", map("task_storage")),
+        ("uprobe", helper("bpf_get_attach_cookie")),
+        ("tracepoint", helper("bpf_get_attach_cookie")),
+    ] {
+        let c = command(&v, name);
+        assert_eq!(c["works"], true, "{c}");
+        assert_eq!(c["fallback"], !fast, "{c}");
+        assert_eq!(c["missing"].is_null(), fast, "{c}");
+    }
+    let forced = info_json(
+        tracer()
+            .env("TRACER_FALLBACK", "task-storage,cookies")
+            .args(["info", "--json"]),
+    );
+    let c = command(&forced, "syscalls");
+    assert_eq!(c["fallback"], true, "{c}");
+    assert!(c["path"].as_str().unwrap().contains("hash map"), "{c}");
+    let m = c["missing"].as_str().unwrap();
+    assert!(
+        m.contains("task storage (Linux 5.11)") && m.contains("TRACER_FALLBACK"),
+        "{c}"
+    );
+    let c = command(&forced, "uprobe");
+    assert_eq!(c["fallback"], true, "{c}");
+    assert!(c["path"].as_str().unwrap().contains("at most 64"), "{c}");
+    assert!(c["missing"].as_str().unwrap().contains("Linux 5.15"), "{c}");
+    let text = run(tracer().arg("info"), LIMIT);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("\nCOMMAND     PATH ON THIS KERNEL\n"),
+        "{text}"
+    );
+    assert_nothing_loaded("after tracer info");
 }

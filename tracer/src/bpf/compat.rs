@@ -35,7 +35,12 @@ const NAMES: [(&str, u32); 3] = [
 pub fn lacks() -> Result<u32> {
     static PROBED: OnceLock<u32> = OnceLock::new();
     let probed = *PROBED.get_or_init(probe);
-    Ok(probed | forced(std::env::var("TRACER_FALLBACK").ok().as_deref())?)
+    Ok(probed | forced_now()?)
+}
+
+/// The fallbacks `TRACER_FALLBACK` forces (on top of what the kernel lacks).
+pub fn forced_now() -> Result<u32> {
+    forced(std::env::var("TRACER_FALLBACK").ok().as_deref())
 }
 
 fn forced(var: Option<&str>) -> Result<u32> {

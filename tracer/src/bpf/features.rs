@@ -53,6 +53,8 @@ pub enum Missing {
     MapType,
     #[error("the kernel does not offer this helper to tracing programs")]
     Helper,
+    #[error("the kernel cannot link programs to perf events (BPF_LINK_CREATE)")]
+    PerfLink,
     #[error("probing failed: {0}")]
     MapProbe(SyscallError),
     #[error("probing failed: {0}")]
@@ -83,10 +85,15 @@ impl Missing {
 pub fn probe_all() -> Result<Vec<(&'static str, Result<(), Missing>)>> {
     let btf = Btf::from_sys_fs().ok();
     let lacks = super::compat::lacks()?;
-    let mut ebpf = EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    loader
         .allow_unsupported_maps()
-        .override_global("LACKS", &lacks, true)
-        .load(&super::object(lacks)?)?;
+        .override_global("LACKS", &lacks, true);
+    if lacks & tracer_common::lacks::TASK_STORAGE != 0 {
+        // The hash map STARTS becomes here needs a size (task storage has none).
+        loader.map_max_entries("STARTS", 1);
+    }
+    let mut ebpf = loader.load(&super::object(lacks)?)?;
     Ok(vec![
         ("raw tracepoints", raw_tracepoint(&mut ebpf)),
         ("tracepoints", tracepoint(&mut ebpf)),
@@ -99,6 +106,16 @@ pub fn probe_all() -> Result<Vec<(&'static str, Result<(), Missing>)>> {
             map_type(MapType::PerCpuArray).and(map_type(MapType::PerCpuHash)),
         ),
         ("task storage", map_type(MapType::TaskStorage)),
+        (
+            "BPF cookies",
+            helper(ProgramType::KProbe, BpfHelper::BPF_FUNC_get_attach_cookie).and(
+                if aya::features().bpf_perf_link() {
+                    Ok(())
+                } else {
+                    Err(Missing::PerfLink)
+                },
+            ),
+        ),
         (
             "bpf_get_func_ip",
             helper(ProgramType::KProbe, BpfHelper::BPF_FUNC_get_func_ip),

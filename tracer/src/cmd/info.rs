@@ -5,12 +5,163 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use tracer_common::{lacks, SLOTS};
+
 use crate::{
-    bpf::features,
+    bpf::{compat, features},
     cli::InfoArgs,
     report::info::{self, Feature, Info, Tracefs},
     sys::{mountns, tracefs},
 };
+
+/// Which path each command takes here, from the probes' outcomes and what the
+/// kernel lacks (`lacks`; `forced`: the part TRACER_FALLBACK forced).
+fn paths(features: &[Feature], lacks: u32, forced: u32) -> Vec<info::Path> {
+    let has = |name: &str| features.iter().any(|f| f.name == name && f.available);
+    let why = |bit: u32, what: &str| {
+        if forced & bit != 0 {
+            format!("{what} (forced by TRACER_FALLBACK)")
+        } else {
+            what.to_string()
+        }
+    };
+    let path = |command, works, path: String, fallback, missing: Option<String>| info::Path {
+        command,
+        works,
+        path,
+        fallback,
+        missing,
+    };
+    let ring = has("ring buffer");
+    let no_ring = || Some("BPF ring buffer (Linux 5.8)".to_string());
+    let mut out = Vec::new();
+    // syscalls: raw tracepoints, entry times per thread.
+    let storage = lacks & lacks::TASK_STORAGE != 0;
+    out.push(match (has("raw tracepoints"), storage) {
+        (false, _) => path(
+            "syscalls",
+            false,
+            "raw tracepoints sys_enter/sys_exit".into(),
+            false,
+            Some("raw tracepoints (Linux 4.17)".into()),
+        ),
+        (true, false) => path(
+            "syscalls",
+            true,
+            "raw tracepoints; entry times in task storage".into(),
+            false,
+            None,
+        ),
+        (true, true) => path(
+            "syscalls",
+            true,
+            "raw tracepoints; entry times in a hash map keyed by thread".into(),
+            true,
+            Some(why(lacks::TASK_STORAGE, "task storage (Linux 5.11)")),
+        ),
+    });
+    let streams = has("raw tracepoints") && ring;
+    out.push(path(
+        "trace",
+        streams,
+        "raw tracepoints; events through a BPF ring buffer".into(),
+        false,
+        if ring { None } else { no_ring() },
+    ));
+    out.push(path(
+        "exec",
+        has("tracepoints") && ring,
+        "tracepoints; events through a BPF ring buffer".into(),
+        false,
+        if ring { None } else { no_ring() },
+    ));
+    let cookies = lacks & lacks::COOKIES == 0;
+    let by_cookie = |what: &str| {
+        if cookies {
+            (
+                format!("one program, each {what} told by its BPF cookie"),
+                false,
+                None,
+            )
+        } else {
+            (
+                format!("one program copy per {what}, at most {SLOTS} at once"),
+                true,
+                Some(why(
+                    lacks::COOKIES,
+                    "BPF cookies and perf-event links (Linux 5.15)",
+                )),
+            )
+        }
+    };
+    let (p, fallback, missing) = by_cookie("function");
+    let works = has("uprobes");
+    out.push(path(
+        "uprobe",
+        works,
+        format!("uprobes; {p}"),
+        fallback,
+        if works {
+            missing
+        } else {
+            Some("uprobes (CONFIG_UPROBE_EVENTS=y)".into())
+        },
+    ));
+    let (p, fallback, missing) = by_cookie("tracepoint");
+    out.push(path(
+        "tracepoint",
+        has("tracepoints"),
+        format!("tracepoints; {p}"),
+        fallback,
+        missing,
+    ));
+    let func_ip = lacks & lacks::FUNC_IP == 0;
+    let (kp, fe) = (has("kprobes"), has("fentry"));
+    out.push(match (kp || fe, func_ip) {
+        (false, _) => path(
+            "kprobe",
+            false,
+            "kprobes or fentry".into(),
+            false,
+            Some(
+                "kprobes (CONFIG_KPROBES=y) or fentry (CONFIG_DEBUG_INFO_BTF=y, Linux 5.5)".into(),
+            ),
+        ),
+        (true, true) => path(
+            "kprobe",
+            true,
+            format!(
+                "{}; functions told by bpf_get_func_ip",
+                if fe {
+                    "fentry/fexit first, else kprobes"
+                } else {
+                    "kprobes"
+                }
+            ),
+            false,
+            None,
+        ),
+        (true, false) => path(
+            "kprobe",
+            true,
+            format!(
+                "{}kprobes tell functions by the probed address; kretprobes and fentry \
+                 take one program copy per function, at most {SLOTS} at once",
+                if kp { "kprobes first; " } else { "" }
+            ),
+            true,
+            Some(why(lacks::FUNC_IP, "bpf_get_func_ip (Linux 5.15)")),
+        ),
+    });
+    out.push(path(
+        "list",
+        true,
+        "reads tracefs, /proc/kallsyms and ELF symbols".into(),
+        false,
+        None,
+    ));
+    out
+}
 
 /// The probes of `gather`; `may_mount`: inside the throw-away namespace, where
 /// mounting tracefs to see whether it can be mounted leaves no trace.
@@ -53,11 +204,13 @@ pub fn gather() -> Result<Info> {
             probe_all(tracefs_before.as_deref(), false)?
         }
     };
+    let commands = paths(&gathered.1, compat::lacks()?, compat::forced_now()?);
     Ok(Info {
         kernel,
         btf: btf_path.exists(),
         tracefs: info::tracefs(&gathered.0),
         features: gathered.1,
+        commands,
     })
 }
 

@@ -9,12 +9,27 @@ pub struct Feature {
     pub reason: Option<String>,
 }
 
+/// How one command works on this kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Path {
+    pub command: &'static str,
+    pub works: bool,
+    /// The path it takes (when it works) or would take.
+    pub path: String,
+    /// A fallback for an older kernel (or one TRACER_FALLBACK forced).
+    pub fallback: bool,
+    /// What is missing for it to work, or for its fast path, and which kernel
+    /// or config option brings it.
+    pub missing: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Info {
     pub kernel: String,
     pub btf: bool,
     pub tracefs: String,
     pub features: Vec<Feature>,
+    pub commands: Vec<Path>,
 }
 
 /// What `tracer info` found out about tracefs.
@@ -69,6 +84,18 @@ pub fn text(info: &Info) -> String {
         };
         out.push_str(&format!("{:<18} {state}\n", f.name));
     }
+    out.push_str("\nCOMMAND     PATH ON THIS KERNEL\n");
+    for c in &info.commands {
+        let state = match (c.works, c.fallback) {
+            (false, _) => "cannot work: ",
+            (true, true) => "fallback: ",
+            (true, false) => "",
+        };
+        out.push_str(&format!("{:<11} {state}{}\n", c.command, c.path));
+        if let Some(m) = &c.missing {
+            out.push_str(&format!("{:<11}   missing: {m}\n", ""));
+        }
+    }
     out
 }
 
@@ -78,11 +105,20 @@ pub fn json(info: &Info) -> String {
         .iter()
         .map(|f| json!({"name": f.name, "available": f.available, "reason": f.reason}))
         .collect();
+    let commands: Vec<_> = info
+        .commands
+        .iter()
+        .map(|c| {
+            json!({"command": c.command, "works": c.works, "path": c.path,
+                   "fallback": c.fallback, "missing": c.missing})
+        })
+        .collect();
     json!({
         "kernel": info.kernel,
         "btf": info.btf,
         "tracefs": info.tracefs,
         "features": features,
+        "commands": commands,
     })
     .to_string()
 }
@@ -110,6 +146,22 @@ mod tests {
                     ),
                 },
             ],
+            commands: vec![
+                Path {
+                    command: "syscalls",
+                    works: true,
+                    path: "entry times in a hash map".into(),
+                    fallback: true,
+                    missing: Some("task storage (Linux 5.11)".into()),
+                },
+                Path {
+                    command: "list",
+                    works: true,
+                    path: "tracefs".into(),
+                    fallback: false,
+                    missing: None,
+                },
+            ],
         }
     }
 
@@ -118,6 +170,15 @@ mod tests {
         let t = text(&sample());
         assert!(t.starts_with("kernel             6.18.1\n"), "{t}");
         assert!(t.contains("raw tracepoints    yes\n"), "{t}");
+        assert!(
+            t.ends_with(
+                "\nCOMMAND     PATH ON THIS KERNEL\n\
+                 syscalls    fallback: entry times in a hash map\n\
+                 \x20             missing: task storage (Linux 5.11)\n\
+                 list        tracefs\n"
+            ),
+            "{t}"
+        );
         assert!(
             t.contains("kprobes            no: this kernel has no kprobe support"),
             "{t}"
