@@ -8,7 +8,10 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::util::{self, sh, step, Env};
+use crate::{
+    debian,
+    util::{self, sh, step, Env},
+};
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
 
@@ -135,7 +138,8 @@ fn deb(binary: &Path, dist: &Path) -> Result<PathBuf> {
 /// The checks `cargo xtask test` runs on what `dist` wrote: the static binary
 /// counts syscalls from a root holding nothing but itself, /proc and /sys; the
 /// .deb is in a format Debian 11's dpkg reads, installs into a scratch dpkg
-/// root with its files where they belong, and the installed binary runs.
+/// root with its files where they belong, and the installed binary runs; then
+/// the same with Debian 11's and 12's own dpkg and apt (see `debian`).
 pub fn check(d: &Dist) -> Result<()> {
     let root = util::target_dir().join("dist-check");
     let _ = std::fs::remove_dir_all(&root);
@@ -181,15 +185,9 @@ pub fn check(d: &Dist) -> Result<()> {
         .arg(format!("--root={}", scratch.display()))
         .args(["--force-not-root", "--force-script-chrootless", "-i"])
         .arg(&d.deb))?;
-    for f in [
-        "usr/bin/tracer",
-        "usr/share/man/man1/tracer.1.gz",
-        "usr/share/bash-completion/completions/tracer",
-        "usr/share/zsh/vendor-completions/_tracer",
-        "usr/share/fish/vendor_completions.d/tracer.fish",
-    ] {
-        if !scratch.join(f).is_file() {
-            bail!("the .deb installed no /{f}");
+    for f in debian::FILES {
+        if !scratch.join(f.trim_start_matches('/')).is_file() {
+            bail!("the .deb installed no {f}");
         }
     }
     let out = Command::new(scratch.join("usr/bin/tracer"))
@@ -207,6 +205,11 @@ pub fn check(d: &Dist) -> Result<()> {
         bail!("dpkg does not list tracer as installed in the scratch root");
     }
     eprintln!("    the .deb installed into a scratch dpkg root and its tracer ran");
+    // Debian 11 and 12 themselves: their dpkg and apt, in minimal roots.
+    for r in &debian::RELEASES {
+        let summary = debian::install_check(r, &d.deb, &root)?;
+        eprintln!("    {summary}");
+    }
     Ok(())
 }
 
