@@ -8,7 +8,10 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::util::{self, sh, step, Env};
+use crate::{
+    debian,
+    util::{self, sh, step, Env},
+};
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
 
@@ -124,6 +127,7 @@ fn deb(binary: &Path, dist: &Path) -> Result<PathBuf> {
         std::fs::Permissions::from_mode(0o755),
     )?;
     let deb = dist.join(format!("tracer_{version}_amd64.deb"));
+    // xz (dpkg-deb's default, pinned): Debian 11's dpkg cannot read zstd.
     sh(Command::new("dpkg-deb")
         .args(["--root-owner-group", "-Zxz", "--build"])
         .arg(&stage)
@@ -133,8 +137,9 @@ fn deb(binary: &Path, dist: &Path) -> Result<PathBuf> {
 
 /// The checks `cargo xtask test` runs on what `dist` wrote: the static binary
 /// counts syscalls from a root holding nothing but itself, /proc and /sys; the
-/// .deb installs into a scratch dpkg root with its files where they belong,
-/// and the installed binary runs.
+/// .deb is in a format Debian 11's dpkg reads, installs into a scratch dpkg
+/// root with its files where they belong, and the installed binary runs; then
+/// the same with Debian 11's and 12's own dpkg and apt (see `debian`).
 pub fn check(d: &Dist) -> Result<()> {
     let root = util::target_dir().join("dist-check");
     let _ = std::fs::remove_dir_all(&root);
@@ -168,6 +173,8 @@ pub fn check(d: &Dist) -> Result<()> {
     eprintln!(
         "    the static binary counted syscalls in a root holding only itself, /proc and /sys"
     );
+    check_format(&d.deb)?;
+    eprintln!("    the .deb is format 2.0 with control.tar.xz and data.tar.xz (no zstd)");
     // A scratch dpkg database: dpkg --root installs there, as apt would on a machine.
     let scratch = root.join("dpkg");
     for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates"] {
@@ -178,15 +185,9 @@ pub fn check(d: &Dist) -> Result<()> {
         .arg(format!("--root={}", scratch.display()))
         .args(["--force-not-root", "--force-script-chrootless", "-i"])
         .arg(&d.deb))?;
-    for f in [
-        "usr/bin/tracer",
-        "usr/share/man/man1/tracer.1.gz",
-        "usr/share/bash-completion/completions/tracer",
-        "usr/share/zsh/vendor-completions/_tracer",
-        "usr/share/fish/vendor_completions.d/tracer.fish",
-    ] {
-        if !scratch.join(f).is_file() {
-            bail!("the .deb installed no /{f}");
+    for f in debian::FILES {
+        if !scratch.join(f.trim_start_matches('/')).is_file() {
+            bail!("the .deb installed no {f}");
         }
     }
     let out = Command::new(scratch.join("usr/bin/tracer"))
@@ -204,5 +205,75 @@ pub fn check(d: &Dist) -> Result<()> {
         bail!("dpkg does not list tracer as installed in the scratch root");
     }
     eprintln!("    the .deb installed into a scratch dpkg root and its tracer ran");
+    // Debian 11 and 12 themselves: their dpkg and apt, in minimal roots.
+    for r in &debian::RELEASES {
+        let summary = debian::install_check(r, &d.deb, &root)?;
+        eprintln!("    {summary}");
+    }
     Ok(())
+}
+
+/// The members of an ar archive (a .deb), in order, with their contents.
+fn ar_members(bytes: &[u8]) -> Result<Vec<(String, &[u8])>> {
+    let Some(mut rest) = bytes.strip_prefix(b"!<arch>\n") else {
+        bail!("not an ar archive");
+    };
+    let mut members = Vec::new();
+    while !rest.is_empty() {
+        if rest.len() < 60 {
+            bail!("a truncated ar member header");
+        }
+        let (header, body) = rest.split_at(60);
+        let name = String::from_utf8_lossy(&header[..16])
+            .trim_end()
+            .trim_end_matches('/')
+            .to_string();
+        let size: usize = String::from_utf8_lossy(&header[48..58])
+            .trim()
+            .parse()
+            .context("an ar member size")?;
+        if body.len() < size {
+            bail!("the ar member {name} is truncated");
+        }
+        members.push((name, &body[..size]));
+        rest = &body[(size + size % 2).min(body.len())..];
+    }
+    Ok(members)
+}
+
+/// The .deb is one Debian 11's dpkg (1.20) reads: format 2.0, control and data
+/// compressed with xz (1.20 has no zstd; `deb` pins `-Zxz`).
+fn check_format(deb: &Path) -> Result<()> {
+    let bytes = std::fs::read(deb).with_context(|| format!("reading {}", deb.display()))?;
+    let members = ar_members(&bytes).with_context(|| format!("{}", deb.display()))?;
+    let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    if names != ["debian-binary", "control.tar.xz", "data.tar.xz"] || members[0].1 != b"2.0\n" {
+        bail!(
+            "{} holds {names:?}: expected format 2.0 with control.tar.xz and data.tar.xz \
+             (Debian 11's dpkg 1.20 cannot read zstd; dpkg-deb must be run with -Zxz)",
+            deb.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ar_members() {
+        let header = |name: &str, size: usize| format!("{name:<16}{:<32}{size:<10}`\n", "0");
+        let mut ar = b"!<arch>\n".to_vec();
+        ar.extend(header("debian-binary", 4).bytes());
+        ar.extend(b"2.0\n");
+        ar.extend(header("data.tar.xz/", 3).bytes());
+        ar.extend(b"abc\n");
+        let m = ar_members(&ar).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].0.as_str(), m[0].1), ("debian-binary", &b"2.0\n"[..]));
+        assert_eq!((m[1].0.as_str(), m[1].1), ("data.tar.xz", &b"abc"[..]));
+        assert!(ar_members(b"PK\x03\x04").is_err());
+        assert!(ar_members(&ar[..ar.len() - 3]).is_err());
+    }
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
 mod bench;
+mod debian;
 mod dist;
 mod ebpf_toolchain;
 mod jsondoc;
@@ -51,7 +52,10 @@ enum Cmd {
     /// target/dist/tracer and a .deb around it (man page, shell completions):
     /// `apt install ./target/dist/tracer_*.deb` on Debian 11 or 12. Then checks
     /// both: the binary counts syscalls in a root holding only itself, /proc and
-    /// /sys; the .deb installs into a scratch dpkg root and its tracer runs.
+    /// /sys; the .deb (xz, which Debian 11's dpkg reads) installs into a scratch
+    /// dpkg root, and with `dpkg -i` and `apt install ./` into minimal Debian 11
+    /// and 12 roots (their own dpkg and apt; packages cached in
+    /// .vm-cache/debian-SUITE/), where its tracer, man page and completion work.
     Dist,
     /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu (cached in .vm-cache/)
     /// and run the kprobe/fentry end-to-end checks inside; pass/fail per kernel and backend.
