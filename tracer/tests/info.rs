@@ -13,13 +13,23 @@ fn info_json(cmd: &mut Command) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
-fn feature<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    v["features"]
+/// The element of array `list` whose `key` is `name`.
+fn element<'a>(
+    v: &'a serde_json::Value,
+    list: &str,
+    key: &str,
+    name: &str,
+) -> &'a serde_json::Value {
+    v[list]
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {v}"))
+        .find(|f| f[key] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list} of {v}"))
+}
+
+fn feature<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    element(v, "features", "name", name)
 }
 
 /// `tracer info` says what the running kernel offers, as found without tracer
@@ -249,12 +259,7 @@ fn histogram_fits_a_narrow_terminal() {
 }
 
 fn command<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    v["commands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["command"] == name)
-        .unwrap_or_else(|| panic!("no command {name} in {v}"))
+    element(v, "commands", "command", name)
 }
 
 /// Each command's path follows what the kernel has (per bpftool): the fast

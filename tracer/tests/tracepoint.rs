@@ -254,39 +254,25 @@ fn nothing_left_attached() {
 fn without_cookies_each_tracepoint_keeps_its_own_counts() {
     let _l = shared_lock();
     let fx = fixture_str();
-    let out = run(
-        tracer().env("TRACER_FALLBACK", "cookies").args([
-            "tracepoint",
-            "syscalls:sys_enter_getppid",
-            "sched:sched_process_exec",
-            "--json",
-            "--",
-            &fx,
-            "forks",
-            "2",
-            "50",
-        ]),
-        LIMIT,
+    // The summary of `tracer tracepoint ARGS --json -- fixture CMD` without cookies.
+    let without_cookies = |args: &[&str], cmd: &[&str]| {
+        let mut c = tracer();
+        c.env("TRACER_FALLBACK", "cookies")
+            .arg("tracepoint")
+            .args(args);
+        let out = run(c.args(["--json", "--", &fx]).args(cmd), LIMIT);
+        summary(&out, &out.stderr)
+    };
+    let s = without_cookies(
+        &["syscalls:sys_enter_getppid", "sched:sched_process_exec"],
+        &["forks", "2", "50"],
     );
-    let s = summary(&out, &out.stderr);
     assert_eq!(event(&s, "syscalls:sys_enter_getppid")["count"], 100, "{s}");
     assert_eq!(event(&s, "sched:sched_process_exec")["count"], 1, "{s}");
-    let out = run(
-        tracer().env("TRACER_FALLBACK", "cookies").args([
-            "tracepoint",
-            "syscalls:sys_enter_write",
-            "--sum",
-            "count",
-            "--json",
-            "--",
-            &fx,
-            "writes",
-            "100",
-            "5000",
-        ]),
-        LIMIT,
+    let s = without_cookies(
+        &["syscalls:sys_enter_write", "--sum", "count"],
+        &["writes", "100", "5000"],
     );
-    let s = summary(&out, &out.stderr);
     let e = event(&s, "syscalls:sys_enter_write");
     assert_eq!(
         (e["count"].as_u64(), e["sum"].as_u64()),
