@@ -239,3 +239,17 @@ pub fn noop_enter(_ctx: RawTracePointContext) -> i32 {
 pub fn noop_exit(_ctx: RawTracePointContext) -> i32 {
     0
 }
+
+/// Empty programs that read the clock once each: the floor of timing a syscall
+/// (`tracer floor --clock`). The helper call stays whatever becomes of its
+/// result (the compiler cannot see into a helper); the whole program is
+/// `call bpf_ktime_get_ns; r0 = 0; exit`.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn noop_clk_enter(_ctx: RawTracePointContext) -> i32 {
+    (unsafe { bpf_ktime_get_ns() } == 0) as i32
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn noop_clk_exit(_ctx: RawTracePointContext) -> i32 {
+    (unsafe { bpf_ktime_get_ns() } == 0) as i32
+}

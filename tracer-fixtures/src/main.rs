@@ -273,6 +273,13 @@ fn work(n: u64) {
     }
 }
 
+/// `work(n)`'s own wall time: the uprobe benchmark loop.
+fn work_loop(n: u64) -> u128 {
+    let t = std::time::Instant::now();
+    work(n);
+    t.elapsed().as_nanos()
+}
+
 /// `n` malloc/free pairs through libc.
 fn mallocs(n: u64) {
     for i in 0..n {
@@ -328,12 +335,14 @@ fn main() {
                 .collect::<Vec<_>>(),
         ),
         "work" => work(arg(&args, 1, 1000)),
+        // `loop_ns` on stdout, like `geteuid`.
+        "work-loop" => println!("loop_ns {}", work_loop(arg(&args, 1, 1000))),
         "malloc" => mallocs(arg(&args, 1, 1000)),
         "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(&args, 1, 1000))),
         _ => {
             eprintln!(
                 "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
-                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | malloc N | sleep MS"
+                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | sleep MS"
             );
             std::process::exit(2);
         }

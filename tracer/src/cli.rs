@@ -127,6 +127,10 @@ pub struct FloorArgs {
     /// Also attach an empty program on sys_exit.
     #[arg(long)]
     pub exit: bool,
+    /// Programs that read the clock once each (bpf_ktime_get_ns): the floor of
+    /// timing a syscall, as `-L` and `-- CMD` do.
+    #[arg(long)]
+    pub clock: bool,
 }
 
 /// Count system calls, system-wide or for chosen processes.

@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
 mod bench;
+mod bpfstats;
 mod debian;
 mod dist;
 mod ebpf_toolchain;
@@ -40,8 +41,11 @@ enum Cmd {
     /// tests, end-to-end tests as root, the kernel VM tests and a quick
     /// benchmark pass.
     Test,
-    /// Measure tracer against the untraced loop, the eBPF floor and the peers
-    /// (bpftrace, strace, perf trace); write BENCHMARKS.md.
+    /// Measure tracer against the untraced loop, the eBPF floors (empty and
+    /// clock-reading programs) and the peers (bpftrace, strace, perf trace),
+    /// then each eBPF scenario's programs' kernel-side ns per run
+    /// (kernel.bpf_stats_enabled); print the budgets (PASS/OVER) and write
+    /// BENCHMARKS.md.
     Bench {
         /// Every scenario once with small counts (the test suite runs this so the
         /// bench never rots; timings from it mean nothing).

@@ -1,4 +1,5 @@
-//! `tracer floor` (hidden): empty programs on the syscall hooks, for the benchmark's floor.
+//! `tracer floor` (hidden): empty programs on the syscall hooks (with --clock,
+//! ones that only read the clock), for the benchmark's floors.
 use anyhow::Result;
 
 use crate::{bpf, cli::FloorArgs};
@@ -7,9 +8,14 @@ pub async fn run(args: FloorArgs) -> Result<i32> {
     crate::sys::privileges::check()?;
     let mut signals = crate::signals::Signals::new()?;
     let mut obj = bpf::load(&bpf::Globals::default(), &[])?;
-    obj.attach_raw_tracepoint("noop_enter", "sys_enter")?;
+    let (enter, exit) = if args.clock {
+        ("noop_clk_enter", "noop_clk_exit")
+    } else {
+        ("noop_enter", "noop_exit")
+    };
+    obj.attach_raw_tracepoint(enter, "sys_enter")?;
     if args.exit {
-        obj.attach_raw_tracepoint("noop_exit", "sys_exit")?;
+        obj.attach_raw_tracepoint(exit, "sys_exit")?;
     }
     eprintln!("Attached empty programs. Ctrl-C to end.");
     signals.recv().await;
