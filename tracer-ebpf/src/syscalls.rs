@@ -39,6 +39,26 @@ fn starts_by_tid() -> bool {
     LACKS.load() & lacks::TASK_STORAGE != 0
 }
 
+/// The calling thread's entry slot; with `create`, a zeroed one is made if
+/// absent. In the hash-map fallback a slot, like task storage's, lives as
+/// long as its thread (`sys_thread_exit` removes it): a call's entry and exit
+/// only write into it, never insert or delete.
+#[inline(always)]
+fn thread_slot(create: bool) -> Option<&'static mut SyscallStart> {
+    if !starts_by_tid() {
+        return STARTS.current(create);
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if let Some(slot) = STARTS.by_tid(tid) {
+        return Some(slot);
+    }
+    if !create {
+        return None;
+    }
+    STARTS.set_by_tid(tid, &SyscallStart::default()).ok()?;
+    STARTS.by_tid(tid)
+}
+
 /// The counters for `syscall` (of `tgid` when counting per process), created on first use.
 #[inline(always)]
 fn stat_slot(flags: u32, syscall: u32) -> Option<*mut SyscallStat> {
@@ -82,10 +102,9 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     // finding it spares the filters (a hash lookup when targeting processes).
     // The filters' outcome cannot change for a thread, except by exec changing
     // its comm or setuid its uid, so with --comm or -u the filters always run.
-    // (A hash-map entry only lives from a call's entry to its exit: no such shortcut.)
     let mut slot = None;
-    if flags & EXIT_HOOK != 0 && flags & (FILTER_COMM | FILTER_UID) == 0 && !starts_by_tid() {
-        slot = STARTS.current(false);
+    if flags & EXIT_HOOK != 0 && flags & (FILTER_COMM | FILTER_UID) == 0 {
+        slot = thread_slot(false);
     }
     if slot.is_none() && !is_traced(flags) {
         return None;
@@ -109,20 +128,8 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
             None => {}
         }
     }
-    if flags & EXIT_HOOK != 0 && starts_by_tid() {
-        let start = SyscallStart {
-            syscall: id,
-            _pad: 0,
-            ts_ns: unsafe { bpf_ktime_get_ns() },
-        };
-        if STARTS
-            .set_by_tid(bpf_get_current_pid_tgid() as u32, &start)
-            .is_err()
-        {
-            count(&DROPS, drops::STARTS_FULL);
-        }
-    } else if flags & EXIT_HOOK != 0 {
-        match slot.or_else(|| STARTS.current(true)) {
+    if flags & EXIT_HOOK != 0 {
+        match slot.or_else(|| thread_slot(true)) {
             Some(start) => {
                 start.syscall = id;
                 start.ts_ns = unsafe { bpf_ktime_get_ns() };
@@ -163,22 +170,13 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     // A thread only has an entry if a sys_enter of it passed the filters; the
-    // entry is spent (ts_ns = 0, or removed from the hash map) once its exit
-    // is counted.
-    let start = if starts_by_tid() {
-        let tid = bpf_get_current_pid_tgid() as u32;
-        let start = *STARTS.by_tid(tid)?;
-        STARTS.remove_by_tid(tid);
-        start
-    } else {
-        let slot = STARTS.current(false)?;
-        let start = *slot;
-        if start.ts_ns == 0 {
-            return None;
-        }
-        slot.ts_ns = 0;
-        start
-    };
+    // entry is spent (ts_ns = 0) once its exit is counted.
+    let slot = thread_slot(false)?;
+    let start = *slot;
+    if start.ts_ns == 0 {
+        return None;
+    }
+    slot.ts_ns = 0;
     let now = unsafe { bpf_ktime_get_ns() };
     let ret: i64 = ctx.arg(1);
     let failed = is_error_return(ret);
@@ -218,9 +216,8 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     Some(())
 }
 
-/// With the hash-map fallback only: a thread that exits inside a call (exit,
-/// exit_group, a fatal signal) never reaches sys_exit, so its entry is
-/// removed here, where every thread passes on its way out.
+/// With the hash-map fallback only: a thread's slot is removed when it exits
+/// (task storage is freed by the kernel with its task).
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sys_thread_exit(_ctx: RawTracePointContext) -> i32 {
     if starts_by_tid() {
