@@ -16,9 +16,8 @@ use std::sync::OnceLock;
 
 use anyhow::{bail, Context as _, Result};
 use aya::{
-    maps::MapType,
     programs::ProgramType,
-    sys::{is_helper_supported, is_map_supported, BpfHelper},
+    sys::{is_helper_supported, BpfHelper},
 };
 use object::{Object as _, ObjectSection as _};
 use tracer_common::lacks;
@@ -82,12 +81,22 @@ fn probe() -> u32 {
             false
         }
     };
-    let helper = |h| is_helper_supported(ProgramType::KProbe, h).map_err(|e| e.to_string());
+    let helper_for =
+        |p, h| is_helper_supported(p, h).map_err(|e: aya::programs::ProgramError| e.to_string());
+    let helper = |h| helper_for(ProgramType::KProbe, h);
     let mut bits = 0;
-    if missing(
-        "task storage",
-        is_map_supported(MapType::TaskStorage).map_err(|e| e.to_string()),
-    ) {
+    // The raw tracepoints use task storage through these two helpers (5.11;
+    // the map type alone came to LSM programs first). Asking for the helpers
+    // is also far cheaper than aya's map-type probe, which parses the kernel's
+    // BTF (a quarter of a second on a busy machine).
+    let storage = [
+        BpfHelper::BPF_FUNC_task_storage_get,
+        BpfHelper::BPF_FUNC_get_current_task_btf,
+    ];
+    if storage
+        .into_iter()
+        .any(|h| missing("task storage", helper_for(ProgramType::RawTracePoint, h)))
+    {
         bits |= lacks::TASK_STORAGE;
     }
     let perf_link = aya::features().bpf_perf_link();
@@ -99,6 +108,59 @@ fn probe() -> u32 {
     }
     log::debug!("kernel lacks: {bits:#x}");
     bits
+}
+
+/// The slot copies (`tracer-ebpf/src/slots.rs`) each fallback uses, by prefix.
+const SLOT_FAMILIES: [(u32, &[&str]); 2] = [
+    (
+        lacks::COOKIES,
+        &["uprobe_slot_", "uretprobe_slot_", "tracepoint_slot_"],
+    ),
+    (
+        lacks::FUNC_IP,
+        &[
+            "kp_lat_exit_slot_",
+            "fe_count_slot_",
+            "fe_lat_entry_slot_",
+            "fx_lat_exit_slot_",
+            "fe_stack_slot_",
+        ],
+    ),
+];
+
+/// `object` without the slot copies this kernel does not need: their symbols
+/// lose their function type, so aya does not take them for programs. It
+/// would otherwise copy each copy's shared body into it at every start (512
+/// programs: 6 ms here), for programs only older kernels load.
+pub fn without_unneeded_slots(object: &[u8], lacks: u32) -> Result<Vec<u8>> {
+    let unneeded: Vec<&str> = SLOT_FAMILIES
+        .iter()
+        .filter(|(bit, _)| lacks & bit == 0)
+        .flat_map(|(_, prefixes)| prefixes.iter().copied())
+        .collect();
+    let elf = object::File::parse(object).context("parsing tracer's BPF object")?;
+    let range = |name: &str| {
+        elf.section_by_name(name)
+            .and_then(|s| s.file_range())
+            .map(|(start, len)| start as usize..(start + len) as usize)
+            .with_context(|| format!("tracer's BPF object has no {name} section"))
+    };
+    let (symtab, strtab) = (range(".symtab")?, range(".strtab")?);
+    let mut out = object.to_vec();
+    // Elf64_Sym: st_name (u32), st_info (u8: bind << 4 | type), st_other,
+    // st_shndx (u16), st_value, st_size: 24 bytes.
+    for at in symtab.step_by(24) {
+        let name_off = u32_at(object, at)? as usize;
+        let names = &object[strtab.clone()];
+        let name = names.get(name_off..).unwrap_or_default();
+        let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+        let name = std::str::from_utf8(name).unwrap_or_default();
+        const STT_FUNC: u8 = 2;
+        if object[at + 4] & 0xf == STT_FUNC && unneeded.iter().any(|p| name.starts_with(p)) {
+            out[at + 4] &= 0xf0; // STT_NOTYPE
+        }
+    }
+    Ok(out)
 }
 
 /// BPF map types, as `enum bpf_map_type` numbers them.
@@ -347,6 +409,32 @@ mod tests {
         let changed = object.iter().zip(&*patched).filter(|(a, b)| a != b).count();
         assert!(changed <= 8, "{changed} bytes changed");
         assert!(task_storage_as_hash(&object, "NO_SUCH_MAP").is_err());
+    }
+
+    /// The programs aya finds in `object` whose names contain `_slot_`.
+    fn slot_programs(object: &[u8]) -> usize {
+        use object::ObjectSymbol as _;
+        let elf = object::File::parse(object).unwrap();
+        elf.symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text)
+            .filter(|s| s.name().is_ok_and(|n| n.contains("_slot_")))
+            .count()
+    }
+
+    #[test]
+    fn slot_copies_only_where_needed() {
+        let full = super::super::OBJECT;
+        let per_family = tracer_common::SLOTS as usize;
+        assert_eq!(slot_programs(full), 8 * per_family);
+        let none = without_unneeded_slots(full, 0).unwrap();
+        assert_eq!(none.len(), full.len());
+        assert_eq!(slot_programs(&none), 0);
+        let cookies = without_unneeded_slots(full, lacks::COOKIES).unwrap();
+        assert_eq!(slot_programs(&cookies), 3 * per_family);
+        let func_ip = without_unneeded_slots(full, lacks::FUNC_IP).unwrap();
+        assert_eq!(slot_programs(&func_ip), 5 * per_family);
+        let all = without_unneeded_slots(full, lacks::COOKIES | lacks::FUNC_IP).unwrap();
+        assert_eq!(all, full);
     }
 
     #[test]

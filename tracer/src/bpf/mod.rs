@@ -26,11 +26,11 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tr
 /// The embedded object as this kernel can load it (`lacks`: the fallbacks
 /// it needs, from `compat::lacks`), for `load` and for `tracer info`.
 pub fn object(lacks: u32) -> Result<Cow<'static, [u8]>> {
-    Ok(if lacks & tracer_common::lacks::TASK_STORAGE != 0 {
-        Cow::Owned(compat::task_storage_as_hash(OBJECT, "STARTS")?)
-    } else {
-        Cow::Borrowed(OBJECT)
-    })
+    let mut object = compat::without_unneeded_slots(OBJECT, lacks)?;
+    if lacks & tracer_common::lacks::TASK_STORAGE != 0 {
+        object = compat::task_storage_as_hash(&object, "STARTS")?;
+    }
+    Ok(Cow::Owned(object))
 }
 
 /// Entries of the syscall entry-time hash map where task storage is missing:
