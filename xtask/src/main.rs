@@ -53,7 +53,7 @@ enum Cmd {
     /// both: the binary counts syscalls in a root holding only itself, /proc and
     /// /sys; the .deb installs into a scratch dpkg root and its tracer runs.
     Dist,
-    /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu (cached in .vm-cache/)
+    /// Boot Debian's 5.10, 6.1 and 6.12 cloud kernels under qemu (cached in .vm-cache/)
     /// and run the kprobe/fentry end-to-end checks inside; pass/fail per kernel and backend.
     VmTest,
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask vm-test`: the kprobe and fentry paths on real Debian kernels.
 //!
 //! The host kernel has neither kprobes nor fentry, so this downloads Debian's
-//! cloud-amd64 kernels (6.1 and 6.12; cached in `<repo>/.vm-cache/`), builds an
+//! cloud-amd64 kernels (5.10 from Debian 11, 6.1 and 6.12 from Debian 12;
+//! cached in `<repo>/.vm-cache/`), builds an
 //! initramfs with busybox, tracer (the static binary of `cargo xtask dist`, as
 //! users copy it), the fixture and its shared libraries, and
 //! boots each kernel under qemu (TCG). `/init` runs `tests.sh`, which prints
@@ -33,20 +34,31 @@ const N: u64 = 2000;
 /// Longest a VM may run before it counts as hung.
 const TIME_LIMIT: Duration = Duration::from_secs(240);
 
-/// A kernel to test: a label and the Debian meta-package that names its newest build.
+/// A kernel to test: a label, the Debian meta-package that names its newest
+/// build, and the suite to find it in (None: the machine's own apt sources).
 struct Kernel {
     label: &'static str,
     meta: &'static str,
+    suite: Option<&'static str>,
 }
 
-const KERNELS: [Kernel; 2] = [
+const KERNELS: [Kernel; 3] = [
+    // Debian 11's kernel: no task storage (5.11), no BPF cookies or perf-event
+    // bpf_link (5.15), no bpf_get_func_ip (5.15).
+    Kernel {
+        label: "5.10",
+        meta: "linux-image-cloud-amd64",
+        suite: Some("bullseye"),
+    },
     Kernel {
         label: "6.1",
         meta: "linux-image-cloud-amd64",
+        suite: None,
     },
     Kernel {
         label: "6.12",
         meta: "linux-image-6.12-cloud-amd64",
+        suite: None,
     },
 ];
 
@@ -56,9 +68,113 @@ fn cache_dir() -> PathBuf {
     util::root().join(".vm-cache")
 }
 
+/// apt's options for a suite the machine's sources do not list: a sources
+/// list, package lists and caches of its own under `.vm-cache/apt-SUITE/`, so
+/// the system's apt configuration and state stay untouched. The sources list
+/// is written (and `apt-get update` run) by `suite_apt`.
+fn apt_options(dir: &Path) -> Vec<String> {
+    vec![
+        "-o".into(),
+        format!(
+            "Dir::Etc::sourcelist={}",
+            dir.join("sources.list").display()
+        ),
+        "-o".into(),
+        "Dir::Etc::sourceparts=-".into(),
+        "-o".into(),
+        format!("Dir::State::Lists={}", dir.join("lists").display()),
+        "-o".into(),
+        format!("Dir::Cache={}", dir.join("cache").display()),
+    ]
+}
+
+/// The Debian mirror the machine's apt uses: the first `deb` source of a
+/// release suite (not -security, -updates, -backports) in deb822 `.sources`
+/// files or one-line `sources.list` files.
+fn debian_mirror() -> Result<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files.push(PathBuf::from("/etc/apt/sources.list"));
+    files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            match f.extension().and_then(|x| x.to_str()) {
+                Some("sources") => parse_deb822_mirror(&text),
+                Some("list") => parse_one_line_mirror(&text),
+                _ => None,
+            }
+        })
+        .next()
+        .context(
+            "no Debian mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list",
+        )
+}
+
+/// A release suite: `bookworm`, not `bookworm-security` or `bookworm-updates`.
+fn release_suite(s: &str) -> bool {
+    !s.is_empty() && !s.contains('-') && !s.contains('/')
+}
+
+/// The URI of the first deb822 stanza with `Types: deb` and a release suite.
+fn parse_deb822_mirror(text: &str) -> Option<String> {
+    text.split("\n\n").find_map(|stanza| {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
+            })
+        };
+        let enabled = field("Enabled").is_none_or(|e| e != "no");
+        let deb = field("Types")?.split_whitespace().any(|t| t == "deb");
+        let release = field("Suites")?.split_whitespace().any(release_suite);
+        let uri = field("URIs")?.split_whitespace().next()?.to_string();
+        (enabled && deb && release).then_some(uri)
+    })
+}
+
+/// The URI of the first `deb [options] URI SUITE COMPONENTS` line with a release suite.
+fn parse_one_line_mirror(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let l = l.trim();
+        let rest = l.strip_prefix("deb ")?;
+        let rest = match rest.trim_start().strip_prefix('[') {
+            Some(r) => r.split_once(']')?.1,
+            None => rest,
+        };
+        let mut w = rest.split_whitespace();
+        let (uri, suite) = (w.next()?, w.next()?);
+        release_suite(suite).then(|| uri.to_string())
+    })
+}
+
+/// `.vm-cache/apt-SUITE/` with a sources list for SUITE on the machine's
+/// mirror, and its package lists updated.
+fn suite_apt(suite: &str) -> Result<PathBuf> {
+    let dir = cache_dir().join(format!("apt-{suite}"));
+    for d in ["lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    let mirror = debian_mirror()?;
+    std::fs::write(
+        dir.join("sources.list"),
+        format!("deb [trusted=yes] {mirror} {suite} main\n"),
+    )?;
+    sh(Command::new("apt-get")
+        .args(apt_options(&dir))
+        .args(["-q", "update"]))?;
+    Ok(dir)
+}
+
 /// The exact package a meta-package depends on (`Depends: linux-image-6.1.0-56-cloud-amd64`).
-fn resolve_package(meta: &str) -> Result<String> {
+fn resolve_package(meta: &str, apt: &[String]) -> Result<String> {
     let out = Command::new("apt-cache")
+        .args(apt)
         .args(["depends", meta])
         .output()
         .context("running apt-cache")?;
@@ -75,25 +191,45 @@ fn parse_depends(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The newest cached image of the series `label` among file names
+/// (`linux-image-6.1.0-41-cloud-amd64.vmlinuz` is 6.1, not 6.12).
+fn cached_image(names: &[String], label: &str) -> Option<String> {
+    names
+        .iter()
+        .filter(|n| n.ends_with(".vmlinuz") && n.contains(&format!("-{label}.")))
+        .max()
+        .cloned()
+}
+
 /// The kernel image of `k`, downloaded and unpacked once.
 fn kernel_image(k: &Kernel) -> Result<PathBuf> {
     let cache = cache_dir();
     std::fs::create_dir_all(&cache)?;
-    let pkg = match resolve_package(k.meta) {
+    let apt = match k.suite {
+        Some(suite) => suite_apt(suite).map(|d| apt_options(&d)),
+        None => Ok(Vec::new()),
+    };
+    let pkg = match apt.and_then(|apt| Ok((resolve_package(k.meta, &apt)?, apt))) {
         Ok(p) => p,
         Err(e) => {
             // Offline: use what an earlier run cached for this series.
-            let cached = std::fs::read_dir(&cache)?
+            let names: Vec<String> = std::fs::read_dir(&cache)?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".vmlinuz") && n.contains(&format!("-{}", k.label)))
-                .max();
-            match cached {
-                Some(n) => return Ok(cache.join(n)),
+                .collect();
+            match cached_image(&names, k.label) {
+                Some(n) => {
+                    eprintln!(
+                        "    cannot resolve {} ({e:#}); using the cached {n}",
+                        k.meta
+                    );
+                    return Ok(cache.join(n));
+                }
                 None => return Err(e),
             }
         }
     };
+    let (pkg, apt) = pkg;
     let image = cache.join(format!("{pkg}.vmlinuz"));
     if image.exists() {
         return Ok(image);
@@ -103,6 +239,7 @@ fn kernel_image(k: &Kernel) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&dl);
     std::fs::create_dir_all(&dl)?;
     sh(Command::new("apt-get")
+        .args(&apt)
         .args(["download", "-q", &pkg])
         .current_dir(&dl))?;
     let deb = std::fs::read_dir(&dl)?
@@ -810,5 +947,77 @@ mod tests {
         check_count(c, "kprobe").unwrap();
         assert!(check_count(c, "fentry").is_err());
         assert_eq!(parse_using(&c.stderr[0]), Some((1, 0.010)));
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn finds_the_debian_mirror() {
+        let deb822 = "Types: deb\n\
+            # http://snapshot.debian.org/archive/debian/20250520T000000Z\n\
+            URIs: http://deb.debian.org/debian\n\
+            Suites: bookworm bookworm-updates\n\
+            Components: main\n\
+            \n\
+            Types: deb\n\
+            URIs: http://deb.debian.org/debian-security\n\
+            Suites: bookworm-security\n";
+        assert_eq!(
+            parse_deb822_mirror(deb822).as_deref(),
+            Some("http://deb.debian.org/debian")
+        );
+        // Security first, a source stanza, a disabled one: none is the release's.
+        let deb822 = "Types: deb\nURIs: http://sec.example/debian-security\nSuites: bookworm-security\n\n\
+            Types: deb-src\nURIs: http://src.example/debian\nSuites: bookworm\n\n\
+            Types: deb\nEnabled: no\nURIs: http://off.example/debian\nSuites: bookworm\n\n\
+            Types: deb\nURIs: http://mirror.example/debian http://other.example/debian\nSuites: bookworm\n";
+        assert_eq!(
+            parse_deb822_mirror(deb822).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        assert_eq!(parse_deb822_mirror("Types: deb\nSuites: bookworm\n"), None);
+        let list = "# comment\n\
+            deb http://security.debian.org/debian-security bookworm-security main\n\
+            deb-src http://deb.debian.org/debian bookworm main\n\
+            deb [arch=amd64 signed-by=/x.gpg] http://ftp.example/debian bookworm main contrib\n";
+        assert_eq!(
+            parse_one_line_mirror(list).as_deref(),
+            Some("http://ftp.example/debian")
+        );
+        assert_eq!(
+            parse_one_line_mirror("deb http://x/debian/ stable/updates main"),
+            None
+        );
+    }
+
+    #[test]
+    fn offline_picks_the_cached_image_of_its_series() {
+        let names = strings(&[
+            "linux-image-6.12.57+deb12-cloud-amd64.vmlinuz",
+            "linux-image-6.1.0-41-cloud-amd64.vmlinuz",
+            "linux-image-6.1.0-57-cloud-amd64.vmlinuz",
+            "linux-image-5.10.0-32-cloud-amd64.vmlinuz",
+            "console-6.1.log",
+        ]);
+        let pick = |l| cached_image(&names, l);
+        assert_eq!(
+            pick("6.1").as_deref(),
+            Some("linux-image-6.1.0-57-cloud-amd64.vmlinuz")
+        );
+        assert_eq!(
+            pick("6.12").as_deref(),
+            Some("linux-image-6.12.57+deb12-cloud-amd64.vmlinuz")
+        );
+        assert_eq!(
+            pick("5.10").as_deref(),
+            Some("linux-image-5.10.0-32-cloud-amd64.vmlinuz")
+        );
+        assert_eq!(pick("4.19"), None);
+        let opts = apt_options(Path::new("/c/apt-bullseye"));
+        assert!(opts.contains(&"Dir::Etc::sourcelist=/c/apt-bullseye/sources.list".to_string()));
+        assert!(opts.contains(&"Dir::Etc::sourceparts=-".to_string()));
+        assert!(opts.contains(&"Dir::State::Lists=/c/apt-bullseye/lists".to_string()));
     }
 }
