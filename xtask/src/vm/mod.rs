@@ -1,13 +1,14 @@
-//! `cargo xtask vm-test`: the kprobe and fentry paths on real Debian kernels.
+//! `cargo xtask vm-test`: every tracer command on real Debian kernels.
 //!
-//! The host kernel has neither kprobes nor fentry, so this downloads Debian's
-//! cloud-amd64 kernels (5.10 from Debian 11, 6.1 and 6.12 from Debian 12;
-//! cached in `<repo>/.vm-cache/`), builds an
-//! initramfs with busybox, tracer (the static binary of `cargo xtask dist`, as
-//! users copy it), the fixture and its shared libraries, and
-//! boots each kernel under qemu (TCG). `/init` runs `tests.sh`, which prints
-//! each run's output between markers; this module judges it. A panic, a hang
-//! (the time limit) or a missing result is a failure.
+//! The host kernel has neither kprobes nor fentry and is one kernel, so this
+//! downloads Debian's cloud-amd64 kernels (5.10 from Debian 11, 6.1 and 6.12
+//! from Debian 12; cached in `<repo>/.vm-cache/`), builds an initramfs with
+//! busybox, tracer (the static binary of `cargo xtask dist`, as users copy
+//! it), the fixture and its shared libraries, and boots each kernel under qemu
+//! (TCG). `/init` runs `tests.sh`, which runs each command and prints its
+//! output between markers; this module judges it (`judge`), the same way on
+//! every kernel. A panic, a hang (the time limit) or a missing result is a failure
+//! of the checks concerned, never a skip; a table of check by kernel ends the run.
 //!
 //! `TRACER_VM_KERNELS=6.1` (comma separated labels) limits the run to some kernels.
 use std::{
@@ -327,8 +328,9 @@ fn initramfs(tracer: &Path, fixture: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Boot `kernel` with `initrd`; the console lines, or an error on a hang or a crash.
-fn boot(kernel: &Path, initrd: &Path, log: &Path) -> Result<Vec<String>> {
+/// Boot `kernel` with `initrd`: the console lines, and an error on a hang or a
+/// crash (the lines up to it are still judged: what ran, ran).
+fn boot(kernel: &Path, initrd: &Path, log: &Path) -> Result<(Vec<String>, Result<()>)> {
     let mut child = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
@@ -396,22 +398,25 @@ fn boot(kernel: &Path, initrd: &Path, log: &Path) -> Result<Vec<String>> {
     }
     let status = child.wait()?;
     let _ = std::fs::write(log, lines.join("\n"));
-    if hung {
-        bail!(
+    let finished = if hung {
+        Err(anyhow::anyhow!(
             "the VM did not finish within {TIME_LIMIT:?} (console log: {})",
             log.display()
-        );
-    }
-    if let Some(p) = lines.iter().find(|l| l.contains("Kernel panic")) {
-        bail!("the kernel panicked: {p} (console log: {})", log.display());
-    }
-    if !lines.iter().any(|l| l == "VMTEST-DONE") {
-        bail!(
+        ))
+    } else if let Some(p) = lines.iter().find(|l| l.contains("Kernel panic")) {
+        Err(anyhow::anyhow!(
+            "the kernel panicked: {p} (console log: {})",
+            log.display()
+        ))
+    } else if !lines.iter().any(|l| l == "VMTEST-DONE") {
+        Err(anyhow::anyhow!(
             "the VM stopped before the tests finished ({status}; console log: {})",
             log.display()
-        );
-    }
-    Ok(lines)
+        ))
+    } else {
+        Ok(())
+    };
+    Ok((lines, finished))
 }
 
 /// One run's output: stdout lines, stderr lines, exit code.
@@ -477,9 +482,28 @@ fn vfs_read_row_in(lines: &[String]) -> Result<(Value, Value)> {
     Ok((block, row))
 }
 
+/// At most 10 of `lines` (the first and last 5), for an error message.
+fn excerpt(lines: &[String]) -> String {
+    if lines.len() <= 10 {
+        return lines.join(" | ");
+    }
+    format!(
+        "{} | ... {} more ... | {}",
+        lines[..5].join(" | "),
+        lines.len() - 10,
+        lines[lines.len() - 5..].join(" | ")
+    )
+}
+
 fn ran_ok(s: &Section) -> Result<()> {
     if s.rc != Some(0) {
-        bail!("tracer exited with {:?}: {}", s.rc, s.stderr.join(" | "));
+        // Where a run's stderr is its section's stdout (attach), show that.
+        let out = if s.stderr.is_empty() {
+            &s.stdout
+        } else {
+            &s.stderr
+        };
+        bail!("tracer exited with {:?}: {}", s.rc, excerpt(out));
     }
     Ok(())
 }
@@ -633,47 +657,65 @@ struct KernelResult {
     label: String,
     release: String,
     checks: Vec<(String, Result<()>)>,
+    /// Measurements (they go to BENCHMARKS.md through NOTES_FILE).
     notes: Vec<String>,
+    /// What the kernel lacks and which path a command said it took.
+    remarks: Vec<String>,
 }
 
-fn judge(label: &str, lines: &[String]) -> KernelResult {
+/// The pid a `VMTEST-PID name variant PID` line gave the fixture of a run.
+fn fixture_pid(lines: &[String], name: &str, variant: &str) -> Option<u64> {
+    let prefix = format!("VMTEST-PID {name} {variant} ");
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+}
+
+/// The runs of `tracer kprobe`: per backend, the text reports, the default choice.
+fn is_kprobe_section(name: &str, variant: &str) -> bool {
+    BACKENDS.contains(&variant) || name.starts_with("text-") || name == "default"
+}
+
+/// Every check of one kernel, in a fixed order whatever the output holds: a
+/// run that is missing from `lines` (not run, or the VM stopped first) fails
+/// its check, and so does a VM that did not finish (`finished`).
+fn judge(label: &str, lines: &[String], finished: Result<()>) -> KernelResult {
     let secs = sections(lines);
     let release = lines
         .iter()
         .find_map(|l| l.split_once("VMTEST-KERNEL ").map(|(_, r)| r))
         .unwrap_or("?")
         .to_string();
-    let mut checks = Vec::new();
+    let readme = std::fs::read_to_string(util::root().join("README.md")).unwrap_or_default();
+    let mut checks = vec![("VM ran every test".to_string(), finished)];
     let mut notes = Vec::new();
-    let get = |name: &str, b: &str| secs.get(&(name.to_string(), b.to_string())).cloned();
+    let mut remarks = Vec::new();
+    let get = |name: &str, v: &str| {
+        secs.get(&(name.to_string(), v.to_string()))
+            .cloned()
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no result for `{name} {v}`: the VM output lacks it (not run, or the VM stopped first)"
+                )
+            })
+    };
     for b in BACKENDS {
-        let missing = |n: &str| anyhow::anyhow!("no result for {n} (the VM output lacks it)");
-        let c = get("count", b)
-            .ok_or_else(|| missing("count"))
-            .and_then(|s| check_count(&s, b));
-        checks.push((format!("{b} count"), c));
-        let c = get("latency", b)
-            .ok_or_else(|| missing("latency"))
-            .and_then(|s| check_latency(&s));
-        checks.push((format!("{b} latency"), c));
-        let c = get("stack", b)
-            .ok_or_else(|| missing("stack"))
-            .and_then(|s| check_stack(&s));
-        checks.push((format!("{b} stack"), c));
-        let pid = lines.iter().find_map(|l| {
-            let rest = l.strip_prefix(&format!("VMTEST-PID perproc {b} "))?;
-            rest.trim().parse::<u64>().ok()
+        let c = get("count", b).and_then(|s| check_count(&s, b));
+        checks.push((format!("kprobe/{b} count"), c));
+        let c = get("latency", b).and_then(|s| check_latency(&s));
+        checks.push((format!("kprobe/{b} latency"), c));
+        let c = get("stack", b).and_then(|s| check_stack(&s));
+        checks.push((format!("kprobe/{b} stack"), c));
+        let c = get("perproc", b).and_then(|s| {
+            check_per_process(
+                &s,
+                fixture_pid(lines, "perproc", b).context("no fixture pid")?,
+            )
         });
-        let c = get("perproc", b)
-            .ok_or_else(|| missing("perproc"))
-            .and_then(|s| check_per_process(&s, pid.context("no fixture pid")?));
-        checks.push((format!("{b} per process (-P)"), c));
-        let c = match (get("cmd0", b), get(&format!("cmd{N}"), b)) {
-            (Some(z), Some(n)) => check_launched(&z, &n),
-            _ => Err(missing("-- CMD")),
-        };
-        checks.push((format!("{b} -- CMD (fork following)"), c));
-        let attach = get("attach", b).ok_or_else(|| missing("attach")).and_then(|s| {
+        checks.push((format!("kprobe/{b} -P -p PID"), c));
+        let c = get("cmd0", b).and_then(|z| check_launched(&z, &get(&format!("cmd{N}"), b)?));
+        checks.push((format!("kprobe/{b} -- CMD (forks followed)"), c));
+        let attach = get("attach", b).and_then(|s| {
             ran_ok(&s)?;
             let line = s.stdout.iter().find(|l| l.starts_with("Using")).context("no `Using` line")?;
             let (k, secs) = parse_using(line).context("unparsable `Using` line")?;
@@ -684,61 +726,73 @@ fn judge(label: &str, lines: &[String]) -> KernelResult {
             ));
             Ok(())
         });
-        checks.push((format!("{b} attach vfs_*"), attach));
+        checks.push((format!("kprobe/{b} attach vfs_*"), attach));
     }
     for (name, want) in [
         ("text-count", format!("{:<36} {:>8}", "vfs_read", N)),
         ("text-latency", "avg = ".to_string()),
         ("text-stack", format!("    {N}")),
     ] {
-        let c = get(name, "auto")
-            .ok_or_else(|| anyhow::anyhow!("no result for {name}"))
-            .and_then(|s| {
-                ran_ok(&s)?;
-                check_text(name, &s.stdout, &want)
-            });
-        checks.push((format!("{name} (text report)"), c));
+        let c = get(name, "auto").and_then(|s| {
+            ran_ok(&s)?;
+            check_text(name, &s.stdout, &want)
+        });
+        checks.push((format!("kprobe {name} (text report)"), c));
     }
-    let c = check_kprobe_json(&secs);
-    checks.push(("kprobe --json fields as documented in README".into(), c));
-    let c = get("info", "auto")
-        .ok_or_else(|| anyhow::anyhow!("no result for info"))
-        .and_then(|s| check_info(&s));
-    checks.push(("tracer info: kprobes and fentry available".into(), c));
-    let c = get("syscalls", "auto")
-        .ok_or_else(|| anyhow::anyhow!("no result for syscalls"))
-        .and_then(|s| check_syscalls(&s));
-    checks.push((
-        "tracer syscalls -- CMD (exact counts, forks followed)".into(),
-        c,
-    ));
-    match cost_line(&costs(lines)) {
-        Ok(l) => notes.push(l),
-        Err(e) => checks.push(("cost measurement".into(), Err(e))),
-    }
-    if let Some(s) = get("default", "auto") {
+    let c = check_kprobe_json(&secs, &readme);
+    checks.push(("kprobe --json as README documents".into(), c));
+    let c = match lines
+        .iter()
+        .find_map(|l| l.strip_prefix("VMTEST-COST-FAILED "))
+    {
+        Some(f) => {
+            let (b, why) = f.split_once(' ').unwrap_or((f, ""));
+            Err(anyhow::anyhow!(
+                "tracer kprobe --backend {b} did not attach for a cost round: {why}"
+            ))
+        }
+        None => cost_line(&costs(lines)).map(|l| notes.push(l)),
+    };
+    checks.push(("kprobe cost measured".into(), c));
+    if let Ok(s) = get("default", "auto") {
         if let Some(l) = s.stdout.iter().find(|l| l.starts_with("Using")) {
             notes.push(format!("default choice: {l}"));
         }
     }
+
+    let c = get("info", "auto").and_then(|s| check_info(&s));
+    checks.push(("info: everything available".into(), c));
+    let c = get("syscalls", "auto").and_then(|s| check_syscalls(&s));
+    checks.push(("syscalls -- CMD (forks followed)".into(), c));
+
+    // Which path a command took, where it says so (kprobe's are noted above).
+    let mut said: Vec<&String> = secs
+        .iter()
+        .filter(|((n, v), _)| !is_kprobe_section(n, v))
+        .flat_map(|(_, s)| &s.stderr)
+        .filter(|l| l.starts_with("Using ") || l.contains("fallback"))
+        .collect();
+    said.sort();
+    said.dedup();
+    remarks.extend(said.into_iter().map(|l| format!("said: {l}")));
     KernelResult {
         label: label.to_string(),
         release,
         checks,
         notes,
+        remarks,
     }
 }
 
 /// Every JSON object tracer kprobe printed in the VM, against the README's
 /// table: fields and types both ways (count, latency, stack and -P runs
 /// together show every documented field; -- CMD runs add `exit_code`).
-fn check_kprobe_json(secs: &BTreeMap<(String, String), Section>) -> Result<()> {
-    let readme = std::fs::read_to_string(util::root().join("README.md"))?;
-    let doc = crate::jsondoc::documented(&readme, "### `tracer kprobe --json`")
+fn check_kprobe_json(secs: &BTreeMap<(String, String), Section>, readme: &str) -> Result<()> {
+    let doc = crate::jsondoc::documented(readme, "### `tracer kprobe --json`")
         .map_err(anyhow::Error::msg)?;
     let objects: Vec<Value> = secs
         .iter()
-        .filter(|((name, _), _)| name != "info" && name != "syscalls")
+        .filter(|((name, variant), _)| is_kprobe_section(name, variant))
         // A launched command's report is on stderr.
         .flat_map(|(_, s)| s.stdout.iter().chain(&s.stderr))
         .filter(|l| l.starts_with('{'))
@@ -839,6 +893,34 @@ fn cost_line(costs: &BTreeMap<String, f64>) -> Result<String> {
 /// Where the last run's measurements are kept (under target/).
 pub const NOTES_FILE: &str = "vm-test-notes.md";
 
+/// The table of PASS/FAIL, one row per check and one column per kernel; a
+/// check a kernel has no result for is a FAIL.
+fn summary_table(results: &[KernelResult]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for r in results {
+        for (n, _) in &r.checks {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(0).max(5);
+    let mut out = format!("{:<width$}", "check");
+    for r in results {
+        out += &format!("  {:>6}", r.label);
+    }
+    out += "\n";
+    for n in &names {
+        out += &format!("{n:<width$}");
+        for r in results {
+            let pass = r.checks.iter().any(|(c, res)| c == n && res.is_ok());
+            out += &format!("  {:>6}", if pass { "PASS" } else { "FAIL" });
+        }
+        out += "\n";
+    }
+    out
+}
+
 /// Build, boot every kernel, judge; Err if anything failed.
 pub fn run(env: &Env) -> Result<()> {
     // tracer as users copy it: the static binary of `cargo xtask dist`.
@@ -846,8 +928,8 @@ pub fn run(env: &Env) -> Result<()> {
     step("building the fixture (release) for the VM");
     util::cargo(env, &["build", "--release", "-p", "tracer-fixtures"])?;
     let initrd = initramfs(&tracer, &util::target_dir().join("release/fixture"))?;
-    let mut failures = Vec::new();
     let mut results = Vec::new();
+    let mut times = Vec::new();
     let only = std::env::var("TRACER_VM_KERNELS").ok();
     let wanted = |k: &Kernel| {
         only.as_deref()
@@ -855,30 +937,42 @@ pub fn run(env: &Env) -> Result<()> {
     };
     for k in KERNELS.iter().filter(|k| wanted(k)) {
         let started = Instant::now();
-        let image = match kernel_image(k) {
-            Ok(i) => i,
+        let booted = kernel_image(k)
+            .with_context(|| format!("cannot get the {} kernel", k.label))
+            .and_then(|image| {
+                step(&format!(
+                    "booting {} under qemu (TCG)",
+                    image.file_name().unwrap().to_string_lossy()
+                ));
+                let log = cache_dir().join(format!("console-{}.log", k.label));
+                let vm = Instant::now();
+                let r = boot(&image, &initrd, &log)?;
+                times.push(format!("{} {:.0} s", k.label, vm.elapsed().as_secs_f64()));
+                Ok(r)
+            });
+        let r = match booted {
+            Ok((lines, finished)) => judge(k.label, &lines, finished),
+            // Every check fails, each saying why.
             Err(e) => {
-                failures.push(format!("{}: cannot get the kernel: {e:#}", k.label));
-                continue;
+                let mut r = judge(k.label, &[], Ok(()));
+                for (_, c) in &mut r.checks {
+                    *c = Err(anyhow::anyhow!("{e:#}"));
+                }
+                r
             }
         };
-        step(&format!(
-            "booting {} under qemu (TCG)",
-            image.file_name().unwrap().to_string_lossy()
+        eprintln!(
+            "    {} done in {:.0} s",
+            k.label,
+            started.elapsed().as_secs_f64()
+        );
+        results.push(r);
+    }
+    let mut failures = Vec::new();
+    if results.is_empty() {
+        failures.push(format!(
+            "TRACER_VM_KERNELS={only:?} names none of the kernels"
         ));
-        let log = cache_dir().join(format!("console-{}.log", k.label));
-        match boot(&image, &initrd, &log) {
-            Ok(lines) => {
-                let r = judge(k.label, &lines);
-                eprintln!(
-                    "    {} done in {:.0} s",
-                    k.label,
-                    started.elapsed().as_secs_f64()
-                );
-                results.push(r);
-            }
-            Err(e) => failures.push(format!("{}: {e:#}", k.label)),
-        }
     }
     println!("vm-test results:");
     for r in &results {
@@ -891,7 +985,7 @@ pub fn run(env: &Env) -> Result<()> {
                 }
             }
         }
-        for n in &r.notes {
+        for n in r.notes.iter().chain(&r.remarks) {
             println!("  note  {} {n}", r.label);
         }
     }
@@ -905,9 +999,8 @@ pub fn run(env: &Env) -> Result<()> {
         })
         .collect();
     let _ = std::fs::write(util::target_dir().join(NOTES_FILE), notes);
-    for f in &failures {
-        println!("  FAIL  {f}");
-    }
+    println!("vm-test summary (VM time: {}):", times.join(", "));
+    print!("{}", summary_table(&results));
     if !failures.is_empty() {
         bail!(
             "{} VM check(s) failed: {}",
@@ -1019,5 +1112,77 @@ mod tests {
         assert!(opts.contains(&"Dir::Etc::sourcelist=/c/apt-bullseye/sources.list".to_string()));
         assert!(opts.contains(&"Dir::Etc::sourceparts=-".to_string()));
         assert!(opts.contains(&"Dir::State::Lists=/c/apt-bullseye/lists".to_string()));
+    }
+
+    #[test]
+    fn a_missing_run_or_an_unfinished_vm_fails_by_name() {
+        let lines = strings(&[
+            "VMTEST-KERNEL 6.1.0-57-cloud-amd64",
+            "VMTEST-PID count kprobe 77",
+            "VMTEST-BEGIN count kprobe",
+            r#"{"backend":"kprobe","functions":[{"function":"vfs_read","calls":2000}]}"#,
+            "VMTEST-STDERR",
+            "VMTEST-END count kprobe rc=0",
+        ]);
+        assert_eq!(fixture_pid(&lines, "count", "kprobe"), Some(77));
+        assert_eq!(fixture_pid(&lines, "count", "fentry"), None);
+        let r = judge("6.1", &lines, Err(anyhow::anyhow!("hung")));
+        assert_eq!(r.release, "6.1.0-57-cloud-amd64");
+        let result = |name: &str| {
+            r.checks
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("no check {name}"))
+                .1
+                .as_ref()
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(result("kprobe/kprobe count"), Ok(&()));
+        assert_eq!(result("VM ran every test"), Err("hung".to_string()));
+        let e = result("kprobe/fentry count").unwrap_err();
+        assert!(e.contains("no result for `count fentry`"), "{e}");
+        // Every check is there, and everything but the one run failed.
+        let empty = judge("6.1", &[], Ok(()));
+        assert_eq!(
+            empty.checks.iter().map(|c| &c.0).collect::<Vec<_>>(),
+            r.checks.iter().map(|c| &c.0).collect::<Vec<_>>()
+        );
+        assert_eq!(r.checks.iter().filter(|c| c.1.is_ok()).count(), 1);
+        // A cost round whose tracer failed is no measurement.
+        let mut costs = strings(&[
+            "VMTEST-COST none 1.0 2.0",
+            "VMTEST-COST kprobe 3.0 4.5",
+            "VMTEST-COST fentry 5.0 6.2",
+        ]);
+        let cost = |lines: &[String]| {
+            let r = judge("6.1", lines, Ok(()));
+            let c = r.checks.into_iter().find(|c| c.0 == "kprobe cost measured");
+            c.unwrap().1.map_err(|e| e.to_string())
+        };
+        assert_eq!(cost(&costs), Ok(()));
+        costs.push("VMTEST-COST-FAILED fentry tracer: EINVAL".into());
+        assert_eq!(
+            cost(&costs),
+            Err(
+                "tracer kprobe --backend fentry did not attach for a cost round: tracer: EINVAL"
+                    .into()
+            )
+        );
+        // Whether the VM finished, 17 of tracer kprobe, info and syscalls.
+        assert_eq!(r.checks.len(), 1 + 17 + 2);
+
+        let table = summary_table(&[r, empty]);
+        let rows: Vec<&str> = table.lines().collect();
+        assert!(rows[0].starts_with("check ") && rows[0].ends_with("   6.1     6.1"));
+        let count = rows
+            .iter()
+            .find(|l| l.starts_with("kprobe/kprobe count "))
+            .unwrap();
+        assert!(count.ends_with("  PASS    FAIL"), "{count}");
+        let vm = rows
+            .iter()
+            .find(|l| l.starts_with("VM ran every test"))
+            .unwrap();
+        assert!(vm.ends_with("  FAIL    PASS"), "{vm}");
     }
 }
