@@ -1,6 +1,7 @@
 # The in-VM checks of `cargo xtask vm-test`. This script only runs commands and
 # prints their output between markers; xtask parses and judges it.
 N=${N:-2000}
+L=${L:-100}
 # Every tracer run is bounded (timeout 60): one that hangs fails its own check.
 
 # Wait until FILE holds a line starting with WORD, or PID is gone.
@@ -158,3 +159,40 @@ run info auto tracer info --json
 rm -f /tmp/report
 timeout 60 tracer syscalls --json -o /tmp/report -- fixture forks 3 100 >/dev/null 2>/tmp/err
 section syscalls auto $? /tmp/report /tmp/err
+
+# tracer syscalls system-wide: the plainest run counts a syscall nothing else
+# makes exactly; --comm and -e count a fixture's reads of /dev/zero (the runs
+# with 0 and N reads differ by exactly N); -P gives the fixture its own row.
+attached syscalls-all auto all "rare $N" syscalls --json --all
+for m in 0 "$N"; do
+    attached syscalls-comm "$m" all "--comm fxsw read-zero $m" syscalls --comm fxsw -e read --json
+done
+attached syscalls-P auto all "syscalls $N 0" syscalls -P -e getppid --json
+
+# tracer trace -- CMD: one line per call (sh forks the fixture, L getppid
+# calls), and sh's exit code passed through; --json on known file calls.
+run trace text tracer trace -e getppid,exit_group -- sh -c "fixture syscalls $L 0; exit 3"
+rm -rf /tmp/tj && mkdir -p /tmp/tj && echo x >/tmp/tj/exists
+run trace json tracer trace --json -T -e openat,unlink -- fixture files /tmp/tj
+
+# tracer exec -- CMD: sh, the fixture it forks, the fixture's 3 children, and sh's exit code.
+run exec cmd tracer exec --json -- sh -c "$EXEC_SH"
+
+# tracer uprobe -- CMD: the fixture's function called exactly N times.
+run uprobe count tracer uprobe /bin/fixture:tracer_fixture_work --json -- fixture work "$N"
+run uprobe latency tracer uprobe -L /bin/fixture:tracer_fixture_work --json -- fixture work "$N"
+
+# tracer tracepoint -- CMD: the command's exec and its 3 children's, per
+# process; a histogram of write sizes (the report in a file: the fixture's
+# writes go to /dev/null).
+run tracepoint exec tracer tracepoint sched:sched_process_exec -P --json -- fixture execs 3
+rm -f /tmp/report
+timeout 60 tracer tracepoint syscalls:sys_enter_write --hist count --json -o /tmp/report \
+    -- fixture writes 0 1 100 1000 5000 5000 70000 >/dev/null 2>/tmp/err
+section tracepoint hist $? /tmp/report /tmp/err
+
+# tracer list: kernel functions, tracepoints and their fields, user functions.
+run list kprobes tracer list kprobes 'vfs_*'
+run list tracepoints tracer list tracepoints 'sched:*'
+run list fields tracer list tracepoints sched:sched_process_fork -v
+run list uprobes tracer list uprobes /bin/fixture 'tracer_fixture_*'
