@@ -61,8 +61,9 @@ enum Cmd {
     /// and 12 roots (their own dpkg and apt; packages cached in
     /// .vm-cache/debian-SUITE/), where its tracer, man page and completion work.
     Dist,
-    /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu (cached in .vm-cache/)
-    /// and run the kprobe/fentry end-to-end checks inside; pass/fail per kernel and backend.
+    /// Boot Debian's 5.10, 6.1 and 6.12 cloud kernels under qemu (cached in
+    /// .vm-cache/) and run every tracer command inside (kprobe with both
+    /// backends); PASS/FAIL per kernel and check, and a table of them at the end.
     VmTest,
 }
 
@@ -120,7 +121,7 @@ fn test() -> Result<i32> {
         "cargo xtask dist",
         dist::run(&env).and_then(|d| dist::check(&d)),
     );
-    util::step("vm-test (kprobe/fentry on Debian kernels under qemu)");
+    util::step("vm-test (every command on Debian kernels under qemu)");
     tally.check("vm-test", vm::run(&env));
     tally.finish()
 }

@@ -1,6 +1,7 @@
 # The in-VM checks of `cargo xtask vm-test`. This script only runs commands and
 # prints their output between markers; xtask parses and judges it.
 N=${N:-2000}
+L=${L:-100}
 # Every tracer run is bounded (timeout 60): one that hangs fails its own check.
 
 # Wait until FILE holds a line starting with WORD, or PID is gone.
@@ -14,34 +15,66 @@ wait_for() {
     done
 }
 
-# A fixture that waits, tracer attached to its pid, then exactly N reads of /dev/zero.
-traced_reads() {
-    name=$1 backend=$2
+# One run's output between markers: FILE as its stdout part, ERRFILE as its stderr part.
+section() {
+    echo "VMTEST-BEGIN $1 $2"
+    cat "$4"
+    echo "VMTEST-STDERR"
+    cat "$5"
+    echo "VMTEST-END $1 $2 rc=$3"
+}
+
+# `run NAME VARIANT tracer ARGS...`: a bounded run; its stdout and stderr as a section.
+run() {
+    name=$1 variant=$2
     shift 2
+    rm -f /tmp/out /tmp/err
+    timeout 60 "$@" >/tmp/out 2>/tmp/err
+    section "$name" "$variant" $? /tmp/out /tmp/err
+}
+
+# `attached NAME VARIANT MODE "FIXTURE ARGS" TRACER ARGS...`: a fixture that
+# waits (--wait), tracer started and attached ("Tracing" on its stderr), then
+# the fixture's work. MODE pid: tracer gets `-p PID` and ends with the fixture;
+# MODE all: system-wide, stopped with SIGINT (Ctrl-C) once the fixture is done.
+attached() {
+    name=$1 variant=$2 mode=$3 fxargs=$4
+    shift 4
     rm -f /tmp/go /tmp/fx.out /tmp/out /tmp/err
     mkfifo /tmp/go
     exec 3<>/tmp/go
-    fixture --wait read-zero "$N" <&3 >/tmp/fx.out &
+    # shellcheck disable=SC2086
+    fixture --wait $fxargs <&3 >/tmp/fx.out &
     fx=$!
-    echo "VMTEST-PID $name $backend $fx"
+    echo "VMTEST-PID $name $variant $fx"
     wait_for /tmp/fx.out ready $fx
-    if [ "$backend" = auto ]; then
-        timeout 60 tracer kprobe -p $fx "$@" >/tmp/out 2>/tmp/err &
-    else
-        timeout 60 tracer kprobe --backend "$backend" --json -p $fx "$@" >/tmp/out 2>/tmp/err &
-    fi
+    [ "$mode" = pid ] && set -- "$@" -p $fx
+    # busybox timeout execs the command in this pid: $! is tracer's.
+    timeout 60 tracer "$@" >/tmp/out 2>/tmp/err &
     tr=$!
     wait_for /tmp/err Tracing $tr
     echo go >&3
+    wait $fx
+    if [ "$mode" = all ]; then
+        # Events still in the ring buffer are drained before the final report.
+        usleep 300000
+        kill -INT $tr 2>/dev/null
+    fi
     wait $tr
     rc=$?
-    wait $fx
     exec 3>&-
-    echo "VMTEST-BEGIN $name $backend"
-    cat /tmp/out
-    echo "VMTEST-STDERR"
-    cat /tmp/err
-    echo "VMTEST-END $name $backend rc=$rc"
+    section "$name" "$variant" $rc /tmp/out /tmp/err
+}
+
+# A fixture that waits, tracer kprobe attached to its pid, then exactly N reads of /dev/zero.
+traced_reads() {
+    name=$1 backend=$2
+    shift 2
+    if [ "$backend" = auto ]; then
+        attached "$name" auto pid "read-zero $N" kprobe "$@"
+    else
+        attached "$name" "$backend" pid "read-zero $N" kprobe --backend "$backend" --json "$@"
+    fi
 }
 
 # `-- CMD` with fork following: sh forks the fixture, which makes M reads
@@ -77,7 +110,13 @@ cost() {
     if [ "$backend" != none ]; then
         tracer kprobe --backend "$backend" vfs_read >/dev/null 2>/tmp/cerr &
         tr=$!
-        wait_for /tmp/cerr Tracing $tr
+        if ! wait_for /tmp/cerr Tracing $tr; then
+            # No measurement of an untraced loop under a tracer's name.
+            kill -INT $tr 2>/dev/null
+            wait $tr
+            echo "VMTEST-COST-FAILED $backend $(head -n 1 /tmp/cerr)"
+            return
+        fi
     fi
     usleep 300000
     t0=$(cut -d' ' -f1 /proc/uptime)
@@ -113,20 +152,47 @@ echo "VMTEST-BEGIN default auto"
 timeout 30 tracer kprobe -d 0.2 vfs_read 2>&1 >/dev/null | grep '^Using'
 echo "VMTEST-END default auto rc=0"
 
-# tracer info must find kprobes and fentry here (the host kernel has neither).
-timeout 60 tracer info --json >/tmp/out 2>/tmp/err
-rc=$?
-echo "VMTEST-BEGIN info auto"
-cat /tmp/out
-echo "VMTEST-STDERR"
-cat /tmp/err
-echo "VMTEST-END info auto rc=$rc"
+# tracer info: what this kernel offers (the checks need kprobes and fentry).
+run info auto tracer info --json
 
-# tracer syscalls on this kernel: raw tracepoints, task-local storage, fork following.
-timeout 60 tracer syscalls --json -o /tmp/out -- fixture forks 3 100 >/dev/null 2>/tmp/err
-rc=$?
-echo "VMTEST-BEGIN syscalls auto"
-cat /tmp/out
-echo "VMTEST-STDERR"
-cat /tmp/err
-echo "VMTEST-END syscalls auto rc=$rc"
+# tracer syscalls -- CMD: raw tracepoints, fork following, exact counts.
+rm -f /tmp/report
+timeout 60 tracer syscalls --json -o /tmp/report -- fixture forks 3 100 >/dev/null 2>/tmp/err
+section syscalls auto $? /tmp/report /tmp/err
+
+# tracer syscalls system-wide: the plainest run counts a syscall nothing else
+# makes exactly; --comm and -e count a fixture's reads of /dev/zero (the runs
+# with 0 and N reads differ by exactly N); -P gives the fixture its own row.
+attached syscalls-all auto all "rare $N" syscalls --json --all
+for m in 0 "$N"; do
+    attached syscalls-comm "$m" all "--comm fxsw read-zero $m" syscalls --comm fxsw -e read --json
+done
+attached syscalls-P auto all "syscalls $N 0" syscalls -P -e getppid --json
+
+# tracer trace -- CMD: one line per call (sh forks the fixture, L getppid
+# calls), and sh's exit code passed through; --json on known file calls.
+run trace text tracer trace -e getppid,exit_group -- sh -c "fixture syscalls $L 0; exit 3"
+rm -rf /tmp/tj && mkdir -p /tmp/tj && echo x >/tmp/tj/exists
+run trace json tracer trace --json -T -e openat,unlink -- fixture files /tmp/tj
+
+# tracer exec -- CMD: sh, the fixture it forks, the fixture's 3 children, and sh's exit code.
+run exec cmd tracer exec --json -- sh -c "$EXEC_SH"
+
+# tracer uprobe -- CMD: the fixture's function called exactly N times.
+run uprobe count tracer uprobe /bin/fixture:tracer_fixture_work --json -- fixture work "$N"
+run uprobe latency tracer uprobe -L /bin/fixture:tracer_fixture_work --json -- fixture work "$N"
+
+# tracer tracepoint -- CMD: the command's exec and its 3 children's, per
+# process; a histogram of write sizes (the report in a file: the fixture's
+# writes go to /dev/null).
+run tracepoint exec tracer tracepoint sched:sched_process_exec -P --json -- fixture execs 3
+rm -f /tmp/report
+timeout 60 tracer tracepoint syscalls:sys_enter_write --hist count --json -o /tmp/report \
+    -- fixture writes 0 1 100 1000 5000 5000 70000 >/dev/null 2>/tmp/err
+section tracepoint hist $? /tmp/report /tmp/err
+
+# tracer list: kernel functions, tracepoints and their fields, user functions.
+run list kprobes tracer list kprobes 'vfs_*'
+run list tracepoints tracer list tracepoints 'sched:*'
+run list fields tracer list tracepoints sched:sched_process_fork -v
+run list uprobes tracer list uprobes /bin/fixture 'tracer_fixture_*'
