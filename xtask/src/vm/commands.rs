@@ -463,12 +463,39 @@ pub fn list_uprobes(s: &Section) -> Result<()> {
     Ok(())
 }
 
+/// A `killed` run: tracer attached ("Tracing" on its stderr), was killed
+/// with SIGKILL, and then bpftool listed no program at all (the VM runs
+/// nothing else that loads any).
+pub fn nothing_left(s: &Section) -> Result<()> {
+    ensure!(
+        s.stderr.iter().any(|l| l.starts_with("Tracing")),
+        "tracer did not attach: {:?}",
+        s.stderr
+    );
+    ensure!(s.rc == Some(0), "bpftool prog list failed: {:?}", s.stdout);
+    ensure!(
+        s.stdout.iter().all(|l| l.trim().is_empty()),
+        "programs still loaded after tracer was killed: {:?}",
+        s.stdout
+    );
+    Ok(())
+}
+
 /// Features tracer has a fallback for: a kernel may lack them (5.10 does)
 /// and every command still works, so their absence is a note, not a failure.
-pub const OPTIONAL_FEATURES: [&str; 2] = ["task storage", "bpf_get_func_ip"];
+pub const OPTIONAL_FEATURES: [&str; 3] = ["task storage", "BPF cookies", "bpf_get_func_ip"];
 
-/// `info --json`: exit 0, JSON as documented, the kernel's release, BTF, and
-/// every feature available but those with a fallback (returned, for notes).
+/// Which commands fall back when each optional feature is missing.
+const FALLS_BACK: [(&str, &[&str]); 3] = [
+    ("task storage", &["syscalls"]),
+    ("BPF cookies", &["uprobe", "tracepoint"]),
+    ("bpf_get_func_ip", &["kprobe"]),
+];
+
+/// `info --json`: exit 0, JSON as documented, the kernel's release, BTF,
+/// every feature available but those with a fallback, every command working,
+/// on its fallback path exactly where its feature is missing (returned, for
+/// notes, with the path).
 pub fn info(s: &Section, release: &str, readme: &str) -> Result<Vec<String>> {
     ran_ok(s)?;
     let objs = json_objects(&s.stdout);
@@ -497,6 +524,40 @@ pub fn info(s: &Section, release: &str, readme: &str) -> Result<Vec<String>> {
             features.iter().any(|f| f["name"] == want),
             "{want} is not among the features"
         );
+    }
+    let has = |name: &str| {
+        features
+            .iter()
+            .any(|f| f["name"] == name && f["available"] == true)
+    };
+    let commands = v["commands"].as_array().context("no commands")?;
+    for want in [
+        "syscalls",
+        "trace",
+        "exec",
+        "uprobe",
+        "tracepoint",
+        "kprobe",
+        "list",
+    ] {
+        let c = commands
+            .iter()
+            .find(|c| c["command"] == want)
+            .with_context(|| format!("no path for {want}"))?;
+        ensure!(c["works"] == true, "{want} cannot work here: {c}");
+        let fallback = FALLS_BACK
+            .iter()
+            .any(|(feature, cmds)| cmds.contains(&want) && !has(feature));
+        ensure!(
+            c["fallback"] == fallback,
+            "{want}: fallback should be {fallback} with these features: {c}"
+        );
+        if fallback {
+            missing.push(format!(
+                "{want} takes its fallback: {} (missing: {})",
+                c["path"], c["missing"]
+            ));
+        }
     }
     documented(readme, "### `tracer info --json`", &objs)?;
     Ok(missing)
@@ -630,10 +691,28 @@ mod tests {
     }
 
     #[test]
+    fn nothing_left_needs_an_attached_run_and_no_program() {
+        let attached = ["Tracing 1 tracepoint... Hit Ctrl-C to end.".to_string()];
+        nothing_left(&section(&[], &attached, 0)).unwrap();
+        let left = ["42: raw_tracepoint  name sys_enter  tag 00".to_string()];
+        assert!(nothing_left(&section(&left, &attached, 0)).is_err());
+        assert!(nothing_left(&section(&[], &["tracer: refused".into()], 0)).is_err());
+        assert!(nothing_left(&section(&[], &attached, 1)).is_err());
+    }
+
+    #[test]
     fn info_notes_only_features_with_a_fallback() {
         let readme = std::fs::read_to_string(crate::util::root().join("README.md")).unwrap();
         let info_with = |missing: &str| {
-            let features: Vec<Value> = ["kprobes", "fentry", "task storage", "ring buffer"]
+            let names = [
+                "kprobes",
+                "fentry",
+                "task storage",
+                "BPF cookies",
+                "bpf_get_func_ip",
+                "ring buffer",
+            ];
+            let features: Vec<Value> = names
                 .iter()
                 .map(|n| {
                     if *n == missing {
@@ -643,8 +722,17 @@ mod tests {
                     }
                 })
                 .collect();
+            let commands: Vec<Value> =
+                ["syscalls", "trace", "exec", "uprobe", "tracepoint", "kprobe", "list"]
+                    .iter()
+                    .map(|c| {
+                        let fallback = *c == "syscalls" && missing == "task storage";
+                        json!({"command": c, "works": true, "path": "p", "fallback": fallback,
+                               "missing": if fallback { json!("task storage (Linux 5.11)") } else { Value::Null }})
+                    })
+                    .collect();
             let v = json!({"kernel": "5.10.0-32-cloud-amd64", "btf": true,
-                "tracefs": "/sys/kernel/tracing", "features": features});
+                "tracefs": "/sys/kernel/tracing", "features": features, "commands": commands});
             section(&[v.to_string()], &[], 0)
         };
         let k = "5.10.0-32-cloud-amd64";
@@ -653,7 +741,17 @@ mod tests {
             Vec::<String>::new()
         );
         let notes = info(&info_with("task storage"), k, &readme).unwrap();
-        assert_eq!(notes, ["task storage unavailable: \"EINVAL\""]);
+        assert_eq!(
+            notes,
+            [
+                "task storage unavailable: \"EINVAL\"",
+                "syscalls takes its fallback: \"p\" (missing: \"task storage (Linux 5.11)\")"
+            ]
+        );
+        // A fallback the features do not call for is a failure.
+        let mut wrong: Value = serde_json::from_str(&info_with("").stdout[0]).unwrap();
+        wrong["commands"][0]["fallback"] = json!(true);
+        assert!(info(&section(&[wrong.to_string()], &[], 0), k, &readme).is_err());
         assert!(info(&info_with("ring buffer"), k, &readme).is_err());
         assert!(info(&info_with(""), "6.1.0-57-cloud-amd64", &readme).is_err());
     }

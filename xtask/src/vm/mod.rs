@@ -76,6 +76,18 @@ const KERNELS: [Kernel; 3] = [
 
 const BACKENDS: [&str; 2] = ["kprobe", "fentry"];
 
+/// The runs tests.sh kills with SIGKILL once attached (its `killed` calls):
+/// every way tracer attaches, the perf-event ioctl of kernels without
+/// perf-event links among them.
+const KILLED: [&str; 6] = [
+    "syscalls",
+    "trace",
+    "uprobe",
+    "tracepoint",
+    "kprobe",
+    "fentry",
+];
+
 fn cache_dir() -> PathBuf {
     util::root().join(".vm-cache")
 }
@@ -303,7 +315,8 @@ fn copy_into(stage: &Path, src: &Path, dest: &str) -> Result<()> {
 }
 
 /// Build `initrd.gz` (newc cpio, gzip) with busybox, tracer (static: no
-/// libraries), the fixture and its libraries.
+/// libraries), the fixture, bpftool (what is loaded after tracer is killed)
+/// and their libraries.
 fn initramfs(tracer: &Path, fixture: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let cache = cache_dir();
@@ -320,7 +333,15 @@ fn initramfs(tracer: &Path, fixture: &Path) -> Result<PathBuf> {
     copy_into(&stage, busybox, "/bin/busybox")?;
     copy_into(&stage, tracer, "/bin/tracer")?;
     copy_into(&stage, fixture, "/bin/fixture")?;
-    for bin in [tracer, fixture] {
+    let bpftool = ["/usr/sbin/bpftool", "/sbin/bpftool", "/usr/bin/bpftool"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .context("bpftool is missing: run `cargo xtask setup` (installs bpftool)")?;
+    // Debian's /usr/sbin/bpftool may be a link to the versioned binary.
+    let bpftool = &std::fs::canonicalize(bpftool)?;
+    copy_into(&stage, bpftool, "/bin/bpftool")?;
+    for bin in [tracer, fixture, bpftool] {
         for lib in libraries(bin)? {
             copy_into(&stage, &lib, &lib.to_string_lossy())?;
         }
@@ -812,6 +833,10 @@ fn judge(label: &str, lines: &[String], finished: Result<()>) -> KernelResult {
     checks.push(("list tracepoints -v".into(), c));
     let c = get("list", "uprobes").and_then(|s| commands::list_uprobes(&s));
     checks.push(("list uprobes".into(), c));
+    for kind in KILLED {
+        let c = get("killed", kind).and_then(|s| commands::nothing_left(&s));
+        checks.push((format!("nothing left after SIGKILL: {kind}"), c));
+    }
 
     // Which path a command took, where it says so (kprobe's are noted above).
     let mut said: Vec<&String> = secs
@@ -1203,8 +1228,9 @@ mod tests {
                     .into()
             )
         );
-        // Whether the VM finished, 17 of tracer kprobe, 16 of the other commands.
-        assert_eq!(r.checks.len(), 1 + 17 + 16);
+        // Whether the VM finished, 17 of tracer kprobe, 16 of the other
+        // commands, 6 of nothing left after SIGKILL.
+        assert_eq!(r.checks.len(), 1 + 17 + 16 + KILLED.len());
 
         let table = summary_table(&[r, empty]);
         let rows: Vec<&str> = table.lines().collect();

@@ -196,3 +196,33 @@ run list kprobes tracer list kprobes 'vfs_*'
 run list tracepoints tracer list tracepoints 'sched:*'
 run list fields tracer list tracepoints sched:sched_process_fork -v
 run list uprobes tracer list uprobes /bin/fixture 'tracer_fixture_*'
+
+# Nothing stays loaded when tracer is killed with SIGKILL once attached: every
+# attach kind (on 5.10 uprobes, tracepoints and kprobes hang on their perf
+# event by ioctl, there being no perf-event bpf_link). Programs go when their
+# last fd closes; bpftool is asked for a while (freeing is not instant).
+killed() {
+    name=$1
+    shift
+    rm -f /tmp/out /tmp/err
+    tracer "$@" >/dev/null 2>/tmp/err &
+    tr=$!
+    wait_for /tmp/err Tracing $tr
+    kill -KILL $tr
+    wait $tr 2>/dev/null
+    i=0
+    while :; do
+        bpftool prog list >/tmp/out 2>&1
+        rc=$?
+        [ $rc -ne 0 ] || [ ! -s /tmp/out ] || [ $i -ge 30 ] && break
+        i=$((i + 1))
+        usleep 100000
+    done
+    section killed "$name" $rc /tmp/out /tmp/err
+}
+killed syscalls syscalls -L
+killed trace trace -p 1
+killed uprobe uprobe -L /bin/fixture:tracer_fixture_work
+killed tracepoint tracepoint sched:sched_process_exec syscalls:sys_enter_getppid
+killed kprobe kprobe --backend kprobe -L vfs_read
+killed fentry kprobe --backend fentry -L vfs_read
