@@ -20,21 +20,23 @@ pub fn is_error_return(ret: i64) -> bool {
     (-MAX_ERRNO..0).contains(&ret)
 }
 
-/// Bits of the `LACKS` global: what this kernel does not have, found by user
-/// space probing it, so the programs take the fallback path. Like `FLAGS`, the
-/// global is frozen read-only data: the verifier prunes the path not taken, so
-/// a kernel with everything runs exactly the fast path.
+/// What this kernel does not have, found by user space probing it, so the
+/// programs take the fallback path: bits of the `FLAGS` global (above the
+/// settings in `flags`), which every program has loaded already. It is frozen
+/// read-only data: the verifier prunes the path not taken, so a kernel with
+/// everything runs the fast path (and one `and` of a register each time a
+/// program asks).
 pub mod lacks {
     /// No task-local storage (Linux 5.11): per-thread syscall entry state
     /// lives in `STARTS` turned into a hash map keyed by thread id.
-    pub const TASK_STORAGE: u32 = 1 << 0;
+    pub const TASK_STORAGE: u32 = 1 << 24;
     /// No BPF cookies nor perf-event links (Linux 5.15): uprobe and tracepoint
     /// programs learn which function or tracepoint fired from a slot copy
     /// of the program (one per function, see `SLOTS`).
-    pub const COOKIES: u32 = 1 << 1;
+    pub const COOKIES: u32 = 1 << 25;
     /// No `bpf_get_func_ip` (Linux 5.15): kprobes read the address from the
     /// registers, kretprobes and fentry/fexit use slot copies.
-    pub const FUNC_IP: u32 = 1 << 2;
+    pub const FUNC_IP: u32 = 1 << 26;
 }
 
 /// Slot copies of each program that needs to know which function or

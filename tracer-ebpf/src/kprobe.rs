@@ -32,7 +32,7 @@ use tracer_common::{
 
 use crate::{
     filter::is_traced,
-    maps::{count, FLAGS, LACKS, PROCS},
+    maps::{count, FLAGS, PROCS},
 };
 
 #[map]
@@ -61,7 +61,7 @@ fn func_ip<C: EbpfContext>(ctx: &C) -> u64 {
 /// kprobe reports, one past the probed first byte.
 #[inline(always)]
 fn kprobe_ip(ctx: &ProbeContext) -> u64 {
-    if LACKS.load() & lacks::FUNC_IP != 0 {
+    if FLAGS.load() & lacks::FUNC_IP != 0 {
         regs_ip(ctx).wrapping_sub(1)
     } else {
         func_ip(ctx)

@@ -11,16 +11,14 @@ use aya_ebpf::{
 };
 use tracer_common::{drops, ProcInfo, MAX_SYSCALLS, TASK_COMM_LEN};
 
-/// `tracer_common::flags` bits.
+/// `tracer_common::flags` bits, and the `tracer_common::lacks` bits of the
+/// fallbacks this kernel needs.
 #[unsafe(no_mangle)]
 pub static FLAGS: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static TARGET_UID: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static TARGET_COMM: Global<[u8; TASK_COMM_LEN]> = Global::new([0; TASK_COMM_LEN]);
-/// `tracer_common::lacks` bits: the fallbacks this kernel needs.
-#[unsafe(no_mangle)]
-pub static LACKS: Global<u32> = Global::new(0);
 /// The tracer's own tgid: never counted.
 #[unsafe(no_mangle)]
 pub static SELF_TGID: Global<u32> = Global::new(0);

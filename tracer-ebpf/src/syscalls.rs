@@ -15,7 +15,7 @@ use tracer_common::{
 
 use crate::{
     filter::{current_tgid, is_traced},
-    maps::{count, DROPS, FLAGS, LACKS, PROCS, SYSCALL_FILTER},
+    maps::{count, DROPS, FLAGS, PROCS, SYSCALL_FILTER},
     task_storage::TaskStorage,
 };
 
@@ -35,8 +35,8 @@ pub static STARTS: TaskStorage<SyscallStart> = TaskStorage::new();
 
 /// Whether `STARTS` is the hash-map fallback (frozen: the verifier prunes the other path).
 #[inline(always)]
-fn starts_by_tid() -> bool {
-    LACKS.load() & lacks::TASK_STORAGE != 0
+fn starts_by_tid(flags: u32) -> bool {
+    flags & lacks::TASK_STORAGE != 0
 }
 
 /// The calling thread's entry slot; with `create`, a zeroed one is made if
@@ -44,8 +44,8 @@ fn starts_by_tid() -> bool {
 /// long as its thread (`sys_thread_exit` removes it): a call's entry and exit
 /// only write into it, never insert or delete.
 #[inline(always)]
-fn thread_slot(create: bool) -> Option<&'static mut SyscallStart> {
-    if !starts_by_tid() {
+fn thread_slot(flags: u32, create: bool) -> Option<&'static mut SyscallStart> {
+    if !starts_by_tid(flags) {
         return STARTS.current(create);
     }
     let tid = bpf_get_current_pid_tgid() as u32;
@@ -104,7 +104,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     // its comm or setuid its uid, so with --comm or -u the filters always run.
     let mut slot = None;
     if flags & EXIT_HOOK != 0 && flags & (FILTER_COMM | FILTER_UID) == 0 {
-        slot = thread_slot(false);
+        slot = thread_slot(flags, false);
     }
     if slot.is_none() && !is_traced(flags) {
         return None;
@@ -129,7 +129,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
         }
     }
     if flags & EXIT_HOOK != 0 {
-        match slot.or_else(|| thread_slot(true)) {
+        match slot.or_else(|| thread_slot(flags, true)) {
             Some(start) => {
                 start.syscall = id;
                 start.ts_ns = unsafe { bpf_ktime_get_ns() };
@@ -171,7 +171,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
     let flags = FLAGS.load();
     // A thread only has an entry if a sys_enter of it passed the filters; the
     // entry is spent (ts_ns = 0) once its exit is counted.
-    let slot = thread_slot(false)?;
+    let slot = thread_slot(flags, false)?;
     let start = *slot;
     if start.ts_ns == 0 {
         return None;
@@ -220,7 +220,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
 /// (task storage is freed by the kernel with its task).
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sys_thread_exit(_ctx: RawTracePointContext) -> i32 {
-    if starts_by_tid() {
+    if starts_by_tid(FLAGS.load()) {
         STARTS.remove_by_tid(bpf_get_current_pid_tgid() as u32);
     }
     0

@@ -8,7 +8,7 @@
 //! map's definition in the object before loading it (`bpf/compat.rs`): the
 //! same map becomes a preallocated hash map keyed by thread id, which the
 //! `*_by_tid` methods use. Which set a program calls is decided by the frozen
-//! `LACKS` global, so the verifier only ever sees the one that fits the map.
+//! `FLAGS` global (`lacks` bits), so the verifier only ever sees the one that fits the map.
 use core::{ffi::c_void, ptr};
 
 use aya_ebpf::helpers::generated::{

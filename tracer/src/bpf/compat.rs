@@ -4,7 +4,7 @@
 //! - No task-local storage (before 5.11): the `STARTS` map definition in the
 //!   object's BTF is rewritten into a preallocated hash map (keyed by thread
 //!   id: task storage's key is an int too), so loading it does not fail, and
-//!   the programs use it as such (`LACKS` global, see tracer-common's `lacks`).
+//!   the programs use it as such (`lacks` bits of the `FLAGS` global).
 //! - No BPF cookies or perf-event links (before 5.15): slot copies of the
 //!   uprobe and tracepoint programs.
 //! - No `bpf_get_func_ip` (before 5.15): kprobes read the address from the

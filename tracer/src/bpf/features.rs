@@ -88,7 +88,7 @@ pub fn probe_all() -> Result<Vec<(&'static str, Result<(), Missing>)>> {
     let mut loader = EbpfLoader::new();
     loader
         .allow_unsupported_maps()
-        .override_global("LACKS", &lacks, true);
+        .override_global("FLAGS", &lacks, true);
     if lacks & tracer_common::lacks::TASK_STORAGE != 0 {
         // The hash map STARTS becomes here needs a size (task storage has none).
         loader.map_max_entries("STARTS", 1);

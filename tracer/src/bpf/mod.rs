@@ -176,9 +176,11 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Obje
         let timed = globals.flags & tracer_common::flags::EXIT_HOOK != 0;
         loader.map_max_entries("STARTS", if timed { STARTS_BY_TID } else { 1 });
     }
+    // The settings and what the kernel lacks share the one global every
+    // program has loaded anyway (tracer_common::flags, tracer_common::lacks).
+    let flags = globals.flags | lacks;
     loader
-        .override_global("FLAGS", &globals.flags, true)
-        .override_global("LACKS", &lacks, true)
+        .override_global("FLAGS", &flags, true)
         .override_global("TARGET_UID", &globals.target_uid, true)
         .override_global("TARGET_COMM", &globals.target_comm, true)
         .override_global("SELF_TGID", &self_tgid, true);
