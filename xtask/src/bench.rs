@@ -398,6 +398,15 @@ const BPFTRACE_LAT_PID: &str = "tracepoint:raw_syscalls:sys_enter /pid == cpid/ 
 const HASH_ENTRY: &[(&str, &str)] = &[("TRACER_FALLBACK", "task-storage")];
 const NO_COOKIES: &[(&str, &str)] = &[("TRACER_FALLBACK", "cookies")];
 
+/// The "added ns per call" cell: `-` for the untraced baselines.
+fn added_cell(untraced: bool, added: &[f64]) -> String {
+    if untraced {
+        "-".into()
+    } else {
+        format!("{:.1}", median(added))
+    }
+}
+
 fn median(v: &[f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -617,11 +626,7 @@ fn render(sc: &[Scenario], size: Size) -> String {
             "| {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s.name,
             median(&s.per_call),
-            if untraced {
-                "-".into()
-            } else {
-                format!("{:.1}", median(&a))
-            },
+            added_cell(untraced, &a),
             cell(!untraced, &|| ratio(&a, &floor)),
             cell(!untraced, &|| ratio(&a, &floor2)),
             cell(s.timing, &|| ratio(&a, &clock)),
@@ -649,11 +654,7 @@ fn render(sc: &[Scenario], size: Size) -> String {
             "| {} | {:.1} | {} | {} | {} |\n",
             s.name,
             median(&s.per_call),
-            if untraced {
-                "-".into()
-            } else {
-                format!("{:.1}", median(&a))
-            },
+            added_cell(untraced, &a),
             if untraced {
                 String::new()
             } else {
