@@ -12,6 +12,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// untraced, and its stdout stays its own: reports go to stderr or -o FILE.
 /// Nothing stays attached in the kernel after tracer exits, however it exits.
 ///
+/// Runs on Linux 5.10 and later: where the kernel lacks what a fast path uses
+/// (task storage, BPF cookies, bpf_get_func_ip), tracer finds out by probing
+/// and takes a fallback; `tracer info` says which. TRACER_FALLBACK (a comma-separated
+/// list of task-storage, cookies and func-ip, or all) forces those fallbacks, for
+/// testing and measuring them.
+///
 /// Exit codes: 0 success, 1 error (bad input, kernel refused, not root), and
 /// with `-- CMD` the traced command's own exit code (128+N if a signal N killed it).
 #[derive(Debug, Parser)]
@@ -113,11 +119,15 @@ pub enum Command {
 /// What this kernel lets tracer do: kernel release, BTF, tracefs, and for each
 /// hook and facility tracer uses whether it works here, with the reason when
 /// not. Found by loading and attaching tiny programs for real (like
-/// `bpftrace --info`), not guessed from the kernel config. Leaves nothing
-/// attached or mounted.
+/// `bpftrace --info`), not guessed from the kernel config. Then the path each
+/// command takes on this kernel: the fast one, or the fallback for an older
+/// kernel with what is missing and which kernel brings it (for example
+/// syscalls' entry times in a hash map where task storage, Linux 5.11, is
+/// missing). Leaves nothing attached or mounted.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// JSON instead of text: {"kernel", "btf", "tracefs", "features": [{"name", "available", "reason"}]}.
+    /// JSON instead of text: {"kernel", "btf", "tracefs", "features": [{"name", "available",
+    /// "reason"}], "commands": [{"command", "works", "path", "fallback", "missing"}]}.
     #[arg(long)]
     pub json: bool,
 }
