@@ -60,8 +60,8 @@ fn func_ip<C: EbpfContext>(ctx: &C) -> u64 {
 /// A kprobe's function: `bpf_get_func_ip`, or without it the address the
 /// kprobe reports, one past the probed first byte.
 #[inline(always)]
-fn kprobe_ip(ctx: &ProbeContext) -> u64 {
-    if FLAGS.load() & lacks::FUNC_IP != 0 {
+fn kprobe_ip(ctx: &ProbeContext, flags: u32) -> u64 {
+    if flags & lacks::FUNC_IP != 0 {
         regs_ip(ctx).wrapping_sub(1)
     } else {
         func_ip(ctx)
@@ -86,25 +86,23 @@ fn slot_ip(n: u32) -> u64 {
     KFUNC_SLOT_IPS.get(n).copied().unwrap_or(0)
 }
 
-/// The calling task's tgid if it passes the process filters.
+/// The `FLAGS` global (loaded once per call), and the calling task's tgid
+/// and tid, if it passes the process filters.
 #[inline(always)]
-fn traced() -> Option<(u32, u32)> {
+fn traced() -> Option<(u32, u32, u32)> {
+    let flags = FLAGS.load();
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if is_traced(FLAGS.load()) {
-        Some((tgid, pid_tgid as u32))
+    if is_traced(flags) {
+        Some((flags, tgid, pid_tgid as u32))
     } else {
         None
     }
 }
 
 #[inline(always)]
-fn stat_slot(ip: u64, tgid: u32) -> Option<*mut FuncStat> {
-    let tgid = if FLAGS.load() & PER_PROCESS != 0 {
-        tgid
-    } else {
-        0
-    };
+fn stat_slot(flags: u32, ip: u64, tgid: u32) -> Option<*mut FuncStat> {
+    let tgid = if flags & PER_PROCESS != 0 { tgid } else { 0 };
     let key = FuncKey { ip, tgid, _pad: 0 };
     if let Some(p) = KFUNC_STATS.get_ptr_mut(&key) {
         return Some(p);
@@ -127,26 +125,26 @@ fn stat_slot(ip: u64, tgid: u32) -> Option<*mut FuncStat> {
 }
 
 #[inline(always)]
-fn count_call(ip: u64, tgid: u32) {
-    if let Some(s) = stat_slot(ip, tgid) {
+fn count_call(flags: u32, ip: u64, tgid: u32) {
+    if let Some(s) = stat_slot(flags, ip, tgid) {
         unsafe { (*s).calls += 1 };
     }
 }
 
-/// Count the call of the function `ip` tells. `None`: not traced.
+/// Count the call of the function `ip(flags)` tells. `None`: not traced.
 #[inline(always)]
-fn try_count(ip: impl FnOnce() -> u64) -> Option<()> {
-    let (tgid, _) = traced()?;
-    count_call(ip(), tgid);
+fn try_count(ip: impl FnOnce(u32) -> u64) -> Option<()> {
+    let (flags, tgid, _) = traced()?;
+    count_call(flags, ip(flags), tgid);
     Some(())
 }
 
 /// Count the call and stamp its entry for the return hook. `None`: not traced.
 #[inline(always)]
-fn try_latency_entry(ip: impl FnOnce() -> u64) -> Option<()> {
-    let (tgid, tid) = traced()?;
-    let ip = ip();
-    count_call(ip, tgid);
+fn try_latency_entry(ip: impl FnOnce(u32) -> u64) -> Option<()> {
+    let (flags, tgid, tid) = traced()?;
+    let ip = ip(flags);
+    count_call(flags, ip, tgid);
     let key = StartKey { ip, tid, _pad: 0 };
     let now = unsafe { bpf_ktime_get_ns() };
     if KFUNC_STARTS.insert(&key, &now, 0).is_err() {
@@ -170,7 +168,7 @@ fn try_latency_return(ip: u64) -> Option<()> {
     let start = unsafe { *start };
     let _ = KFUNC_STARTS.remove(&key);
     let delta = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
-    if let Some(s) = stat_slot(ip, (pid_tgid >> 32) as u32) {
+    if let Some(s) = stat_slot(FLAGS.load(), ip, (pid_tgid >> 32) as u32) {
         unsafe {
             (*s).returns += 1;
             (*s).total_ns += delta;
@@ -195,10 +193,10 @@ fn try_latency_return(ip: u64) -> Option<()> {
 /// Count the call and the kernel stack it came from. `None`: not traced, or
 /// the stack was not recorded (counted as a drop).
 #[inline(always)]
-fn try_stack<C: EbpfContext + StackIdContext>(ctx: &C, ip: impl FnOnce() -> u64) -> Option<()> {
-    let (tgid, _) = traced()?;
-    let ip = ip();
-    count_call(ip, tgid);
+fn try_stack<C: EbpfContext + StackIdContext>(ctx: &C, ip: impl FnOnce(u32) -> u64) -> Option<()> {
+    let (flags, tgid, _) = traced()?;
+    let ip = ip(flags);
+    count_call(flags, ip, tgid);
     let Ok(id) = ctx.get_stackid(&KFUNC_STACKS, 0) else {
         count(&KFUNC_DROPS, drops::STACK_LOST);
         return None;
@@ -221,13 +219,13 @@ fn try_stack<C: EbpfContext + StackIdContext>(ctx: &C, ip: impl FnOnce() -> u64)
 
 #[kprobe]
 pub fn kp_count(ctx: ProbeContext) -> u32 {
-    let _ = try_count(|| kprobe_ip(&ctx));
+    let _ = try_count(|flags| kprobe_ip(&ctx, flags));
     0
 }
 
 #[kprobe]
 pub fn kp_lat_entry(ctx: ProbeContext) -> u32 {
-    let _ = try_latency_entry(|| kprobe_ip(&ctx));
+    let _ = try_latency_entry(|flags| kprobe_ip(&ctx, flags));
     0
 }
 
@@ -239,19 +237,19 @@ pub fn kp_lat_exit(ctx: RetProbeContext) -> u32 {
 
 #[kprobe]
 pub fn kp_stack(ctx: ProbeContext) -> u32 {
-    let _ = try_stack(&ctx, || kprobe_ip(&ctx));
+    let _ = try_stack(&ctx, |flags| kprobe_ip(&ctx, flags));
     0
 }
 
 #[fentry]
 pub fn fe_count(ctx: FEntryContext) -> u32 {
-    let _ = try_count(|| func_ip(&ctx));
+    let _ = try_count(|_| func_ip(&ctx));
     0
 }
 
 #[fentry]
 pub fn fe_lat_entry(ctx: FEntryContext) -> u32 {
-    let _ = try_latency_entry(|| func_ip(&ctx));
+    let _ = try_latency_entry(|_| func_ip(&ctx));
     0
 }
 
@@ -263,7 +261,7 @@ pub fn fx_lat_exit(ctx: FExitContext) -> u32 {
 
 #[fentry]
 pub fn fe_stack(ctx: FEntryContext) -> u32 {
-    let _ = try_stack(&ctx, || func_ip(&ctx));
+    let _ = try_stack(&ctx, |_| func_ip(&ctx));
     0
 }
 
@@ -274,32 +272,32 @@ fn kp_lat_exit_in(_ctx: &RetProbeContext, slot: u32) -> u32 {
     let _ = try_latency_return(slot_ip(slot));
     0
 }
-slot_copies!(kretprobe, kp_lat_exit_slot, RetProbeContext, kp_lat_exit_in);
+slot_copies!(kretprobe, kp_lat_exit, RetProbeContext, kp_lat_exit_in);
 
 #[inline(never)]
 fn fe_count_in(_ctx: &FEntryContext, slot: u32) -> u32 {
-    let _ = try_count(|| slot_ip(slot));
+    let _ = try_count(|_| slot_ip(slot));
     0
 }
-slot_copies!(fentry, fe_count_slot, FEntryContext, fe_count_in);
+slot_copies!(fentry, fe_count, FEntryContext, fe_count_in);
 
 #[inline(never)]
 fn fe_lat_entry_in(_ctx: &FEntryContext, slot: u32) -> u32 {
-    let _ = try_latency_entry(|| slot_ip(slot));
+    let _ = try_latency_entry(|_| slot_ip(slot));
     0
 }
-slot_copies!(fentry, fe_lat_entry_slot, FEntryContext, fe_lat_entry_in);
+slot_copies!(fentry, fe_lat_entry, FEntryContext, fe_lat_entry_in);
 
 #[inline(never)]
 fn fx_lat_exit_in(_ctx: &FExitContext, slot: u32) -> u32 {
     let _ = try_latency_return(slot_ip(slot));
     0
 }
-slot_copies!(fexit, fx_lat_exit_slot, FExitContext, fx_lat_exit_in);
+slot_copies!(fexit, fx_lat_exit, FExitContext, fx_lat_exit_in);
 
 #[inline(never)]
 fn fe_stack_in(ctx: &FEntryContext, slot: u32) -> u32 {
-    let _ = try_stack(ctx, || slot_ip(slot));
+    let _ = try_stack(ctx, |_| slot_ip(slot));
     0
 }
-slot_copies!(fentry, fe_stack_slot, FEntryContext, fe_stack_in);
+slot_copies!(fentry, fe_stack, FEntryContext, fe_stack_in);

@@ -81,7 +81,7 @@ fn tracepoint_event_in(ctx: &TracePointContext, slot: u32) -> u32 {
 }
 slot_copies!(
     tracepoint,
-    tracepoint_slot,
+    tracepoint_event,
     TracePointContext,
     tracepoint_event_in
 );

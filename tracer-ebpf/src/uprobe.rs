@@ -47,7 +47,7 @@ fn uprobe_count_in(_ctx: &ProbeContext, func: u32) -> u32 {
     let _ = try_uprobe_count(|| func);
     0
 }
-slot_copies!(uprobe, uprobe_slot, ProbeContext, uprobe_count_in);
+slot_copies!(uprobe, uprobe_count, ProbeContext, uprobe_count_in);
 
 /// Count the call of function `func` and, with `UPROBE_LATENCY`, stamp its
 /// entry. `None`: not traced.
@@ -90,7 +90,7 @@ fn uretprobe_latency_in(_ctx: &RetProbeContext, func: u32) -> u32 {
 }
 slot_copies!(
     uretprobe,
-    uretprobe_slot,
+    uretprobe_latency,
     RetProbeContext,
     uretprobe_latency_in
 );

@@ -110,20 +110,20 @@ fn probe() -> u32 {
     bits
 }
 
-/// The slot copies (`tracer-ebpf/src/slots.rs`) each fallback uses, by prefix.
+/// The programs each fallback uses slot copies of (`tracer-ebpf/src/slots.rs`).
 const SLOT_FAMILIES: [(u32, &[&str]); 2] = [
     (
         lacks::COOKIES,
-        &["uprobe_slot_", "uretprobe_slot_", "tracepoint_slot_"],
+        &["uprobe_count", "uretprobe_latency", "tracepoint_event"],
     ),
     (
         lacks::FUNC_IP,
         &[
-            "kp_lat_exit_slot_",
-            "fe_count_slot_",
-            "fe_lat_entry_slot_",
-            "fx_lat_exit_slot_",
-            "fe_stack_slot_",
+            "kp_lat_exit",
+            "fe_count",
+            "fe_lat_entry",
+            "fx_lat_exit",
+            "fe_stack",
         ],
     ),
 ];
@@ -133,10 +133,10 @@ const SLOT_FAMILIES: [(u32, &[&str]); 2] = [
 /// would otherwise copy each copy's shared body into it at every start (512
 /// programs: 6 ms here), for programs only older kernels load.
 pub fn without_unneeded_slots(object: &[u8], lacks: u32) -> Result<Vec<u8>> {
-    let unneeded: Vec<&str> = SLOT_FAMILIES
+    let unneeded: Vec<String> = SLOT_FAMILIES
         .iter()
         .filter(|(bit, _)| lacks & bit == 0)
-        .flat_map(|(_, prefixes)| prefixes.iter().copied())
+        .flat_map(|(_, progs)| progs.iter().map(|p| format!("{p}_slot_")))
         .collect();
     let elf = object::File::parse(object).context("parsing tracer's BPF object")?;
     let range = |name: &str| {
@@ -147,16 +147,17 @@ pub fn without_unneeded_slots(object: &[u8], lacks: u32) -> Result<Vec<u8>> {
     };
     let (symtab, strtab) = (range(".symtab")?, range(".strtab")?);
     let mut out = object.to_vec();
+    let names = &object[strtab];
     // Elf64_Sym: st_name (u32), st_info (u8: bind << 4 | type), st_other,
     // st_shndx (u16), st_value, st_size: 24 bytes.
     for at in symtab.step_by(24) {
         let name_off = u32_at(object, at)? as usize;
-        let names = &object[strtab.clone()];
         let name = names.get(name_off..).unwrap_or_default();
         let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
         let name = std::str::from_utf8(name).unwrap_or_default();
         const STT_FUNC: u8 = 2;
-        if object[at + 4] & 0xf == STT_FUNC && unneeded.iter().any(|p| name.starts_with(p)) {
+        if object[at + 4] & 0xf == STT_FUNC && unneeded.iter().any(|p| name.starts_with(p.as_str()))
+        {
             out[at + 4] &= 0xf0; // STT_NOTYPE
         }
     }
@@ -228,6 +229,7 @@ const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
 const KIND_VAR: u32 = 14;
 const KIND_DATASEC: u32 = 15;
@@ -349,7 +351,7 @@ impl Types {
             };
             n += match t.kind {
                 KIND_PTR | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_VAR
-                | KIND_FUNC_PROTO | KIND_TYPE_TAG | KIND_DECL_TAG | 12 => {
+                | KIND_FUNC_PROTO | KIND_TYPE_TAG | KIND_DECL_TAG | KIND_FUNC => {
                     usize::from(t.type_ref == id)
                         + if t.kind == KIND_FUNC_PROTO {
                             words(4, 8, vlen).filter(|&x| x == id).count()

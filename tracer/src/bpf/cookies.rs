@@ -13,22 +13,13 @@ use aya::programs::{
 };
 use tracer_common::{lacks, SLOTS};
 
-use super::{cookie_link, program, Object};
+use super::{attach_tracepoint, cookie_link, program, slot_copy, Object};
 
 /// One place to put a uprobe: a file and an offset in it, named for errors.
 pub struct Site<'a> {
     pub target: &'a Path,
     pub file_offset: u64,
     pub name: &'a str,
-}
-
-/// The slot copies of `prog`: `uprobe_count` has `uprobe_slot_0`, ...
-fn slot_prefix(prog: &str) -> &'static str {
-    match prog {
-        "uprobe_count" => "uprobe_slot",
-        "uretprobe_latency" => "uretprobe_slot",
-        _ => "tracepoint_slot",
-    }
 }
 
 /// Whether `obj` identifies sites by slot copies; an error if there are more
@@ -46,55 +37,21 @@ fn by_slots(obj: &Object, sites: usize, what: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// The program for site `i`: `prog` itself, or its i-th slot copy, loaded.
-fn loaded<'a, T>(obj: &'a mut Object, prog: &str, slots: bool, i: usize) -> Result<&'a mut T>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-    T: Loadable + 'a,
-{
-    let name = if slots {
-        format!("{}_{i}", slot_prefix(prog))
-    } else {
-        prog.to_string()
-    };
-    let p: &mut T = program(obj.ebpf(), &name)?;
-    if !p.is_loaded() {
-        p.load_it()
-            .with_context(|| format!("the kernel refused to load program {name}"))?;
-    }
-    Ok(p)
-}
-
-/// The two program types here, loaded the same way.
-trait Loadable {
-    fn is_loaded(&self) -> bool;
-    fn load_it(&mut self) -> Result<(), aya::programs::ProgramError>;
-}
-
-impl Loadable for UProbe {
-    fn is_loaded(&self) -> bool {
-        self.fd().is_ok()
-    }
-    fn load_it(&mut self) -> Result<(), aya::programs::ProgramError> {
-        self.load()
-    }
-}
-
-impl Loadable for TracePoint {
-    fn is_loaded(&self) -> bool {
-        self.fd().is_ok()
-    }
-    fn load_it(&mut self) -> Result<(), aya::programs::ProgramError> {
-        self.load()
-    }
-}
-
 /// Load uprobe program `prog` and attach it to every site, site i with cookie
 /// i (or its i-th slot copy).
 pub fn attach_uprobes(obj: &mut Object, prog: &str, sites: &[Site]) -> Result<()> {
     let slots = by_slots(obj, sites.len(), "functions")?;
     for (i, site) in sites.iter().enumerate() {
-        let p: &mut UProbe = loaded(obj, prog, slots, i)?;
+        let name = if slots {
+            slot_copy(prog, i)
+        } else {
+            prog.to_string()
+        };
+        let p: &mut UProbe = program(obj.ebpf(), &name)?;
+        if p.fd().is_err() {
+            p.load()
+                .with_context(|| format!("the kernel refused to load program {name}"))?;
+        }
         let point = UProbeAttachPoint {
             location: UProbeAttachLocation::AbsoluteOffset(site.file_offset),
             cookie: (!slots).then_some(i as u64),
@@ -128,9 +85,7 @@ pub fn attach_tracepoints(
     if by_slots(obj, tracepoints.len(), "tracepoints")? {
         for (i, (_, name)) in tracepoints.iter().enumerate() {
             let (category, event) = name.split_once(':').unwrap_or(("", name));
-            let p: &mut TracePoint = loaded(obj, prog, true, i)?;
-            p.attach(category, event)
-                .with_context(|| format!("attaching to tracepoint {name}"))?;
+            attach_tracepoint(obj.ebpf(), &slot_copy(prog, i), category, event)?;
         }
         return Ok(());
     }

@@ -8,10 +8,14 @@
 //! function cannot be attached (notrace, missing from BTF, ...): `AttachError`
 //! lets the caller try the other backend (`attach_first` does), `FuncError`
 //! is listed to the user.
-use std::{collections::HashMap, path::Path, time::Instant};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+    time::Instant,
+};
 
 use aya::{
-    maps::Array,
+    maps::{Array, MapError},
     programs::{
         fentry::FEntryLink, fexit::FExitLink, FEntry, FExit, KProbe, Program, ProgramError,
     },
@@ -232,10 +236,11 @@ pub fn attach_first(
     backends: &[Backend],
     measure: Measure,
     funcs: &[String],
+    kallsyms: &BTreeMap<u64, String>,
     progress: &mut dyn FnMut(AttachProgress),
 ) -> Result<(Backend, Attached), NoBackend> {
     let mut reasons = Vec::new();
-    let slots = (obj.lacks & lacks::FUNC_IP != 0).then(Slots::new);
+    let mut slots = (obj.lacks & lacks::FUNC_IP != 0).then(|| Slots::new(kallsyms));
     // Without bpf_get_func_ip fentry needs a slot copy per function, kprobes
     // only for --latency: the automatic choice tries kprobes first there.
     let mut order = backends.to_vec();
@@ -244,12 +249,16 @@ pub fn attach_first(
     }
     for &backend in &order {
         progress(AttachProgress::Trying(backend));
+        // A backend that attached nothing gave its slots back.
+        if let Some(s) = slots.as_mut() {
+            s.used = 0;
+        }
         let r = attach(
             obj.ebpf(),
             backend,
             measure,
             funcs,
-            slots.clone(),
+            slots.as_mut(),
             &mut |done, total| progress(AttachProgress::Tried { done, total }),
         );
         progress(AttachProgress::Finished);
@@ -288,19 +297,18 @@ fn give_up(backends: &[Backend], mut reasons: Vec<String>) -> NoBackend {
 
 /// Where the kernel has no `bpf_get_func_ip`: the slot copies handed out so
 /// far and the functions' addresses, which copy n finds in `KFUNC_SLOT_IPS[n]`.
-#[derive(Clone)]
-struct Slots {
+struct Slots<'a> {
     used: u32,
-    addresses: HashMap<String, u64>,
+    addresses: HashMap<&'a str, u64>,
 }
 
-impl Slots {
-    fn new() -> Slots {
+impl<'a> Slots<'a> {
+    fn new(kallsyms: &'a BTreeMap<u64, String>) -> Slots<'a> {
         // kprobes and fentry attach by name to the first of equal names:
-        // the lowest address (kallsyms is sorted by address).
+        // the lowest address.
         let mut addresses = HashMap::new();
-        for (addr, name) in super::kernel_symbols() {
-            addresses.entry(name).or_insert(addr);
+        for (addr, name) in kallsyms {
+            addresses.entry(name.as_str()).or_insert(*addr);
         }
         Slots { used: 0, addresses }
     }
@@ -311,13 +319,14 @@ impl Slots {
             return Err(FuncError::NoSlot { fentry });
         }
         let addr = *self.addresses.get(func).ok_or(FuncError::NoAddress)?;
+        let map_error = |e| FuncError::Kprobe(ProgramError::MapError(e));
         let map = ebpf
             .map_mut("KFUNC_SLOT_IPS")
-            .ok_or(AttachError::NoProgram("KFUNC_SLOT_IPS"))?;
-        let mut ips: Array<_, u64> =
-            Array::try_from(map).map_err(|e| FuncError::Kprobe(ProgramError::MapError(e)))?;
-        ips.set(self.used, addr, 0)
-            .map_err(|e| FuncError::Kprobe(ProgramError::MapError(e)))?;
+            .ok_or(map_error(MapError::InvalidName {
+                name: "KFUNC_SLOT_IPS".into(),
+            }))?;
+        let mut ips: Array<_, u64> = Array::try_from(map).map_err(map_error)?;
+        ips.set(self.used, addr, 0).map_err(map_error)?;
         self.used += 1;
         Ok(self.used - 1)
     }
@@ -331,7 +340,7 @@ fn attach(
     backend: Backend,
     measure: Measure,
     funcs: &[String],
-    slots: Option<Slots>,
+    slots: Option<&mut Slots>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Attached, AttachError> {
     let started = Instant::now();
@@ -363,8 +372,7 @@ fn slot_prog<'a, T>(
 where
     &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
 {
-    let copy = format!("{name}_slot_{slot}");
-    ebpf.program_mut(&copy)
+    ebpf.program_mut(&super::slot_copy(name, slot as usize))
         .ok_or(AttachError::NoProgram(name))?
         .try_into()
         .map_err(AttachError::Program)
@@ -374,7 +382,7 @@ fn attach_kprobes(
     ebpf: &mut Ebpf,
     measure: Measure,
     funcs: &[String],
-    mut slots: Option<Slots>,
+    mut slots: Option<&mut Slots>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Attached, AttachError> {
     if let Some(why) = kprobe_unavailable() {
@@ -437,7 +445,7 @@ fn attach_fentry(
     ebpf: &mut Ebpf,
     measure: Measure,
     funcs: &[String],
-    mut slots: Option<Slots>,
+    mut slots: Option<&mut Slots>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Attached, AttachError> {
     let btf = Btf::from_sys_fs().map_err(AttachError::NoBtf)?;

@@ -11,7 +11,7 @@ pub mod logs;
 pub mod maps;
 pub mod traced;
 
-use std::{any::Any, borrow::Cow};
+use std::any::Any;
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -25,12 +25,17 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tr
 
 /// The embedded object as this kernel can load it (`lacks`: the fallbacks
 /// it needs, from `compat::lacks`), for `load` and for `tracer info`.
-pub fn object(lacks: u32) -> Result<Cow<'static, [u8]>> {
+pub fn object(lacks: u32) -> Result<Vec<u8>> {
     let mut object = compat::without_unneeded_slots(OBJECT, lacks)?;
     if lacks & tracer_common::lacks::TASK_STORAGE != 0 {
         object = compat::task_storage_as_hash(&object, "STARTS")?;
     }
-    Ok(Cow::Owned(object))
+    Ok(object)
+}
+
+/// The name of program `prog`'s slot copy `n` (`tracer-ebpf/src/slots.rs`).
+pub fn slot_copy(prog: &str, n: usize) -> String {
+    format!("{prog}_slot_{n}")
 }
 
 /// Entries of the syscall entry-time hash map where task storage is missing:

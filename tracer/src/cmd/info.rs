@@ -16,7 +16,7 @@ use crate::{
 
 /// Which path each command takes here, from the probes' outcomes and what the
 /// kernel lacks (`lacks`; `forced`: the part TRACER_FALLBACK forced).
-fn paths(features: &[Feature], lacks: u32, forced: u32) -> Vec<info::Path> {
+fn paths(features: &[Feature], lacks: u32, forced: u32) -> Vec<info::CommandPath> {
     let has = |name: &str| features.iter().any(|f| f.name == name && f.available);
     let why = |bit: u32, what: &str| {
         if forced & bit != 0 {
@@ -25,13 +25,14 @@ fn paths(features: &[Feature], lacks: u32, forced: u32) -> Vec<info::Path> {
             what.to_string()
         }
     };
-    let path = |command, works, path: String, fallback, missing: Option<String>| info::Path {
-        command,
-        works,
-        path,
-        fallback,
-        missing,
-    };
+    let path =
+        |command, works, path: String, fallback, missing: Option<String>| info::CommandPath {
+            command,
+            works,
+            path,
+            fallback,
+            missing,
+        };
     let ring = has("ring buffer");
     let no_ring = || Some("BPF ring buffer (Linux 5.8)".to_string());
     let mut out = Vec::new();

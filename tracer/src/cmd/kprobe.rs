@@ -316,7 +316,8 @@ impl Counting for Plan {
             ],
         )?;
         let collector = KCollector::new(&mut obj, latency, stack, self.per_process())?;
-        let (backend, attached) = self.attach_functions(&mut obj, &functions)?;
+        let syms = Symbols::load();
+        let (backend, attached) = self.attach_functions(&mut obj, &functions, &syms)?;
         eprintln!(
             "{}",
             funcs::attached_line(
@@ -330,7 +331,7 @@ impl Counting for Plan {
             backend,
             attached,
             collector,
-            syms: Symbols::load(),
+            syms,
         };
         Ok((live, obj))
     }
@@ -383,7 +384,12 @@ impl Counting for Plan {
 impl Plan {
     /// Attach with the first backend that works, in the plan's order, showing
     /// progress when it takes more than a second.
-    fn attach_functions(&self, obj: &mut Object, funcs: &[String]) -> Result<(Backend, Attached)> {
+    fn attach_functions(
+        &self,
+        obj: &mut Object,
+        funcs: &[String],
+        syms: &Symbols,
+    ) -> Result<(Backend, Attached)> {
         let mut progress: Option<Progress> = None;
         let (backends, measure) = (&self.backends, self.measure);
         Ok(bpf::kprobe::attach_first(
@@ -391,6 +397,7 @@ impl Plan {
             backends,
             measure,
             funcs,
+            &syms.syms,
             &mut |ev| match ev {
                 AttachProgress::Trying(_) => {
                     progress = Some(Progress {

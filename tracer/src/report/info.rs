@@ -11,7 +11,7 @@ pub struct Feature {
 
 /// How one command works on this kernel.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Path {
+pub struct CommandPath {
     pub command: &'static str,
     pub works: bool,
     /// The path it takes (when it works) or would take.
@@ -29,7 +29,7 @@ pub struct Info {
     pub btf: bool,
     pub tracefs: String,
     pub features: Vec<Feature>,
-    pub commands: Vec<Path>,
+    pub commands: Vec<CommandPath>,
 }
 
 /// What `tracer info` found out about tracefs.
@@ -147,14 +147,14 @@ mod tests {
                 },
             ],
             commands: vec![
-                Path {
+                CommandPath {
                     command: "syscalls",
                     works: true,
                     path: "entry times in a hash map".into(),
                     fallback: true,
                     missing: Some("task storage (Linux 5.11)".into()),
                 },
-                Path {
+                CommandPath {
                     command: "list",
                     works: true,
                     path: "tracefs".into(),
