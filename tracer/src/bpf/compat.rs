@@ -138,23 +138,12 @@ pub fn without_unneeded_slots(object: &[u8], lacks: u32) -> Result<Vec<u8>> {
         .filter(|(bit, _)| lacks & bit == 0)
         .flat_map(|(_, progs)| progs.iter().map(|p| format!("{p}_slot_")))
         .collect();
-    let elf = object::File::parse(object).context("parsing tracer's BPF object")?;
-    let range = |name: &str| {
-        elf.section_by_name(name)
-            .and_then(|s| s.file_range())
-            .map(|(start, len)| start as usize..(start + len) as usize)
-            .with_context(|| format!("tracer's BPF object has no {name} section"))
-    };
-    let (symtab, strtab) = (range(".symtab")?, range(".strtab")?);
+    let names = &object[section(object, ".strtab")?];
     let mut out = object.to_vec();
-    let names = &object[strtab];
     // Elf64_Sym: st_name (u32), st_info (u8: bind << 4 | type), st_other,
     // st_shndx (u16), st_value, st_size: 24 bytes.
-    for at in symtab.step_by(24) {
-        let name_off = u32_at(object, at)? as usize;
-        let name = names.get(name_off..).unwrap_or_default();
-        let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-        let name = std::str::from_utf8(name).unwrap_or_default();
+    for at in section(object, ".symtab")?.step_by(24) {
+        let name = str_at(names, u32_at(object, at)?);
         const STT_FUNC: u8 = 2;
         if object[at + 4] & 0xf == STT_FUNC && unneeded.iter().any(|p| name.starts_with(p.as_str()))
         {
@@ -175,14 +164,9 @@ const BPF_MAP_TYPE_HASH: u32 = 1;
 /// the values (`type: *const [i32; 29]`), so this rewrites two array lengths
 /// in place. It refuses when either array type is shared with anything else.
 pub fn task_storage_as_hash(object: &[u8], map: &str) -> Result<Vec<u8>> {
-    let elf = object::File::parse(object).context("parsing tracer's BPF object")?;
-    let section = elf
-        .section_by_name(".BTF")
-        .context("tracer's BPF object has no .BTF section")?;
-    let (start, len) = section
-        .file_range()
-        .context("tracer's BPF object's .BTF section has no data")?;
-    let btf = &object[start as usize..(start + len) as usize];
+    let btf_range = section(object, ".BTF")?;
+    let start = btf_range.start;
+    let btf = &object[btf_range];
     let types = Types::parse(btf)?;
     let var = types
         .find(KIND_VAR, map)
@@ -213,7 +197,7 @@ pub fn task_storage_as_hash(object: &[u8], map: &str) -> Result<Vec<u8>> {
             }
         }
         // struct btf_array { type, index_type, nelems } follows the header.
-        let nelems = start as usize + array.offset + 12 + 8;
+        let nelems = start + array.offset + 12 + 8;
         out[nelems..nelems + 4].copy_from_slice(&value.to_le_bytes());
     }
     Ok(out)
@@ -254,6 +238,23 @@ struct Types {
     all: Vec<Type>,
     /// The string section (names are offsets into it).
     strings: Vec<u8>,
+}
+
+/// Where section `name` of ELF `object` is in it.
+fn section(object: &[u8], name: &str) -> Result<std::ops::Range<usize>> {
+    let elf = object::File::parse(object).context("parsing tracer's BPF object")?;
+    let (start, len) = elf
+        .section_by_name(name)
+        .and_then(|s| s.file_range())
+        .with_context(|| format!("tracer's BPF object has no {name} section"))?;
+    Ok(start as usize..(start + len) as usize)
+}
+
+/// The NUL-terminated string at `off` in a string table ("" if none).
+fn str_at(table: &[u8], off: u32) -> &str {
+    let s = table.get(off as usize..).unwrap_or_default();
+    let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
+    std::str::from_utf8(s).unwrap_or("")
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32> {
@@ -305,9 +306,7 @@ impl Types {
     }
 
     fn name(&self, off: u32) -> &str {
-        let s = self.strings.get(off as usize..).unwrap_or_default();
-        let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
-        std::str::from_utf8(s).unwrap_or("")
+        str_at(&self.strings, off)
     }
 
     /// The id of the first type of `kind` named `name`.
@@ -375,9 +374,7 @@ mod tests {
 
     /// The length of the array `map`'s `field` points to, in `object`'s BTF.
     fn field_len(object: &[u8], map: &str, field: &str) -> u32 {
-        let elf = object::File::parse(object).unwrap();
-        let (start, len) = elf.section_by_name(".BTF").unwrap().file_range().unwrap();
-        let btf = &object[start as usize..(start + len) as usize];
+        let btf = &object[section(object, ".BTF").unwrap()];
         let types = Types::parse(btf).unwrap();
         let var = types.find(KIND_VAR, map).unwrap();
         let def = types.get(types.resolve(types.get(var).unwrap().type_ref).unwrap());
