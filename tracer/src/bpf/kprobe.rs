@@ -236,11 +236,13 @@ pub fn attach_first(
     backends: &[Backend],
     measure: Measure,
     funcs: &[String],
-    kallsyms: &BTreeMap<u64, String>,
     progress: &mut dyn FnMut(AttachProgress),
 ) -> Result<(Backend, Attached), NoBackend> {
     let mut reasons = Vec::new();
-    let mut slots = (obj.lacks & lacks::FUNC_IP != 0).then(|| Slots::new(kallsyms));
+    // (The report reads kallsyms again after attaching, for the symbols the
+    // attach itself creates; this map only needs the functions' addresses.)
+    let kallsyms = (obj.lacks & lacks::FUNC_IP != 0).then(super::kernel_symbols);
+    let mut slots = kallsyms.as_ref().map(Slots::new);
     // Without bpf_get_func_ip fentry needs a slot copy per function, kprobes
     // only for --latency: the automatic choice tries kprobes first there.
     let mut order = backends.to_vec();

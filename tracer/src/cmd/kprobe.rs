@@ -316,8 +316,7 @@ impl Counting for Plan {
             ],
         )?;
         let collector = KCollector::new(&mut obj, latency, stack, self.per_process())?;
-        let syms = Symbols::load();
-        let (backend, attached) = self.attach_functions(&mut obj, &functions, &syms)?;
+        let (backend, attached) = self.attach_functions(&mut obj, &functions)?;
         eprintln!(
             "{}",
             funcs::attached_line(
@@ -331,7 +330,10 @@ impl Counting for Plan {
             backend,
             attached,
             collector,
-            syms,
+            // Read after attaching: the programs' and trampolines' own
+            // symbols (bpf_prog_*, bpf_trampoline_*) exist only from then on,
+            // and stack frames in them are recognised by those names.
+            syms: Symbols::load(),
         };
         Ok((live, obj))
     }
@@ -384,12 +386,7 @@ impl Counting for Plan {
 impl Plan {
     /// Attach with the first backend that works, in the plan's order, showing
     /// progress when it takes more than a second.
-    fn attach_functions(
-        &self,
-        obj: &mut Object,
-        funcs: &[String],
-        syms: &Symbols,
-    ) -> Result<(Backend, Attached)> {
+    fn attach_functions(&self, obj: &mut Object, funcs: &[String]) -> Result<(Backend, Attached)> {
         let mut progress: Option<Progress> = None;
         let (backends, measure) = (&self.backends, self.measure);
         Ok(bpf::kprobe::attach_first(
@@ -397,7 +394,6 @@ impl Plan {
             backends,
             measure,
             funcs,
-            &syms.syms,
             &mut |ev| match ev {
                 AttachProgress::Trying(_) => {
                     progress = Some(Progress {
