@@ -73,6 +73,47 @@ pub mod flags {
     /// send its tgid through `PROC_EXITS`, so user space can take its rows out
     /// of the per-process maps while the run goes on.
     pub const EXIT_NOTICES: u32 = 1 << 10;
+    /// Add each call's duration to its syscall's row of `SYSCALL_HIST`
+    /// (needs the exit hook; `tracer serve`).
+    pub const HIST: u32 = 1 << 13;
+    /// Count calls per (label, syscall) in `LABEL_STATS`, the label being the
+    /// task's comm, its process id or its cgroup id (`tracer serve --by`).
+    pub const BY_COMM: u32 = 1 << 14;
+    pub const BY_PID: u32 = 1 << 15;
+    pub const BY_CGROUP: u32 = 1 << 16;
+    /// Any of the label kinds.
+    pub const BY_ANY: u32 = BY_COMM | BY_PID | BY_CGROUP;
+}
+
+/// Slots of a syscall's duration histogram (`SYSCALL_HIST`): slot `s` holds
+/// the calls of `[2^(s-1), 2^s - 1]` ns as in [`log2_slot`], except the last,
+/// which holds everything from `2^(HIST_SLOTS - 2)` ns (275 s) up.
+pub const HIST_SLOTS: usize = 40;
+
+/// One syscall's duration histogram, per CPU.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SyscallHist {
+    pub slots: [u64; HIST_SLOTS],
+}
+
+impl Default for SyscallHist {
+    fn default() -> Self {
+        Self {
+            slots: [0; HIST_SLOTS],
+        }
+    }
+}
+
+/// Key of the labelled syscall counters (`LABEL_STATS`): the label is a
+/// comm (NUL-padded), or a tgid (`u32`, native endian) or cgroup id (`u64`)
+/// in the first bytes, the rest zero.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabelKey {
+    pub label: [u8; TASK_COMM_LEN],
+    pub syscall: u32,
+    pub _pad: u32,
 }
 
 /// Counters for one syscall (optionally of one process), summed over CPUs by user space.
@@ -139,6 +180,12 @@ pub mod drops {
     /// The exit-notice ring was full: an exited process's rows were not
     /// drained when it exited (a periodic sweep takes them later; no count is lost).
     pub const EXITS_LOST: u32 = 5;
+    /// A (label, syscall) row did not fit in `LABEL_STATS` (the series cap):
+    /// counted once per row refused; its calls go to `LABEL_OVERFLOW`.
+    pub const SERIES_REFUSED: u32 = 6;
+    /// A refused row could not be remembered (`LABEL_REFUSED` full), so it
+    /// was not counted in `SERIES_REFUSED`: counted per call.
+    pub const REFUSED_UNTRACKED: u32 = 7;
     pub const COUNT: u32 = 8;
 }
 
@@ -272,6 +319,8 @@ pub mod tp_drops {
 mod pod {
     use super::*;
     unsafe impl aya::Pod for SyscallStat {}
+    unsafe impl aya::Pod for SyscallHist {}
+    unsafe impl aya::Pod for LabelKey {}
     unsafe impl aya::Pod for ProcKey {}
     unsafe impl aya::Pod for ErrnoKey {}
     unsafe impl aya::Pod for SyscallStart {}

@@ -1,16 +1,20 @@
 //! Raw tracepoints on `sys_enter` / `sys_exit`: per-syscall counters.
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+    },
     macros::{btf_map, map, raw_tracepoint},
-    maps::{PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
     programs::RawTracePointContext,
 };
 use tracer_common::{
     drops,
     flags::{
-        ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_COMM, FILTER_SYSCALL, FILTER_UID, PER_PROCESS,
+        BY_ANY, BY_COMM, BY_PID, ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_COMM, FILTER_SYSCALL,
+        FILTER_UID, HIST, PER_PROCESS,
     },
-    is_error_return, lacks, ErrnoKey, ProcInfo, ProcKey, SyscallStart, SyscallStat, MAX_SYSCALLS,
+    is_error_return, lacks, log2_slot, ErrnoKey, LabelKey, ProcInfo, ProcKey, SyscallHist,
+    SyscallStart, SyscallStat, HIST_SLOTS, MAX_SYSCALLS,
 };
 
 use crate::{
@@ -28,6 +32,19 @@ pub static PROC_STATS: PerCpuHashMap<ProcKey, SyscallStat> = PerCpuHashMap::with
 /// Failures per errno, with `flags::ERRNO`.
 #[map]
 pub static ERRNO_STATS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_entries(1, 0);
+/// Per syscall number, its duration histogram, with `flags::HIST`.
+#[map]
+pub static SYSCALL_HIST: PerCpuArray<SyscallHist> = PerCpuArray::with_max_entries(1, 0);
+/// Calls per (label, syscall), with one of `flags::BY_ANY`; as many rows as
+/// the series cap (`tracer serve --max-series`).
+#[map]
+pub static LABEL_STATS: PerCpuHashMap<LabelKey, u64> = PerCpuHashMap::with_max_entries(1, 0);
+/// Per syscall number, the calls of rows `LABEL_STATS` had no room for.
+#[map]
+pub static LABEL_OVERFLOW: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+/// The rows refused, each counted once in `drops::SERIES_REFUSED`.
+#[map]
+pub static LABEL_REFUSED: HashMap<LabelKey, u8> = HashMap::with_max_entries(1, 0);
 /// Per-thread syscall entry (id, time), for the exit hook. Task-local storage,
 /// or on kernels without it a hash map keyed by thread id (see task_storage.rs).
 #[btf_map]
@@ -127,6 +144,9 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
             }
             None => {}
         }
+        if flags & BY_ANY != 0 && id < MAX_SYSCALLS {
+            count_label(flags, id);
+        }
     }
     if flags & EXIT_HOOK != 0 {
         match slot.or_else(|| thread_slot(flags, true)) {
@@ -140,6 +160,45 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// Count the call in its (label, syscall) row; when the table is full (the
+/// series cap), in the syscall's overflow row, and the refused row once in
+/// `drops::SERIES_REFUSED`.
+#[inline(always)]
+fn count_label(flags: u32, syscall: u32) {
+    let mut key = LabelKey {
+        label: [0; 16],
+        syscall,
+        _pad: 0,
+    };
+    if flags & BY_COMM != 0 {
+        key.label = bpf_get_current_comm().unwrap_or_default();
+    } else if flags & BY_PID != 0 {
+        let tgid = current_tgid().to_ne_bytes();
+        key.label[..4].copy_from_slice(&tgid);
+    } else {
+        let id = unsafe { bpf_get_current_cgroup_id() }.to_ne_bytes();
+        key.label[..8].copy_from_slice(&id);
+    }
+    if let Some(n) = LABEL_STATS.get_ptr_mut(&key) {
+        unsafe { *n += 1 };
+        return;
+    }
+    // A row another CPU made meanwhile has 0 for this CPU: setting 1 is right.
+    if LABEL_STATS.insert(&key, &1, 0).is_ok() {
+        return;
+    }
+    if let Some(n) = LABEL_OVERFLOW.get_ptr_mut(syscall) {
+        unsafe { *n += 1 };
+    }
+    if LABEL_REFUSED.get_ptr(&key).is_none() {
+        if LABEL_REFUSED.insert(&key, &1, 0).is_ok() {
+            count(&DROPS, drops::SERIES_REFUSED);
+        } else {
+            count(&DROPS, drops::REFUSED_UNTRACKED);
+        }
+    }
 }
 
 /// `sys_enter` for the plainest run, a system-wide count with no filter and
@@ -192,6 +251,15 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Option<()> {
             stat.errors += 1;
         }
         stat.total_ns += now.wrapping_sub(start.ts_ns);
+    }
+    if flags & HIST != 0 {
+        if let Some(h) = SYSCALL_HIST.get_ptr_mut(start.syscall) {
+            let mut s = log2_slot(now.wrapping_sub(start.ts_ns)) as usize;
+            if s >= HIST_SLOTS {
+                s = HIST_SLOTS - 1;
+            }
+            unsafe { (*h).slots[s] += 1 };
+        }
     }
     if failed && flags & ERRNO != 0 {
         let key = ErrnoKey {

@@ -49,7 +49,8 @@ impl Command {
             Command::Exec(ExecArgs { process, .. })
             | Command::Kprobe(KprobeArgs { process, .. })
             | Command::Uprobe(UprobeArgs { process, .. })
-            | Command::Tracepoint(TracepointArgs { process, .. }) => process.launches(),
+            | Command::Tracepoint(TracepointArgs { process, .. })
+            | Command::Serve(ServeArgs { process, .. }) => process.launches(),
             _ => false,
         }
     }
@@ -93,6 +94,7 @@ pub enum Command {
     Exec(ExecArgs),
     Uprobe(UprobeArgs),
     Tracepoint(TracepointArgs),
+    Serve(ServeArgs),
     List(ListArgs),
     Info(InfoArgs),
     /// Print a shell completion script to stdout.
@@ -668,6 +670,113 @@ pub struct KprobeArgs {
 
     #[command(flatten)]
     pub process: ProcessArgs,
+}
+
+/// Serve what the kernel counts as Prometheus metrics on /metrics.
+///
+///     sudo tracer serve                              # syscalls, on 127.0.0.1:9852
+///     sudo tracer serve --listen :9852 --by comm --max-series 5000
+///     sudo tracer serve --kprobe 'vfs_*' --uprobe libc:malloc \
+///                       --tracepoint sched:sched_process_exec --latency
+///     sudo tracer serve --config /etc/tracer/serve.toml
+///
+/// The programs count in the kernel, as `tracer syscalls` does (the same
+/// hooks); each scrape reads the kernel's maps, so nothing is sent to user
+/// space per event and nothing grows in tracer between scrapes.
+/// GET /metrics answers in the Prometheus text format 0.0.4, or in
+/// OpenMetrics 1.0 when the client's Accept header asks for
+/// `application/openmetrics-text` (Prometheus does).
+///
+/// Metrics (the README has the full table):
+///   tracer_syscalls_total{syscall}              calls entered (+ the --by label)
+///   tracer_syscall_errors_total{syscall,errno}  calls that failed, per errno
+///   tracer_syscall_duration_seconds{syscall}    histogram, buckets 256 ns to 68.7 s (x4)
+///   tracer_probe_hits_total{probe}              --kprobe/--uprobe/--tracepoint hits
+///   tracer_probe_duration_seconds{probe}        with --latency (kprobes, uprobes)
+///   tracer_dropped_series_total                 series refused by --max-series
+///   tracer_lost_total{reason}                   updates the kernel could not make
+///   tracer_build_info{version,kernel}, process_* (tracer's own CPU, memory, fds)
+///
+/// --by adds one label to tracer_syscalls_total: comm, pid or cgroup (the
+/// cgroup v2 path). Each (label, syscall) pair is one series; at most
+/// --max-series exist. Calls of pairs past the cap are counted under the
+/// label value `_other` (one series per syscall, so sums over the label stay
+/// exact), and each refused pair once in tracer_dropped_series_total. With
+/// --by pid, the series of an exited process end one scrape after its exit.
+///
+/// The process filters (-p, --comm, -u, -- CMD) apply to every metric, in the
+/// kernel. SIGTERM or Ctrl-C stops serving, detaches and exits 0.
+///
+/// The same settings can come from a TOML file (--config); flags given on the
+/// command line win, and the probe lists add up:
+///
+///     listen = "127.0.0.1:9852"
+///     by = "comm"
+///     max_series = 10000
+///     latency = true
+///     kprobe = ["vfs_read", "vfs_write"]
+///     uprobe = ["libc:malloc"]
+///     tracepoint = ["sched:sched_process_exec"]
+///     comm = "nginx"           # also: pid = [1234], user = "www-data"
+///     syscalls = true          # false: probes only
+#[derive(Debug, Args, Clone, Default)]
+#[command(verbatim_doc_comment)]
+pub struct ServeArgs {
+    /// Address to serve on: HOST:PORT, [IPV6]:PORT, or :PORT for every
+    /// interface [default: 127.0.0.1:9852, loopback only].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Settings from a TOML file (keys as in the description above).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Label tracer_syscalls_total by comm, pid or cgroup as well.
+    #[arg(long, value_enum, value_name = "LABEL")]
+    pub by: Option<ByLabel>,
+
+    /// At most N series of tracer_syscalls_total with --by [default: 10000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_series: Option<u32>,
+
+    /// Kernel functions (names or globs) whose calls to count.
+    #[arg(long = "kprobe", value_name = "PATTERN")]
+    pub kprobes: Vec<String>,
+
+    /// User functions, TARGET:PATTERN as in `tracer uprobe`.
+    #[arg(long = "uprobe", value_name = "PROBE")]
+    pub uprobes: Vec<String>,
+
+    /// Tracepoints, CATEGORY:NAME (globs allowed), whose events to count.
+    #[arg(long = "tracepoint", value_name = "TRACEPOINT")]
+    pub tracepoints: Vec<String>,
+
+    /// Also a duration histogram per kprobe and uprobe function.
+    #[arg(short = 'L', long)]
+    pub latency: bool,
+
+    /// No syscall metrics: only the probes'.
+    #[arg(long)]
+    pub no_syscalls: bool,
+
+    /// Stop after SECS seconds.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_secs)]
+    pub duration: Option<f64>,
+
+    #[command(flatten)]
+    pub process: ProcessArgs,
+}
+
+/// The label `tracer serve --by` adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ByLabel {
+    /// The task's comm (15 characters).
+    Comm,
+    /// The process id.
+    Pid,
+    /// The cgroup v2 path (below the cgroup v2 mount).
+    Cgroup,
 }
 
 /// What the function programs (kprobe, uprobe) measure at each call, and so

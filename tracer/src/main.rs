@@ -3,6 +3,7 @@ mod bpf;
 mod cli;
 mod cmd;
 mod collect;
+mod http;
 mod report;
 mod signals;
 mod sys;

@@ -282,6 +282,28 @@ pub struct Live {
     syms: Symbols,
 }
 
+impl Plan {
+    /// The block of `counts`, its functions, processes and stacks named.
+    pub fn func_block(&self, live: &Live, head: Head, counts: &KCounts) -> FuncBlock {
+        let frames = |id: u32| {
+            live.collector
+                .frames(id)
+                .into_iter()
+                .map(|ip| live.syms.frame(ip))
+                .collect::<Vec<_>>()
+        };
+        let procs = live.collector.procs();
+        let names = Names {
+            function: &|ip| live.syms.function(ip),
+            frames: &frames,
+            comm: &|pid| proc::comm_of(pid, procs.get(&pid)),
+        };
+        let mut b = block(self, head.kind, head.seconds, live.backend, counts, &names);
+        b.exit_code = head.exit_code;
+        b
+    }
+}
+
 impl Counting for Plan {
     type Live = Live;
     type Counts = KCounts;
@@ -351,21 +373,7 @@ impl Counting for Plan {
     }
 
     fn render(&self, live: &Live, head: Head, counts: &KCounts) -> String {
-        let frames = |id: u32| {
-            live.collector
-                .frames(id)
-                .into_iter()
-                .map(|ip| live.syms.frame(ip))
-                .collect::<Vec<_>>()
-        };
-        let procs = live.collector.procs();
-        let names = Names {
-            function: &|ip| live.syms.function(ip),
-            frames: &frames,
-            comm: &|pid| proc::comm_of(pid, procs.get(&pid)),
-        };
-        let mut b = block(self, head.kind, head.seconds, live.backend, counts, &names);
-        b.exit_code = head.exit_code;
+        let b = self.func_block(live, head, counts);
         if self.json {
             funcs::render_json(&b) + "\n"
         } else {

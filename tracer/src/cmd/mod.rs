@@ -8,6 +8,7 @@ pub mod kprobe;
 pub mod list;
 pub mod process;
 pub mod run;
+pub mod serve;
 pub mod syscalls;
 pub mod trace;
 pub mod tracepoint;
@@ -35,6 +36,18 @@ pub async fn run_command(command: Command, report_on_stderr: bool, verbose: bool
         Command::Uprobe(a) => run::count(uprobe::plan(&a)?, opts(&a.run, Some(&a.blocks))).await,
         Command::Tracepoint(a) => {
             run::count(tracepoint::plan(&a)?, opts(&a.run, Some(&a.blocks))).await
+        }
+        Command::Serve(a) => {
+            let duration = a.duration;
+            run::serve(
+                serve::plan(&a)?,
+                run::Options {
+                    duration,
+                    report_on_stderr,
+                    ..Default::default()
+                },
+            )
+            .await
         }
         Command::Trace(a) => run::stream(trace::plan(&a)?, opts(&a.run, None)).await,
         Command::Exec(a) => run::stream(exec::plan(&a)?, opts(&a.run, None)).await,

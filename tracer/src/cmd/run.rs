@@ -143,7 +143,12 @@ pub async fn count<C: Counting>(cmd: C, opts: Options) -> Result<i32> {
         "loaded and attached in {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
-    let mut run = Run::start(&mut obj, cmd.selection(), prepared.as_ref(), &opts)?;
+    let mut run = Run::start(
+        std::slice::from_mut(&mut obj),
+        cmd.selection(),
+        prepared.as_ref(),
+        &opts,
+    )?;
     run.announce(&cmd.what(&live), cmd.selection(), cmd.quiet_with_command());
     let mut prev = C::Counts::default();
     let end = run
@@ -200,7 +205,12 @@ pub async fn stream<S: Streaming>(cmd: S, opts: Options) -> Result<i32> {
         json,
         buffer_size,
     };
-    let mut run = Run::start(&mut obj, cmd.selection(), prepared.as_ref(), &opts)?;
+    let mut run = Run::start(
+        std::slice::from_mut(&mut obj),
+        cmd.selection(),
+        prepared.as_ref(),
+        &opts,
+    )?;
     run.announce(&cmd.what(), cmd.selection(), cmd.quiet_with_command());
     if let (Some(h), false) = (cmd.header(), json) {
         run.sink.write(h)?;
@@ -244,6 +254,43 @@ pub async fn stream<S: Streaming>(cmd: S, opts: Options) -> Result<i32> {
     Ok(end.exit_code(run.launched.is_some()))
 }
 
+/// A command that serves what its programs count (`tracer serve`): it binds,
+/// loads and attaches (one object per kind of program), then starts a server
+/// that reads the counts when asked; the loop only waits for the end.
+pub trait Serving {
+    type Live;
+    fn selection(&self) -> &Selection;
+    fn attach(&self) -> Result<(Self::Live, Vec<Object>)>;
+    fn what(&self, live: &Self::Live) -> String;
+    /// Start serving; the server runs until the task is aborted.
+    fn start(&self, live: Self::Live) -> Result<tokio::task::JoinHandle<()>>;
+}
+
+/// Run a serving command to its end; returns tracer's exit code.
+pub async fn serve<S: Serving>(cmd: S, opts: Options) -> Result<i32> {
+    let prepared = prepare(cmd.selection())?;
+    let (live, mut objs) = cmd.attach()?;
+    let mut run = Run::start(&mut objs, cmd.selection(), prepared.as_ref(), &opts)?;
+    let what = cmd.what(&live);
+    let server = cmd.start(live)?;
+    run.announce(&what, cmd.selection(), false);
+    let end = run
+        .wait(
+            &opts,
+            &mut (),
+            &mut |_, _, _| Ok(()),
+            None,
+            None,
+            &mut |_, _, _| false,
+        )
+        .await?;
+    // Stop answering, then detach.
+    server.abort();
+    let _ = server.await;
+    drop(objs);
+    Ok(end.exit_code(run.launched.is_some()))
+}
+
 /// Resolve `-- CMD` (and `--user`) before loading anything, so a typo fails
 /// first; and check privileges.
 fn prepare(sel: &Selection) -> Result<Option<launch::Prepared>> {
@@ -261,6 +308,9 @@ type Housekeeping<'a, L> = dyn FnMut(&mut L) -> Result<Vec<u32>> + 'a;
 /// A run in progress: the traced processes, the launched command, the report's sink.
 struct Run {
     traced: TracedSet,
+    /// The traced sets of the other objects of a run that loads several
+    /// (`serve`): filled alike; the first one decides when targets are gone.
+    more_traced: Vec<TracedSet>,
     targeted: bool,
     /// The launched command's pid.
     launched: Option<u32>,
@@ -275,24 +325,31 @@ impl Run {
     /// Ctrl-C (the signal handlers are installed here): fills the traced set
     /// with the -p processes and launches the prepared command, if any.
     fn start(
-        obj: &mut Object,
+        objs: &mut [Object],
         sel: &Selection,
         prepared: Option<&launch::Prepared>,
         opts: &Options,
     ) -> Result<Self> {
         let signals = Signals::new()?;
-        let mut traced = TracedSet::new(obj)?;
+        let mut sets = objs
+            .iter_mut()
+            .map(TracedSet::new)
+            .collect::<Result<Vec<_>>>()?;
         for &pid in &sel.pids {
-            traced.insert(pid)?;
+            sets.iter_mut().try_for_each(|t| t.insert(pid))?;
         }
         let (mut child_wait, mut launched) = (None, None);
         if let Some(p) = prepared {
-            let pid = launch::spawn_traced(p, |pid| traced.insert(pid))?;
+            let pid =
+                launch::spawn_traced(p, |pid| sets.iter_mut().try_for_each(|t| t.insert(pid)))?;
             child_wait = Some(launch::wait_child(pid));
             launched = Some(pid as u32);
         }
+        anyhow::ensure!(!sets.is_empty(), "nothing to attach");
+        let traced = sets.remove(0);
         Ok(Run {
             traced,
+            more_traced: sets,
             targeted: sel.targeted(),
             launched,
             child_wait,
@@ -359,8 +416,14 @@ impl Run {
                             self.traced.forget(&gone);
                         }
                     }
-                    if prune_targets && self.traced.prune(proc::group_gone) == 0 {
-                        return Ok(End::TargetsGone(child_status));
+                    if prune_targets {
+                        let left = self.traced.prune(proc::group_gone);
+                        for t in &mut self.more_traced {
+                            t.prune(proc::group_gone);
+                        }
+                        if left == 0 {
+                            return Ok(End::TargetsGone(child_status));
+                        }
                     }
                 }
                 r = async { events.as_mut().unwrap().read(live, format).await }, if streaming => {

@@ -31,6 +31,8 @@ pub struct Plan {
     pub sort: SortKey,
     pub top: Option<usize>,
     pub measured: Measured,
+    /// Rows of the labelled counters (`flags::BY_ANY`, `tracer serve --max-series`).
+    pub max_series: u32,
 }
 
 impl Plan {
@@ -113,6 +115,7 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
         sort,
         top,
         measured: Measured { errors, time },
+        max_series: 0,
     })
 }
 
@@ -273,6 +276,7 @@ impl Counting for Plan {
             ..self.selection.globals(0, false)
         };
         let sized = |on: bool, n: u32| if on { n } else { 1 };
+        let labelled = self.flags & flags::BY_ANY != 0;
         let mut obj = bpf::load_following(
             globals,
             follow,
@@ -283,6 +287,13 @@ impl Counting for Plan {
                     sized(self.per_process(), EXIT_RING_BYTES).max(4096),
                 ),
                 ("ERRNO_STATS", sized(self.flags & flags::ERRNO != 0, 8192)),
+                (
+                    "SYSCALL_HIST",
+                    sized(self.flags & flags::HIST != 0, MAX_SYSCALLS),
+                ),
+                ("LABEL_STATS", sized(labelled, self.max_series.max(1))),
+                ("LABEL_REFUSED", sized(labelled, self.max_series.max(1))),
+                ("LABEL_OVERFLOW", sized(labelled, MAX_SYSCALLS)),
             ],
         )?;
         obj.fill_array("SYSCALL_FILTER", self.syscalls.iter().map(|&nr| (nr, 1u8)))?;

@@ -7,6 +7,7 @@ pub mod hist;
 pub mod info;
 pub mod json;
 pub mod listing;
+pub mod metrics;
 pub mod strace;
 pub mod style;
 pub mod syscall_events;

@@ -191,6 +191,63 @@ pub fn comm_str(comm: &[u8]) -> String {
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
+/// This process's own figures, as the Prometheus client libraries export
+/// them (`process_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SelfStats {
+    pub cpu_seconds: f64,
+    pub resident_bytes: u64,
+    pub virtual_bytes: u64,
+    pub start_time_seconds: f64,
+    pub open_fds: u64,
+    pub max_fds: u64,
+}
+
+/// Fields 14, 15 (utime, stime), 22 (starttime), 23 (vsize), 24 (rss) of a
+/// /proc/PID/stat text, counted from 1; the comm (field 2) may hold spaces.
+fn stat_fields(stat: &str) -> Option<(u64, u64, u64, u64, u64)> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // `rest` starts at field 3.
+    let at = |n: usize| f.get(n - 3).copied();
+    Some((at(14)?, at(15)?, at(22)?, at(23)?, at(24)?))
+}
+
+pub fn self_stats() -> SelfStats {
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    let mut st = SelfStats::default();
+    if let Some((utime, stime, start, vsize, rss)) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .as_deref()
+        .and_then(stat_fields)
+    {
+        st.cpu_seconds = (utime + stime) as f64 / ticks;
+        st.start_time_seconds = boot + start as f64 / ticks;
+        st.virtual_bytes = vsize;
+        st.resident_bytes = rss * page;
+    }
+    st.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        st.max_fds = lim.rlim_cur;
+    }
+    st
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +265,16 @@ mod tests {
                 ppid: 1
             }
         );
+    }
+
+    #[test]
+    fn own_stats() {
+        let stat = "42 (a b) S 1 42 42 0 -1 0 0 0 0 0 150 50 0 0 20 0 1 0 1000 4096 3 x";
+        assert_eq!(stat_fields(stat), Some((150, 50, 1000, 4096, 3)));
+        let me = self_stats();
+        assert!(me.resident_bytes > 0 && me.virtual_bytes >= me.resident_bytes);
+        assert!(me.open_fds >= 3 && me.max_fds >= me.open_fds);
+        assert!(me.start_time_seconds > 1e9);
     }
 
     #[test]

@@ -1,0 +1,634 @@
+//! `tracer serve`: the counts of `syscalls` (with errnos, a duration
+//! histogram and an optional label) and of kprobes, uprobes and tracepoints,
+//! read from the kernel's maps at each scrape and served as Prometheus
+//! metrics. Each kind of program is its own object, attached as its own
+//! command attaches it; the families are built here, the text in
+//! `report::metrics`, the HTTP in `http`.
+use std::{
+    collections::BTreeMap,
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+use tracer_common::{drops, flags, HIST_SLOTS};
+
+use super::{
+    kprobe,
+    process::{self, Selection},
+    run::{Counting, Head, Serving},
+    syscalls, tracepoint, uprobe,
+};
+use crate::{
+    bpf::Object,
+    cli::{
+        BlockArgs, ByLabel, KprobeArgs, Layout, RunArgs, ServeArgs, SortKey, TracepointArgs,
+        UprobeArgs,
+    },
+    collect::{
+        series::{Label, LabelKind, Series, SeriesCollector},
+        syscalls::{Counts, DROP_NAMES},
+        tracepoints::TpCollector,
+        uprobes::FuncCollector,
+    },
+    http,
+    report::{
+        funcs::FuncBlock,
+        metrics::{self, log2_histogram, snake, Family, Kind, Value},
+        BlockKind, Measured,
+    },
+    sys::{cgroup, names, proc},
+};
+
+/// Series of tracer_syscalls_total with --by, unless told.
+pub const DEFAULT_MAX_SERIES: u32 = 10_000;
+
+/// The label value of the calls of series past the cap.
+pub const OVERFLOW_LABEL: &str = "_other";
+
+/// `--config FILE`: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    listen: Option<String>,
+    by: Option<ByLabel>,
+    max_series: Option<u32>,
+    latency: Option<bool>,
+    syscalls: Option<bool>,
+    #[serde(default)]
+    kprobe: Vec<String>,
+    #[serde(default)]
+    uprobe: Vec<String>,
+    #[serde(default)]
+    tracepoint: Vec<String>,
+    #[serde(default)]
+    pid: Vec<i32>,
+    comm: Option<String>,
+    user: Option<String>,
+}
+
+/// The flags with the config file's settings under them: a flag given wins,
+/// the lists add up.
+fn with_config(a: &ServeArgs) -> Result<ServeArgs> {
+    let Some(path) = &a.config else {
+        return Ok(a.clone());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --config {}", path.display()))?;
+    let c: Config = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "--config {}: {}",
+            path.display(),
+            e.to_string().trim_end().replace('\n', " ")
+        )
+    })?;
+    let mut m = a.clone();
+    m.listen = a.listen.clone().or(c.listen);
+    m.by = a.by.or(c.by);
+    m.max_series = a.max_series.or(c.max_series);
+    m.latency = a.latency || c.latency.unwrap_or(false);
+    m.no_syscalls = a.no_syscalls || c.syscalls == Some(false);
+    let join =
+        |cfg: Vec<String>, cli: &[String]| cfg.into_iter().chain(cli.iter().cloned()).collect();
+    m.kprobes = join(c.kprobe, &a.kprobes);
+    m.uprobes = join(c.uprobe, &a.uprobes);
+    m.tracepoints = join(c.tracepoint, &a.tracepoints);
+    m.process.pid = c
+        .pid
+        .into_iter()
+        .chain(a.process.pid.iter().copied())
+        .collect();
+    m.process.comm = a.process.comm.clone().or(c.comm);
+    m.process.uid = a.process.uid.clone().or(c.user);
+    if let Some(n) = m.max_series {
+        if !(1..=1_000_000).contains(&n) {
+            bail!(
+                "--config {}: max_series must be from 1 to 1000000",
+                path.display()
+            );
+        }
+    }
+    Ok(m)
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub listen: SocketAddr,
+    pub selection: Selection,
+    pub syscalls: Option<syscalls::Plan>,
+    pub by: Option<LabelKind>,
+    pub kprobes: Option<kprobe::Plan>,
+    pub uprobes: Option<uprobe::Plan>,
+    pub tracepoints: Option<tracepoint::Plan>,
+}
+
+/// Check every argument (and the config file) before loading anything.
+pub fn plan(args: &ServeArgs) -> Result<Plan> {
+    let a = with_config(args)?;
+    let listen = http::parse_listen(a.listen.as_deref().unwrap_or(http::DEFAULT_LISTEN))?;
+    let selection = process::plan(&a.process)?;
+    let by = a.by.map(|b| match b {
+        ByLabel::Comm => LabelKind::Comm,
+        ByLabel::Pid => LabelKind::Pid,
+        ByLabel::Cgroup => LabelKind::Cgroup,
+    });
+    if by == Some(LabelKind::Cgroup) && cgroup::cgroup2_mount().is_none() {
+        bail!("--by cgroup needs cgroup v2, and it is not mounted here (no cgroup2 in /proc/self/mountinfo)");
+    }
+    let no_probes = a.kprobes.is_empty() && a.uprobes.is_empty() && a.tracepoints.is_empty();
+    if a.no_syscalls && no_probes {
+        bail!("nothing to serve: --no-syscalls needs a --kprobe, --uprobe or --tracepoint");
+    }
+    if a.no_syscalls && by.is_some() {
+        bail!("--by labels the syscall counts, and --no-syscalls turns them off");
+    }
+    let syscalls = (!a.no_syscalls).then(|| {
+        let mut f = selection.flags | flags::EXIT_HOOK | flags::ERRNO | flags::HIST;
+        if !selection.targeted() {
+            // Every scrape makes syscalls: keep tracer's own out of the counts.
+            f |= flags::EXCLUDE_SELF;
+        }
+        f |= match by {
+            Some(LabelKind::Comm) => flags::BY_COMM,
+            Some(LabelKind::Pid) => flags::BY_PID,
+            Some(LabelKind::Cgroup) => flags::BY_CGROUP,
+            None => 0,
+        };
+        syscalls::Plan {
+            layout: Layout::Syscount,
+            json: false,
+            flags: f,
+            selection: selection.clone(),
+            syscalls: Vec::new(),
+            sort: SortKey::Calls,
+            top: None,
+            measured: Measured {
+                errors: true,
+                time: true,
+            },
+            max_series: a.max_series.unwrap_or(DEFAULT_MAX_SERIES),
+        }
+    });
+    let (blocks, run) = (BlockArgs::default(), RunArgs::default());
+    let kprobes = (!a.kprobes.is_empty())
+        .then(|| {
+            kprobe::plan(&KprobeArgs {
+                patterns: a.kprobes.clone(),
+                latency: a.latency,
+                stack: false,
+                backend: None,
+                max_probes: 1000,
+                per_process: false,
+                blocks: blocks.clone(),
+                run: run.clone(),
+                process: a.process.clone(),
+            })
+        })
+        .transpose()?;
+    let uprobes = (!a.uprobes.is_empty())
+        .then(|| {
+            uprobe::plan(&UprobeArgs {
+                probes: a.uprobes.clone(),
+                latency: a.latency,
+                blocks: blocks.clone(),
+                run: run.clone(),
+                process: a.process.clone(),
+            })
+        })
+        .transpose()?;
+    let tracepoints = (!a.tracepoints.is_empty())
+        .then(|| {
+            tracepoint::plan(&TracepointArgs {
+                tracepoints: a.tracepoints.clone(),
+                per_process: false,
+                hist: None,
+                sum: None,
+                blocks,
+                run,
+                process: a.process.clone(),
+            })
+        })
+        .transpose()?;
+    Ok(Plan {
+        listen,
+        selection,
+        syscalls,
+        by,
+        kprobes,
+        uprobes,
+        tracepoints,
+    })
+}
+
+/// What the server reads at each scrape.
+pub struct Scraper {
+    plan: Plan,
+    syscalls: Option<(syscalls::Live, SeriesCollector)>,
+    kprobes: Option<kprobe::Live>,
+    uprobes: Option<FuncCollector>,
+    tracepoints: Option<TpCollector>,
+    /// The cgroup v2 mount and the paths of the cgroup ids seen.
+    cgroups: Option<(PathBuf, BTreeMap<u64, String>)>,
+    kernel: String,
+}
+
+/// What attaching leaves: the bound socket and the scraper.
+pub struct Live {
+    listener: TcpListener,
+    scraper: Scraper,
+}
+
+impl Serving for Plan {
+    type Live = Live;
+
+    fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    fn attach(&self) -> Result<(Live, Vec<Object>)> {
+        // First: a bad address or a port in use fails before anything loads.
+        let listener = http::bind(self.listen)?;
+        let mut objs = Vec::new();
+        let syscalls = match &self.syscalls {
+            Some(p) => {
+                let (live, mut obj) = p.attach()?;
+                let series = SeriesCollector::new(&mut obj, true, self.by)?;
+                objs.push(obj);
+                Some((live, series))
+            }
+            None => None,
+        };
+        let mut attached = |(live, obj): (_, Object)| {
+            objs.push(obj);
+            Some(live)
+        };
+        let kprobes = match &self.kprobes {
+            Some(p) => attached(p.attach()?),
+            None => None,
+        };
+        let mut attached = |(live, obj): (_, Object)| {
+            objs.push(obj);
+            Some(live)
+        };
+        let uprobes = match &self.uprobes {
+            Some(p) => attached(p.attach()?),
+            None => None,
+        };
+        let tracepoints = match &self.tracepoints {
+            Some(p) => {
+                let (live, obj) = p.attach()?;
+                objs.push(obj);
+                Some(live)
+            }
+            None => None,
+        };
+        let scraper = Scraper {
+            plan: self.clone(),
+            syscalls,
+            kprobes,
+            uprobes,
+            tracepoints,
+            cgroups: None,
+            kernel: kernel_release(),
+        };
+        Ok((Live { listener, scraper }, objs))
+    }
+
+    fn what(&self, live: &Live) -> String {
+        let mut parts = Vec::new();
+        if self.syscalls.is_some() {
+            parts.push("syscalls".to_string());
+        }
+        if let Some(k) = &live.scraper.kprobes {
+            parts.push(self.kprobes.as_ref().unwrap().what(k));
+        }
+        if let (Some(p), Some(u)) = (&self.uprobes, &live.scraper.uprobes) {
+            parts.push(p.what(u));
+        }
+        if let (Some(p), Some(t)) = (&self.tracepoints, &live.scraper.tracepoints) {
+            parts.push(p.what(t));
+        }
+        let addr = live.listener.local_addr().unwrap_or(self.listen);
+        format!(
+            "{}, serving metrics on http://{addr}/metrics",
+            parts.join(", ")
+        )
+    }
+
+    fn start(&self, live: Live) -> Result<tokio::task::JoinHandle<()>> {
+        let scraper = Mutex::new(live.scraper);
+        let scrape = move |om: bool| -> Result<String> {
+            let mut s = scraper.lock().unwrap_or_else(|e| e.into_inner());
+            let text = metrics::openmetrics(s.families()?);
+            Ok(if om {
+                text
+            } else {
+                metrics::prometheus_text(&text)
+            })
+        };
+        http::spawn(live.listener, Arc::new(scrape))
+    }
+}
+
+/// The head of a block read for a scrape (only its kind matters).
+const SCRAPE_HEAD: Head = Head {
+    kind: BlockKind::Summary,
+    seconds: 0.0,
+    exit_code: None,
+    launched: None,
+};
+
+impl Scraper {
+    /// Every family, read from the kernel now.
+    fn families(&mut self) -> Result<Vec<Family>> {
+        let mut out = Vec::new();
+        let mut lost = Family::new(
+            "tracer_lost",
+            "Updates the kernel-side programs could not make, by reason: the counts are low by \
+             this much.",
+            Kind::Counter,
+        );
+        let mut dropped = 0;
+        if let Some((live, series)) = &mut self.syscalls {
+            let plan = self.plan.syscalls.as_ref().unwrap();
+            let counts = plan.read(live)?;
+            let s = series.read(|pid| !Path::new(&format!("/proc/{pid}")).exists())?;
+            let names = match (&self.plan.by, &mut self.cgroups) {
+                (Some(LabelKind::Cgroup), c) => {
+                    let (root, known) = c.get_or_insert_with(|| {
+                        (cgroup::cgroup2_mount().unwrap_or_default(), BTreeMap::new())
+                    });
+                    let unknown = s
+                        .labelled
+                        .keys()
+                        .any(|(l, _)| matches!(l, Label::Cgroup(id) if !known.contains_key(id)));
+                    if unknown {
+                        *known = cgroup::paths_by_id(root);
+                    }
+                    Some(&*known)
+                }
+                _ => None,
+            };
+            out.extend(syscall_families(&counts, &s, self.plan.by, names));
+            for (i, name) in DROP_NAMES {
+                lost.push(
+                    vec![("reason", snake(name))],
+                    Value::Int(counts.drops[i as usize]),
+                );
+            }
+            if self.plan.by.is_some() {
+                lost.push(
+                    vec![("reason", "refused_series_not_remembered".into())],
+                    Value::Int(counts.drops[drops::REFUSED_UNTRACKED as usize]),
+                );
+            }
+            dropped = counts.drops[drops::SERIES_REFUSED as usize];
+        }
+        let mut probes = ProbeFamilies::new();
+        if let (Some(p), Some(live)) = (&self.plan.kprobes, &self.kprobes) {
+            let b = p.func_block(live, SCRAPE_HEAD, &p.read(live)?);
+            probes.funcs("kprobe", &b, &mut lost);
+        }
+        if let (Some(p), Some(live)) = (&self.plan.uprobes, &self.uprobes) {
+            let b = uprobe::block(p, BlockKind::Summary, 0.0, &p.read(live)?);
+            probes.funcs("uprobe", &b, &mut lost);
+        }
+        if let (Some(p), Some(live)) = (&self.plan.tracepoints, &self.tracepoints) {
+            let b = tracepoint::block(p, BlockKind::Summary, 0.0, &p.read(live)?, &live.procs());
+            for e in &b.events {
+                probes.hits.push(
+                    vec![("probe", format!("tracepoint:{}", e.name))],
+                    Value::Int(e.count),
+                );
+            }
+            for (reason, n) in &b.drops {
+                lost.push(
+                    vec![("reason", format!("tracepoint_{}", snake(reason)))],
+                    Value::Int(*n),
+                );
+            }
+        }
+        out.push(probes.hits);
+        out.push(probes.duration);
+        let mut d = Family::new(
+            "tracer_dropped_series",
+            "Series of tracer_syscalls_total refused by --max-series (their calls are counted \
+             under the label value _other).",
+            Kind::Counter,
+        );
+        d.push(Vec::new(), Value::Int(dropped));
+        out.push(d);
+        out.push(lost);
+        let mut b = Family::new(
+            "tracer_build_info",
+            "tracer's version and the kernel it runs on.",
+            Kind::Gauge,
+        );
+        b.push(
+            vec![
+                ("version", env!("CARGO_PKG_VERSION").into()),
+                ("kernel", self.kernel.clone()),
+            ],
+            Value::Int(1),
+        );
+        out.push(b);
+        out.extend(process_families(&proc::self_stats()));
+        Ok(out)
+    }
+}
+
+/// tracer_probe_hits_total and tracer_probe_duration_seconds.
+struct ProbeFamilies {
+    hits: Family,
+    duration: Family,
+}
+
+impl ProbeFamilies {
+    fn new() -> Self {
+        Self {
+            hits: Family::new(
+                "tracer_probe_hits",
+                "Hits of each probe given with --kprobe, --uprobe or --tracepoint (probe is \
+                 kprobe:FUNCTION, uprobe:FILE:FUNCTION or tracepoint:CATEGORY:NAME).",
+                Kind::Counter,
+            ),
+            duration: Family::new(
+                "tracer_probe_duration_seconds",
+                "Time from a probed function's entry to its return (--latency).",
+                Kind::Histogram,
+            ),
+        }
+    }
+
+    fn funcs(&mut self, kind: &str, b: &FuncBlock, lost: &mut Family) {
+        for f in &b.funcs {
+            let probe = match &f.location {
+                Some((file, _)) => {
+                    let base = Path::new(file)
+                        .file_name()
+                        .map(|n| format!("{}:", n.to_string_lossy()))
+                        .unwrap_or_default();
+                    let name = f.name.strip_prefix(&base).unwrap_or(&f.name);
+                    format!("{kind}:{file}:{name}")
+                }
+                None => format!("{kind}:{}", f.name),
+            };
+            self.hits
+                .push(vec![("probe", probe.clone())], Value::Int(f.calls));
+            if !f.hist.is_empty() {
+                self.duration
+                    .push(vec![("probe", probe)], log2_histogram(&f.hist, f.total_ns));
+            }
+        }
+        for (reason, n) in &b.drops {
+            lost.push(
+                vec![("reason", format!("{kind}_{}", snake(reason)))],
+                Value::Int(*n),
+            );
+        }
+    }
+}
+
+/// tracer_syscalls_total, tracer_syscall_errors_total and
+/// tracer_syscall_duration_seconds from the counts; `cgroups` names the
+/// cgroup ids of --by cgroup.
+pub fn syscall_families(
+    counts: &Counts,
+    series: &Series,
+    by: Option<LabelKind>,
+    cgroups: Option<&BTreeMap<u64, String>>,
+) -> Vec<Family> {
+    let mut calls = Family::new(
+        "tracer_syscalls",
+        "Syscalls entered, by syscall (and by the --by label).",
+        Kind::Counter,
+    );
+    match by {
+        None => {
+            for (&nr, s) in &counts.by_syscall {
+                if s.calls > 0 {
+                    calls.push(
+                        vec![("syscall", names::syscall_name(nr))],
+                        Value::Int(s.calls),
+                    );
+                }
+            }
+        }
+        Some(kind) => {
+            let key = match kind {
+                LabelKind::Comm => "comm",
+                LabelKind::Pid => "pid",
+                LabelKind::Cgroup => "cgroup",
+            };
+            for ((label, nr), n) in &series.labelled {
+                let value = match label {
+                    Label::Comm(c) => c.clone(),
+                    Label::Pid(p) => p.to_string(),
+                    Label::Cgroup(id) => cgroups
+                        .and_then(|c| c.get(id).cloned())
+                        .unwrap_or_else(|| format!("id:{id}")),
+                };
+                calls.push(
+                    vec![("syscall", names::syscall_name(*nr)), (key, value)],
+                    Value::Int(*n),
+                );
+            }
+            for (nr, n) in &series.overflow {
+                calls.push(
+                    vec![
+                        ("syscall", names::syscall_name(*nr)),
+                        (key, OVERFLOW_LABEL.into()),
+                    ],
+                    Value::Int(*n),
+                );
+            }
+        }
+    }
+    let mut errors = Family::new(
+        "tracer_syscall_errors",
+        "Syscalls that failed, by syscall and errno.",
+        Kind::Counter,
+    );
+    let mut by_errno: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    for (&(_, nr, errno), &n) in &counts.errnos {
+        *by_errno.entry((nr, errno)).or_default() += n;
+    }
+    for ((nr, errno), n) in by_errno {
+        errors.push(
+            vec![
+                ("syscall", names::syscall_name(nr)),
+                ("errno", names::errno_name(errno)),
+            ],
+            Value::Int(n),
+        );
+    }
+    let mut duration = Family::new(
+        "tracer_syscall_duration_seconds",
+        "Time from a syscall's entry to its return.",
+        Kind::Histogram,
+    );
+    for (&nr, slots) in &series.hist {
+        let sum = counts.by_syscall.get(&nr).map_or(0, |s| s.total_ns);
+        duration.push(
+            vec![("syscall", names::syscall_name(nr))],
+            log2_histogram(&slots[..HIST_SLOTS], sum),
+        );
+    }
+    vec![calls, errors, duration]
+}
+
+/// The process_* families every Prometheus client library exports.
+fn process_families(st: &proc::SelfStats) -> Vec<Family> {
+    let one = |name, help, kind, v: Value| {
+        let mut f = Family::new(name, help, kind);
+        f.push(Vec::new(), v);
+        f
+    };
+    vec![
+        one(
+            "process_cpu_seconds",
+            "User and system CPU time tracer has spent, in seconds.",
+            Kind::Counter,
+            Value::Float(st.cpu_seconds),
+        ),
+        one(
+            "process_resident_memory_bytes",
+            "tracer's resident memory size in bytes.",
+            Kind::Gauge,
+            Value::Int(st.resident_bytes),
+        ),
+        one(
+            "process_virtual_memory_bytes",
+            "tracer's virtual memory size in bytes.",
+            Kind::Gauge,
+            Value::Int(st.virtual_bytes),
+        ),
+        one(
+            "process_start_time_seconds",
+            "When tracer started, in seconds since the Unix epoch.",
+            Kind::Gauge,
+            Value::Float(st.start_time_seconds),
+        ),
+        one(
+            "process_open_fds",
+            "File descriptors tracer has open.",
+            Kind::Gauge,
+            Value::Int(st.open_fds),
+        ),
+        one(
+            "process_max_fds",
+            "tracer's limit of open file descriptors.",
+            Kind::Gauge,
+            Value::Int(st.max_fds),
+        ),
+    ]
+}
+
+/// The running kernel's release (`uname -r`).
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,76 @@
+//! cgroup v2: where it is mounted, and the directory of a cgroup id (the
+//! directory's inode number, which `bpf_get_current_cgroup_id` returns).
+use std::{
+    collections::BTreeMap,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+/// The cgroup v2 mount point from a mountinfo text (field 5 is the mount
+/// point; the filesystem type follows the ` - ` separator).
+fn cgroup2_mount_in(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))
+            .flatten()
+    })
+}
+
+/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// in the hybrid layout), if it is.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    cgroup2_mount_in(&std::fs::read_to_string("/proc/self/mountinfo").ok()?)
+}
+
+/// cgroup id -> path below the root (`/` for the root itself), for every
+/// cgroup directory under `root`.
+pub fn paths_by_id(root: &Path) -> BTreeMap<u64, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        let rel = dir.strip_prefix(root).unwrap_or(&dir);
+        out.insert(meta.ino(), format!("/{}", rel.display()));
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_v2_mount() {
+        let hybrid = "25 31 0:22 / /sys/fs/cgroup ro,nosuid shared:9 - tmpfs tmpfs ro,mode=755\n\
+                      26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw\n\
+                      27 25 0:24 / /sys/fs/cgroup/cpu rw shared:11 - cgroup cgroup rw,cpu\n";
+        assert_eq!(
+            cgroup2_mount_in(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            cgroup2_mount_in("1 2 0:1 / / rw - ext4 /dev/sda rw\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn names_this_machines_cgroups() {
+        // Probed: only where cgroup v2 is mounted.
+        if let Some(root) = cgroup2_mount() {
+            let paths = paths_by_id(&root);
+            let ino = std::fs::metadata(&root).unwrap().ino();
+            assert_eq!(paths.get(&ino).map(String::as_str), Some("/"));
+        }
+    }
+}
