@@ -23,6 +23,7 @@ const APT_PACKAGES: &[&str] = &[
     "bpftrace",
     "bpftool",
     "linux-perf",
+    "prometheus",
     "qemu-system-x86",
     "busybox-static",
     "cpio",

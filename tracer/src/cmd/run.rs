@@ -262,6 +262,8 @@ pub trait Serving {
     fn selection(&self) -> &Selection;
     fn attach(&self) -> Result<(Self::Live, Vec<Object>)>;
     fn what(&self, live: &Self::Live) -> String;
+    /// Where it serves (printed after the banner).
+    fn url(&self, live: &Self::Live) -> String;
     /// Start serving; the server runs until the task is aborted.
     fn start(&self, live: Self::Live) -> Result<tokio::task::JoinHandle<()>>;
 }
@@ -271,9 +273,10 @@ pub async fn serve<S: Serving>(cmd: S, opts: Options) -> Result<i32> {
     let prepared = prepare(cmd.selection())?;
     let (live, mut objs) = cmd.attach()?;
     let mut run = Run::start(&mut objs, cmd.selection(), prepared.as_ref(), &opts)?;
-    let what = cmd.what(&live);
+    let (what, url) = (cmd.what(&live), cmd.url(&live));
     let server = cmd.start(live)?;
     run.announce(&what, cmd.selection(), false);
+    eprintln!("{}", report::serving(&url));
     let end = run
         .wait(
             &opts,

@@ -310,11 +310,12 @@ impl Serving for Plan {
         if let (Some(p), Some(t)) = (&self.tracepoints, &live.scraper.tracepoints) {
             parts.push(p.what(t));
         }
+        parts.join(", ")
+    }
+
+    fn url(&self, live: &Live) -> String {
         let addr = live.listener.local_addr().unwrap_or(self.listen);
-        format!(
-            "{}, serving metrics on http://{addr}/metrics",
-            parts.join(", ")
-        )
+        format!("http://{addr}/metrics")
     }
 
     fn start(&self, live: Live) -> Result<tokio::task::JoinHandle<()>> {

@@ -119,6 +119,9 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
     })
 }
 
+/// Rows of the refused-series set at least (about 100 bytes each).
+const REFUSED_ROWS: u32 = 16384;
+
 /// Bytes of the exit-notice ring (16 per exited process): 16384 exits between
 /// two drains 100 ms apart, far more than a machine forks.
 const EXIT_RING_BYTES: u32 = 256 * 1024;
@@ -292,7 +295,12 @@ impl Counting for Plan {
                     sized(self.flags & flags::HIST != 0, MAX_SYSCALLS),
                 ),
                 ("LABEL_STATS", sized(labelled, self.max_series.max(1))),
-                ("LABEL_REFUSED", sized(labelled, self.max_series.max(1))),
+                // Refused rows are remembered to count each once; past this
+                // many, they are counted per call as "not remembered".
+                (
+                    "LABEL_REFUSED",
+                    sized(labelled, self.max_series.clamp(REFUSED_ROWS, 1 << 20)),
+                ),
                 ("LABEL_OVERFLOW", sized(labelled, MAX_SYSCALLS)),
             ],
         )?;

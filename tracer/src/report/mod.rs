@@ -111,6 +111,11 @@ pub fn banner(what: &str, whose: &str) -> String {
     format!("Tracing {what}{whose}... Hit Ctrl-C to end.")
 }
 
+/// The line after the banner of `tracer serve`: where the metrics are.
+pub fn serving(url: &str) -> String {
+    format!("Serving metrics at {url} (Prometheus text; OpenMetrics when asked)")
+}
+
 /// A warning line about lost updates, if any were lost.
 pub fn drops_line(drops: &[(&'static str, u64)]) -> Option<String> {
     let parts: Vec<String> = drops.iter().map(|(k, v)| format!("{k}: {v}")).collect();
