@@ -289,6 +289,34 @@ fn mallocs(n: u64) {
     }
 }
 
+/// `procs` processes, each under its own comm (`spread0`, `spread1`, ...),
+/// each making the syscalls numbered 600 to 600 + `n` - 1 once: numbers no
+/// kernel has (they fail with ENOSYS and do nothing), which the syscall hooks
+/// still see. Gives a tracer labelled by comm `procs` x `n` series.
+fn spread(procs: u64, n: u64) {
+    let mut children = Vec::new();
+    for p in 0..procs {
+        match unsafe { libc::fork() } {
+            0 => {
+                let name = std::ffi::CString::new(format!("spread{p}")).unwrap();
+                unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+                for nr in 600..600 + n as libc::c_long {
+                    let r = unsafe { libc::syscall(nr) };
+                    assert_eq!(r, -1);
+                }
+                unsafe { libc::_exit(0) };
+            }
+            pid if pid > 0 => children.push(pid),
+            _ => panic!("fork failed"),
+        }
+    }
+    for pid in children {
+        let mut st = 0;
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        assert_eq!(st, 0, "child {pid}");
+    }
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let wait = args.iter().any(|a| a == "--wait");
@@ -338,11 +366,12 @@ fn main() {
         // `loop_ns` on stdout, like `geteuid`.
         "work-loop" => println!("loop_ns {}", work_loop(arg(&args, 1, 1000))),
         "malloc" => mallocs(arg(&args, 1, 1000)),
+        "spread" => spread(arg(&args, 1, 100), arg(&args, 2, 400)),
         "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(&args, 1, 1000))),
         _ => {
             eprintln!(
                 "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
-                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | sleep MS"
+                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS"
             );
             std::process::exit(2);
         }

@@ -449,6 +449,8 @@ fn scenarios(size: Size) -> Vec<Scenario> {
         mk(OURS, "system-wide counting, the default (sys_enter only, per-CPU array)", bg("Tracing"), &["{tracer}", "syscalls"], size.iters).peer(BPFTRACE),
         mk(OURS_L, "system-wide with time per syscall (both hooks, task-local entry time)", bg("Tracing"), &["{tracer}", "syscalls", "-L"], size.iters).timing().peer(BPFTRACE_LAT),
         mk(OURS_L_HASH, "the same on the old-kernel path: entry time in a hash map keyed by tid (TRACER_FALLBACK=task-storage)", bg("Tracing"), &["{tracer}", "syscalls", "-L"], size.iters).env(HASH_ENTRY).timing().peer(BPFTRACE_LAT),
+        mk(SERVE, "Prometheus metrics: the hooks of tracer syscalls -L with errnos and a duration histogram per syscall (not scraped while measured)", bg("Tracing"), &["{tracer}", "serve", "--listen", "127.0.0.1:0"], size.iters).timing().peer(OURS_L),
+        mk(SERVE_BY, "the same with a comm label (a per-CPU hash keyed by comm and syscall)", bg("Tracing"), &["{tracer}", "serve", "--listen", "127.0.0.1:0", "--by", "comm"], size.iters).timing().peer(OURS_L),
         mk("tracer syscalls -P", "system-wide per process (per-CPU hash keyed by pid and syscall)", bg("Tracing"), &["{tracer}", "syscalls", "-P"], size.iters),
         mk(OURS_CMD, "strace -c's job: the launched command only, with times and errors, forks followed", Kind::Launcher, &["{tracer}", "syscalls", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.iters).timing().peer(BPFTRACE_LAT_CMD),
         mk(OURS_CMD_HASH, "the same on the old-kernel path: entry time in a hash map keyed by tid (TRACER_FALLBACK=task-storage)", Kind::Launcher, &["{tracer}", "syscalls", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.iters).env(HASH_ENTRY).timing().peer(BPFTRACE_LAT_CMD),
@@ -484,6 +486,8 @@ const STRACE: &str = "strace -c -f";
 const TRACE: &str = "tracer trace -- CMD";
 const TRACE_JSON: &str = "tracer trace --json -- CMD";
 const STRACE_LINES: &str = "strace -f -e trace=geteuid";
+const SERVE: &str = "tracer serve";
+const SERVE_BY: &str = "tracer serve --by comm";
 const UPROBE: &str = "tracer uprobe FIXTURE:FUNC -- CMD";
 const UPROBE_NO_COOKIES: &str = "tracer uprobe FIXTURE:FUNC -- CMD (no cookies)";
 
@@ -537,8 +541,114 @@ fn machine() -> String {
 
 /// Run the benchmark; returns the markdown report. Budgets are checked and
 /// printed (PASS/OVER), never asserted: quick runs only prove the bench works.
+/// What scrapes of `tracer serve --by comm` holding many series cost.
+struct Scrapes {
+    procs: u64,
+    syscalls: u64,
+    /// Series of tracer_syscalls_total with the fixture's comms.
+    series: usize,
+    /// Bytes of one answer.
+    bytes: usize,
+    /// Each scrape's wall time, from connect to the last byte.
+    ms: Vec<f64>,
+    /// tracer's resident memory after the scrapes, and its peak.
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+const SCRAPE_PROCS: u64 = 100;
+const SCRAPE_SYSCALLS: u64 = 400;
+const SCRAPES: usize = 50;
+
+fn kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// GET /metrics from `addr`: the body.
+fn scrape(addr: &str) -> Result<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => bail!("bad answer from tracer serve: {}", text.lines().next().unwrap_or("")),
+    }
+}
+
+/// `tracer serve --by comm` while the fixture's `spread` mode gives it
+/// `procs` x `syscalls` series: each scrape's latency, and tracer's memory.
+fn measure_scrapes(b: &Bins) -> Result<Scrapes> {
+    let mut child = Command::new(&b.tracer)
+        .args(["serve", "--listen", "127.0.0.1:0", "--by", "comm", "--max-series", "100000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting tracer serve")?;
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while err.read_line(&mut line)? > 0 {
+        if let Some(rest) = line.strip_prefix("Serving metrics at http://") {
+            addr = rest.split('/').next().map(str::to_string);
+            break;
+        }
+        line.clear();
+    }
+    let result = (|| {
+        let addr = addr.context("tracer serve printed no address")?;
+        std::thread::spawn(move || for _ in err.lines() {});
+        let out = Command::new(&b.fixture)
+            .args(["spread", &SCRAPE_PROCS.to_string(), &SCRAPE_SYSCALLS.to_string()])
+            .status()?;
+        if !out.success() {
+            bail!("fixture spread failed: {out}");
+        }
+        let body = scrape(&addr)?;
+        let series = body
+            .lines()
+            .filter(|l| l.starts_with("tracer_syscalls_total{") && l.contains("comm=\"spread"))
+            .count();
+        let mut ms = Vec::new();
+        for _ in 0..SCRAPES {
+            let t0 = Instant::now();
+            scrape(&addr)?;
+            ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(Scrapes {
+            procs: SCRAPE_PROCS,
+            syscalls: SCRAPE_SYSCALLS,
+            series,
+            bytes: body.len(),
+            ms,
+            rss_kib: kib(child.id(), "VmRSS:"),
+            hwm_kib: kib(child.id(), "VmHWM:"),
+        })
+    })();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+    result
+}
+
 pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
     let bins = build(env)?;
+    step(&format!(
+        "tracer serve --by comm: {SCRAPES} scrapes of {SCRAPE_PROCS} comms x {SCRAPE_SYSCALLS} syscalls"
+    ));
+    let scrapes = measure_scrapes(&bins)?;
+    eprintln!(
+        "    {} series, median {:.1} ms per scrape, RSS {} KiB",
+        scrapes.series,
+        median(&scrapes.ms),
+        scrapes.rss_kib
+    );
     let mut sc = scenarios(size);
     for round in 0..size.rounds {
         step(&format!("round {}/{}", round + 1, size.rounds));
@@ -559,7 +669,7 @@ pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
             }
         }
     }
-    let report = render(&sc, size);
+    let report = render(&sc, size, &scrapes);
     println!("{report}");
     if let Some(p) = write_to {
         std::fs::write(p, &report).with_context(|| format!("writing {}", p.display()))?;
@@ -584,7 +694,7 @@ fn ratio_per_round(a: &[f64], b: &[f64]) -> f64 {
     median(&a.iter().zip(b).map(|(x, y)| x / y).collect::<Vec<_>>())
 }
 
-fn render(sc: &[Scenario], size: Size) -> String {
+fn render(sc: &[Scenario], size: Size, scrapes: &Scrapes) -> String {
     let add = |name: &str| added(by(sc, name), sc);
     let floor = add(FLOOR);
     let floor2 = add(FLOOR2);
@@ -598,7 +708,8 @@ fn render(sc: &[Scenario], size: Size) -> String {
          same round; ratios are taken round by round, then the median. The clock floor is the least a tool that times \
          syscalls pays: both hooks, each program reading the clock once. \"Added vs peer\" compares a tracer row with the \
          bpftrace program doing the same job: `tracer syscalls` with the count one-liner, the `-L` rows with the latency \
-         one-liner (`{}`), the `-- CMD` rows with the latency one-liner under `-c` with `pid == cpid` on enter. The \
+         one-liner (`{}`), the `-- CMD` rows with the latency one-liner under `-c` with `pid == cpid` on enter; the \
+         `tracer serve` rows compare with `tracer syscalls -L` instead, whose hooks they share. The \
          hash-map rows run with `TRACER_FALLBACK=task-storage`, the path kernels without task-local storage take.\n\n",
         machine(), size.iters, size.strace_iters, size.rounds, BPFTRACE_LAT_SYSWIDE
     ));
@@ -730,6 +841,28 @@ fn render(sc: &[Scenario], size: Size) -> String {
             median(&s.events_per_s)
         ));
     }
+    out.push_str("\n## `tracer serve`: scrapes\n\n");
+    out.push_str(&format!(
+        "`tracer serve --by comm --max-series 100000` after the fixture's `spread` mode ran {} processes, each \
+         under its own comm, each making {} different syscall numbers (ones no kernel has, which fail with ENOSYS \
+         and still pass the hooks): {} labelled series. {} scrapes one after the other over loopback (connect, \
+         GET /metrics, read to the end; Prometheus text format), timed from connect to the last byte.\n\n",
+        scrapes.procs, scrapes.syscalls, scrapes.series, scrapes.ms.len()
+    ));
+    let mut sorted = scrapes.ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
+    out.push_str("| series | answer | scrape median | scrape p90 | scrape max | RSS after | peak RSS |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str(&format!(
+        "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MB | {:.1} MB |\n",
+        scrapes.series,
+        scrapes.bytes as f64 / 1e6,
+        median(&scrapes.ms),
+        p90,
+        sorted.last().copied().unwrap_or(f64::NAN),
+        scrapes.rss_kib as f64 / 1024.0,
+        scrapes.hwm_kib as f64 / 1024.0,
+    ));
     out.push_str("\n## Kernel functions (from the last `cargo xtask vm-test`)\n\n");
     out.push_str(
         "The host kernel has neither kprobes nor fentry, so these come from Debian's kernels booted \
@@ -776,6 +909,12 @@ fn render(sc: &[Scenario], size: Size) -> String {
             true,
         ));
     }
+    checks.push((
+        format!("`{SERVE}` added cost <= 1.2 x `{OURS_L}`'s (the same hooks, plus a histogram slot)"),
+        ratio_per_round(&add(SERVE), &add(OURS_L)),
+        1.2,
+        true,
+    ));
     for name in [OURS_L, OURS_CMD, OURS_L_HASH, OURS_CMD_HASH] {
         let peer = by(sc, name).peer.expect("timing rows have a peer");
         checks.push((
@@ -814,6 +953,18 @@ fn render(sc: &[Scenario], size: Size) -> String {
             "`tracer syscalls` peak RSS <= 20 MB".into(),
             median(&t.rss_kib.iter().map(|&k| k as f64).collect::<Vec<_>>()) / 1024.0,
             20.0,
+            true,
+        ),
+        (
+            format!("`tracer serve` scrape of {} series, median <= 10 ms", scrapes.series),
+            median(&scrapes.ms),
+            10.0,
+            true,
+        ),
+        (
+            "`tracer serve` peak RSS while holding and scraping them <= 30 MB".into(),
+            scrapes.hwm_kib as f64 / 1024.0,
+            30.0,
             true,
         ),
     ]);
