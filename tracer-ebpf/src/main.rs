@@ -10,6 +10,10 @@
 #![no_main]
 // `${concat(...)}` names the slot copies of programs (slots.rs).
 #![feature(macro_metavar_expr_concat)]
+// `atomic_xadd` for the counters several CPUs share (syscalls.rs): bpfel's
+// core has no 64-bit atomic types.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 // First: the macro is used by the hook modules below.
 #[macro_use]

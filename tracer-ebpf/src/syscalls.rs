@@ -1,10 +1,13 @@
 //! Raw tracepoints on `sys_enter` / `sys_exit`: per-syscall counters.
+use core::intrinsics::{atomic_xadd, AtomicOrdering};
+
 use aya_ebpf::{
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
     },
     macros::{btf_map, map, raw_tracepoint},
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, Queue},
     programs::RawTracePointContext,
 };
 use tracer_common::{
@@ -35,11 +38,24 @@ pub static ERRNO_STATS: PerCpuHashMap<ErrnoKey, u64> = PerCpuHashMap::with_max_e
 /// Per syscall number, its duration histogram, with `flags::HIST`.
 #[map]
 pub static SYSCALL_HIST: PerCpuArray<SyscallHist> = PerCpuArray::with_max_entries(1, 0);
-/// Calls per (label, syscall), with one of `flags::BY_ANY`; as many rows as
-/// the series cap (`tracer serve --max-series`).
+/// The labelled call counters (`flags::BY_ANY`, `tracer serve --by`): one
+/// row per (label, syscall), as many rows as the series cap. The rows live
+/// in two arrays user space maps into its memory (`BPF_F_MMAPABLE`), so a
+/// scrape reads tens of thousands of them without a system call: the key of
+/// row i in `LABEL_KEYS`, its calls in `LABEL_COUNTS` (added atomically: a
+/// row is shared by the CPUs). `LABEL_INDEX` finds a key's row.
 #[map]
-pub static LABEL_STATS: PerCpuHashMap<LabelKey, u64> = PerCpuHashMap::with_max_entries(1, 0);
-/// Per syscall number, the calls of rows `LABEL_STATS` had no room for.
+pub static LABEL_INDEX: HashMap<LabelKey, u32> = HashMap::with_max_entries(1, 0);
+#[map]
+pub static LABEL_KEYS: Array<LabelKey> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+#[map]
+pub static LABEL_COUNTS: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+/// The rows not in use: user space fills it with every row at start (so
+/// the cap is exact, and needs no shared counter: atomic fetch-and-add
+/// needs Linux 5.12), and returns the rows of exited processes (--by pid).
+#[map]
+pub static LABEL_FREE: Queue<u32> = Queue::with_max_entries(1, 0);
+/// Per syscall number, the calls of rows there was no room for.
 #[map]
 pub static LABEL_OVERFLOW: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// The rows refused, each counted once in `drops::SERIES_REFUSED`.
@@ -162,9 +178,24 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     Some(())
 }
 
-/// Count the call in its (label, syscall) row; when the table is full (the
-/// series cap), in the syscall's overflow row, and the refused row once in
-/// `drops::SERIES_REFUSED`.
+/// Add one call to row `row` of `LABEL_COUNTS`.
+#[inline(always)]
+fn add_to_row(row: u32) -> bool {
+    match LABEL_COUNTS.get_ptr_mut(row) {
+        Some(p) => {
+            // SAFETY: the pointer is to a u64 of the map's value area. The
+            // result is unused, so this is the classic `lock xadd`, which
+            // every kernel's verifier takes (fetch-and-add needs 5.12).
+            unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) };
+            true
+        }
+        None => false,
+    }
+}
+
+/// Count the call in its (label, syscall) row; when there is no room (the
+/// series cap), in the syscall's overflow counter, and the refused row once
+/// in `drops::SERIES_REFUSED`.
 #[inline(always)]
 fn count_label(flags: u32, syscall: u32) {
     let mut key = LabelKey {
@@ -181,13 +212,25 @@ fn count_label(flags: u32, syscall: u32) {
         let id = unsafe { bpf_get_current_cgroup_id() }.to_ne_bytes();
         key.label[..8].copy_from_slice(&id);
     }
-    if let Some(n) = LABEL_STATS.get_ptr_mut(&key) {
-        unsafe { *n += 1 };
+    if let Some(&row) = unsafe { LABEL_INDEX.get(&key) } {
+        add_to_row(row);
         return;
     }
-    // A row another CPU made meanwhile has 0 for this CPU: setting 1 is right.
-    if LABEL_STATS.insert(&key, &1, 0).is_ok() {
-        return;
+    if let Ok(Some(row)) = LABEL_FREE.pop() {
+        if let Some(k) = LABEL_KEYS.get_ptr_mut(row) {
+            unsafe { *k = key };
+            if LABEL_INDEX.insert(&key, &row, BPF_NOEXIST as u64).is_ok() {
+                add_to_row(row);
+                return;
+            }
+            // Another CPU made the key's row meanwhile: the row goes back,
+            // and the call is counted in that one.
+            let _ = LABEL_FREE.push(row, 0);
+            if let Some(&row) = unsafe { LABEL_INDEX.get(&key) } {
+                add_to_row(row);
+                return;
+            }
+        }
     }
     if let Some(n) = LABEL_OVERFLOW.get_ptr_mut(syscall) {
         unsafe { *n += 1 };

@@ -459,34 +459,44 @@ fn series_cap_folds_into_other() {
     );
 }
 
-/// --by pid: the fixture's series carry its pid, and end after it exits.
+/// --by pid: the fixture's series carry its pid and end after it exits,
+/// and their rows are taken back: with a cap of 12 rows, six fixtures one
+/// after the other (five or so rows each) all get series of their own.
 #[test]
 fn pid_series_end_with_their_process() {
     let _l = shared_lock();
     let c = comm("d");
-    let serve = Serve::start(&["--comm", &c, "--by", "pid"]);
-    let mut w = Waiting::start(&["--comm", &c, "syscalls", "23", "0"]);
-    let pid = w.pid().to_string();
-    w.go();
-    w.wait();
+    let serve = Serve::start(&["--comm", &c, "--by", "pid", "--max-series", "12"]);
+    for round in 0..6 {
+        let mut w = Waiting::start(&["--comm", &c, "syscalls", "23", "0"]);
+        let pid = w.pid().to_string();
+        w.go();
+        w.wait();
+        let body = serve.scrape();
+        assert_eq!(
+            sample(
+                &body,
+                "tracer_syscalls_total",
+                &[("syscall", "getppid"), ("pid", &pid)]
+            ),
+            Some(23.0),
+            "round {round}: {body}"
+        );
+        // Gone at this scrape, out of the table after the next.
+        poll(
+            Duration::from_secs(10),
+            "the exited pid's series to end",
+            || {
+                let body = serve.scrape();
+                (!body.contains(&format!("pid=\"{pid}\""))).then_some(())
+            },
+        );
+    }
     let body = serve.scrape();
     assert_eq!(
-        sample(
-            &body,
-            "tracer_syscalls_total",
-            &[("syscall", "getppid"), ("pid", &pid)]
-        ),
-        Some(23.0),
+        sample(&body, "tracer_dropped_series_total", &[]),
+        Some(0.0),
         "{body}"
-    );
-    // Gone at this scrape, out of the table after the next.
-    poll(
-        Duration::from_secs(10),
-        "the exited pid's series to end",
-        || {
-            let body = serve.scrape();
-            (!body.contains(&format!("pid=\"{pid}\""))).then_some(())
-        },
     );
 }
 

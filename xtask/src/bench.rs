@@ -578,7 +578,10 @@ fn scrape(addr: &str) -> Result<String> {
     s.read_to_string(&mut text)?;
     match text.split_once("\r\n\r\n") {
         Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
-        _ => bail!("bad answer from tracer serve: {}", text.lines().next().unwrap_or("")),
+        _ => bail!(
+            "bad answer from tracer serve: {}",
+            text.lines().next().unwrap_or("")
+        ),
     }
 }
 
@@ -586,7 +589,15 @@ fn scrape(addr: &str) -> Result<String> {
 /// `procs` x `syscalls` series: each scrape's latency, and tracer's memory.
 fn measure_scrapes(b: &Bins) -> Result<Scrapes> {
     let mut child = Command::new(&b.tracer)
-        .args(["serve", "--listen", "127.0.0.1:0", "--by", "comm", "--max-series", "100000"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--by",
+            "comm",
+            "--max-series",
+            "100000",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -606,7 +617,11 @@ fn measure_scrapes(b: &Bins) -> Result<Scrapes> {
         let addr = addr.context("tracer serve printed no address")?;
         std::thread::spawn(move || for _ in err.lines() {});
         let out = Command::new(&b.fixture)
-            .args(["spread", &SCRAPE_PROCS.to_string(), &SCRAPE_SYSCALLS.to_string()])
+            .args([
+                "spread",
+                &SCRAPE_PROCS.to_string(),
+                &SCRAPE_SYSCALLS.to_string(),
+            ])
             .status()?;
         if !out.success() {
             bail!("fixture spread failed: {out}");
@@ -910,7 +925,9 @@ fn render(sc: &[Scenario], size: Size, scrapes: &Scrapes) -> String {
         ));
     }
     checks.push((
-        format!("`{SERVE}` added cost <= 1.2 x `{OURS_L}`'s (the same hooks, plus a histogram slot)"),
+        format!(
+            "`{SERVE}` added cost <= 1.2 x `{OURS_L}`'s (the same hooks, plus a histogram slot)"
+        ),
         ratio_per_round(&add(SERVE), &add(OURS_L)),
         1.2,
         true,
@@ -956,7 +973,10 @@ fn render(sc: &[Scenario], size: Size, scrapes: &Scrapes) -> String {
             true,
         ),
         (
-            format!("`tracer serve` scrape of {} series, median <= 10 ms", scrapes.series),
+            format!(
+                "`tracer serve` scrape of {} series, median <= 10 ms",
+                scrapes.series
+            ),
             median(&scrapes.ms),
             10.0,
             true,

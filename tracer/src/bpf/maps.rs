@@ -123,3 +123,74 @@ pub fn delete_all<K: Pod>(map: &MapData, keys: &[K]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// An array map created with `BPF_F_MMAPABLE`, mapped into this process:
+/// its elements read and written without a system call. The kernel's
+/// programs update them meanwhile; reads and writes are single aligned
+/// 64-bit accesses, or whole elements for keys written once.
+pub struct Mmap<T> {
+    ptr: *mut T,
+    len: usize,
+    bytes: usize,
+    /// The map stays open as long as it is mapped here.
+    _map: MapData,
+}
+
+// SAFETY: the mapping is shared memory owned by this value; the accesses
+// below are volatile or atomic.
+unsafe impl<T: Send> Send for Mmap<T> {}
+
+impl<T: Pod> Mmap<T> {
+    /// Map the `len` elements of array `map` (`len` must be its max_entries).
+    pub fn new(map: MapData, len: usize) -> io::Result<Self> {
+        // The kernel lays the elements out every round_up(size, 8) bytes.
+        assert!(size_of::<T>().is_multiple_of(8) && len > 0);
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let bytes = (size_of::<T>() * len).div_ceil(page) * page;
+        let fd = map.fd().as_fd().as_raw_fd();
+        // SAFETY: a shared mapping of the map's fd, of the size the kernel allows.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+            bytes,
+            _map: map,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Element `i` as it is now.
+    pub fn get(&self, i: usize) -> T {
+        assert!(i < self.len);
+        // SAFETY: in bounds of the mapping; T is plain data.
+        unsafe { std::ptr::read_volatile(self.ptr.add(i)) }
+    }
+
+    pub fn set(&mut self, i: usize, v: T) {
+        assert!(i < self.len);
+        // SAFETY: as in `get`.
+        unsafe { std::ptr::write_volatile(self.ptr.add(i), v) }
+    }
+}
+
+impl<T> Drop for Mmap<T> {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.ptr.cast(), self.bytes) };
+    }
+}

@@ -75,6 +75,19 @@ impl Object {
     }
 
     /// Write `(index, value)` pairs into array map `name`.
+    /// Take array map `name` (made with `BPF_F_MMAPABLE`, `len` elements)
+    /// out of the object, mapped into this process.
+    pub fn take_mmap<V: Pod>(&mut self, name: &str, len: usize) -> Result<maps::Mmap<V>> {
+        let map = self
+            .ebpf
+            .take_map(name)
+            .with_context(|| format!("map {name} missing from the object"))?;
+        let aya::maps::Map::Array(data) = map else {
+            anyhow::bail!("map {name} is not an array");
+        };
+        maps::Mmap::new(data, len).with_context(|| format!("mapping {name} into memory"))
+    }
+
     pub fn fill_array<V: Pod>(
         &mut self,
         name: &str,

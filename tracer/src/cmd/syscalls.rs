@@ -45,6 +45,14 @@ impl Plan {
     pub fn targeted(&self) -> bool {
         self.flags & flags::FILTER_TGID != 0
     }
+    /// Rows of the labelled counters: the series cap, or 1 (unused).
+    pub fn label_rows(&self) -> u32 {
+        if self.flags & flags::BY_ANY != 0 {
+            self.max_series.max(1)
+        } else {
+            1
+        }
+    }
 }
 
 /// The numbers of syscalls given by name (-e), checked against the kernel
@@ -280,6 +288,7 @@ impl Counting for Plan {
         };
         let sized = |on: bool, n: u32| if on { n } else { 1 };
         let labelled = self.flags & flags::BY_ANY != 0;
+        let rows = self.label_rows();
         let mut obj = bpf::load_following(
             globals,
             follow,
@@ -294,7 +303,10 @@ impl Counting for Plan {
                     "SYSCALL_HIST",
                     sized(self.flags & flags::HIST != 0, MAX_SYSCALLS),
                 ),
-                ("LABEL_STATS", sized(labelled, self.max_series.max(1))),
+                ("LABEL_INDEX", rows),
+                ("LABEL_KEYS", rows),
+                ("LABEL_COUNTS", rows),
+                ("LABEL_FREE", rows),
                 // Refused rows are remembered to count each once; past this
                 // many, they are counted per call as "not remembered".
                 (

@@ -70,6 +70,8 @@ pub struct Collector {
     drops: PerCpuArray<MapData, u64>,
     procs: HashMap<MapData, u32, ProcInfo>,
     exits: Option<Exits>,
+    /// Possible CPUs: the number of values of a per-CPU entry.
+    cpus: usize,
 }
 
 /// How often (in calls of `drain_exited`: every 2 s at one call per 100 ms)
@@ -123,6 +125,7 @@ impl Collector {
             drops: obj.take_map("DROPS")?,
             procs: obj.take_map("PROCS")?,
             exits,
+            cpus: crate::bpf::possible_cpus()?,
         })
     }
 
@@ -139,12 +142,13 @@ impl Collector {
                 c.add_process_row(&k, &v);
             }
         } else {
-            for (nr, s) in read_array(&self.stats, "syscall counters")?
-                .into_iter()
-                .enumerate()
-            {
+            // One batch call, not one per syscall number.
+            let (nrs, values) = lookup_all::<u32, SyscallStat>(self.stats.map(), self.cpus)
+                .context("reading the syscall counters")?;
+            for (nr, per_cpu) in nrs.into_iter().zip(values.chunks_exact(self.cpus)) {
+                let s = sum(per_cpu);
                 if s.calls > 0 || s.errors > 0 {
-                    c.by_syscall.insert(nr as u32, s);
+                    c.by_syscall.insert(nr, s);
                 }
             }
         }
