@@ -292,11 +292,13 @@ fn commands_say_which_path_they_take() {
             "uprobe",
             "tracepoint",
             "kprobe",
+            "serve",
             "list"
         ]
     );
     for (name, fast) in [
         ("syscalls", map("task_storage")),
+        ("serve", map("task_storage")),
         ("uprobe", helper("bpf_get_attach_cookie")),
         ("tracepoint", helper("bpf_get_attach_cookie")),
     ] {

@@ -154,6 +154,17 @@ fn paths(features: &[Feature], lacks: u32, forced: u32) -> Vec<info::CommandPath
             Some(why(lacks::FUNC_IP, "bpf_get_func_ip (Linux 5.15)")),
         ),
     });
+    // serve: the syscalls programs (and the probes as their commands attach
+    // them); --by rows in arrays shared with user space (Linux 5.5).
+    let syscalls = out[0].clone();
+    out.push(info::CommandPath {
+        command: "serve",
+        path: format!(
+            "{}; labelled rows in memory-mapped arrays; probes as their commands",
+            syscalls.path
+        ),
+        ..syscalls
+    });
     out.push(path(
         "list",
         true,

@@ -481,13 +481,59 @@ pub fn nothing_left(s: &Section) -> Result<()> {
     Ok(())
 }
 
+/// `serve --comm fxsrv --by comm --tracepoint ...`: the scrape (wget) has the
+/// fixture's `calls` getppid calls in its comm's series, a duration histogram
+/// for them, the tracepoint's series and the build info, in the Prometheus
+/// text format; SIGTERM ended tracer with 0.
+pub fn serve(s: &Section, calls: u64) -> Result<()> {
+    ensure!(
+        s.rc == Some(0),
+        "tracer serve exit {:?} (wanted 0 after SIGTERM): {}",
+        s.rc,
+        excerpt(&s.stderr)
+    );
+    let has = |line: &str| s.stdout.iter().any(|l| l == line);
+    let want = format!("tracer_syscalls_total{{syscall=\"getppid\",comm=\"fxsrv\"}} {calls}");
+    ensure!(
+        has(&want),
+        "no `{want}` in the scrape: {}",
+        excerpt(&s.stdout)
+    );
+    let hist = format!(
+        "tracer_syscall_duration_seconds_bucket{{le=\"+Inf\",syscall=\"getppid\"}} {calls}"
+    );
+    ensure!(
+        has(&hist),
+        "no `{hist}` in the scrape: {}",
+        excerpt(&s.stdout)
+    );
+    for family in [
+        "# TYPE tracer_syscalls_total counter",
+        "# TYPE tracer_probe_hits_total counter",
+        "# TYPE tracer_build_info gauge",
+    ] {
+        ensure!(
+            has(family),
+            "no `{family}` in the scrape: {}",
+            excerpt(&s.stdout)
+        );
+    }
+    ensure!(
+        s.stdout.iter().any(|l| l
+            .starts_with("tracer_probe_hits_total{probe=\"tracepoint:sched:sched_process_exec\"}")),
+        "no tracepoint series in the scrape: {}",
+        excerpt(&s.stdout)
+    );
+    Ok(())
+}
+
 /// Features tracer has a fallback for: a kernel may lack them (5.10 does)
 /// and every command still works, so their absence is a note, not a failure.
 pub const OPTIONAL_FEATURES: [&str; 3] = ["task storage", "BPF cookies", "bpf_get_func_ip"];
 
 /// Which commands fall back when each optional feature is missing.
 const FALLS_BACK: [(&str, &[&str]); 3] = [
-    ("task storage", &["syscalls"]),
+    ("task storage", &["syscalls", "serve"]),
     ("BPF cookies", &["uprobe", "tracepoint"]),
     ("bpf_get_func_ip", &["kprobe"]),
 ];
@@ -688,6 +734,26 @@ mod tests {
         assert!(e.to_string().contains("child 1"), "{e}");
         // The report on the command's stdout is a failure.
         assert!(exec(&section(&err, &[], 7), &readme).is_err());
+    }
+
+    #[test]
+    fn serve_wants_the_calls_and_exit_0() {
+        let scrape: Vec<String> = [
+            "# TYPE tracer_syscalls_total counter",
+            "tracer_syscalls_total{syscall=\"getppid\",comm=\"fxsrv\"} 100",
+            "tracer_syscall_duration_seconds_bucket{le=\"+Inf\",syscall=\"getppid\"} 100",
+            "# TYPE tracer_probe_hits_total counter",
+            "tracer_probe_hits_total{probe=\"tracepoint:sched:sched_process_exec\"} 1",
+            "# TYPE tracer_build_info gauge",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert!(serve(&section(&scrape, &[], 0), 100).is_ok());
+        let e = serve(&section(&scrape, &[], 0), 99)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("comm=\"fxsrv\"} 99"), "{e}");
+        assert!(serve(&section(&scrape, &[], 143), 100).is_err());
     }
 
     #[test]

@@ -79,13 +79,14 @@ const BACKENDS: [&str; 2] = ["kprobe", "fentry"];
 /// The runs tests.sh kills with SIGKILL once attached (its `killed` calls):
 /// every way tracer attaches, the perf-event ioctl of kernels without
 /// perf-event links among them.
-const KILLED: [&str; 6] = [
+const KILLED: [&str; 7] = [
     "syscalls",
     "trace",
     "uprobe",
     "tracepoint",
     "kprobe",
     "fentry",
+    "serve",
 ];
 
 fn cache_dir() -> PathBuf {
@@ -825,6 +826,8 @@ fn judge(label: &str, lines: &[String], finished: Result<()>) -> KernelResult {
     checks.push(("tracepoint -P -- CMD".into(), c));
     let c = get("tracepoint", "hist").and_then(|s| commands::tracepoint_hist(&s, &readme));
     checks.push(("tracepoint --hist".into(), c));
+    let c = get("serve", "comm").and_then(|s| commands::serve(&s, LINES));
+    checks.push(("serve --by comm (HTTP, SIGTERM)".into(), c));
     let c = get("list", "kprobes").and_then(|s| commands::list_kprobes(&s));
     checks.push(("list kprobes".into(), c));
     let c = get("list", "tracepoints").and_then(|s| commands::list_tracepoints(&s));
@@ -1228,9 +1231,9 @@ mod tests {
                     .into()
             )
         );
-        // Whether the VM finished, 17 of tracer kprobe, 16 of the other
-        // commands, 6 of nothing left after SIGKILL.
-        assert_eq!(r.checks.len(), 1 + 17 + 16 + KILLED.len());
+        // Whether the VM finished, 17 of tracer kprobe, 17 of the other
+        // commands, 7 of nothing left after SIGKILL.
+        assert_eq!(r.checks.len(), 1 + 17 + 17 + KILLED.len());
 
         let table = summary_table(&[r, empty]);
         let rows: Vec<&str> = table.lines().collect();

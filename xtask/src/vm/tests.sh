@@ -191,6 +191,20 @@ timeout 60 tracer tracepoint syscalls:sys_enter_write --hist count --json -o /tm
     -- fixture writes 0 1 100 1000 5000 5000 70000 >/dev/null 2>/tmp/err
 section tracepoint hist $? /tmp/report /tmp/err
 
+# tracer serve: a fixture's L getppid calls under its comm, with a comm label
+# (rows in memory-mapped arrays), histograms and a tracepoint, read back over
+# HTTP (busybox wget); SIGTERM ends it with 0.
+rm -f /tmp/out /tmp/err /tmp/metrics
+timeout 60 tracer serve --listen 127.0.0.1:9852 --comm fxsrv --by comm \
+    --tracepoint sched:sched_process_exec >/tmp/out 2>/tmp/err &
+tr=$!
+wait_for /tmp/err Serving $tr
+fixture --comm fxsrv syscalls "$L" 0
+wget -q -O /tmp/metrics http://127.0.0.1:9852/metrics
+kill -TERM $tr
+wait $tr
+section serve comm $? /tmp/metrics /tmp/err
+
 # tracer list: kernel functions, tracepoints and their fields, user functions.
 run list kprobes tracer list kprobes 'vfs_*'
 run list tracepoints tracer list tracepoints 'sched:*'
@@ -226,3 +240,4 @@ killed uprobe uprobe -L /bin/fixture:tracer_fixture_work
 killed tracepoint tracepoint sched:sched_process_exec syscalls:sys_enter_getppid
 killed kprobe kprobe --backend kprobe -L vfs_read
 killed fentry kprobe --backend fentry -L vfs_read
+killed serve serve --listen 127.0.0.1:9853 --by pid --tracepoint sched:sched_process_exec
