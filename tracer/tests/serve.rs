@@ -500,6 +500,43 @@ fn pid_series_end_with_their_process() {
     );
 }
 
+/// -p PID: only that process and its children are counted, and tracer
+/// serve ends (exit 0) when they are all gone, as every command does.
+#[test]
+fn pid_filter_and_its_end() {
+    let _l = shared_lock();
+    let fx = fixture_path();
+    let mut sh = Command::new("sh")
+        .args([
+            "-c",
+            &format!("read go; {} syscalls 37 0; sleep 1", fx.display()),
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = sh.id().to_string();
+    let mut serve = Serve::start(&["-p", &pid]);
+    sh.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let getppid = |serve: &Serve| {
+        sample(
+            &serve.scrape(),
+            "tracer_syscalls_total",
+            &[("syscall", "getppid")],
+        )
+    };
+    poll(Duration::from_secs(10), "the fixture's calls", || {
+        (getppid(&serve) == Some(37.0)).then_some(())
+    });
+    // A fixture outside the traced tree is not counted.
+    run_fixture(&["syscalls", "11", "0"]);
+    assert_eq!(getppid(&serve), Some(37.0));
+    sh.wait().unwrap();
+    let st = poll(Duration::from_secs(10), "tracer serve to end", || {
+        serve.child.try_wait().unwrap()
+    });
+    assert_eq!(st.code(), Some(0));
+}
+
 /// --by cgroup: a fixture moved into a new cgroup v2 group is counted under
 /// that group's path.
 #[test]

@@ -142,11 +142,22 @@ impl Collector {
                 c.add_process_row(&k, &v);
             }
         } else {
-            // One batch call, not one per syscall number.
-            let (nrs, values) = lookup_all::<u32, SyscallStat>(self.stats.map(), self.cpus)
-                .context("reading the syscall counters")?;
-            for (nr, per_cpu) in nrs.into_iter().zip(values.chunks_exact(self.cpus)) {
-                let s = sum(per_cpu);
+            // One batch call, not one per syscall number, where the kernel
+            // has batch lookups of arrays (Debian's 5.10 says ENOTSUPP).
+            let rows: Vec<(u32, SyscallStat)> =
+                match lookup_all::<u32, SyscallStat>(self.stats.map(), self.cpus) {
+                    Ok((nrs, values)) => nrs
+                        .into_iter()
+                        .zip(values.chunks_exact(self.cpus).map(sum))
+                        .collect(),
+                    Err(e) => {
+                        log::debug!("batch lookup of the syscall counters: {e}; one by one");
+                        (0..)
+                            .zip(read_array(&self.stats, "syscall counters")?)
+                            .collect()
+                    }
+                };
+            for (nr, s) in rows {
                 if s.calls > 0 || s.errors > 0 {
                     c.by_syscall.insert(nr, s);
                 }
