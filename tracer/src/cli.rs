@@ -705,7 +705,10 @@ pub struct KprobeArgs {
 /// --by pid, the series of an exited process end one scrape after its exit.
 ///
 /// The process filters (-p, --comm, -u, -- CMD) apply to every metric, in the
-/// kernel. SIGTERM or Ctrl-C stops serving, detaches and exits 0.
+/// kernel; system-wide, tracer's own syscalls (its scrapes) are left out.
+/// SIGTERM or Ctrl-C stops serving, detaches and exits 0; with -p or -- CMD
+/// it also ends when those processes are all gone (with the command's exit
+/// code), and -d SECS ends it after that long.
 ///
 /// The same settings can come from a TOML file (--config); flags given on the
 /// command line win, and the probe lists add up:
