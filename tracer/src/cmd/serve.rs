@@ -261,30 +261,9 @@ impl Serving for Plan {
             }
             None => None,
         };
-        let mut attached = |(live, obj): (_, Object)| {
-            objs.push(obj);
-            Some(live)
-        };
-        let kprobes = match &self.kprobes {
-            Some(p) => attached(p.attach()?),
-            None => None,
-        };
-        let mut attached = |(live, obj): (_, Object)| {
-            objs.push(obj);
-            Some(live)
-        };
-        let uprobes = match &self.uprobes {
-            Some(p) => attached(p.attach()?),
-            None => None,
-        };
-        let tracepoints = match &self.tracepoints {
-            Some(p) => {
-                let (live, obj) = p.attach()?;
-                objs.push(obj);
-                Some(live)
-            }
-            None => None,
-        };
+        let kprobes = attach(self.kprobes.as_ref(), &mut objs)?;
+        let uprobes = attach(self.uprobes.as_ref(), &mut objs)?;
+        let tracepoints = attach(self.tracepoints.as_ref(), &mut objs)?;
         let scraper = Scraper {
             plan: self.clone(),
             syscalls,
@@ -353,6 +332,17 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
     }
+}
+
+/// Attach a probe command's programs, if asked for: its live state, its
+/// object kept in `objs` (dropping them detaches).
+fn attach<C: Counting>(plan: Option<&C>, objs: &mut Vec<Object>) -> Result<Option<C::Live>> {
+    let Some(p) = plan else {
+        return Ok(None);
+    };
+    let (live, obj) = p.attach()?;
+    objs.push(obj);
+    Ok(Some(live))
 }
 
 /// The head of a block read for a scrape (only its kind matters).
