@@ -739,7 +739,7 @@ pub struct ServeArgs {
     pub by: Option<ByLabel>,
 
     /// At most N series of tracer_syscalls_total with --by [default: 10000].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_SERIES_LIMIT as i64))]
     pub max_series: Option<u32>,
 
     /// Kernel functions (names or globs) whose calls to count.
@@ -769,6 +769,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub process: ProcessArgs,
 }
+
+/// The most series `tracer serve --max-series` (or `max_series`) allows.
+pub const MAX_SERIES_LIMIT: u32 = 1_000_000;
 
 /// The label `tracer serve --by` adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -113,12 +113,7 @@ impl Background {
 
     /// Peak resident memory so far, in KiB.
     fn peak_rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        kib(self.child.id(), "VmHWM:")
     }
 
     fn stop(mut self) -> Result<()> {
@@ -560,6 +555,7 @@ const SCRAPE_PROCS: u64 = 100;
 const SCRAPE_SYSCALLS: u64 = 400;
 const SCRAPES: usize = 50;
 
+/// A `kB` field of /proc/PID/status (0 if unreadable).
 fn kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()

@@ -25,7 +25,7 @@ use crate::{
     bpf::Object,
     cli::{
         BlockArgs, ByLabel, KprobeArgs, Layout, RunArgs, ServeArgs, SortKey, TracepointArgs,
-        UprobeArgs,
+        UprobeArgs, MAX_SERIES_LIMIT,
     },
     collect::{
         series::{cgroup_of, pid_of, LabelKind, Series, SeriesCollector},
@@ -103,9 +103,9 @@ fn with_config(a: &ServeArgs) -> Result<ServeArgs> {
     m.process.comm = a.process.comm.clone().or(c.comm);
     m.process.uid = a.process.uid.clone().or(c.user);
     if let Some(n) = m.max_series {
-        if !(1..=1_000_000).contains(&n) {
+        if !(1..=MAX_SERIES_LIMIT).contains(&n) {
             bail!(
-                "--config {}: max_series must be from 1 to 1000000",
+                "--config {}: max_series must be from 1 to {MAX_SERIES_LIMIT}",
                 path.display()
             );
         }
@@ -382,6 +382,7 @@ impl Scraper {
                 syscalls: &self.syscall_names,
                 cgroups: &mut self.cgroups,
                 seen: HashMap::new(),
+                walked: false,
             };
             out.extend(syscall_families(&counts, &s, self.plan.by, &mut names));
             for (i, name) in DROP_NAMES {
@@ -512,6 +513,8 @@ pub struct LabelNames<'a> {
     pub cgroups: &'a mut Option<(PathBuf, BTreeMap<u64, String>)>,
     /// This scrape's label values by the kernel's bytes.
     pub seen: HashMap<[u8; 16], Arc<str>>,
+    /// Whether this scrape walked the cgroup tree already.
+    pub walked: bool,
 }
 
 impl LabelNames<'_> {
@@ -535,15 +538,17 @@ impl LabelNames<'_> {
                 let (root, known) = self.cgroups.get_or_insert_with(|| {
                     (cgroup::cgroup2_mount().unwrap_or_default(), BTreeMap::new())
                 });
-                if !known.contains_key(&id) {
-                    // A cgroup made since: walk the tree again (once per
-                    // scrape and new id).
-                    *known = cgroup::paths_by_id(root);
+                if !known.contains_key(&id) && !self.walked {
+                    // Cgroups made since: walk the tree again, at most once a scrape.
+                    known.extend(cgroup::paths_by_id(root));
+                    self.walked = true;
                 }
+                // Not found: removed since it counted calls (it existed then,
+                // before this read). Remembered, so no scrape walks for it again.
                 known
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| format!("id:{id}"))
+                    .entry(id)
+                    .or_insert_with(|| format!("id:{id}"))
+                    .as_str()
                     .into()
             }
         };
@@ -666,49 +671,51 @@ pub fn syscall_families(
 
 /// The process_* families every Prometheus client library exports.
 fn process_families(st: &proc::SelfStats) -> Vec<Family> {
-    let one = |name, help, kind, v: Value| {
-        let mut f = Family::new(name, help, kind);
-        f.push(Vec::new(), v);
-        f
-    };
-    vec![
-        one(
+    [
+        (
             "process_cpu_seconds",
             "User and system CPU time tracer has spent, in seconds.",
             Kind::Counter,
             Value::Float(st.cpu_seconds),
         ),
-        one(
+        (
             "process_resident_memory_bytes",
             "tracer's resident memory size in bytes.",
             Kind::Gauge,
             Value::Int(st.resident_bytes),
         ),
-        one(
+        (
             "process_virtual_memory_bytes",
             "tracer's virtual memory size in bytes.",
             Kind::Gauge,
             Value::Int(st.virtual_bytes),
         ),
-        one(
+        (
             "process_start_time_seconds",
             "When tracer started, in seconds since the Unix epoch.",
             Kind::Gauge,
             Value::Float(st.start_time_seconds),
         ),
-        one(
+        (
             "process_open_fds",
             "File descriptors tracer has open.",
             Kind::Gauge,
             Value::Int(st.open_fds),
         ),
-        one(
+        (
             "process_max_fds",
             "tracer's limit of open file descriptors.",
             Kind::Gauge,
             Value::Int(st.max_fds),
         ),
     ]
+    .into_iter()
+    .map(|(name, help, kind, v)| {
+        let mut f = Family::new(name, help, kind);
+        f.push(Vec::new(), v);
+        f
+    })
+    .collect()
 }
 
 /// The running kernel's release (`uname -r`).
