@@ -1,6 +1,7 @@
 //! Reading the kernel's maps into plain data. Collectors never format text.
 pub mod events;
 pub mod kfuncs;
+pub mod profile;
 pub mod series;
 pub mod syscalls;
 pub mod tracepoints;
