@@ -8,6 +8,7 @@ pub mod info;
 pub mod json;
 pub mod listing;
 pub mod metrics;
+pub mod pprof_proto;
 pub mod strace;
 pub mod style;
 pub mod syscall_events;
