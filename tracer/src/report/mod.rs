@@ -9,6 +9,7 @@ pub mod json;
 pub mod listing;
 pub mod metrics;
 pub mod pprof_proto;
+pub mod profile;
 pub mod strace;
 pub mod style;
 pub mod syscall_events;
