@@ -8,6 +8,7 @@ pub mod info;
 pub mod json;
 pub mod listing;
 pub mod metrics;
+pub mod pprof;
 pub mod pprof_proto;
 pub mod profile;
 pub mod strace;
