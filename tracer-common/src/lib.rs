@@ -541,3 +541,79 @@ pub mod kfunc {
         unsafe impl aya::Pod for StackKey {}
     }
 }
+
+/// `tracer profile`: types of the sampling and off-CPU programs
+/// (tracer-ebpf/src/profile.rs).
+pub mod profile {
+    use super::TASK_COMM_LEN;
+
+    /// Key of the profile's weights (`PROFILE_COUNTS`): a thread's process,
+    /// name and stacks. `gen` counts the process's execs seen since it was
+    /// first sampled, so user space symbolizes each stack with the mappings
+    /// of the program that ran it.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub struct StackKey {
+        pub tgid: u32,
+        pub gen: u32,
+        /// Stack ids in `PROFILE_STACKS`, or a negative errno when there is
+        /// none (`-EFAULT`: no such stack, e.g. no kernel frames in a sample
+        /// taken in user mode; others are counted as lost).
+        pub kstack: i32,
+        pub ustack: i32,
+        pub comm: [u8; TASK_COMM_LEN],
+    }
+
+    /// Per sampled process (`PROFILE_PROCS`): its exec generation, and
+    /// whether user space was told about that generation yet.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+    pub struct ProcGen {
+        pub gen: u32,
+        pub noticed: u32,
+    }
+
+    /// A record of `PROFILE_NOTICES`: a process (or a new program in it,
+    /// after exec) was sampled for the first time; user space reads its
+    /// mappings while it runs.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+    pub struct Notice {
+        pub tgid: u32,
+        pub gen: u32,
+    }
+
+    /// A switched-out thread (`OFFCPU_STARTS`, keyed by thread id): when, and
+    /// the stacks it blocked in.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+    pub struct OffStart {
+        pub ts: u64,
+        pub key: StackKey,
+    }
+
+    /// Indexes of the `PROFILE_DROPS` per-CPU array.
+    pub mod drops {
+        /// `PROFILE_COUNTS` was full: a sample (or a blocked time) was not counted.
+        pub const COUNTS_FULL: u32 = 0;
+        /// The kernel stack was not recorded (stack map full, or a hash
+        /// collision with another stack): counted without it.
+        pub const KSTACK_LOST: u32 = 1;
+        /// The same for the user stack.
+        pub const USTACK_LOST: u32 = 2;
+        /// `PROFILE_PROCS` was full: the process's mappings were not read.
+        pub const PROCS_FULL: u32 = 3;
+        /// `PROFILE_NOTICES` was full: retried at the process's next sample.
+        pub const NOTICES_LOST: u32 = 4;
+        pub const COUNT: u32 = 5;
+    }
+
+    #[cfg(feature = "user")]
+    mod pod {
+        use super::*;
+        unsafe impl aya::Pod for StackKey {}
+        unsafe impl aya::Pod for ProcGen {}
+        unsafe impl aya::Pod for Notice {}
+        unsafe impl aya::Pod for OffStart {}
+    }
+}

@@ -25,6 +25,7 @@ mod kprobe;
 mod maps;
 mod probe;
 mod procs;
+mod profile;
 mod ring;
 mod syscalls;
 mod task_storage;

@@ -317,6 +317,87 @@ fn spread(procs: u64, n: u64) {
     }
 }
 
+/// The work of `cpu_leaf_a` and `cpu_leaf_b`: `n` rounds of a hash no
+/// compiler folds away. Inlined, so the samples land in the leaves themselves.
+#[inline(always)]
+fn burn(n: u64) -> u64 {
+    // A while loop: a range's iterator would be calls of their own in a
+    // debug build, taking the samples away from the leaves.
+    let mut x = std::hint::black_box(0x9e37_79b9_7f4a_7c15u64);
+    let mut i = 0;
+    while i < n {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        x ^= x >> 29;
+        i += 1;
+    }
+    std::hint::black_box(x)
+}
+
+/// Two thirds of `cpu_outer`'s CPU time.
+#[inline(never)]
+fn cpu_leaf_a(n: u64) -> u64 {
+    burn(2 * n)
+}
+
+/// One third.
+#[inline(never)]
+fn cpu_leaf_b(n: u64) -> u64 {
+    burn(n)
+}
+
+/// `main -> cpu_outer -> cpu_leaf_a` and `-> cpu_leaf_b`, 2:1, for `ms`
+/// milliseconds of CPU (a profile's known hot path); returns the rounds.
+#[inline(never)]
+fn cpu_outer(ms: u64) -> u64 {
+    let t0 = std::time::Instant::now();
+    let mut rounds = 0;
+    let mut x = 0u64;
+    while t0.elapsed().as_millis() < ms as u128 {
+        for _ in 0..100 {
+            x ^= cpu_leaf_a(10_000);
+            x ^= cpu_leaf_b(10_000);
+        }
+        rounds += 1;
+    }
+    std::hint::black_box(x);
+    rounds
+}
+
+/// Sleep `ms` milliseconds with a nanosleep made right here (not in libc,
+/// which keeps no frame pointers), so the stack it blocks in starts in this
+/// function: `main -> offcpu_outer -> offcpu_sleep`.
+#[inline(never)]
+fn offcpu_sleep(ms: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_nanosleep => _,
+            in("rdi") &ts,
+            in("rsi") 0usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe {
+        libc::nanosleep(&ts, std::ptr::null_mut());
+    }
+}
+
+/// `n` sleeps of `ms` milliseconds in `offcpu_sleep`.
+#[inline(never)]
+fn offcpu_outer(n: u64, ms: u64) {
+    for _ in 0..n {
+        offcpu_sleep(ms);
+    }
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let wait = args.iter().any(|a| a == "--wait");
@@ -368,10 +449,12 @@ fn main() {
         "malloc" => mallocs(arg(&args, 1, 1000)),
         "spread" => spread(arg(&args, 1, 100), arg(&args, 2, 400)),
         "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(&args, 1, 1000))),
+        "cpu" => println!("rounds {}", cpu_outer(arg(&args, 1, 2000))),
+        "offcpu" => offcpu_outer(arg(&args, 1, 10), arg(&args, 2, 100)),
         _ => {
             eprintln!(
                 "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
-                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS"
+                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | offcpu N MS"
             );
             std::process::exit(2);
         }

@@ -50,6 +50,7 @@ impl Command {
             | Command::Kprobe(KprobeArgs { process, .. })
             | Command::Uprobe(UprobeArgs { process, .. })
             | Command::Tracepoint(TracepointArgs { process, .. })
+            | Command::Profile(ProfileArgs { process, .. })
             | Command::Serve(ServeArgs { process, .. }) => process.launches(),
             _ => false,
         }
@@ -94,6 +95,7 @@ pub enum Command {
     Exec(ExecArgs),
     Uprobe(UprobeArgs),
     Tracepoint(TracepointArgs),
+    Profile(ProfileArgs),
     Serve(ServeArgs),
     List(ListArgs),
     Info(InfoArgs),
@@ -544,6 +546,111 @@ pub struct TracepointArgs {
     /// The sum of this numeric field, per tracepoint (and per process with -P).
     #[arg(long, value_name = "FIELD")]
     pub sum: Option<String>,
+
+    #[command(flatten)]
+    pub blocks: BlockArgs,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub process: ProcessArgs,
+}
+
+/// Where the CPU samples come from (`tracer profile -e`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SampleEvent {
+    /// The CPU's cycle counter where the kernel has one, else cpu-clock.
+    Auto,
+    /// The kernel's CPU clock (a software timer): works everywhere, VMs included.
+    CpuClock,
+    /// The CPU's cycle counter (a hardware event, as `perf record`'s default).
+    Cycles,
+}
+
+/// Sample the stacks of running tasks (a CPU profile) or where tasks block
+/// (--off-cpu): the hottest functions, folded stacks, a flame graph or pprof.
+///
+///     sudo tracer profile -d 10                          # the whole machine, top functions
+///     sudo tracer profile -F 99 --svg cpu.svg -- ./app   # a flame graph of one command
+///     sudo tracer profile -p 1234 --folded > out.folded  # for flamegraph.pl or inferno
+///     sudo tracer profile -p 1234 --pprof cpu.pb -d 30    # for go tool pprof, Pyroscope, Parca
+///     sudo tracer profile --off-cpu --min-block 1000 -p 1234 --svg offcpu.svg
+///
+/// A perf event on every CPU samples the running task -F times a second
+/// (default 49, like BCC's profile; the idle task is not sampled); each
+/// sample records the task's kernel stack and user stack, and the kernel
+/// adds it up per (process, thread name, stacks): nothing is sent to user
+/// space per sample. At the end tracer names the frames: kernel frames from
+/// /proc/kallsyms; user frames with blazesym from each process's own files
+/// (read through /proc/PID/map_files, so processes in containers work),
+/// their symbol tables, DWARF when present, and separate debug files found
+/// by build id or debuglink under /usr/lib/debug; Rust and C++ names are
+/// demangled. A frame that cannot be named shows as FILE+0xOFFSET.
+///
+/// User stacks are unwound by frame pointers, in the kernel. Code built
+/// without them (the default of most compilers at -O2, most distribution
+/// libraries, Rust's standard library) shows short or broken stacks: its
+/// frames are missing or end in [unknown]. Build what you profile with
+/// `-fno-omit-frame-pointer` (C, C++), `RUSTFLAGS="-C force-frame-pointers=yes"`
+/// (Rust; the standard library needs `-Zbuild-std` for its own frames), or use
+/// a distribution that keeps them (Ubuntu 24.04, Fedora 38 and later).
+///
+/// With --off-cpu, the scheduler's switch tracepoint records the stacks a
+/// task was switched out in and, when it runs again, adds the time it was
+/// away (blocked, sleeping, or preempted: like BCC's offcputime) if at least
+/// --min-block microseconds. Values are then times, not samples.
+///
+/// The report is a table of the hottest functions, as `perf report
+/// --children` lays it out: Self is the share of samples in the function
+/// itself, Children the share with the function anywhere on the stack.
+/// --folded prints one line per stack, `comm;frame;...;frame COUNT`, root
+/// first, kernel frames marked _[k] (off-CPU counts are microseconds): the
+/// input of flamegraph.pl, inferno and speedscope. --svg writes a flame graph,
+/// --pprof a pprof protobuf profile; both can be given along with the
+/// table or --folded. Stacks lost (the stack map full or a hash collision),
+/// truncated (deeper than the kernel's limit, kernel.perf_event_max_stack) or
+/// with frames that could not be named are counted in the report.
+#[derive(Debug, Args, Clone)]
+#[command(verbatim_doc_comment)]
+pub struct ProfileArgs {
+    /// Samples per second on each CPU.
+    #[arg(short = 'F', long = "frequency", value_name = "HZ", default_value_t = 49,
+          value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "off_cpu")]
+    pub frequency: u64,
+
+    /// What to sample on.
+    #[arg(short = 'e', long, value_enum, default_value_t = SampleEvent::Auto, value_name = "EVENT",
+          conflicts_with = "off_cpu")]
+    pub event: SampleEvent,
+
+    /// Off-CPU time instead of on-CPU samples: the stacks tasks were switched
+    /// out in, weighted by the time until they ran again.
+    #[arg(long)]
+    pub off_cpu: bool,
+
+    /// With --off-cpu: count only switches of at least USECS microseconds.
+    #[arg(long, value_name = "USECS", default_value_t = 1, requires = "off_cpu")]
+    pub min_block: u64,
+
+    /// Folded stacks (one line per stack) instead of the table.
+    #[arg(long, conflicts_with = "json")]
+    pub folded: bool,
+
+    /// Also write a flame graph (SVG) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+
+    /// Also write a pprof profile (protobuf) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
+
+    /// Distinct stacks the kernel can keep (the stack map's size; BCC's
+    /// --stack-storage-size). Samples whose stack does not fit are counted
+    /// as lost.
+    #[arg(long, value_name = "N", default_value_t = 16384,
+          value_parser = clap::value_parser!(u32).range(64..=1 << 20))]
+    pub stack_storage_size: u32,
 
     #[command(flatten)]
     pub blocks: BlockArgs,

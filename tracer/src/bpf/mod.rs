@@ -9,6 +9,7 @@ pub mod features;
 pub mod kprobe;
 pub mod logs;
 pub mod maps;
+pub mod profile;
 pub mod traced;
 
 use std::any::Any;
@@ -49,6 +50,8 @@ pub struct Globals {
     pub target_uid: u32,
     pub target_comm: [u8; 16],
     pub fork_child_pid_offset: Option<u32>,
+    /// One command's own `u64` globals (`tracer profile`'s offsets and limits).
+    pub values: Vec<(&'static str, u64)>,
 }
 
 /// The loaded object and everything attached from it. Dropping it detaches
@@ -206,6 +209,9 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Obje
     if let Some(o) = globals.fork_child_pid_offset {
         offset = o;
         loader.override_global("FORK_CHILD_PID_OFFSET", &offset, true);
+    }
+    for (name, v) in &globals.values {
+        loader.override_global(name, v, true);
     }
     // aya-log: off (and its ring one page) unless the user asked for debug logs.
     let log_level = logs::bpf_level();

@@ -7,6 +7,7 @@ pub mod info;
 pub mod kprobe;
 pub mod list;
 pub mod process;
+pub mod profile;
 pub mod run;
 pub mod serve;
 pub mod syscalls;
@@ -37,6 +38,7 @@ pub async fn run_command(command: Command, report_on_stderr: bool, verbose: bool
         Command::Tracepoint(a) => {
             run::count(tracepoint::plan(&a)?, opts(&a.run, Some(&a.blocks))).await
         }
+        Command::Profile(a) => run::count(profile::plan(&a)?, opts(&a.run, Some(&a.blocks))).await,
         Command::Serve(a) => {
             let duration = a.duration;
             run::serve(

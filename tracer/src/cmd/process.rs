@@ -46,6 +46,7 @@ impl Selection {
             target_uid: self.target_uid,
             target_comm: self.target_comm,
             fork_child_pid_offset: None,
+            values: Vec::new(),
         }
     }
 

@@ -76,6 +76,11 @@ pub trait Counting {
     fn housekeeping(&self, _live: &mut Self::Live) -> Result<Vec<u32>> {
         Ok(Vec::new())
     }
+    /// After the final block: write what goes to files of its own (a flame
+    /// graph, a pprof profile), from the whole run's counts.
+    fn finish(&self, _live: &Self::Live, _head: Head, _counts: &Self::Counts) -> Result<()> {
+        Ok(())
+    }
     /// Printed on stderr after the final block.
     fn epilogue(&self, _live: &Self::Live) -> Option<String> {
         None
@@ -185,6 +190,7 @@ pub async fn count<C: Counting>(cmd: C, opts: Options) -> Result<i32> {
         launched: run.launched,
     };
     run.sink.write(&cmd.render(&live, head, &counts))?;
+    cmd.finish(&live, head, &counts)?;
     if let Some(text) = cmd.epilogue(&live) {
         eprint!("{text}");
     }

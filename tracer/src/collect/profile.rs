@@ -4,6 +4,13 @@
 //! by every renderer (table, folded, flame graph, pprof, JSON).
 use std::collections::BTreeMap;
 
+use anyhow::{Context as _, Result};
+use aya::maps::{HashMap, IterableMap as _, MapData, PerCpuArray, RingBuf, StackTraceMap};
+use tracer_common::profile::{drops, Notice, StackKey};
+
+use super::{read_array, Delta};
+use crate::bpf::maps::lookup_all;
+
 /// What a profile's values measure.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
@@ -69,4 +76,95 @@ impl Profile {
     pub fn total(&self) -> u64 {
         self.stacks.iter().map(|s| s.value).sum()
     }
+}
+
+/// The kernel's weights as read: (process, generation, comm, stack ids) ->
+/// samples or nanoseconds, and what was dropped by reason
+/// (`tracer_common::profile::drops`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawCounts {
+    pub weights: BTreeMap<StackKey, u64>,
+    pub drops: [u64; drops::COUNT as usize],
+}
+
+impl Delta for RawCounts {
+    fn since(&self, earlier: &Self) -> Self {
+        let mut drops = self.drops;
+        drops
+            .iter_mut()
+            .zip(earlier.drops)
+            .for_each(|(d, e)| *d = d.saturating_sub(e));
+        Self {
+            weights: self.weights.since(&earlier.weights),
+            drops,
+        }
+    }
+}
+
+/// Names of the kernel's drop reasons, as reports show them.
+pub const DROP_NAMES: [(u32, &str); 4] = [
+    (drops::COUNTS_FULL, "counts_full"),
+    (drops::KSTACK_LOST, "kernel_stack_lost"),
+    (drops::USTACK_LOST, "user_stack_lost"),
+    (drops::PROCS_FULL, "processes_full"),
+];
+
+/// The maps of a profile run.
+pub struct ProfileCollector {
+    counts: HashMap<MapData, StackKey, u64>,
+    stacks: StackTraceMap<MapData>,
+    drops: PerCpuArray<MapData, u64>,
+    notices: RingBuf<MapData>,
+}
+
+impl ProfileCollector {
+    pub fn new(obj: &mut crate::bpf::Object) -> Result<Self> {
+        Ok(Self {
+            counts: obj.take_map("PROFILE_COUNTS")?,
+            stacks: obj.take_map("PROFILE_STACKS")?,
+            drops: obj.take_map("PROFILE_DROPS")?,
+            notices: obj.take_map("PROFILE_NOTICES")?,
+        })
+    }
+
+    /// Every weight so far (one batch read: a profile reads rarely).
+    pub fn read(&self) -> Result<RawCounts> {
+        let (keys, values) = lookup_all::<StackKey, u64>(self.counts.map(), 1)
+            .context("reading the profile's counts")?;
+        let mut c = RawCounts::default();
+        for (k, v) in keys.into_iter().zip(values) {
+            *c.weights.entry(k).or_default() += v;
+        }
+        let drops = read_array(&self.drops, "drop counters")?;
+        c.drops.iter_mut().zip(drops).for_each(|(d, v)| *d = v);
+        Ok(c)
+    }
+
+    /// The addresses of a recorded stack, innermost first (empty for a
+    /// negative id: no stack).
+    pub fn frames(&self, stack_id: i32) -> Vec<u64> {
+        if stack_id < 0 {
+            return Vec::new();
+        }
+        let stack = self.stacks.get(&(stack_id as u32), 0).ok();
+        stack.map_or_else(Vec::new, |st| st.frames().iter().map(|f| f.ip).collect())
+    }
+
+    /// The processes (and generations) sampled for the first time since the
+    /// last call.
+    pub fn notices(&mut self) -> Vec<Notice> {
+        let mut out = Vec::new();
+        while let Some(item) = self.notices.next() {
+            if item.len() >= size_of::<Notice>() {
+                // The ring's records are 8-byte aligned.
+                out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Notice>()) });
+            }
+        }
+        out
+    }
+}
+
+/// `RawCounts::drops` as named losses, only those that happened.
+pub fn named_losses(drops: &[u64]) -> BTreeMap<&'static str, u64> {
+    super::named_drops(&DROP_NAMES, drops).into_iter().collect()
 }

@@ -7,4 +7,5 @@ pub mod mountns;
 pub mod names;
 pub mod privileges;
 pub mod proc;
+pub mod symbols;
 pub mod tracefs;

@@ -79,7 +79,7 @@ const BACKENDS: [&str; 2] = ["kprobe", "fentry"];
 /// The runs tests.sh kills with SIGKILL once attached (its `killed` calls):
 /// every way tracer attaches, the perf-event ioctl of kernels without
 /// perf-event links among them.
-const KILLED: [&str; 7] = [
+const KILLED: [&str; 9] = [
     "syscalls",
     "trace",
     "uprobe",
@@ -87,6 +87,8 @@ const KILLED: [&str; 7] = [
     "kprobe",
     "fentry",
     "serve",
+    "profile",
+    "offcpu",
 ];
 
 fn cache_dir() -> PathBuf {
@@ -832,6 +834,10 @@ fn judge(label: &str, lines: &[String], finished: Result<()>) -> KernelResult {
     checks.push(("tracepoint --hist".into(), c));
     let c = get("serve", "comm").and_then(|s| commands::serve(&s, LINES));
     checks.push(("serve --by comm (HTTP, SIGTERM)".into(), c));
+    let c = get("profile", "cpu").and_then(|s| commands::profile_cpu(&s));
+    checks.push(("profile -F 499 --folded -- CMD".into(), c));
+    let c = get("profile", "offcpu").and_then(|s| commands::profile_off_cpu(&s));
+    checks.push(("profile --off-cpu --folded -- CMD".into(), c));
     let c = get("list", "kprobes").and_then(|s| commands::list_kprobes(&s));
     checks.push(("list kprobes".into(), c));
     let c = get("list", "tracepoints").and_then(|s| commands::list_tracepoints(&s));
@@ -1235,9 +1241,9 @@ mod tests {
                     .into()
             )
         );
-        // Whether the VM finished, 17 of tracer kprobe, 17 of the other
-        // commands, 7 of nothing left after SIGKILL.
-        assert_eq!(r.checks.len(), 1 + 17 + 17 + KILLED.len());
+        // Whether the VM finished, 17 of tracer kprobe, 19 of the other
+        // commands, 9 of nothing left after SIGKILL.
+        assert_eq!(r.checks.len(), 1 + 17 + 19 + KILLED.len());
 
         let table = summary_table(&[r, empty]);
         let rows: Vec<&str> = table.lines().collect();

@@ -205,6 +205,16 @@ kill -TERM $tr
 wait $tr
 section serve comm $? /tmp/metrics /tmp/err
 
+# tracer profile: CPU samples of a known call chain (2:1 between two
+# leaves), and off-CPU time of known sleeps (10 x 50 ms), as folded stacks;
+# with -- CMD the report is on stderr.
+rm -f /tmp/out /tmp/err /tmp/folded
+timeout 60 tracer profile -F 499 --folded -o /tmp/folded -- fixture cpu 3000 >/tmp/out 2>/tmp/err
+section profile cpu $? /tmp/folded /tmp/err
+rm -f /tmp/out /tmp/err /tmp/folded
+timeout 60 tracer profile --off-cpu --folded -o /tmp/folded -- fixture offcpu 10 50 >/tmp/out 2>/tmp/err
+section profile offcpu $? /tmp/folded /tmp/err
+
 # tracer list: kernel functions, tracepoints and their fields, user functions.
 run list kprobes tracer list kprobes 'vfs_*'
 run list tracepoints tracer list tracepoints 'sched:*'
@@ -241,3 +251,5 @@ killed tracepoint tracepoint sched:sched_process_exec syscalls:sys_enter_getppid
 killed kprobe kprobe --backend kprobe -L vfs_read
 killed fentry kprobe --backend fentry -L vfs_read
 killed serve serve --listen 127.0.0.1:9853 --by pid --tracepoint sched:sched_process_exec
+killed profile profile -F 99
+killed offcpu profile --off-cpu

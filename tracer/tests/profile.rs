@@ -1,0 +1,356 @@
+//! `tracer profile` against fixtures whose hot paths are known: the fixture's
+//! `cpu` mode spends its CPU in `main -> cpu_outer -> cpu_leaf_a` and
+//! `-> cpu_leaf_b` in a 2:1 ratio; `offcpu N MS` sleeps N times MS ms in
+//! `main -> offcpu_outer -> offcpu_sleep`.
+mod common;
+
+#[path = "../src/report/pprof_proto.rs"]
+#[allow(dead_code)]
+mod pprof_proto;
+
+use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+
+use common::*;
+use prost::Message as _;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn fx() -> String {
+    fixture_path().to_str().unwrap().to_string()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tracer-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Folded lines as (frames, count).
+fn folded(text: &str) -> Vec<(Vec<String>, u64)> {
+    text.lines()
+        .map(|l| {
+            let (stack, n) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            let n = n.parse().unwrap_or_else(|_| panic!("bad count in {l:?}"));
+            (stack.split(';').map(str::to_string).collect(), n)
+        })
+        .collect()
+}
+
+/// The position of the frame ending in `name` (Rust paths: `fixture::cpu_outer`).
+fn pos(frames: &[String], name: &str) -> Option<usize> {
+    frames
+        .iter()
+        .position(|f| f == name || f.ends_with(&format!("::{name}")))
+}
+
+/// Samples whose leaf (user) frame is `name`, with the chain checked root first.
+fn samples_in(lines: &[(Vec<String>, u64)], leaf: &str) -> u64 {
+    let mut n = 0;
+    for (frames, count) in lines {
+        let Some(l) = pos(frames, leaf) else { continue };
+        let outer = pos(frames, "cpu_outer").expect("cpu_outer above the leaf");
+        let main = frames
+            .iter()
+            .position(|f| f == "fixture::main" || f.ends_with("::main"))
+            .expect("main above cpu_outer");
+        assert!(main < outer && outer + 1 == l, "root first: {frames:?}");
+        assert_eq!(frames[0], "fixture", "comm first: {frames:?}");
+        n += count;
+    }
+    n
+}
+
+#[test]
+fn cpu_profile_of_a_known_call_chain() {
+    let _l = shared_lock();
+    let (out_f, svg, pb) = (tmp("cpu.folded"), tmp("cpu.svg"), tmp("cpu.pb"));
+    let out = run(
+        tracer().args([
+            "profile",
+            "-F",
+            "499",
+            "--folded",
+            "-o",
+            out_f.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+            "--pprof",
+            pb.to_str().unwrap(),
+            "--",
+            &fx(),
+            "cpu",
+            "3000",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&out_f).unwrap();
+    let lines = folded(&text);
+    let (a, b) = (
+        samples_in(&lines, "cpu_leaf_a"),
+        samples_in(&lines, "cpu_leaf_b"),
+    );
+    let total: u64 = lines.iter().map(|l| l.1).sum();
+    // 3 s at 199 Hz: about 600 samples, nearly all in the leaves.
+    assert!(total > 300, "too few samples ({total}):\n{text}");
+    assert!(a + b > total * 8 / 10, "leaves {a}+{b} of {total}:\n{text}");
+    let ratio = a as f64 / b as f64;
+    assert!(
+        (1.6..=2.4).contains(&ratio),
+        "leaf_a:leaf_b = {a}:{b} = {ratio:.2}, not 2 within 20%"
+    );
+    // Only the command's stacks.
+    assert!(lines.iter().all(|(f, _)| f[0] == "fixture"), "{text}");
+
+    // The flame graph: well-formed SVG naming the functions.
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg_text).expect("the flame graph is not valid XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    for f in ["cpu_outer", "cpu_leaf_a", "cpu_leaf_b"] {
+        assert!(svg_text.contains(f), "{f} missing from the flame graph");
+    }
+
+    // pprof: decodes to the same total, leaf first.
+    let bytes = std::fs::read(&pb).unwrap();
+    let p = pprof_proto::Profile::decode(bytes.as_slice()).expect("pprof decodes");
+    assert_eq!(p.string_table[0], "");
+    let samples: i64 = p.sample.iter().map(|s| s.value[0]).sum();
+    assert_eq!(samples as u64, total, "pprof total != folded total");
+    let name_of = |loc_id: u64| {
+        let loc = p.location.iter().find(|l| l.id == loc_id).unwrap();
+        let f = p
+            .function
+            .iter()
+            .find(|f| f.id == loc.line[0].function_id)
+            .unwrap();
+        p.string_table[f.name as usize].clone()
+    };
+    let leaf_a = p
+        .sample
+        .iter()
+        .filter(|s| name_of(s.location_id[0]).ends_with("cpu_leaf_a"))
+        .map(|s| s.value[0])
+        .sum::<i64>();
+    assert_eq!(leaf_a as u64, a, "pprof's leaf_a samples != folded's");
+    let _ = std::fs::remove_dir_all(out_f.parent().unwrap());
+}
+
+#[test]
+fn table_shows_the_hottest_functions() {
+    let _l = shared_lock();
+    let out = run(
+        tracer().args(["profile", "-F", "499", "--", &fx(), "cpu", "2000"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let row = |f: &str| {
+        text.lines()
+            .find(|l| l.ends_with(f))
+            .unwrap_or_else(|| panic!("no row for {f}:\n{text}"))
+            .to_string()
+    };
+    let pct = |row: &str, i: usize| -> f64 {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        cols[i].trim_end_matches('%').parse().unwrap()
+    };
+    let (a, b, outer) = (row("cpu_leaf_a"), row("cpu_leaf_b"), row("cpu_outer"));
+    // Children (total) first, then Self.
+    let ratio = pct(&a, 0) / pct(&b, 0);
+    assert!(
+        (1.6..=2.4).contains(&ratio),
+        "total % a/b {ratio:.2}:\n{text}"
+    );
+    assert!(pct(&a, 1) > 50.0, "cpu_leaf_a's self:\n{text}");
+    assert!(pct(&outer, 0) > 80.0, "cpu_outer's total:\n{text}");
+    assert!(pct(&outer, 1) < 5.0, "cpu_outer's self:\n{text}");
+    assert!(a.contains("[.]"), "user frames marked [.]: {a}");
+}
+
+/// JSON stacks of a run.
+fn json_stacks(args: &[&str]) -> (Value, Vec<Value>) {
+    let out = run(tracer().args(args), LIMIT);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    let objs = json_lines(report(args, &out));
+    let last = objs.last().expect("a summary object").clone();
+    let stacks = last["stacks"].as_array().unwrap().clone();
+    (last, stacks)
+}
+
+#[test]
+fn system_wide_profiles_have_kernel_frames() {
+    let _l = shared_lock();
+    // A fixture making syscalls all along, under its own comm.
+    let mut busy = fixture()
+        .args(["--comm", "prof-sysw", "geteuid", "40000000"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (_, stacks) = json_stacks(&["profile", "-F", "99", "-d", "2", "--json"]);
+    let _ = busy.kill();
+    let _ = busy.wait();
+    let kernel = |s: &Value| {
+        s["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kernel"] == true)
+    };
+    let ours: Vec<&Value> = stacks.iter().filter(|s| s["comm"] == "prof-sysw").collect();
+    assert!(!ours.is_empty(), "the busy fixture was not sampled");
+    assert!(
+        ours.iter().any(|s| kernel(s)),
+        "no kernel frames in a syscall loop's stacks"
+    );
+    let pids: BTreeSet<u64> = stacks.iter().map(|s| s["pid"].as_u64().unwrap()).collect();
+    assert!(pids.len() > 1, "system-wide: more than one process");
+    assert!(
+        !pids.contains(&0),
+        "the idle task is not a running task: {pids:?}"
+    );
+}
+
+#[test]
+fn pid_and_command_profiles_hold_only_their_targets() {
+    let _l = shared_lock();
+    // Something else burning CPU at the same time.
+    let mut other = fixture()
+        .args(["--comm", "prof-other", "cpu", "4000"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut target = Waiting::start(&["cpu", "2000"]);
+    let pid = target.pid().to_string();
+    let t = tracer()
+        .args(["profile", "-F", "99", "--json", "-p", &pid])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let tracer attach before the work starts.
+    std::thread::sleep(Duration::from_millis(700));
+    target.go();
+    target.wait();
+    let out = wait_output(t, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let objs = json_lines(&out.stdout);
+    let stacks = objs.last().unwrap()["stacks"].as_array().unwrap().clone();
+    assert!(!stacks.is_empty());
+    for s in &stacks {
+        assert_eq!(s["pid"].as_u64().unwrap().to_string(), pid, "{s}");
+    }
+
+    let args = ["profile", "-F", "99", "--json", "--", &fx(), "cpu", "1000"];
+    let (_, stacks) = json_stacks(&args);
+    let pids: BTreeSet<u64> = stacks.iter().map(|s| s["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    assert!(stacks.iter().all(|s| s["comm"] == "fixture"));
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+#[test]
+fn off_cpu_time_is_where_the_task_slept() {
+    let _l = shared_lock();
+    let out_f = tmp("off.folded");
+    let out = run(
+        tracer().args([
+            "profile",
+            "--off-cpu",
+            "--folded",
+            "-o",
+            out_f.to_str().unwrap(),
+            "--",
+            &fx(),
+            "offcpu",
+            "20",
+            "50",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&out_f).unwrap();
+    let lines = folded(&text);
+    let slept: u64 = lines
+        .iter()
+        .filter(|(f, _)| {
+            let (o, s) = (pos(f, "offcpu_outer"), pos(f, "offcpu_sleep"));
+            matches!((o, s), (Some(o), Some(s)) if o + 1 == s)
+        })
+        .map(|l| l.1)
+        .sum();
+    // 20 x 50 ms = 1 s, in microseconds.
+    assert!(
+        (900_000..=1_300_000).contains(&slept),
+        "{slept} us off-CPU in offcpu_sleep, not about 1 s:\n{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(f, _)| pos(f, "offcpu_sleep").is_some() && f.iter().any(|x| x.ends_with("_[k]"))),
+        "the kernel side of the sleep (schedule) is missing:\n{text}"
+    );
+    let _ = std::fs::remove_dir_all(out_f.parent().unwrap());
+}
+
+fn fails_with(args: &[&str], code: i32, wanted: &str) {
+    let out = run(tracer().args(args), LIMIT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(err.contains(wanted), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    if code == 1 {
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+    }
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let _l = exclusive_lock();
+    fails_with(&["profile", "-F", "0", "-d", "1"], 2, "-F");
+    fails_with(
+        &["profile", "-F", "10000000", "-d", "1"],
+        1,
+        "perf_event_max_sample_rate",
+    );
+    fails_with(
+        &["profile", "--svg", "/nonexistent-dir/x.svg", "-d", "1"],
+        1,
+        "cannot write the flame graph to /nonexistent-dir/x.svg",
+    );
+    fails_with(
+        &["profile", "--pprof", "/proc/version", "-d", "1"],
+        1,
+        "cannot write the pprof profile",
+    );
+    fails_with(
+        &["profile", "-p", "999999", "-d", "1"],
+        1,
+        "no process with pid 999999",
+    );
+    fails_with(&["profile", "--min-block", "5", "-d", "1"], 2, "--off-cpu");
+    assert_nothing_loaded("after refused profile runs");
+}
+
+#[test]
+fn nothing_left_attached() {
+    let _l = exclusive_lock();
+    for extra in [&[][..], &["--off-cpu"][..]] {
+        let mut args = vec!["profile"];
+        args.extend_from_slice(extra);
+        let (mut child, _err) = start_attached(tracer().args(&args));
+        std::thread::sleep(Duration::from_millis(300));
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        assert_nothing_loaded(&format!("after SIGKILL of {args:?}"));
+        let (mut child, _err) = start_attached(tracer().args(&args));
+        std::thread::sleep(Duration::from_millis(300));
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let st = child.wait().unwrap();
+        assert!(st.success(), "{args:?} after Ctrl-C: {st}");
+        assert_nothing_loaded(&format!("after Ctrl-C of {args:?}"));
+    }
+}
