@@ -609,6 +609,88 @@ pub fn info(s: &Section, release: &str, readme: &str) -> Result<Vec<String>> {
     Ok(missing)
 }
 
+/// Folded stacks (`comm;frame;...;frame COUNT`) as (frames, count).
+fn folded(lines: &[String]) -> Result<Vec<(Vec<&str>, u64)>> {
+    lines
+        .iter()
+        .map(|l| {
+            let (stack, n) = l
+                .rsplit_once(' ')
+                .with_context(|| format!("bad line {l:?}"))?;
+            let n = n.parse().with_context(|| format!("bad count in {l:?}"))?;
+            Ok((stack.split(';').collect(), n))
+        })
+        .collect()
+}
+
+/// Where frame `name` (a Rust path's last part) is in `frames`.
+fn frame_at(frames: &[&str], name: &str) -> Option<usize> {
+    frames
+        .iter()
+        .position(|f| *f == name || f.ends_with(&format!("::{name}")))
+}
+
+/// `profile -F 499 --folded -- fixture cpu 3000`: the chain `main ->
+/// cpu_outer -> cpu_leaf_a | cpu_leaf_b`, root first, the leaves 2:1 within 20%.
+pub fn profile_cpu(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let stacks = folded(&s.stdout)?;
+    let (mut a, mut b, mut total) = (0, 0, 0);
+    for (frames, n) in &stacks {
+        total += n;
+        ensure!(
+            frames[0] == "fixture",
+            "a stack not of the command: {frames:?}"
+        );
+        for (leaf, sum) in [("cpu_leaf_a", &mut a), ("cpu_leaf_b", &mut b)] {
+            if let Some(l) = frame_at(frames, leaf) {
+                let outer = frame_at(frames, "cpu_outer");
+                let main = frame_at(frames, "main");
+                ensure!(
+                    matches!((main, outer), (Some(m), Some(o)) if m < o && o + 1 == l),
+                    "not main -> cpu_outer -> {leaf}, root first: {frames:?}"
+                );
+                *sum += n;
+            }
+        }
+    }
+    ensure!(total >= 300, "only {total} samples: {}", excerpt(&s.stdout));
+    ensure!(a + b >= total * 7 / 10, "leaves {a}+{b} of {total} samples");
+    let ratio = a as f64 / b.max(1) as f64;
+    ensure!(
+        (1.6..=2.4).contains(&ratio),
+        "cpu_leaf_a:cpu_leaf_b = {a}:{b} ({ratio:.2}), not 2 within 20%"
+    );
+    Ok(())
+}
+
+/// `profile --off-cpu --folded -- fixture offcpu 10 50`: about 500 ms (in
+/// microseconds) in `offcpu_outer -> offcpu_sleep` and the kernel's schedule.
+pub fn profile_off_cpu(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let stacks = folded(&s.stdout)?;
+    let mut slept = 0;
+    for (frames, n) in &stacks {
+        let (o, f) = (
+            frame_at(frames, "offcpu_outer"),
+            frame_at(frames, "offcpu_sleep"),
+        );
+        if matches!((o, f), (Some(o), Some(f)) if o + 1 == f) {
+            ensure!(
+                frames.iter().any(|f| f.ends_with("_[k]")),
+                "no kernel frames under offcpu_sleep: {frames:?}"
+            );
+            slept += n;
+        }
+    }
+    ensure!(
+        (450_000..=700_000).contains(&slept),
+        "{slept} us off-CPU in offcpu_sleep, not about 500 ms: {}",
+        excerpt(&s.stdout)
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -821,86 +903,4 @@ mod tests {
         assert!(info(&info_with("ring buffer"), k, &readme).is_err());
         assert!(info(&info_with(""), "6.1.0-57-cloud-amd64", &readme).is_err());
     }
-}
-
-/// Folded stacks (`comm;frame;...;frame COUNT`) as (frames, count).
-fn folded(lines: &[String]) -> Result<Vec<(Vec<&str>, u64)>> {
-    lines
-        .iter()
-        .map(|l| {
-            let (stack, n) = l
-                .rsplit_once(' ')
-                .with_context(|| format!("bad line {l:?}"))?;
-            let n = n.parse().with_context(|| format!("bad count in {l:?}"))?;
-            Ok((stack.split(';').collect(), n))
-        })
-        .collect()
-}
-
-/// Where frame `name` (a Rust path's last part) is in `frames`.
-fn frame_at(frames: &[&str], name: &str) -> Option<usize> {
-    frames
-        .iter()
-        .position(|f| *f == name || f.ends_with(&format!("::{name}")))
-}
-
-/// `profile -F 499 --folded -- fixture cpu 3000`: the chain `main ->
-/// cpu_outer -> cpu_leaf_a | cpu_leaf_b`, root first, the leaves 2:1 within 20%.
-pub fn profile_cpu(s: &Section) -> Result<()> {
-    ran_ok(s)?;
-    let stacks = folded(&s.stdout)?;
-    let (mut a, mut b, mut total) = (0, 0, 0);
-    for (frames, n) in &stacks {
-        total += n;
-        ensure!(
-            frames[0] == "fixture",
-            "a stack not of the command: {frames:?}"
-        );
-        for (leaf, sum) in [("cpu_leaf_a", &mut a), ("cpu_leaf_b", &mut b)] {
-            if let Some(l) = frame_at(frames, leaf) {
-                let outer = frame_at(frames, "cpu_outer");
-                let main = frame_at(frames, "main");
-                ensure!(
-                    matches!((main, outer), (Some(m), Some(o)) if m < o && o + 1 == l),
-                    "not main -> cpu_outer -> {leaf}, root first: {frames:?}"
-                );
-                *sum += n;
-            }
-        }
-    }
-    ensure!(total >= 300, "only {total} samples: {}", excerpt(&s.stdout));
-    ensure!(a + b >= total * 7 / 10, "leaves {a}+{b} of {total} samples");
-    let ratio = a as f64 / b.max(1) as f64;
-    ensure!(
-        (1.6..=2.4).contains(&ratio),
-        "cpu_leaf_a:cpu_leaf_b = {a}:{b} ({ratio:.2}), not 2 within 20%"
-    );
-    Ok(())
-}
-
-/// `profile --off-cpu --folded -- fixture offcpu 10 50`: about 500 ms (in
-/// microseconds) in `offcpu_outer -> offcpu_sleep` and the kernel's schedule.
-pub fn profile_off_cpu(s: &Section) -> Result<()> {
-    ran_ok(s)?;
-    let stacks = folded(&s.stdout)?;
-    let mut slept = 0;
-    for (frames, n) in &stacks {
-        let (o, f) = (
-            frame_at(frames, "offcpu_outer"),
-            frame_at(frames, "offcpu_sleep"),
-        );
-        if matches!((o, f), (Some(o), Some(f)) if o + 1 == f) {
-            ensure!(
-                frames.iter().any(|f| f.ends_with("_[k]")),
-                "no kernel frames under offcpu_sleep: {frames:?}"
-            );
-            slept += n;
-        }
-    }
-    ensure!(
-        (450_000..=700_000).contains(&slept),
-        "{slept} us off-CPU in offcpu_sleep, not about 500 ms: {}",
-        excerpt(&s.stdout)
-    );
-    Ok(())
 }
