@@ -557,6 +557,16 @@ pub struct TracepointArgs {
     pub process: ProcessArgs,
 }
 
+/// A sampling rate: a whole number of samples a second, at least 1 (the
+/// kernel's upper limit is checked when planning).
+fn parse_hz(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("the rate must be at least 1 sample a second".into()),
+        Ok(hz) => Ok(hz),
+        Err(_) => Err(format!("`{s}` is not a whole number of samples a second")),
+    }
+}
+
 /// Where the CPU samples come from (`tracer profile -e`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SampleEvent {
@@ -616,7 +626,7 @@ pub enum SampleEvent {
 pub struct ProfileArgs {
     /// Samples per second on each CPU.
     #[arg(short = 'F', long = "frequency", value_name = "HZ", default_value_t = 49,
-          value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "off_cpu")]
+          value_parser = parse_hz, conflicts_with = "off_cpu")]
     pub frequency: u64,
 
     /// What to sample on.
