@@ -129,6 +129,49 @@ fn tracepoint_json_matches_readme() {
 }
 
 #[test]
+fn profile_json_matches_readme() {
+    let _l = shared_lock();
+    let h = "### `tracer profile --json`";
+    let fx = fixture_path();
+    let fx = fx.to_str().unwrap();
+    let report = std::env::temp_dir().join(format!("tracer-json-docs-prof-{}", std::process::id()));
+    let report = report.to_str().unwrap();
+    let mut seen = Vec::new();
+    for args in [
+        vec![
+            "profile", "-F", "199", "-i", "0.5", "--json", "-o", report, "--", fx, "cpu", "1200",
+        ],
+        vec![
+            "profile",
+            "--off-cpu",
+            "--json",
+            "-o",
+            report,
+            "--",
+            fx,
+            "offcpu",
+            "5",
+            "20",
+        ],
+        vec!["profile", "--json", "-o", report, "-d", "0.5"],
+    ] {
+        let child = tracer()
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_output(child, LIMIT);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let objs = json_lines(&std::fs::read(report).unwrap());
+        assert!(!objs.is_empty(), "{args:?}");
+        seen.extend(check(h, &objs));
+    }
+    let _ = std::fs::remove_file(report);
+    assert_covers(h, &seen);
+}
+
+#[test]
 fn list_json_matches_readme() {
     let _l = shared_lock();
     let fx = fixture_path();
