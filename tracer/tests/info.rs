@@ -117,6 +117,13 @@ fn capabilities_match_the_kernel() {
             "stack traces",
             map("stack_trace") && helper("bpf_get_stackid"),
         ),
+        // perf_event_open itself, asked directly: the kernel's CPU clock and
+        // the hardware cycle counter, all processes on CPU 0.
+        (
+            "CPU sampling",
+            prog("perf_event") && perf_event_opens(PERF_TYPE_SOFTWARE, 0),
+        ),
+        ("cycle counter", perf_event_opens(PERF_TYPE_HARDWARE, 0)),
     ] {
         let f = feature(&v, name);
         if has {
@@ -293,9 +300,17 @@ fn commands_say_which_path_they_take() {
             "tracepoint",
             "kprobe",
             "serve",
+            "profile",
             "list"
         ]
     );
+    // profile samples on the cycle counter where there is one.
+    let p = command(&v, "profile");
+    assert_eq!(p["works"], true, "{p}");
+    let cycles = perf_event_opens(PERF_TYPE_HARDWARE, 0);
+    let path = p["path"].as_str().unwrap();
+    assert_eq!(path.contains("on cycles"), cycles, "{p}");
+    assert_eq!(path.contains("on cpu-clock"), !cycles, "{p}");
     for (name, fast) in [
         ("syscalls", map("task_storage")),
         ("serve", map("task_storage")),
@@ -331,4 +346,24 @@ fn commands_say_which_path_they_take() {
         "{text}"
     );
     assert_nothing_loaded("after tracer info");
+}
+
+const PERF_TYPE_HARDWARE: u32 = 0;
+const PERF_TYPE_SOFTWARE: u32 = 1;
+
+/// Whether perf_event_open accepts event (`type_`, `config`) for every
+/// process on CPU 0 (created disabled, closed at once).
+fn perf_event_opens(type_: u32, config: u64) -> bool {
+    // struct perf_event_attr: type, size, config; `disabled` is bit 0 of
+    // the flags at byte 40. Unused bytes zero, as the kernel wants them.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&type_.to_ne_bytes());
+    attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&config.to_ne_bytes());
+    attr[40] = 1;
+    let fd = unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1, 0, -1, 0) };
+    if fd >= 0 {
+        unsafe { libc::close(fd as i32) };
+    }
+    fd >= 0
 }

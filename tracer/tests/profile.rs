@@ -194,9 +194,21 @@ fn system_wide_profiles_have_kernel_frames() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let (_, stacks) = json_stacks(&["profile", "-F", "99", "-d", "2", "--json"]);
+    let (summary, stacks) = json_stacks(&["profile", "-F", "99", "-d", "2", "--json"]);
     let _ = busy.kill();
     let _ = busy.wait();
+    // The default samples on the cycle counter where `tracer info` finds one.
+    let info = run(tracer().args(["info", "--json"]), LIMIT);
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    let cycles = info["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "cycle counter")
+        .unwrap()["available"]
+        == true;
+    let want = if cycles { "cycles" } else { "cpu-clock" };
+    assert_eq!(summary["event"], want, "{}", summary["event"]);
     let kernel = |s: &Value| {
         s["frames"]
             .as_array()

@@ -8,15 +8,16 @@ use anyhow::Result;
 use aya::{
     maps::MapType,
     programs::{
+        perf_event::{PerfEventScope, SamplePolicy},
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
-        FEntry, KProbe, ProgramError, ProgramType, TracePoint, UProbe,
+        FEntry, KProbe, PerfEvent, ProgramError, ProgramType, TracePoint, UProbe,
     },
     sys::{is_helper_supported, is_map_supported, BpfHelper, SyscallError},
     Btf, Ebpf, EbpfLoader,
 };
 use thiserror::Error;
 
-use super::errno_in;
+use super::{errno_in, profile::Sampler};
 
 /// Which step of trying a program failed, as the user reads it.
 const LOAD: &str = "the kernel refused to load the program";
@@ -53,6 +54,8 @@ pub enum Missing {
     MapType,
     #[error("the kernel does not offer this helper to tracing programs")]
     Helper,
+    #[error("no hardware cycle counter for perf events here (most VMs have none)")]
+    NoCycles,
     #[error("the kernel cannot link programs to perf events (BPF_LINK_CREATE)")]
     PerfLink,
     #[error("probing failed: {0}")]
@@ -120,6 +123,8 @@ pub fn probe_all() -> Result<Vec<(&'static str, Result<(), Missing>)>> {
             "bpf_get_func_ip",
             helper(ProgramType::KProbe, BpfHelper::BPF_FUNC_get_func_ip),
         ),
+        ("CPU sampling", sampling(&mut ebpf, Sampler::CpuClock)),
+        ("cycle counter", sampling(&mut ebpf, Sampler::Cycles)),
         (
             "stack traces",
             map_type(MapType::StackTrace)
@@ -177,6 +182,25 @@ fn uprobe(ebpf: &mut Ebpf) -> Result<(), Missing> {
     prog.attach(point, &exe, UProbeScope::AllProcesses)
         .map_err(Missing::refused(ATTACH))?;
     Ok(())
+}
+
+/// `profile_cpu` on a perf event sampling once a second on the first online
+/// CPU (dropped with the object).
+fn sampling(ebpf: &mut Ebpf, s: Sampler) -> Result<(), Missing> {
+    let prog: &mut PerfEvent = super::program(ebpf, "profile_cpu").map_err(Missing::Failed)?;
+    if prog.fd().is_err() {
+        prog.load().map_err(Missing::refused(LOAD))?;
+    }
+    let cpus = super::profile::online_cpus().map_err(Missing::Failed)?;
+    let cpu = cpus.first().copied().unwrap_or(0);
+    let scope = PerfEventScope::AllProcessesOneCpu { cpu };
+    match prog.attach(s.config(), scope, SamplePolicy::Frequency(1), false) {
+        Ok(_) => Ok(()),
+        Err(e) => match (s, errno_in(&e).as_deref()) {
+            (Sampler::Cycles, Some("ENOENT" | "EOPNOTSUPP" | "ENODEV")) => Err(Missing::NoCycles),
+            _ => Err(Missing::by_errno(ATTACH, e)),
+        },
+    }
 }
 
 fn map_type(ty: MapType) -> Result<(), Missing> {

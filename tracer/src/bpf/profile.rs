@@ -27,7 +27,7 @@ impl Sampler {
         }
     }
 
-    fn config(self) -> PerfEventConfig {
+    pub(crate) fn config(self) -> PerfEventConfig {
         match self {
             Sampler::CpuClock => PerfEventConfig::Software(SoftwareEvent::CpuClock),
             Sampler::Cycles => PerfEventConfig::Hardware(HardwareEvent::CpuCycles),

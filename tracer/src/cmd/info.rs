@@ -165,6 +165,21 @@ fn paths(features: &[Feature], lacks: u32, forced: u32) -> Vec<info::CommandPath
         ),
         ..syscalls
     });
+    let sampling = has("CPU sampling") && has("stack traces");
+    out.push(path(
+        "profile",
+        sampling,
+        format!(
+            "a perf event per CPU on {}, stacks counted in the kernel; --off-cpu on tracepoint sched:sched_switch",
+            if has("cycle counter") {
+                "cycles"
+            } else {
+                "cpu-clock (no cycle counter)"
+            }
+        ),
+        false,
+        (!sampling).then(|| "perf events (CONFIG_PERF_EVENTS=y) and stack traces".into()),
+    ));
     out.push(path(
         "list",
         true,
