@@ -363,6 +363,22 @@ fn cpu_outer(ms: u64) -> u64 {
     rounds
 }
 
+/// `rounds` rounds of `cpu_outer`'s work (fixed work, for timing): the
+/// loop's nanoseconds.
+#[inline(never)]
+fn cpu_work(rounds: u64) -> u64 {
+    let t0 = std::time::Instant::now();
+    let mut x = 0u64;
+    for _ in 0..rounds {
+        for _ in 0..100 {
+            x ^= cpu_leaf_a(10_000);
+            x ^= cpu_leaf_b(10_000);
+        }
+    }
+    std::hint::black_box(x);
+    t0.elapsed().as_nanos() as u64
+}
+
 /// Sleep `ms` milliseconds with a nanosleep made right here (not in libc,
 /// which keeps no frame pointers), so the stack it blocks in starts in this
 /// function: `main -> offcpu_outer -> offcpu_sleep`.
@@ -450,11 +466,13 @@ fn main() {
         "spread" => spread(arg(&args, 1, 100), arg(&args, 2, 400)),
         "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(&args, 1, 1000))),
         "cpu" => println!("rounds {}", cpu_outer(arg(&args, 1, 2000))),
+        // `loop_ns` on stdout, like `geteuid`.
+        "cpu-work" => println!("loop_ns {}", cpu_work(arg(&args, 1, 100))),
         "offcpu" => offcpu_outer(arg(&args, 1, 10), arg(&args, 2, 100)),
         _ => {
             eprintln!(
                 "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
-                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | offcpu N MS"
+                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS"
             );
             std::process::exit(2);
         }

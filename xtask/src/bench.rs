@@ -402,7 +402,7 @@ fn added_cell(untraced: bool, added: &[f64]) -> String {
     }
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -654,6 +654,7 @@ pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
         "tracer serve --by comm: {SCRAPES} scrapes of {SCRAPE_PROCS} comms x {SCRAPE_SYSCALLS} syscalls"
     ));
     let scrapes = measure_scrapes(&bins)?;
+    let prof = crate::profbench::measure(&bins.tracer, &bins.fixture, size.rounds)?;
     eprintln!(
         "    {} series, median {:.1} ms per scrape, RSS {} KiB",
         scrapes.series,
@@ -680,7 +681,7 @@ pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
             }
         }
     }
-    let report = render(&sc, size, &scrapes);
+    let report = render(&sc, size, &scrapes, &prof);
     println!("{report}");
     if let Some(p) = write_to {
         std::fs::write(p, &report).with_context(|| format!("writing {}", p.display()))?;
@@ -701,11 +702,16 @@ fn by<'a>(sc: &'a [Scenario], name: &str) -> &'a Scenario {
         .unwrap_or_else(|| panic!("no scenario {name}"))
 }
 
-fn ratio_per_round(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn ratio_per_round(a: &[f64], b: &[f64]) -> f64 {
     median(&a.iter().zip(b).map(|(x, y)| x / y).collect::<Vec<_>>())
 }
 
-fn render(sc: &[Scenario], size: Size, scrapes: &Scrapes) -> String {
+fn render(
+    sc: &[Scenario],
+    size: Size,
+    scrapes: &Scrapes,
+    prof: &crate::profbench::ProfBench,
+) -> String {
     let add = |name: &str| added(by(sc, name), sc);
     let floor = add(FLOOR);
     let floor2 = add(FLOOR2);
@@ -874,6 +880,7 @@ fn render(sc: &[Scenario], size: Size, scrapes: &Scrapes) -> String {
         scrapes.rss_kib as f64 / 1024.0,
         scrapes.hwm_kib as f64 / 1024.0,
     ));
+    out.push_str(&crate::profbench::render(prof));
     out.push_str("\n## Kernel functions (from the last `cargo xtask vm-test`)\n\n");
     out.push_str(
         "The host kernel has neither kprobes nor fentry, so these come from Debian's kernels booted \
@@ -984,6 +991,7 @@ fn render(sc: &[Scenario], size: Size, scrapes: &Scrapes) -> String {
             true,
         ),
     ]);
+    checks.extend(crate::profbench::budgets(prof));
     out.push_str("| budget | measured | result |\n|---|---:|---|\n");
     for (what, v, limit, at_most) in checks {
         let result = match (at_most, if at_most { v <= limit } else { v >= limit }) {

@@ -5,6 +5,7 @@ mod debian;
 mod dist;
 mod ebpf_toolchain;
 mod jsondoc;
+mod profbench;
 mod setup;
 mod util;
 mod vm;
