@@ -373,3 +373,121 @@ fn nothing_left_attached() {
         assert_nothing_loaded(&format!("after Ctrl-C of {args:?}"));
     }
 }
+
+/// A program whose file tracer cannot open by its path: run from a tmpfs
+/// mounted in another mount namespace (its path is an empty directory here),
+/// and deleted while it runs. Its frames are named all the same (through
+/// /proc/PID/map_files, read when it was first sampled).
+#[test]
+fn frames_of_a_program_in_another_mount_namespace_are_named() {
+    let _l = shared_lock();
+    let dir = tmp("ns");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let script = format!(
+        "mount -t tmpfs tracer-test {d} && cp {} {d}/fx && \
+         {{ {d}/fx cpu 1500 & sleep 0.5; rm {d}/fx; wait; }}",
+        fx()
+    );
+    let out_f = tmp("ns.folded");
+    let out = run(
+        tracer().args([
+            "profile",
+            "-F",
+            "199",
+            "--folded",
+            "-o",
+            out_f.to_str().unwrap(),
+            "--",
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "the tmpfs leaked into this namespace"
+    );
+    let text = std::fs::read_to_string(&out_f).unwrap();
+    let lines = folded(&text);
+    let named: u64 = lines
+        .iter()
+        .filter(|(f, _)| f[0] == "fx" && pos(f, "cpu_leaf_a").is_some())
+        .map(|l| l.1)
+        .sum();
+    let all: u64 = lines
+        .iter()
+        .filter(|(f, _)| f[0] == "fx")
+        .map(|l| l.1)
+        .sum();
+    assert!(all > 100, "too few samples of fx:\n{text}");
+    assert!(
+        named * 2 > all,
+        "cpu_leaf_a not named in the other namespace's program ({named} of {all}):\n{text}"
+    );
+    let _ = std::fs::remove_dir_all(out_f.parent().unwrap());
+}
+
+/// A stack map too small for the program's stacks: the samples whose stack
+/// did not fit are still counted (under a `[lost user stack]` frame) and the
+/// loss is reported, in JSON and in the table's head.
+#[test]
+fn stacks_that_do_not_fit_are_counted_as_lost() {
+    let _l = shared_lock();
+    let args = [
+        "profile",
+        "-F",
+        "999",
+        "--stack-storage-size",
+        "64",
+        "--json",
+        "--",
+        &fx(),
+        "cpu",
+        "1500",
+    ];
+    let (summary, stacks) = json_stacks(&args);
+    let lost = summary["lost"]["user_stack_lost"].as_u64().unwrap_or(0);
+    assert!(
+        lost > 0,
+        "no user stack lost with 64 slots: {}",
+        summary["lost"]
+    );
+    let marked: u64 = stacks
+        .iter()
+        .filter(|s| {
+            s["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == "[lost user stack]")
+        })
+        .map(|s| s["value"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        marked, lost,
+        "samples without their user stack != the count lost"
+    );
+    let out = run(
+        tracer().args([
+            "profile",
+            "-F",
+            "999",
+            "--stack-storage-size",
+            "64",
+            "--",
+            &fx(),
+            "cpu",
+            "1000",
+        ]),
+        LIMIT,
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("user_stack_lost"), "{text}");
+}

@@ -229,6 +229,7 @@ impl Plan {
             .launched
             .map(|pid| pre_exec_keys(counts, pid, &live.own_comm));
         live.take_notices();
+        let t0 = std::time::Instant::now();
         let collector = live.collector.borrow();
         let mut syms = live.symbols.borrow_mut();
         let mut frames: Vec<Frame> = Vec::new();
@@ -288,6 +289,12 @@ impl Plan {
                 truncated,
             });
         }
+        log::info!(
+            "{} stacks, {} frames named in {:.1} ms",
+            stacks.len(),
+            frames.len(),
+            t0.elapsed().as_secs_f64() * 1e3
+        );
         Profile {
             kind: self.kind(live),
             seconds: head.seconds,
@@ -417,5 +424,41 @@ impl Counting for Plan {
             f.write(&report::pprof::pprof(&p, start))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::profile::StackKey;
+
+    use super::*;
+
+    fn key(tgid: u32, gen: u32, comm: &str) -> StackKey {
+        let mut c = [0u8; TASK_COMM_LEN];
+        c[..comm.len()].copy_from_slice(comm.as_bytes());
+        StackKey {
+            tgid,
+            gen,
+            kstack: 1,
+            ustack: 2,
+            comm: c,
+        }
+    }
+
+    #[test]
+    fn launched_commands_lose_only_their_pre_exec_samples() {
+        let mut own = [0u8; TASK_COMM_LEN];
+        own[..6].copy_from_slice(b"tracer");
+        let mut c = RawCounts::default();
+        c.weights.insert(key(7, 0, "tracer"), 1);
+        c.weights.insert(key(7, 1, "app"), 50);
+        c.weights.insert(key(8, 0, "tracer"), 3);
+        assert_eq!(pre_exec_keys(&c, 7, &own), vec![key(7, 0, "tracer")]);
+        // First sampled after its exec: generation 0 is the command.
+        c.weights.remove(&key(7, 1, "app"));
+        c.weights.insert(key(7, 0, "app"), 50);
+        c.weights.remove(&key(7, 0, "tracer"));
+        assert!(pre_exec_keys(&c, 7, &own).is_empty());
+        assert_eq!(comm_of(&key(1, 0, "app").comm), "app");
     }
 }

@@ -305,6 +305,34 @@ fn offset_in(segments: &[(u64, u64, u64)], addr: u64) -> Option<u64> {
         .map(|(va, _, off)| addr - va + off)
 }
 
+/// A separate debug file, with the code segments of the file it is for
+/// (`(vaddr, memsz, file offset)`), which turn that file's offsets into the
+/// addresses the debug file's symbols have.
+pub type DebugFile = (PathBuf, Vec<(u64, u64, u64)>);
+
+/// The separate debug file of the ELF file at `path` (by build id, or by
+/// debuglink).
+pub fn debug_file_of(path: &Path) -> Option<DebugFile> {
+    let data = std::fs::read(path).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let build_id = file.build_id().ok().flatten();
+    let debuglink = file
+        .gnu_debuglink()
+        .ok()
+        .flatten()
+        .map(|(name, _)| String::from_utf8_lossy(name).into_owned());
+    let dbg = find_debug_file(path, build_id, debuglink.as_deref())?;
+    Some((dbg, code_segments(&file)))
+}
+
+/// The address of file offset `off` in one of `segments`.
+pub fn address_in(segments: &[(u64, u64, u64)], off: u64) -> Option<u64> {
+    segments
+        .iter()
+        .find(|(_, size, o)| off >= *o && off < o + size)
+        .map(|(va, _, o)| off - o + va)
+}
+
 /// The file offset of the entry point of the ELF file at `path`: code every
 /// executable has, stripped or not (no symbols are read).
 pub fn entry_offset(path: &Path) -> Result<u64> {

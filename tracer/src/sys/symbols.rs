@@ -76,6 +76,8 @@ fn parse_maps(text: &str) -> Vec<MapsLine> {
 /// A file stacks point into, as blazesym opens it.
 struct MappedFile {
     path: PathBuf,
+    /// Its separate debug file and code segments, once looked for.
+    debug: Option<Option<crate::sys::elf::DebugFile>>,
     /// Held open when `path` is `/proc/self/fd/N` (a file in another mount
     /// namespace, replaced or deleted on disk, or of a process that may exit).
     _open: Option<File>,
@@ -174,6 +176,7 @@ impl Symbols {
         let file = if plain {
             MappedFile {
                 path: PathBuf::from(path),
+                debug: None,
                 _open: None,
             }
         } else {
@@ -182,6 +185,7 @@ impl Symbols {
                 .ok()?;
             MappedFile {
                 path: PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+                debug: None,
                 _open: Some(f),
             }
         };
@@ -216,12 +220,12 @@ impl Symbols {
         };
         let name = file.and_then(|f| {
             let look = if leaf { off } else { off.saturating_sub(1) };
-            let path = &self.files[f].path;
-            let symbolizer = &self.symbolizer;
-            self.user
-                .entry((f, look))
-                .or_insert_with(|| name_in_file(symbolizer, path, look))
-                .clone()
+            if let Some(n) = self.user.get(&(f, look)) {
+                return n.clone();
+            }
+            let n = self.name_in_file(f, look);
+            self.user.insert((f, look), n.clone());
+            n
         });
         match name {
             Some(name) => Frame {
@@ -237,6 +241,46 @@ impl Symbols {
                 symbolized: false,
             },
         }
+    }
+
+    /// The function at file offset `off` of file `f`: from its symbol
+    /// table; else from its separate debug file's symbol table (found by
+    /// build id or debuglink: the symbols a stripped library lost); else
+    /// from DWARF (in the file, or in a debug file), which costs the most to
+    /// read.
+    fn name_in_file(&mut self, f: usize, off: u64) -> Option<String> {
+        let elf = |path: &Path, debug_syms| {
+            Source::Elf(Elf {
+                debug_syms,
+                ..Elf::new(path)
+            })
+        };
+        let named = |r: blazesym::Result<Symbolized>| match r {
+            Ok(Symbolized::Sym(s)) => Some(s.name.into_owned()),
+            Ok(Symbolized::Unknown(_)) => None,
+            Err(e) => {
+                log::debug!("symbolizing: {e}");
+                None
+            }
+        };
+        let sy = &self.symbolizer;
+        let file = &mut self.files[f];
+        if let Some(n) = named(sy.symbolize_single(&elf(&file.path, false), Input::FileOffset(off)))
+        {
+            return Some(n);
+        }
+        let debug = file
+            .debug
+            .get_or_insert_with(|| crate::sys::elf::debug_file_of(&file.path));
+        if let Some((dbg, segments)) = debug {
+            let addr = crate::sys::elf::address_in(segments, off);
+            let n = addr
+                .and_then(|a| named(sy.symbolize_single(&elf(dbg, false), Input::VirtOffset(a))));
+            if n.is_some() {
+                return n;
+            }
+        }
+        named(sy.symbolize_single(&elf(&file.path, true), Input::FileOffset(off)))
     }
 
     /// The frame of kernel address `addr` (`leaf` as for `user_frame`).
@@ -275,27 +319,6 @@ impl Symbols {
         self.kernel.insert(look, f.clone());
         f
     }
-}
-
-/// The function at file offset `off` of the ELF file at `path`: from its
-/// symbol table, else from debug information (DWARF in the file, or a
-/// separate debug file by build id or debuglink).
-fn name_in_file(symbolizer: &Symbolizer, path: &Path, off: u64) -> Option<String> {
-    for debug_syms in [false, true] {
-        let src = Source::Elf(Elf {
-            debug_syms,
-            ..Elf::new(path)
-        });
-        match symbolizer.symbolize_single(&src, Input::FileOffset(off)) {
-            Ok(Symbolized::Sym(s)) => return Some(s.name.into_owned()),
-            Ok(Symbolized::Unknown(_)) => {}
-            Err(e) => {
-                log::debug!("symbolizing {}+{off:#x}: {e}", path.display());
-                return None;
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]
