@@ -584,7 +584,7 @@ pub enum SampleEvent {
 ///     sudo tracer profile -d 10                          # the whole machine, top functions
 ///     sudo tracer profile -F 99 --svg cpu.svg -- ./app   # a flame graph of one command
 ///     sudo tracer profile -p 1234 --folded > out.folded  # for flamegraph.pl or inferno
-///     sudo tracer profile -p 1234 --pprof cpu.pb -d 30    # for go tool pprof, Pyroscope, Parca
+///     sudo tracer profile -p 1234 --pprof cpu.pb -d 30   # for go tool pprof, Pyroscope, Parca
 ///     sudo tracer profile --off-cpu --min-block 1000 -p 1234 --svg offcpu.svg
 ///
 /// A perf event on every CPU samples the running task -F times a second
