@@ -548,9 +548,9 @@ pub mod profile {
     use super::TASK_COMM_LEN;
 
     /// Key of the profile's weights (`PROFILE_COUNTS`): a thread's process,
-    /// name and stacks. `gen` counts the process's execs seen since it was
-    /// first sampled, so user space symbolizes each stack with the mappings
-    /// of the program that ran it.
+    /// name and stacks. `gen` counts the process's execs (and the exits of
+    /// earlier processes with its pid) seen since it was first sampled, so
+    /// user space names each stack with the mappings of the program that ran it.
     #[repr(C)]
     #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
     pub struct StackKey {

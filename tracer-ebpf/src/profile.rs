@@ -104,13 +104,32 @@ fn try_offcpu_switch(ctx: &TracePointContext) -> Option<()> {
 /// samples belong to a new generation, whose mappings user space reads anew.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn profile_exec(_ctx: RawTracePointContext) -> i32 {
-    if let Some(p) = PROFILE_PROCS.get_ptr_mut(&current_tgid()) {
+    next_generation(current_tgid());
+    0
+}
+
+/// `sched_process_exit`: when a sampled process's leader exits, the process
+/// is gone; a later process given the same pid must not be named with its
+/// mappings, so it starts a new generation too.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn profile_exit(_ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if pid_tgid as u32 == (pid_tgid >> 32) as u32 {
+        next_generation(pid_tgid as u32);
+    }
+    0
+}
+
+/// Samples of `tgid` from now on belong to its next generation (if it was
+/// sampled at all), announced by a notice at its next sample.
+#[inline(always)]
+fn next_generation(tgid: u32) {
+    if let Some(p) = PROFILE_PROCS.get_ptr_mut(&tgid) {
         unsafe {
             (*p).gen = (*p).gen.wrapping_add(1);
             (*p).noticed = 0;
         }
     }
-    0
 }
 
 /// The key of the current task's sample: process, generation, comm, stacks.

@@ -133,13 +133,23 @@ fn cpu_profile_of_a_known_call_chain() {
             .unwrap();
         p.string_table[f.name as usize].clone()
     };
+    // Samples with cpu_leaf_a on the stack (its own, or a kernel frame under it).
     let leaf_a = p
         .sample
         .iter()
-        .filter(|s| name_of(s.location_id[0]).ends_with("cpu_leaf_a"))
+        .filter(|s| {
+            s.location_id
+                .iter()
+                .any(|&l| name_of(l).ends_with("cpu_leaf_a"))
+        })
         .map(|s| s.value[0])
         .sum::<i64>();
     assert_eq!(leaf_a as u64, a, "pprof's leaf_a samples != folded's");
+    // Leaf first: cpu_leaf_a is the first frame of its own samples.
+    assert!(p
+        .sample
+        .iter()
+        .any(|s| name_of(s.location_id[0]).ends_with("cpu_leaf_a")));
     let _ = std::fs::remove_dir_all(out_f.parent().unwrap());
 }
 

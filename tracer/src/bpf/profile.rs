@@ -91,7 +91,9 @@ pub fn attach_off_cpu(obj: &mut Object) -> Result<()> {
     obj.attach_tracepoint("offcpu_switch", "sched", "sched_switch")
 }
 
-/// A sampled process that execs starts a new generation of mappings.
-pub fn attach_exec(obj: &mut Object) -> Result<()> {
-    obj.attach_raw_tracepoint("profile_exec", "sched_process_exec")
+/// A sampled process that execs, or whose pid is freed, starts a new
+/// generation of mappings.
+pub fn attach_generations(obj: &mut Object) -> Result<()> {
+    obj.attach_raw_tracepoint("profile_exec", "sched_process_exec")?;
+    obj.attach_raw_tracepoint("profile_exit", "sched_process_exit")
 }

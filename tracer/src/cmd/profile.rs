@@ -22,7 +22,7 @@ use super::{
 use crate::{
     bpf::{
         self,
-        profile::{attach_exec, attach_off_cpu, attach_sampling, Sampler},
+        profile::{attach_generations, attach_off_cpu, attach_sampling, Sampler},
         Object,
     },
     cli::{ProfileArgs, SampleEvent},
@@ -349,7 +349,7 @@ impl Counting for Plan {
             ],
         )?;
         let collector = ProfileCollector::new(&mut obj)?;
-        attach_exec(&mut obj)?;
+        attach_generations(&mut obj)?;
         let sampler = match &self.sampling {
             Some((hz, samplers)) => Some(attach_sampling(&mut obj, samplers, *hz)?),
             None => {
