@@ -46,21 +46,21 @@ fn pos(frames: &[String], name: &str) -> Option<usize> {
         .position(|f| f == name || f.ends_with(&format!("::{name}")))
 }
 
-/// Samples whose leaf (user) frame is `name`, with the chain checked root first.
-fn samples_in(lines: &[(Vec<String>, u64)], leaf: &str) -> u64 {
-    let mut n = 0;
+/// Samples with frame `leaf` on the stack, and how many of them show the
+/// whole chain `main -> cpu_outer -> leaf`, root first.
+fn samples_in(lines: &[(Vec<String>, u64)], leaf: &str) -> (u64, u64) {
+    let (mut n, mut whole) = (0, 0);
     for (frames, count) in lines {
         let Some(l) = pos(frames, leaf) else { continue };
-        let outer = pos(frames, "cpu_outer").expect("cpu_outer above the leaf");
-        let main = frames
-            .iter()
-            .position(|f| f == "fixture::main" || f.ends_with("::main"))
-            .expect("main above cpu_outer");
-        assert!(main < outer && outer + 1 == l, "root first: {frames:?}");
         assert_eq!(frames[0], "fixture", "comm first: {frames:?}");
+        let outer = pos(frames, "cpu_outer");
+        let main = frames.iter().position(|f| f.ends_with("::main"));
+        if matches!((main, outer), (Some(m), Some(o)) if m < o && o + 1 == l) {
+            whole += count;
+        }
         n += count;
     }
-    n
+    (n, whole)
 }
 
 #[test]
@@ -89,12 +89,21 @@ fn cpu_profile_of_a_known_call_chain() {
     assert!(out.status.success(), "{out:?}");
     let text = std::fs::read_to_string(&out_f).unwrap();
     let lines = folded(&text);
-    let (a, b) = (
+    let ((a, wa), (b, wb)) = (
         samples_in(&lines, "cpu_leaf_a"),
         samples_in(&lines, "cpu_leaf_b"),
     );
+    // Nearly all with the whole chain: a sample on a function's first
+    // instructions, before it set its frame pointer, misses its caller (the
+    // blind spot of frame-pointer unwinding, perf's too).
+    assert!(
+        (wa + wb) * 100 >= (a + b) * 95,
+        "main -> cpu_outer -> leaf in only {} of {} samples:\n{text}",
+        wa + wb,
+        a + b
+    );
     let total: u64 = lines.iter().map(|l| l.1).sum();
-    // 3 s at 199 Hz: about 600 samples, nearly all in the leaves.
+    // 3 s at 499 Hz: about 1500 samples, nearly all in the leaves.
     assert!(total > 300, "too few samples ({total}):\n{text}");
     assert!(a + b > total * 8 / 10, "leaves {a}+{b} of {total}:\n{text}");
     let ratio = a as f64 / b as f64;

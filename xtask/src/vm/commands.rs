@@ -529,7 +529,13 @@ pub fn serve(s: &Section, calls: u64) -> Result<()> {
 
 /// Features tracer has a fallback for: a kernel may lack them (5.10 does)
 /// and every command still works, so their absence is a note, not a failure.
-pub const OPTIONAL_FEATURES: [&str; 3] = ["task storage", "BPF cookies", "bpf_get_func_ip"];
+/// (A VM under TCG has no cycle counter; profile samples on cpu-clock.)
+pub const OPTIONAL_FEATURES: [&str; 4] = [
+    "task storage",
+    "BPF cookies",
+    "bpf_get_func_ip",
+    "cycle counter",
+];
 
 /// Which commands fall back when each optional feature is missing.
 const FALLS_BACK: [(&str, &[&str]); 3] = [
@@ -584,6 +590,7 @@ pub fn info(s: &Section, release: &str, readme: &str) -> Result<Vec<String>> {
         "uprobe",
         "tracepoint",
         "kprobe",
+        "profile",
         "list",
     ] {
         let c = commands
@@ -631,11 +638,14 @@ fn frame_at(frames: &[&str], name: &str) -> Option<usize> {
 }
 
 /// `profile -F 499 --folded -- fixture cpu 3000`: the chain `main ->
-/// cpu_outer -> cpu_leaf_a | cpu_leaf_b`, root first, the leaves 2:1 within 20%.
+/// cpu_outer -> cpu_leaf_a | cpu_leaf_b`, root first, in nearly all the
+/// leaves' samples (a sample on a function's first instructions, before it
+/// has set its frame pointer, misses its caller: frame-pointer unwinding's
+/// known blind spot), the leaves 2:1 within 20%.
 pub fn profile_cpu(s: &Section) -> Result<()> {
     ran_ok(s)?;
     let stacks = folded(&s.stdout)?;
-    let (mut a, mut b, mut total) = (0, 0, 0);
+    let (mut a, mut b, mut whole, mut total) = (0, 0, 0, 0);
     for (frames, n) in &stacks {
         total += n;
         ensure!(
@@ -646,16 +656,21 @@ pub fn profile_cpu(s: &Section) -> Result<()> {
             if let Some(l) = frame_at(frames, leaf) {
                 let outer = frame_at(frames, "cpu_outer");
                 let main = frame_at(frames, "main");
-                ensure!(
-                    matches!((main, outer), (Some(m), Some(o)) if m < o && o + 1 == l),
-                    "not main -> cpu_outer -> {leaf}, root first: {frames:?}"
-                );
+                if matches!((main, outer), (Some(m), Some(o)) if m < o && o + 1 == l) {
+                    whole += n;
+                }
                 *sum += n;
             }
         }
     }
     ensure!(total >= 300, "only {total} samples: {}", excerpt(&s.stdout));
     ensure!(a + b >= total * 7 / 10, "leaves {a}+{b} of {total} samples");
+    ensure!(
+        whole * 100 >= (a + b) * 95,
+        "main -> cpu_outer -> leaf, root first, in only {whole} of {} samples: {}",
+        a + b,
+        excerpt(&s.stdout)
+    );
     let ratio = a as f64 / b.max(1) as f64;
     ensure!(
         (1.6..=2.4).contains(&ratio),
@@ -871,7 +886,7 @@ mod tests {
                 })
                 .collect();
             let commands: Vec<Value> =
-                ["syscalls", "trace", "exec", "uprobe", "tracepoint", "kprobe", "list"]
+                ["syscalls", "trace", "exec", "uprobe", "tracepoint", "kprobe", "profile", "list"]
                     .iter()
                     .map(|c| {
                         let fallback = *c == "syscalls" && missing == "task storage";
