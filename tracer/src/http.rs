@@ -144,11 +144,16 @@ fn answer(req: &Request<Incoming>, scrape: &Scrape) -> Response<Full<Bytes>> {
                     },
                     body,
                 ),
-                Err(e) => respond(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    TEXT,
-                    format!("tracer: reading the kernel's counters failed: {e:#}\n"),
-                ),
+                Err(e) => {
+                    // On stderr too (the journal, for a service), not only
+                    // to the scraper.
+                    log::warn!("a scrape failed: reading the kernel's counters: {e:#}");
+                    respond(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        TEXT,
+                        format!("tracer: reading the kernel's counters failed: {e:#}\n"),
+                    )
+                }
             }
         }
         (_, "/metrics") => respond(

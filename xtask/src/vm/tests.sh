@@ -200,7 +200,8 @@ timeout 60 tracer serve --listen 127.0.0.1:9852 --comm fxsrv --by comm \
 tr=$!
 wait_for /tmp/err Serving $tr
 fixture --comm fxsrv syscalls "$L" 0
-wget -q -O /tmp/metrics http://127.0.0.1:9852/metrics
+# wget's own complaint, if any, goes with tracer's stderr into the section.
+wget -O /tmp/metrics http://127.0.0.1:9852/metrics 2>>/tmp/err
 kill -TERM $tr
 wait $tr
 section serve comm $? /tmp/metrics /tmp/err
