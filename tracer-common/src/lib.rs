@@ -4,6 +4,9 @@
 //! bytes the kernel writes are exactly the bytes user space reads.
 #![no_std]
 
+/// The most `--cgroup` directories a run can take (`CGROUP_FILTER`'s size).
+pub const MAX_CGROUPS: u32 = 8;
+
 /// Size of the per-syscall tables. x86_64 and aarch64 numbers are all below this.
 pub const MAX_SYSCALLS: u32 = 1024;
 
@@ -83,6 +86,8 @@ pub mod flags {
     pub const BY_CGROUP: u32 = 1 << 16;
     /// Any of the label kinds.
     pub const BY_ANY: u32 = BY_COMM | BY_PID | BY_CGROUP;
+    /// Only tasks in one of the `CGROUP_FILTER` cgroups (v2) or below them.
+    pub const FILTER_CGROUP: u32 = 1 << 17;
 }
 
 /// Slots of a syscall's duration histogram (`SYSCALL_HIST`): slot `s` holds

@@ -4,21 +4,21 @@
 //! exit adds the result and the new comm and sends one `ExecEvent`.
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_user,
-        generated::bpf_probe_read_kernel as probe_read_kernel_raw,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_probe_read_user, generated::bpf_probe_read_kernel as probe_read_kernel_raw,
     },
     macros::{map, tracepoint},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{HashMap, LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
 use tracer_common::{
     event_flags, event_kind, event_lost,
-    flags::{FILTER_COMM, FILTER_TGID, FILTER_UID},
+    flags::{FILTER_CGROUP, FILTER_COMM, FILTER_TGID, FILTER_UID},
     ExecEvent, EXEC_ARGS, EXEC_MAX_ARGC,
 };
 
 use crate::{
+    filter::in_cgroups,
     maps::{count, FLAGS, FORK_CHILD_PID_OFFSET, SELF_TGID, TARGET_COMM, TARGET_UID, TRACED_TGIDS},
     ring::{ring_full, EVENTS, EVENT_LOST},
     user_str::{read_user_arg, read_user_str},
@@ -35,10 +35,6 @@ static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0
 /// recently used entries make room; user space reads /proc for those it lacks.
 #[map]
 pub static EXEC_PARENTS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(1, 0);
-
-/// Index 0: only tasks in this cgroup (v2 id = inode number of its directory); 0 = any.
-#[map]
-pub static TARGET_CGROUP: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Byte offset of syscall argument `i` in a `syscalls:sys_enter_*` record
 /// (`struct syscall_trace_enter`: 8-byte header, int nr, then the arguments).
@@ -75,8 +71,7 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Option<()> {
     if flags & FILTER_UID != 0 && uid != TARGET_UID.load() {
         return None;
     }
-    let cgroup = TARGET_CGROUP.get(0).copied().unwrap_or(0);
-    if cgroup != 0 && unsafe { bpf_get_current_cgroup_id() } != cgroup {
+    if flags & FILTER_CGROUP != 0 && !in_cgroups() {
         return None;
     }
     let ev = EXEC_SCRATCH.get_ptr_mut(0)?;

@@ -6,10 +6,10 @@
 //! pays for preallocating another's tables.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, CgroupArray, HashMap, PerCpuArray},
     Global,
 };
-use tracer_common::{drops, ProcInfo, MAX_SYSCALLS, TASK_COMM_LEN};
+use tracer_common::{drops, ProcInfo, MAX_CGROUPS, MAX_SYSCALLS, TASK_COMM_LEN};
 
 /// `tracer_common::flags` bits, and the `tracer_common::lacks` bits of the
 /// fallbacks this kernel needs.
@@ -25,6 +25,13 @@ pub static SELF_TGID: Global<u32> = Global::new(0);
 /// Offset of `child_pid` in the `sched:sched_process_fork` record (from its format file).
 #[unsafe(no_mangle)]
 pub static FORK_CHILD_PID_OFFSET: Global<u32> = Global::new(44);
+
+/// How many `CGROUP_FILTER` slots are filled (`flags::FILTER_CGROUP`).
+#[unsafe(no_mangle)]
+pub static CGROUP_COUNT: Global<u64> = Global::new(0);
+/// The `--cgroup` directories (cgroup v2), filled by user space.
+#[map]
+pub static CGROUP_FILTER: CgroupArray = CgroupArray::with_max_entries(MAX_CGROUPS, 0);
 
 /// Tgids of the traced processes (`flags::FILTER_TGID`), fed by fork when following.
 #[map]

@@ -348,10 +348,6 @@ pub struct TraceArgs {
 #[derive(Debug, Args, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct ExecArgs {
-    /// Only tasks in this cgroup (v2): a directory under /sys/fs/cgroup.
-    #[arg(long, value_name = "PATH")]
-    pub cgroup: Option<PathBuf>,
-
     /// Size of the kernel's event ring buffer in bytes (a power of two, at least 4K).
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_buffer_size)]
     pub buffer_size: u32,
@@ -422,6 +418,13 @@ pub struct ProcessArgs {
     /// Only tasks whose comm (the 15-character name in /proc/PID/comm) is COMM.
     #[arg(long, value_name = "COMM")]
     pub comm: Option<String>,
+
+    /// Only tasks in this cgroup (a cgroup v2 directory) or below it; repeat
+    /// for several. A relative path is taken below the cgroup v2 mount
+    /// (/sys/fs/cgroup, or /sys/fs/cgroup/unified in the hybrid layout):
+    /// `--cgroup system.slice/nginx.service`. Decided in the kernel.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<PathBuf>,
 
     /// Only tasks running as this user (name or number).
     #[arg(short, long, value_name = "USER")]

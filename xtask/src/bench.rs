@@ -446,6 +446,7 @@ fn scenarios(size: Size) -> Vec<Scenario> {
         mk(OURS_L_HASH, "the same on the old-kernel path: entry time in a hash map keyed by tid (TRACER_FALLBACK=task-storage)", bg("Tracing"), &["{tracer}", "syscalls", "-L"], size.iters).env(HASH_ENTRY).timing().peer(BPFTRACE_LAT),
         mk(SERVE, "Prometheus metrics: the hooks of tracer syscalls -L with errnos and a duration histogram per syscall (not scraped while measured)", bg("Tracing"), &["{tracer}", "serve", "--listen", "127.0.0.1:0"], size.iters).timing().peer(OURS_L),
         mk(SERVE_BY, "the same with a comm label (a per-CPU hash keyed by comm and syscall)", bg("Tracing"), &["{tracer}", "serve", "--listen", "127.0.0.1:0", "--by", "comm"], size.iters).timing().peer(OURS_L),
+        mk(OURS_CGROUP, "system-wide counting of the tasks under a cgroup: the root one (`--cgroup .`), so every call pays the in-kernel cgroup test and passes it", bg("Tracing"), &["{tracer}", "syscalls", "--cgroup", "."], size.iters).peer(OURS),
         mk("tracer syscalls -P", "system-wide per process (per-CPU hash keyed by pid and syscall)", bg("Tracing"), &["{tracer}", "syscalls", "-P"], size.iters),
         mk(OURS_CMD, "strace -c's job: the launched command only, with times and errors, forks followed", Kind::Launcher, &["{tracer}", "syscalls", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.iters).timing().peer(BPFTRACE_LAT_CMD),
         mk(OURS_CMD_HASH, "the same on the old-kernel path: entry time in a hash map keyed by tid (TRACER_FALLBACK=task-storage)", Kind::Launcher, &["{tracer}", "syscalls", "-o", "/dev/null", "--", "{fx}", "geteuid", "{n}"], size.iters).env(HASH_ENTRY).timing().peer(BPFTRACE_LAT_CMD),
@@ -471,6 +472,7 @@ const FLOOR2: &str = "floor: empty raw tracepoints on sys_enter + sys_exit";
 const FLOOR_CLOCK: &str = "floor: clock-reading raw tracepoints on sys_enter + sys_exit";
 const OURS: &str = "tracer syscalls";
 const OURS_L: &str = "tracer syscalls -L";
+const OURS_CGROUP: &str = "tracer syscalls --cgroup .";
 const OURS_L_HASH: &str = "tracer syscalls -L (hash-map entry state)";
 const OURS_CMD: &str = "tracer syscalls -- CMD";
 const OURS_CMD_HASH: &str = "tracer syscalls -- CMD (hash-map entry state)";

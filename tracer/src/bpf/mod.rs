@@ -52,6 +52,8 @@ pub struct Globals {
     pub fork_child_pid_offset: Option<u32>,
     /// One command's own `u64` globals (`tracer profile`'s offsets and limits).
     pub values: Vec<(&'static str, u64)>,
+    /// The `--cgroup` directories (cgroup v2), with `flags::FILTER_CGROUP`.
+    pub cgroups: Vec<std::path::PathBuf>,
 }
 
 /// The loaded object and everything attached from it. Dropping it detaches
@@ -225,11 +227,32 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Obje
     let ebpf = loader
         .load(&object)
         .context("the kernel refused to create tracer's BPF maps")?;
+    let mut ebpf = ebpf;
+    fill_cgroups(&mut ebpf, &globals.cgroups)?;
     Ok(Object {
         links: Vec::new(),
         ebpf,
         lacks,
     })
+}
+
+/// Put the `--cgroup` directories into `CGROUP_FILTER`.
+fn fill_cgroups(ebpf: &mut Ebpf, cgroups: &[std::path::PathBuf]) -> Result<()> {
+    if cgroups.is_empty() {
+        return Ok(());
+    }
+    let map = ebpf
+        .map_mut("CGROUP_FILTER")
+        .context("map CGROUP_FILTER missing from the object")?;
+    let mut array: aya::maps::CgroupArray<&mut MapData> = aya::maps::CgroupArray::try_from(map)?;
+    for (i, dir) in cgroups.iter().enumerate() {
+        let f = std::fs::File::open(dir)
+            .with_context(|| format!("cannot open cgroup {}", dir.display()))?;
+        array
+            .set(i as u32, f, 0)
+            .with_context(|| format!("the kernel refused cgroup {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Program `name` of the object, as its concrete type.

@@ -1,7 +1,6 @@
 //! `tracer exec`: every execve/execveat on the system, as it returns.
-use std::os::unix::fs::MetadataExt as _;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::{
     process::{self, Selection},
@@ -18,49 +17,14 @@ use crate::{
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub selection: Selection,
-    /// cgroup v2 id (inode of the directory), 0 = any.
-    pub cgroup: u64,
     pub json: bool,
     pub buffer_size: u32,
 }
 
-/// The id the kernel gives a cgroup v2 directory: its inode number.
-pub fn cgroup_id(path: &std::path::Path) -> Result<u64> {
-    let meta = std::fs::metadata(path).with_context(|| {
-        format!(
-            "--cgroup {}: no such cgroup directory (give a path under /sys/fs/cgroup)",
-            path.display()
-        )
-    })?;
-    if !meta.is_dir() {
-        anyhow::bail!(
-            "--cgroup {}: not a directory (give a cgroup directory under /sys/fs/cgroup)",
-            path.display()
-        );
-    }
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    let on_cgroup2 = unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0
-        && fs.f_type as u64 == libc::CGROUP2_SUPER_MAGIC as u64;
-    if !on_cgroup2 {
-        anyhow::bail!(
-            "--cgroup {}: not a cgroup v2 directory (the kernel filters on the cgroup2 \
-             hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems)",
-            path.display()
-        );
-    }
-    Ok(meta.ino())
-}
-
 pub fn plan(a: &ExecArgs) -> Result<Plan> {
     let selection = process::plan(&a.process)?;
-    let cgroup = match &a.cgroup {
-        Some(p) => cgroup_id(p)?,
-        None => 0,
-    };
     Ok(Plan {
         selection,
-        cgroup,
         json: a.run.json,
         buffer_size: a.buffer_size,
     })
@@ -88,9 +52,6 @@ impl Streaming for Plan {
                 ("EXEC_PARENTS", 16384),
             ],
         )?;
-        if self.cgroup != 0 {
-            obj.fill_array("TARGET_CGROUP", [(0, self.cgroup)])?;
-        }
         obj.attach_tracepoint("exec_fork", "sched", "sched_process_fork")?;
         obj.attach_tracepoint("exec_exit", "syscalls", "sys_exit_execve")?;
         obj.attach_tracepoint("exec_exit", "syscalls", "sys_exit_execveat")?;
@@ -125,21 +86,5 @@ impl Streaming for Plan {
             render::exec_line(out, &e, ppid, clock);
         }
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cgroup_ids_are_inodes() {
-        let dir = std::env::temp_dir();
-        let e = cgroup_id(&dir).unwrap_err().to_string();
-        assert!(e.contains("not a cgroup v2 directory"), "{e}");
-        let e = cgroup_id(std::path::Path::new("/nonexistent/cg"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no such cgroup"), "{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! Which processes a run traces (-p, --comm, -u, --no-follow, -- CMD), decided
 //! from the command line before touching the kernel: the same for every command.
 use anyhow::{bail, Result};
-use tracer_common::flags;
+use tracer_common::{flags, MAX_CGROUPS};
 
 use crate::{
     bpf::Globals,
@@ -20,6 +20,8 @@ pub struct Selection {
     pub target_comm: [u8; 16],
     /// The command after `--` (none if empty) and its --user.
     pub launch: LaunchArgs,
+    /// The `--cgroup` directories (`FILTER_CGROUP`).
+    pub cgroups: Vec<std::path::PathBuf>,
 }
 
 impl Selection {
@@ -46,13 +48,27 @@ impl Selection {
             target_uid: self.target_uid,
             target_comm: self.target_comm,
             fork_child_pid_offset: None,
-            values: Vec::new(),
+            values: vec![("CGROUP_COUNT", self.cgroups.len() as u64)],
+            cgroups: self.cgroups.clone(),
         }
     }
 
     /// Whose events these are, for the "Tracing ..." line: "" system-wide,
     /// " of pid 1, 2 and its children", " of `make -j2`".
     pub fn describe(&self) -> String {
+        let mut whose = self.whose();
+        if !self.cgroups.is_empty() {
+            let c: Vec<String> = self
+                .cgroups
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            whose.push_str(&format!(" in cgroup {}", c.join(", ")));
+        }
+        whose
+    }
+
+    fn whose(&self) -> String {
         if self.launches() {
             let cmd: Vec<String> = self
                 .launch
@@ -89,7 +105,19 @@ pub fn plan(a: &ProcessArgs) -> Result<Selection> {
         }
     }
     let task = proc::task_filters(a.uid.as_deref(), a.comm.as_deref())?;
+    if a.cgroup.len() > MAX_CGROUPS as usize {
+        bail!("at most {MAX_CGROUPS} --cgroup directories");
+    }
+    let cgroups = a
+        .cgroup
+        .iter()
+        .map(|c| crate::sys::cgroup::resolve(c))
+        .collect::<Result<Vec<_>>>()?;
+    if !cgroups.is_empty() {
+        f |= flags::FILTER_CGROUP;
+    }
     Ok(Selection {
+        cgroups,
         flags: f | task.flags,
         pids,
         target_uid: task.uid,
@@ -106,6 +134,7 @@ mod tests {
         ProcessArgs {
             pid,
             comm: None,
+            cgroup: Vec::new(),
             uid: None,
             no_follow: false,
             launch: crate::cli::LaunchArgs {

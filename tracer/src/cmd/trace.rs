@@ -33,9 +33,9 @@ pub struct Plan {
 }
 
 pub fn plan(a: &TraceArgs) -> Result<Plan> {
-    if !a.process.targets() {
+    if !a.process.targets() && a.process.cgroup.is_empty() {
         anyhow::bail!(
-            "say what to trace: -p PID or -- CMD (to count every process's syscalls, use `tracer syscalls`)"
+            "say what to trace: -p PID, -- CMD or --cgroup PATH (to count every process's syscalls, use `tracer syscalls`)"
         );
     }
     let selection = process::plan(&a.process)?;

@@ -23,6 +23,69 @@ pub fn cgroup2_mount() -> Option<PathBuf> {
     cgroup2_mount_in(&std::fs::read_to_string("/proc/self/mountinfo").ok()?)
 }
 
+/// `statfs` magic numbers (include/uapi/linux/magic.h).
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+
+/// A `--cgroup` argument as the cgroup v2 directory it names: absolute, or
+/// relative to the cgroup v2 mount; one clear error for anything else.
+pub fn resolve(arg: &Path) -> anyhow::Result<PathBuf> {
+    use anyhow::bail;
+    let mount = cgroup2_mount();
+    let path = if arg.is_absolute() {
+        arg.to_path_buf()
+    } else {
+        match &mount {
+            Some(m) => m.join(arg),
+            None => bail!(
+                "--cgroup {}: cgroup v2 is not mounted here, so a relative path means nothing",
+                arg.display()
+            ),
+        }
+    };
+    let Ok(meta) = std::fs::metadata(&path) else {
+        bail!(
+            "--cgroup {}: no such cgroup ({} does not exist)",
+            arg.display(),
+            path.display()
+        );
+    };
+    let magic = statfs_magic(&path);
+    if !meta.is_dir() || (magic != Some(CGROUP2_SUPER_MAGIC) && magic != Some(CGROUP_SUPER_MAGIC)) {
+        bail!(
+            "--cgroup {}: {} is not a cgroup directory{}",
+            arg.display(),
+            path.display(),
+            mount.as_ref().map_or(String::new(), |m| format!(
+                " (cgroup v2 is at {})",
+                m.display()
+            ))
+        );
+    }
+    if magic == Some(CGROUP_SUPER_MAGIC) {
+        bail!(
+            "--cgroup {}: {} is a cgroup v1 hierarchy; tracer filters on cgroup v2{}",
+            arg.display(),
+            path.display(),
+            mount
+                .as_ref()
+                .map_or(" (not mounted here)".into(), |m| format!(
+                    ", mounted at {}",
+                    m.display()
+                ))
+        );
+    }
+    Ok(std::fs::canonicalize(&path).unwrap_or(path))
+}
+
+/// The filesystem type of `path` (`statfs`'s `f_type`).
+fn statfs_magic(path: &Path) -> Option<i64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
+}
+
 /// cgroup id -> path below the root (`/` for the root itself), for every
 /// cgroup directory under `root`.
 pub fn paths_by_id(root: &Path) -> BTreeMap<u64, String> {
@@ -48,6 +111,20 @@ pub fn paths_by_id(root: &Path) -> BTreeMap<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_cgroup_directories_resolve() {
+        let e = resolve(&std::env::temp_dir()).unwrap_err().to_string();
+        assert!(e.contains("is not a cgroup directory"), "{e}");
+        let e = resolve(Path::new("/nonexistent/cg"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such cgroup"), "{e}");
+        if let Some(m) = cgroup2_mount() {
+            assert_eq!(resolve(Path::new(".")).unwrap(), m);
+            assert_eq!(resolve(&m).unwrap(), m);
+        }
+    }
 
     #[test]
     fn finds_the_v2_mount() {
