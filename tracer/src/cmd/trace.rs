@@ -230,7 +230,10 @@ mod tests {
     #[test]
     fn bad_plans() {
         let e = plan(&args(&[])).unwrap_err().to_string();
-        assert!(e.contains("-p PID or -- CMD"), "{e}");
+        assert!(
+            e.contains("say what to trace: -p PID, -- CMD or --cgroup PATH"),
+            "{e}"
+        );
         let e = plan(&args(&["-e", "opnat", "--", "true"]))
             .unwrap_err()
             .to_string();
