@@ -68,6 +68,20 @@ pub fn syscalls_all(s: &Section, readme: &str) -> Result<()> {
     documented(readme, SYSCALLS_DOC, &json_objects(&s.stdout))
 }
 
+/// `syscalls --cgroup tcg -- sh -c "fixture rare N; (move into tcg); exec
+/// fixture rare L"`: only the L calls made inside the cgroup count.
+pub fn syscalls_cgroup(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let last = summary(&s.stdout)?;
+    let calls = row(&last, "syscalls", "syscall", "sched_get_priority_max")
+        .and_then(|r| r["calls"].as_u64());
+    ensure!(
+        calls == Some(LINES),
+        "sched_get_priority_max: {calls:?} calls, {LINES} were made inside the cgroup ({N} outside): {last}"
+    );
+    Ok(())
+}
+
 /// `syscalls --comm fxsw -e read --json` system-wide while a fixture of that
 /// comm reads /dev/zero 0 and N times: the read counts differ by exactly N, and
 /// nothing but read is counted.

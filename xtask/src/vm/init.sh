@@ -9,6 +9,8 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+# cgroup v2, for --cgroup.
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 # Loopback, for tracer serve's HTTP.
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 echo "VMTEST-KERNEL $(uname -r)"

@@ -834,6 +834,8 @@ fn judge(label: &str, lines: &[String], finished: Result<()>) -> KernelResult {
     checks.push(("tracepoint --hist".into(), c));
     let c = get("serve", "comm").and_then(|s| commands::serve(&s, LINES));
     checks.push(("serve --by comm (HTTP, SIGTERM)".into(), c));
+    let c = get("syscalls", "cgroup").and_then(|s| commands::syscalls_cgroup(&s));
+    checks.push(("syscalls --cgroup -- CMD".into(), c));
     let c = get("profile", "cpu").and_then(|s| commands::profile_cpu(&s));
     checks.push(("profile -F 499 --folded -- CMD".into(), c));
     let c = get("profile", "offcpu").and_then(|s| commands::profile_off_cpu(&s));
@@ -1241,9 +1243,9 @@ mod tests {
                     .into()
             )
         );
-        // Whether the VM finished, 17 of tracer kprobe, 19 of the other
+        // Whether the VM finished, 17 of tracer kprobe, 20 of the other
         // commands, 9 of nothing left after SIGKILL.
-        assert_eq!(r.checks.len(), 1 + 17 + 19 + KILLED.len());
+        assert_eq!(r.checks.len(), 1 + 17 + 20 + KILLED.len());
 
         let table = summary_table(&[r, empty]);
         let rows: Vec<&str> = table.lines().collect();

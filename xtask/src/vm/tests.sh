@@ -169,6 +169,15 @@ for m in 0 "$N"; do
 done
 attached syscalls-P auto all "syscalls $N 0" syscalls -P -e getppid --json
 
+# --cgroup (cgroup v2, decided in the kernel): the command's first fixture runs
+# outside the group, then the shell moves itself in and the second one runs
+# there; only the second one's L calls count.
+mkdir -p /sys/fs/cgroup/tcg
+rm -f /tmp/report
+timeout 60 tracer syscalls --cgroup tcg --json -o /tmp/report -- \
+    sh -c "fixture rare $N; echo \$\$ > /sys/fs/cgroup/tcg/cgroup.procs; exec fixture rare $L" >/dev/null 2>/tmp/err
+section syscalls cgroup $? /tmp/report /tmp/err
+
 # tracer trace -- CMD: one line per call (sh forks the fixture, L getppid
 # calls), and sh's exit code passed through; --json on known file calls.
 run trace text tracer trace -e getppid,exit_group -- sh -c "fixture syscalls $L 0; exit 3"
