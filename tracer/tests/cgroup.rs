@@ -14,18 +14,6 @@ const LIMIT: Duration = Duration::from_secs(60);
 const INSIDE: u64 = 777;
 const OUTSIDE: u64 = 333;
 
-fn cgroup2_mount() -> PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            right
-                .starts_with("cgroup2 ")
-                .then(|| PathBuf::from(left.split_whitespace().nth(4).unwrap()))
-        })
-        .expect("cgroup v2 is mounted on this machine (CI's is)")
-}
-
 /// A cgroup v2 group of the test's own, removed (empty) when dropped.
 struct Group {
     dir: PathBuf,
@@ -82,25 +70,14 @@ fn run_outside(args: &[&str]) {
 /// tracer with `args`, attached, while a fixture inside the group and an
 /// identical one outside make their calls; then Ctrl-C. Its stdout.
 fn traced(g: &Group, args: &[&str]) -> Vec<u8> {
-    let (mut child, _err) = start_attached(tracer().args(args));
+    let (child, _err) = start_attached(tracer().args(args));
     g.run_inside(&format!("rare {INSIDE}"));
     run_outside(&["rare", &OUTSIDE.to_string()]);
     std::thread::sleep(Duration::from_millis(200));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = wait_output_of(&mut child);
+    let out = wait_output(child, LIMIT);
     assert!(out.status.success(), "{args:?}: {out:?}");
     out.stdout
-}
-
-fn wait_output_of(child: &mut std::process::Child) -> std::process::Output {
-    let mut stdout = Vec::new();
-    std::io::Read::read_to_end(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    let status = child.wait().unwrap();
-    std::process::Output {
-        status,
-        stdout,
-        stderr: Vec::new(),
-    }
 }
 
 #[test]
@@ -164,7 +141,7 @@ fn tracepoint_counts_only_the_cgroup() {
 fn profile_samples_only_the_cgroup() {
     let _l = shared_lock();
     let g = Group::new("prof");
-    let (mut child, _err) =
+    let (child, _err) =
         start_attached(tracer().args(["profile", "-F", "199", "--cgroup", &g.name, "--json"]));
     let mut outside = fixture()
         .args(["cpu", "1500"])
@@ -176,7 +153,7 @@ fn profile_samples_only_the_cgroup() {
     assert!(inside.wait().unwrap().success());
     let _ = outside.wait();
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = wait_output_of(&mut child);
+    let out = wait_output(child, LIMIT);
     assert!(out.status.success());
     let last: Value = json_lines(&out.stdout).pop().unwrap();
     let pids: Vec<u64> = last["stacks"]
@@ -190,14 +167,6 @@ fn profile_samples_only_the_cgroup() {
         pids.iter().all(|p| *p == pid),
         "stacks of processes outside the cgroup (inside: {pid}): {pids:?}"
     );
-}
-
-fn fails_with(args: &[&str], wanted: &str) {
-    let out = run(tracer().args(args), LIMIT);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-    assert!(err.contains(wanted), "{args:?}: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
 }
 
 /// A named cgroup v1 hierarchy mounted by the test, unmounted when dropped.
@@ -215,10 +184,12 @@ fn bad_cgroups_are_one_clear_line() {
     let _l = exclusive_lock();
     fails_with(
         &["syscalls", "--cgroup", "/tmp", "-d", "1"],
+        1,
         "is not a cgroup directory",
     );
     fails_with(
         &["syscalls", "--cgroup", "no-such-group-here", "-d", "1"],
+        1,
         "no such cgroup",
     );
     let v1 = V1(std::env::temp_dir().join(format!("tracer-v1-{}", std::process::id())));
@@ -231,6 +202,7 @@ fn bad_cgroups_are_one_clear_line() {
     assert!(st.success(), "mounting a named cgroup v1 hierarchy");
     fails_with(
         &["syscalls", "--cgroup", v1.0.to_str().unwrap(), "-d", "1"],
+        1,
         "is a cgroup v1 hierarchy",
     );
     drop(v1);

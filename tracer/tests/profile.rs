@@ -357,17 +357,6 @@ fn off_cpu_time_is_where_the_task_slept() {
     );
 }
 
-fn fails_with(args: &[&str], code: i32, wanted: &str) {
-    let out = run(tracer().args(args), LIMIT);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
-    assert!(err.contains(wanted), "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    if code == 1 {
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
-    }
-}
-
 #[test]
 fn bad_input_is_one_clear_line() {
     let _l = exclusive_lock();

@@ -542,17 +542,7 @@ fn pid_filter_and_its_end() {
 #[test]
 fn cgroup_label_is_the_cgroup_path() {
     let _l = shared_lock();
-    let root = {
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        mi.lines()
-            .find_map(|l| {
-                let (left, right) = l.split_once(" - ")?;
-                right
-                    .starts_with("cgroup2 ")
-                    .then(|| PathBuf::from(left.split_whitespace().nth(4).unwrap()))
-            })
-            .expect("cgroup v2 is mounted on this machine (CI's is)")
-    };
+    let root = cgroup2_mount();
     let name = format!("tracer-serve-test-{}", std::process::id());
     let dir = root.join(&name);
     std::fs::create_dir(&dir).unwrap();

@@ -162,6 +162,9 @@ pub struct Live {
     started: SystemTime,
     /// tracer's comm, which a launched command has until its exec.
     own_comm: [u8; TASK_COMM_LEN],
+    /// The summary block's profile, kept for `finish` (the flame graph and
+    /// pprof files), so the final stacks are read and named once.
+    summary: RefCell<Option<Profile>>,
 }
 
 impl Live {
@@ -304,6 +307,21 @@ impl Plan {
         }
     }
 
+    /// The block's text: JSON, folded stacks or the table.
+    fn text(&self, p: &Profile, head: Head) -> String {
+        if self.json {
+            report::profile::json(p, head.kind, &clock(), self.top, head.exit_code)
+        } else if self.folded {
+            report::profile::folded(p)
+        } else {
+            let mut t = String::new();
+            if head.kind == BlockKind::Interval {
+                t.push_str(&format!("[{}]\n", clock()));
+            }
+            t + &report::profile::table(p, self.top)
+        }
+    }
+
     fn title(&self, live: &Live) -> String {
         let whose = self.selection.describe();
         let whose = if whose.is_empty() {
@@ -363,6 +381,7 @@ impl Counting for Plan {
             sampler,
             started: SystemTime::now(),
             own_comm: own_comm(),
+            summary: RefCell::new(None),
         };
         Ok((live, obj))
     }
@@ -395,24 +414,19 @@ impl Counting for Plan {
 
     fn render(&self, live: &Live, head: Head, counts: &RawCounts) -> String {
         let p = self.profile(live, counts, head);
-        if self.json {
-            report::profile::json(&p, head.kind, &clock(), self.top, head.exit_code)
-        } else if self.folded {
-            report::profile::folded(&p)
-        } else {
-            let mut t = String::new();
-            if head.kind == BlockKind::Interval {
-                t.push_str(&format!("[{}]\n", clock()));
-            }
-            t + &report::profile::table(&p, self.top)
+        let text = self.text(&p, head);
+        if head.kind == BlockKind::Summary {
+            *live.summary.borrow_mut() = Some(p);
         }
+        text
     }
 
     fn finish(&self, live: &Live, head: Head, counts: &RawCounts) -> Result<()> {
         if self.svg.is_none() && self.pprof.is_none() {
             return Ok(());
         }
-        let p = self.profile(live, counts, head);
+        let kept = live.summary.borrow_mut().take();
+        let p = kept.unwrap_or_else(|| self.profile(live, counts, head));
         if let Some(f) = &self.svg {
             f.write(&report::profile::svg(&p, &self.title(live))?)?;
         }

@@ -328,3 +328,30 @@ pub fn assert_nothing_loaded(context: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// in the hybrid layout).
+pub fn cgroup2_mount() -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| PathBuf::from(left.split_whitespace().nth(4).unwrap()))
+        })
+        .expect("cgroup v2 is mounted on this machine (CI's is)")
+}
+
+/// tracer with `args` fails with exit `code`, saying `wanted`, without a
+/// panic; an error (exit 1) in one line.
+pub fn fails_with(args: &[&str], code: i32, wanted: &str) {
+    let out = run(tracer().args(args), Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(err.contains(wanted), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    if code == 1 {
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+    }
+}
