@@ -346,6 +346,8 @@ pub mod event_kind {
     pub const SYSCALL: u32 = 1;
     /// An `ExecEvent`.
     pub const EXEC: u32 = 2;
+    /// A `tcp::TcpEvent`.
+    pub const TCP: u32 = 3;
 }
 
 /// Bytes kept of a path argument (with its NUL): longer paths are truncated and marked.
@@ -477,6 +479,118 @@ mod event_pod {
     use super::*;
     unsafe impl aya::Pod for TracePending {}
     unsafe impl aya::Pod for SyscallEvent {}
+}
+
+/// `tracer tcp`: what its programs (tracer-ebpf/src/tcp.rs) send and are told.
+pub mod tcp {
+    use super::TASK_COMM_LEN;
+
+    /// `TcpEvent::what`, and the `MODE` bit that asks for it.
+    pub mod what {
+        /// A connection closed: its lifetime and bytes (tcplife).
+        pub const CLOSE: u32 = 1;
+        /// An active open completed or failed: its latency (tcpconnect, tcpconnlat).
+        pub const CONNECT: u32 = 2;
+        /// A passive open taken by accept() (tcpaccept).
+        pub const ACCEPT: u32 = 3;
+        /// A retransmitted segment (tcpretrans).
+        pub const RETRANSMIT: u32 = 4;
+        /// The `TCP_MODE` bit of event `what`.
+        pub const fn bit(what: u32) -> u64 {
+            1 << what
+        }
+    }
+
+    /// `TcpEvent::flags`.
+    pub mod flags {
+        /// Opened by connect() (SYN_SENT seen).
+        pub const ACTIVE: u32 = 1 << 0;
+        /// Opened by a listener (SYN_RECV seen).
+        pub const PASSIVE: u32 = 1 << 1;
+        /// `tgid`, `uid` and `comm` are those of a task that used the socket
+        /// (connect, accept or close), not of whatever ran the softirq.
+        pub const OWNER: u32 = 1 << 2;
+        /// That task passed the process filters.
+        pub const TRACED: u32 = 1 << 3;
+        /// A connect that ended before it was established (refused, timed out).
+        pub const FAILED: u32 = 1 << 4;
+    }
+
+    /// TCP states (include/net/tcp_states.h).
+    pub mod state {
+        pub const ESTABLISHED: u32 = 1;
+        pub const SYN_SENT: u32 = 2;
+        pub const SYN_RECV: u32 = 3;
+        pub const FIN_WAIT1: u32 = 4;
+        pub const CLOSE: u32 = 7;
+        pub const LAST_ACK: u32 = 9;
+    }
+
+    /// Indexes into the `TCP_OFFSETS` global: struct member offsets from the
+    /// running kernel's BTF, and field offsets of `tcp:tcp_retransmit_skb`
+    /// from its format file (its layout changed between kernels).
+    pub mod off {
+        pub const BYTES_SENT: usize = 0;
+        pub const BYTES_RECEIVED: usize = 1;
+        pub const TASK_FILES: usize = 2;
+        pub const FILES_FDT: usize = 3;
+        pub const FDT_MAX_FDS: usize = 4;
+        pub const FDT_FD: usize = 5;
+        pub const FILE_PRIVATE_DATA: usize = 6;
+        pub const SOCKET_SK: usize = 7;
+        pub const RETX_SKADDR: usize = 8;
+        pub const RETX_STATE: usize = 9;
+        pub const RETX_SPORT: usize = 10;
+        pub const RETX_DPORT: usize = 11;
+        pub const RETX_FAMILY: usize = 12;
+        pub const RETX_SADDR: usize = 13;
+        pub const RETX_DADDR: usize = 14;
+        pub const RETX_SADDR_V6: usize = 15;
+        pub const RETX_DADDR_V6: usize = 16;
+        pub const BYTES_RETRANS: usize = 17;
+        pub const SK_FLAGS: usize = 18;
+        pub const COUNT: usize = 19;
+        /// An offset the kernel does not have (a field older kernels lack).
+        pub const NONE: u64 = u64::MAX;
+    }
+
+    /// `--port` values kept at most.
+    pub const MAX_PORTS: usize = 8;
+
+    pub const AF_INET: u16 = 2;
+    pub const AF_INET6: u16 = 10;
+
+    /// One TCP event; also the per-connection record kept from open to close.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default)]
+    pub struct TcpEvent {
+        pub kind: u32,
+        pub what: u32,
+        pub tgid: u32,
+        pub uid: u32,
+        /// `flags` bits.
+        pub flags: u32,
+        /// The TCP state: before the close, or of a retransmit.
+        pub state: u32,
+        pub family: u16,
+        /// Local and remote port (host order).
+        pub sport: u16,
+        pub dport: u16,
+        pub _pad: u16,
+        /// Local and remote address: 4 bytes for IPv4, 16 for IPv6 (network order).
+        pub saddr: [u8; 16],
+        pub daddr: [u8; 16],
+        /// When the connection was first seen opening (SYN sent or received).
+        pub start_ns: u64,
+        /// When this event happened.
+        pub ts_ns: u64,
+        /// Payload bytes sent and received: at close, `tcp_sock.bytes_sent`
+        /// less `bytes_retrans`, and `bytes_received` less the peer's FIN
+        /// (which takes one sequence number) when it came.
+        pub tx_bytes: u64,
+        pub rx_bytes: u64,
+        pub comm: [u8; TASK_COMM_LEN],
+    }
 }
 
 /// `tracer kprobe`: types of the kernel-function programs (tracer-ebpf/src/kprobe.rs).

@@ -29,6 +29,7 @@ mod profile;
 mod ring;
 mod syscalls;
 mod task_storage;
+mod tcp;
 mod trace;
 mod tracepoint;
 mod uprobe;

@@ -420,6 +420,56 @@ fn offcpu_outer(n: u64, ms: u64) {
     }
 }
 
+/// `n` TCP connections to a server of its own on `addr` (`port` 0: any free
+/// one), each sending `k` bytes and receiving 100, then closed by the client
+/// first. Prints `port P` before the first connection and the loop's wall time
+/// (`loop_ns`) after the last.
+fn tcp(n: u64, k: u64, addr: &str, port: u16) {
+    use std::{
+        io::{Read as _, Write as _},
+        net::{Shutdown, TcpListener, TcpStream},
+    };
+    let ip: std::net::IpAddr = addr.parse().expect("an IP address");
+    let listener = TcpListener::bind((ip, port)).expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    println!("port {port}");
+    let server = std::thread::spawn(move || {
+        for _ in 0..n {
+            let (mut c, _) = listener.accept().expect("accept");
+            let mut buf = vec![0u8; 65536];
+            while c.read(&mut buf).map(|r| r > 0).unwrap_or(false) {}
+            let _ = c.write_all(&[b'r'; 100]);
+        }
+    });
+    let data = vec![b'k'; k as usize];
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let mut s = TcpStream::connect((ip, port)).expect("connect");
+        s.write_all(&data).expect("write");
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).expect("read");
+        assert_eq!(reply.len(), 100);
+        drop(s);
+    }
+    let ns = t.elapsed().as_nanos();
+    server.join().unwrap();
+    println!("loop_ns {ns}");
+}
+
+/// `n` connects to a loopback port nobody listens on (refused).
+fn tcp_refused(n: u64) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    println!("port {port}");
+    for _ in 0..n {
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let wait = args.iter().any(|a| a == "--wait");
@@ -475,10 +525,18 @@ fn main() {
         // `loop_ns` on stdout, like `geteuid`.
         "cpu-work" => println!("loop_ns {}", cpu_work(arg(&args, 1, 100))),
         "offcpu" => offcpu_outer(arg(&args, 1, 10), arg(&args, 2, 100)),
+        "tcp" => tcp(
+            arg(&args, 1, 10),
+            arg(&args, 2, 1000),
+            args.get(3).map(String::as_str).unwrap_or("127.0.0.1"),
+            arg(&args, 4, 0) as u16,
+        ),
+        "tcp-refused" => tcp_refused(arg(&args, 1, 3)),
         _ => {
             eprintln!(
                 "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
-                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS"
+                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS | \
+                 tcp N K [ADDR [PORT]] | tcp-refused N"
             );
             std::process::exit(2);
         }

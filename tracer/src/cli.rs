@@ -51,6 +51,7 @@ impl Command {
             | Command::Uprobe(UprobeArgs { process, .. })
             | Command::Tracepoint(TracepointArgs { process, .. })
             | Command::Profile(ProfileArgs { process, .. })
+            | Command::Tcp(TcpArgs { process, .. })
             | Command::Serve(ServeArgs { process, .. }) => process.launches(),
             _ => false,
         }
@@ -93,6 +94,7 @@ pub enum Command {
     Kprobe(KprobeArgs),
     Trace(TraceArgs),
     Exec(ExecArgs),
+    Tcp(TcpArgs),
     Uprobe(UprobeArgs),
     Tracepoint(TracepointArgs),
     Profile(ProfileArgs),
@@ -348,6 +350,110 @@ pub struct TraceArgs {
 #[derive(Debug, Args, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct ExecArgs {
+    /// Size of the kernel's event ring buffer in bytes (a power of two, at least 4K).
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_buffer_size)]
+    pub buffer_size: u32,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub process: ProcessArgs,
+}
+
+/// TCP connections: one line per connection when it closes, like BCC's tcplife;
+/// or active opens (--connect), passive opens (--accept), retransmits (--retransmits).
+///
+///     sudo tracer tcp
+///     sudo tracer tcp --port 443 --port 8080 -d 60
+///     sudo tracer tcp --connect -- curl -s https://example.org
+///     sudo tracer tcp --summary -p $(pidof nginx)
+///     sudo tracer tcp --retransmits --json
+///
+/// Default: one line per connection that opened and closed while tracing
+/// (connections already open when tracer started are not shown):
+///
+///     PID     COMM            LADDR           LPORT RADDR           RPORT TX_KB RX_KB MS
+///     4242    curl            10.0.0.5        51334 93.184.215.14     443     0     1 91.79
+///
+/// TX_KB and RX_KB are the payload bytes sent and received, in KiB (--json
+/// has them in bytes): read from tcp_sock at close, bytes_sent less
+/// bytes_retrans, and bytes_received less the FIN's sequence number
+/// (tcplife shows bytes_acked, which counts the SYN and FIN too). MS is the time from the first SYN sent
+/// or received to the close. A loopback connection shows twice: its client
+/// socket and its server socket.
+///
+/// --connect (tcpconnect, tcpconnlat): each connect() when it is established,
+/// with its latency; one that fails (refused, timed out) shows FAILED.
+/// --accept (tcpaccept): each connection a process takes with accept().
+/// --retransmits (tcpretrans): each retransmitted segment, with the
+/// connection's state. Only one of the four kinds per run.
+///
+/// PID and COMM are a task that used the connection: the one that called
+/// connect() (an active open), accept() (a passive open), or, failing those,
+/// close() or shutdown(). State changes and retransmits mostly run in
+/// interrupt context, where the running task has nothing to do with the
+/// connection, so it is never used: a connection with no such task yet (a
+/// passive open not accepted, a retransmit on a connection opened before
+/// tracer started) shows PID `-`. The process filters (-p, -- CMD, --comm,
+/// -u, --cgroup, --container) apply to that task: with any of them, such
+/// connections are left out.
+///
+/// --port keeps connections whose local or remote port is one of those
+/// given; -4 and -6 keep one address family. All filters run in the kernel.
+/// --summary prints, at the end, one row per remote address and service port
+/// (the remote port of an active open, the local port of a passive one):
+/// connections, bytes each way, median and longest lifetime.
+///
+/// Built on the stable tracepoints sock:inet_sock_set_state,
+/// tcp:tcp_retransmit_skb and the accept syscalls' exits; struct offsets come
+/// from the running kernel's BTF (/sys/kernel/btf/vmlinux). Nothing runs per
+/// packet. Connections seen opening are kept in a kernel table of
+/// --max-connections entries; lost events (ring buffer or table full) are
+/// counted and reported.
+///
+/// With --json, one object per line: {"type":"tcp", "event" (close, connect,
+/// accept, retransmit), "time", "pid", "comm", "uid", "family", "direction"
+/// (active, passive or unknown), "saddr", "sport", "daddr", "dport",
+/// "tx_bytes", "rx_bytes", "duration_ns" (close), "latency_ns" (connect),
+/// "failed" (connect), "state" (retransmit, close: the state before)};
+/// with --summary, {"type":"tcp_endpoint", ...} rows; lost events and the
+/// last {"type":"summary", ...} line as in `tracer trace`.
+#[derive(Debug, Args, Clone)]
+#[command(verbatim_doc_comment)]
+pub struct TcpArgs {
+    /// Print active opens (connect) as they are established, with their latency.
+    #[arg(long, group = "tcp_kind")]
+    pub connect: bool,
+
+    /// Print passive opens as processes accept them.
+    #[arg(long, group = "tcp_kind")]
+    pub accept: bool,
+
+    /// Print retransmitted segments.
+    #[arg(long, group = "tcp_kind")]
+    pub retransmits: bool,
+
+    /// Instead of a line per connection, a table per remote endpoint at the end.
+    #[arg(long, conflicts_with_all = ["connect", "accept", "retransmits"])]
+    pub summary: bool,
+
+    /// Only connections with this local or remote port (repeat for several, up to 8).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Vec<u16>,
+
+    /// Only IPv4.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Only IPv6.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Connections kept open at once in the kernel's table.
+    #[arg(long, value_name = "N", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
+    pub max_connections: u32,
+
     /// Size of the kernel's event ring buffer in bytes (a power of two, at least 4K).
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_buffer_size)]
     pub buffer_size: u32,

@@ -12,8 +12,9 @@ use crate::{
 /// Debian packages: LLVM 22 for bpf-linker, the peers tests and benchmarks
 /// compare against, the programs the strace comparisons run that are not
 /// always there (python3; sort, gzip, find, tar and tzdata are), g++ for the
-/// C++ program whose demangled names the uprobe tests check, and what the VM
-/// tests boot kernels with.
+/// C++ program whose demangled names the uprobe tests check, what the VM
+/// tests boot kernels with, and nft and ip for the `tracer tcp` retransmit
+/// test (it drops segments in a network namespace of its own).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -27,6 +28,8 @@ const APT_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
     "cpio",
+    "nftables",
+    "iproute2",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

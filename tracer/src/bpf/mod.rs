@@ -52,6 +52,8 @@ pub struct Globals {
     pub fork_child_pid_offset: Option<u32>,
     /// One command's own `u64` globals (`tracer profile`'s offsets and limits).
     pub values: Vec<(&'static str, u64)>,
+    /// One command's own `[u64; N]` globals (`tracer tcp`'s offsets and ports).
+    pub arrays: Vec<(&'static str, Vec<u64>)>,
     /// The `--cgroup` directories (cgroup v2), with `flags::FILTER_CGROUP`.
     pub cgroups: Vec<std::path::PathBuf>,
 }
@@ -214,6 +216,9 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Obje
     }
     for (name, v) in &globals.values {
         loader.override_global(name, v, true);
+    }
+    for (name, v) in &globals.arrays {
+        loader.override_global(name, v.as_slice(), true);
     }
     // aya-log: off (and its ring one page) unless the user asked for debug logs.
     let log_level = logs::bpf_level();

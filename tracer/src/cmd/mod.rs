@@ -11,6 +11,7 @@ pub mod profile;
 pub mod run;
 pub mod serve;
 pub mod syscalls;
+pub mod tcp;
 pub mod trace;
 pub mod tracepoint;
 pub mod uprobe;
@@ -53,6 +54,7 @@ pub async fn run_command(command: Command, report_on_stderr: bool, verbose: bool
         }
         Command::Trace(a) => run::stream(trace::plan(&a)?, opts(&a.run, None)).await,
         Command::Exec(a) => run::stream(exec::plan(&a)?, opts(&a.run, None)).await,
+        Command::Tcp(a) => run::stream(tcp::plan(&a)?, opts(&a.run, None)).await,
         Command::Floor(a) => floor::run(a).await,
         Command::List(a) => list::run(a, verbose),
         Command::Completions { shell } => docs::completions(shell),

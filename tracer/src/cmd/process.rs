@@ -49,6 +49,7 @@ impl Selection {
             target_comm: self.target_comm,
             fork_child_pid_offset: None,
             values: vec![("CGROUP_COUNT", self.cgroups.len() as u64)],
+            arrays: Vec::new(),
             cgroups: self.cgroups.clone(),
         }
     }

@@ -107,6 +107,10 @@ pub trait Streaming {
     }
     /// Append one event's line to `out`; false if the event is not this command's.
     fn event(&self, live: &mut Self::Live, e: Event, out: &mut String) -> bool;
+    /// Written after the last event: what the run adds up (`tracer tcp --summary`).
+    fn summary(&self, _live: &Self::Live) -> Option<String> {
+        None
+    }
     fn quiet_with_command(&self) -> bool {
         false
     }
@@ -242,6 +246,9 @@ pub async fn stream<S: Streaming>(cmd: S, opts: Options) -> Result<i32> {
     }
     let total = events.lost.read()?;
     events.lost_lines(&total, &mut run.sink)?;
+    if let Some(text) = cmd.summary(&live) {
+        run.sink.write(&text)?;
+    }
     if events.json {
         run.sink.write(&report::syscall_events::summary_json(
             &total,

@@ -93,10 +93,100 @@ pub struct ExecRecord {
     pub argc: u32,
 }
 
+/// What happened to a TCP connection (`tracer tcp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpWhat {
+    Close,
+    Connect,
+    Accept,
+    Retransmit,
+}
+
+/// Which side opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// connect()
+    Active,
+    /// a listener
+    Passive,
+    /// Not seen opening (a retransmit on an older connection).
+    Unknown,
+}
+
+/// One TCP event (`tracer_common::tcp::TcpEvent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpRecord {
+    pub what: TcpWhat,
+    /// The task that used the connection (connect, accept, close), if one was seen.
+    pub pid: Option<u32>,
+    pub uid: u32,
+    pub comm: String,
+    pub direction: Direction,
+    pub saddr: std::net::IpAddr,
+    pub sport: u16,
+    pub daddr: std::net::IpAddr,
+    pub dport: u16,
+    /// When the connection was first seen opening (monotonic ns; 0 if not seen).
+    pub start_ns: u64,
+    pub ts_ns: u64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    /// The TCP state: before the close, or of the retransmitted segment's connection.
+    pub state: u32,
+    /// A connect that never got established.
+    pub failed: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Syscall(SyscallRecord),
     Exec(ExecRecord),
+    Tcp(TcpRecord),
+}
+
+fn tcp_record(e: &tracer_common::tcp::TcpEvent) -> Option<TcpRecord> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use tracer_common::tcp::{flags, what, AF_INET6};
+    let addr = |a: &[u8; 16]| -> IpAddr {
+        if e.family == AF_INET6 {
+            IpAddr::V6(Ipv6Addr::from(*a))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+        }
+    };
+    Some(TcpRecord {
+        what: match e.what {
+            what::CLOSE => TcpWhat::Close,
+            what::CONNECT => TcpWhat::Connect,
+            what::ACCEPT => TcpWhat::Accept,
+            what::RETRANSMIT => TcpWhat::Retransmit,
+            _ => return None,
+        },
+        pid: (e.flags & flags::OWNER != 0).then_some(e.tgid),
+        uid: e.uid,
+        comm: if e.flags & flags::OWNER != 0 {
+            crate::sys::proc::comm_str(&e.comm)
+        } else {
+            String::new()
+        },
+        direction: if e.flags & flags::ACTIVE != 0 {
+            Direction::Active
+        } else if e.flags & flags::PASSIVE != 0 {
+            Direction::Passive
+        } else {
+            Direction::Unknown
+        },
+        saddr: addr(&e.saddr),
+        sport: e.sport,
+        daddr: addr(&e.daddr),
+        dport: e.dport,
+        start_ns: e.start_ns,
+        ts_ns: e.ts_ns,
+        tx_bytes: e.tx_bytes,
+        rx_bytes: e.rx_bytes,
+        state: e.state,
+        failed: e.flags & flags::FAILED != 0,
+    })
 }
 
 fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
@@ -169,6 +259,7 @@ pub fn parse(bytes: &[u8]) -> Option<Event> {
                 argc: e.argc,
             }))
         }
+        event_kind::TCP => tcp_record(&read_pod(bytes)?).map(Event::Tcp),
         _ => None,
     }
 }

@@ -4,6 +4,7 @@ pub mod kfuncs;
 pub mod profile;
 pub mod series;
 pub mod syscalls;
+pub mod tcp;
 pub mod tracepoints;
 pub mod uprobes;
 

@@ -15,6 +15,7 @@ pub mod strace;
 pub mod style;
 pub mod syscall_events;
 pub mod syscount;
+pub mod tcp;
 
 use crate::cli::SortKey;
 

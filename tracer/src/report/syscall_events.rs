@@ -70,7 +70,7 @@ impl Clock {
     }
 
     /// HH:MM:SS and the microseconds, local time.
-    fn local(&self, mono_ns: u64) -> (i64, i64, i64, i64) {
+    pub fn local(&self, mono_ns: u64) -> (i64, i64, i64, i64) {
         let local = self.unix_ns(mono_ns) + self.utc_offset_s * 1_000_000_000;
         let secs = local.div_euclid(1_000_000_000);
         let micros = local.rem_euclid(1_000_000_000) / 1000;

@@ -1,4 +1,5 @@
 //! Facts about the running system: syscall names, tracefs, /proc, launching a child.
+pub mod btf;
 pub mod cgroup;
 pub mod elf;
 pub mod kfuncs;
