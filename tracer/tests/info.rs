@@ -301,8 +301,16 @@ fn commands_say_which_path_they_take() {
             "kprobe",
             "serve",
             "profile",
+            "tcp",
             "list"
         ]
+    );
+    // tcp wants the kernel's BTF for tcp_sock's offsets.
+    let t = command(&v, "tcp");
+    assert_eq!(
+        t["works"],
+        std::path::Path::new("/sys/kernel/btf/vmlinux").exists(),
+        "{t}"
     );
     // profile samples on the cycle counter where there is one.
     let p = command(&v, "profile");

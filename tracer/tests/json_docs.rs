@@ -281,3 +281,26 @@ fn exec_json_matches_readme() {
         );
     }
 }
+
+#[test]
+fn tcp_json_matches_readme() {
+    let _l = shared_lock();
+    let h = "### `tracer tcp --json`";
+    let fx = fixture_path();
+    let fx = fx.to_str().unwrap();
+    let mut seen = Vec::new();
+    for args in [
+        vec!["tcp", "--json", "--", fx, "tcp", "2", "100", "::1"],
+        vec!["tcp", "--json", "--connect", "--", fx, "tcp", "1", "10"],
+        vec!["tcp", "--json", "--connect", "--", fx, "tcp-refused", "1"],
+        vec!["tcp", "--json", "--accept", "--", fx, "tcp", "1", "10"],
+        vec!["tcp", "--json", "--summary", "--", fx, "tcp", "2", "10"],
+    ] {
+        let out = run(tracer().args(&args), LIMIT);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let objs = json_lines(report(&args, &out));
+        assert!(objs.len() > 1, "{args:?}: {out:?}");
+        seen.extend(check(h, &objs));
+    }
+    assert_covers(h, &seen);
+}

@@ -180,6 +180,23 @@ fn paths(features: &[Feature], lacks: u32, forced: u32) -> Vec<info::CommandPath
         false,
         (!sampling).then(|| "perf events (CONFIG_PERF_EVENTS=y) and stack traces".into()),
     ));
+    // tcp: state-change and retransmit tracepoints, tcp_sock's offsets from BTF.
+    let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+    out.push(path(
+        "tcp",
+        has("tracepoints") && ring && btf,
+        "tracepoints sock:inet_sock_set_state, tcp:tcp_retransmit_skb and the accept exits; \
+         struct offsets from BTF; events through a BPF ring buffer"
+            .into(),
+        false,
+        if !ring {
+            no_ring()
+        } else if !btf {
+            Some("kernel BTF (CONFIG_DEBUG_INFO_BTF=y), for tcp_sock's offsets".into())
+        } else {
+            None
+        },
+    ));
     out.push(path(
         "list",
         true,

@@ -240,7 +240,10 @@ pub fn lost_line(lost: &Lost, buffer_size: u32) -> Option<String> {
     );
     let parts: Vec<String> = [
         (lost.ring_full, ring.as_str()),
-        (lost.table_full, "lost: per-thread entry table full"),
+        (
+            lost.table_full,
+            "lost: entry table full (per thread; per connection for tcp, see --max-connections)",
+        ),
         (
             lost.strings_missing,
             "sent without their paths: string table full",

@@ -17,7 +17,8 @@ pub const CONNECT_HEADER: &str =
 pub const ACCEPT_HEADER: &str =
     "PID     COMM            IP RADDR           RPORT LADDR           LPORT\n";
 pub const RETRANSMIT_HEADER: &str =
-    "TIME     PID     COMM            IP LADDR:LPORT           T> RADDR:RPORT           STATE\n";
+    "TIME     PID     COMM            IP LADDR:LPORT             T> RADDR:RPORT             STATE
+";
 
 /// A TCP state's name (include/net/tcp_states.h), as tcpretrans prints it.
 pub fn state_name(s: u32) -> &'static str {
@@ -282,11 +283,19 @@ mod tests {
             out.contains(" -       -               6  [::1]:51334"),
             "{out}"
         );
-        assert!(
-            out.trim_end()
-                .ends_with("R> [::1]:443                 ESTABLISHED"),
+        let col = |s: &str, name: &str| s.find(name).unwrap();
+        assert_eq!(col(RETRANSMIT_HEADER, "T>"), col(&out, "R>"), "{out}");
+        assert_eq!(
+            col(RETRANSMIT_HEADER, "RADDR"),
+            col(&out, "[::1]:443"),
             "{out}"
         );
+        assert_eq!(
+            col(RETRANSMIT_HEADER, "STATE"),
+            col(&out, "ESTABLISHED"),
+            "{out}"
+        );
+        assert_eq!(col(RETRANSMIT_HEADER, "PID"), col(&out, "- "), "{out}");
         let mut j = String::new();
         json(&mut j, &r, &clock());
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
