@@ -79,7 +79,7 @@ const BACKENDS: [&str; 2] = ["kprobe", "fentry"];
 /// The runs tests.sh kills with SIGKILL once attached (its `killed` calls):
 /// every way tracer attaches, the perf-event ioctl of kernels without
 /// perf-event links among them.
-const KILLED: [&str; 9] = [
+const KILLED: [&str; 10] = [
     "syscalls",
     "trace",
     "uprobe",
@@ -89,6 +89,7 @@ const KILLED: [&str; 9] = [
     "serve",
     "profile",
     "offcpu",
+    "tcp",
 ];
 
 fn cache_dir() -> PathBuf {
@@ -836,6 +837,16 @@ fn judge(label: &str, lines: &[String], finished: Result<()>) -> KernelResult {
     checks.push(("serve --by comm (HTTP, SIGTERM)".into(), c));
     let c = get("syscalls", "cgroup").and_then(|s| commands::syscalls_cgroup(&s));
     checks.push(("syscalls --cgroup -- CMD".into(), c));
+    let c = get("tcp", "close").and_then(|s| commands::tcp_close(&s, 5, 3000, "ipv4"));
+    checks.push(("tcp -- CMD (IPv4 closes, bytes)".into(), c));
+    let c = get("tcp", "close6").and_then(|s| commands::tcp_close(&s, 3, 2000, "ipv6"));
+    checks.push(("tcp -- CMD (IPv6 closes, bytes)".into(), c));
+    let c = get("tcp", "accept").and_then(|s| commands::tcp_accept(&s));
+    checks.push(("tcp --accept -- CMD".into(), c));
+    let c = get("tcp", "refused").and_then(|s| commands::tcp_refused(&s));
+    checks.push(("tcp --connect (refused)".into(), c));
+    let c = get("tcp", "retransmits").and_then(|s| commands::tcp_retransmits(&s));
+    checks.push(("tcp --retransmits attaches".into(), c));
     let c = get("profile", "cpu").and_then(|s| commands::profile_cpu(&s));
     checks.push(("profile -F 499 --folded -- CMD".into(), c));
     let c = get("profile", "offcpu").and_then(|s| commands::profile_off_cpu(&s));
@@ -1243,9 +1254,9 @@ mod tests {
                     .into()
             )
         );
-        // Whether the VM finished, 17 of tracer kprobe, 20 of the other
-        // commands, 9 of nothing left after SIGKILL.
-        assert_eq!(r.checks.len(), 1 + 17 + 20 + KILLED.len());
+        // Whether the VM finished, 17 of tracer kprobe, 25 of the other
+        // commands, 10 of nothing left after SIGKILL.
+        assert_eq!(r.checks.len(), 1 + 17 + 25 + KILLED.len());
 
         let table = summary_table(&[r, empty]);
         let rows: Vec<&str> = table.lines().collect();

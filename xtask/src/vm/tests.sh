@@ -178,6 +178,17 @@ timeout 60 tracer syscalls --cgroup tcg --json -o /tmp/report -- \
     sh -c "fixture rare $N; echo \$\$ > /sys/fs/cgroup/tcg/cgroup.procs; exec fixture rare $L" >/dev/null 2>/tmp/err
 section syscalls cgroup $? /tmp/report /tmp/err
 
+# tracer tcp -- CMD: the fixture's loopback connections, K bytes each way
+# from client to server and 100 back: both sockets of each as they close, over
+# IPv4 and IPv6 (tcp_sock's offsets from this kernel's BTF); the accepts (the
+# fd walk's offsets); the failed connects; and --retransmits attached (its
+# tracepoint's layout differs between kernels).
+run tcp close tracer tcp --json -- fixture tcp 5 3000
+run tcp close6 tracer tcp --json -- fixture tcp 3 2000 ::1
+run tcp accept tracer tcp --json --accept -- fixture tcp 3 100
+run tcp refused tracer tcp --json --connect -- fixture tcp-refused 2
+run tcp retransmits tracer tcp --retransmits -d 1
+
 # tracer trace -- CMD: one line per call (sh forks the fixture, L getppid
 # calls), and sh's exit code passed through; --json on known file calls.
 run trace text tracer trace -e getppid,exit_group -- sh -c "fixture syscalls $L 0; exit 3"
@@ -263,3 +274,4 @@ killed fentry kprobe --backend fentry -L vfs_read
 killed serve serve --listen 127.0.0.1:9853 --by pid --tracepoint sched:sched_process_exec
 killed profile profile -F 99
 killed offcpu profile --off-cpu
+killed tcp tcp --retransmits
