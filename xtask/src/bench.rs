@@ -48,12 +48,12 @@ pub const QUICK: Size = Size {
 };
 
 pub struct Bins {
-    tracer: PathBuf,
-    fixture: PathBuf,
+    pub tracer: PathBuf,
+    pub fixture: PathBuf,
 }
 
 /// A tool running in the background until we stop it.
-struct Background {
+pub struct Background {
     child: Child,
     startup: Duration,
     _drain: Vec<std::thread::JoinHandle<()>>,
@@ -61,7 +61,7 @@ struct Background {
 
 impl Background {
     /// Start `cmd` and wait until a line of stdout or stderr contains `ready`.
-    fn start(cmd: &mut Command, ready: &str) -> Result<Self> {
+    pub fn start(cmd: &mut Command, ready: &str) -> Result<Self> {
         let t0 = Instant::now();
         let mut child = cmd
             .stdin(Stdio::null())
@@ -107,7 +107,7 @@ impl Background {
         })
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -116,7 +116,7 @@ impl Background {
         kib(self.child.id(), "VmHWM:")
     }
 
-    fn stop(mut self) -> Result<()> {
+    pub fn stop(mut self) -> Result<()> {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let t0 = Instant::now();
         while self.child.try_wait()?.is_none() {
@@ -131,8 +131,8 @@ impl Background {
 }
 
 /// One run of a command whose output includes the fixture's `loop_ns N`.
-struct LoopRun {
-    ns_per_call: f64,
+pub struct LoopRun {
+    pub ns_per_call: f64,
     /// Wall time of the whole command (start-up and teardown included).
     wall_s: f64,
     /// Events the tool reported lost (`tracer: lost N events`), if any.
@@ -141,7 +141,7 @@ struct LoopRun {
 
 /// Run `cmd` to its end. With `watch`, take hold of the BPF programs it holds
 /// while it runs (polling its fds every 2 ms).
-fn run_loop(cmd: &mut Command, iters: u64, watch: Option<&mut Held>) -> Result<LoopRun> {
+pub fn run_loop(cmd: &mut Command, iters: u64, watch: Option<&mut Held>) -> Result<LoopRun> {
     let t0 = Instant::now();
     let out = match watch {
         None => cmd.stdin(Stdio::null()).output(),
@@ -374,7 +374,7 @@ impl Scenario {
 
 /// Kernel-side ns per call: the run time of all the programs over the runs of
 /// the busiest one (the hook every call passes).
-fn per_call_of(progs: &[ProgStat]) -> Option<f64> {
+pub fn per_call_of(progs: &[ProgStat]) -> Option<f64> {
     let runs = progs.iter().map(|p| p.run_cnt).max()?;
     let ns: u64 = progs.iter().map(|p| p.run_time_ns).sum();
     Some(ns as f64 / runs as f64)
@@ -657,6 +657,7 @@ pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
     ));
     let scrapes = measure_scrapes(&bins)?;
     let prof = crate::profbench::measure(&bins.tracer, &bins.fixture, size.rounds)?;
+    let tcp = crate::tcpbench::measure(&bins, size.rounds)?;
     eprintln!(
         "    {} series, median {:.1} ms per scrape, RSS {} KiB",
         scrapes.series,
@@ -683,7 +684,7 @@ pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
             }
         }
     }
-    let report = render(&sc, size, &scrapes, &prof);
+    let report = render(&sc, size, &scrapes, &prof, &tcp);
     println!("{report}");
     if let Some(p) = write_to {
         std::fs::write(p, &report).with_context(|| format!("writing {}", p.display()))?;
@@ -713,6 +714,7 @@ fn render(
     size: Size,
     scrapes: &Scrapes,
     prof: &crate::profbench::ProfBench,
+    tcp: &crate::tcpbench::TcpBench,
 ) -> String {
     let add = |name: &str| added(by(sc, name), sc);
     let floor = add(FLOOR);
@@ -883,6 +885,7 @@ fn render(
         scrapes.hwm_kib as f64 / 1024.0,
     ));
     out.push_str(&crate::profbench::render(prof));
+    out.push_str(&crate::tcpbench::render(tcp));
     out.push_str("\n## Kernel functions (from the last `cargo xtask vm-test`)\n\n");
     out.push_str(
         "The host kernel has neither kprobes nor fentry, so these come from Debian's kernels booted \
@@ -993,7 +996,22 @@ fn render(
             true,
         ),
     ]);
+    // The --cgroup test, kernel-side (noise-free): its programs' ns per call
+    // over `tracer syscalls`'s, round by round.
+    let cg: Vec<f64> = by(sc, OURS_CGROUP)
+        .kernel_rounds()
+        .into_iter()
+        .zip(t.kernel_rounds())
+        .filter_map(|(c, o)| Some(c? - o?))
+        .collect();
+    checks.push((
+        format!("`{OURS_CGROUP}` adds <= 25 ns per call in its programs over `{OURS}` (bpf_stats)"),
+        median(&cg),
+        25.0,
+        true,
+    ));
     checks.extend(crate::profbench::budgets(prof));
+    checks.extend(crate::tcpbench::budgets(tcp));
     out.push_str("| budget | measured | result |\n|---|---:|---|\n");
     for (what, v, limit, at_most) in checks {
         let result = match (at_most, if at_most { v <= limit } else { v >= limit }) {

@@ -7,6 +7,7 @@ mod ebpf_toolchain;
 mod jsondoc;
 mod profbench;
 mod setup;
+mod tcpbench;
 mod util;
 mod vm;
 
