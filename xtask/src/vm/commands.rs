@@ -720,6 +720,99 @@ pub fn profile_off_cpu(s: &Section) -> Result<()> {
     Ok(())
 }
 
+/// The server port the fixture printed (`port P`).
+fn fixture_port(s: &Section) -> Result<u64> {
+    s.stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("port ")?.trim().parse().ok())
+        .with_context(|| format!("no port line from the fixture: {}", excerpt(&s.stdout)))
+}
+
+/// `tcp --json -- fixture tcp N K ADDR`: 2N closes (N client sockets that sent
+/// K bytes and got 100, N server sockets the other way), all of the fixture,
+/// with the server's port on the right side.
+pub fn tcp_close(s: &Section, n: usize, k: u64, family: &str) -> Result<()> {
+    ran_ok(s)?;
+    let port = fixture_port(s)?;
+    let objs = json_objects(launched_report(s)?);
+    let closes: Vec<&Value> = objs
+        .iter()
+        .filter(|o| o["type"] == "tcp" && o["event"] == "close")
+        .collect();
+    ensure!(
+        closes.len() == 2 * n,
+        "{} closes, expected {}: {objs:#?}",
+        closes.len(),
+        2 * n
+    );
+    for c in closes {
+        ensure!(
+            c["comm"] == "fixture" && c["family"] == family,
+            "not the fixture's: {c}"
+        );
+        let (tx, rx, server_port) = match c["direction"].as_str() {
+            Some("active") => (k, 100, &c["dport"]),
+            Some("passive") => (100, k, &c["sport"]),
+            _ => bail!("no direction: {c}"),
+        };
+        ensure!(
+            c["tx_bytes"] == tx && c["rx_bytes"] == rx && *server_port == port,
+            "expected {tx} bytes sent, {rx} received, server port {port}: {c}"
+        );
+        ensure!(c["duration_ns"].as_u64() > Some(0), "no lifetime: {c}");
+    }
+    Ok(())
+}
+
+/// `tcp --json --accept -- fixture tcp 3 100`: 3 accepts by the fixture on its port.
+pub fn tcp_accept(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let port = fixture_port(s)?;
+    let objs = json_objects(launched_report(s)?);
+    let accepts: Vec<&Value> = objs.iter().filter(|o| o["event"] == "accept").collect();
+    ensure!(
+        accepts.len() == 3,
+        "{} accepts, expected 3: {objs:#?}",
+        accepts.len()
+    );
+    for a in accepts {
+        ensure!(
+            a["comm"] == "fixture" && a["sport"] == port,
+            "not the fixture's accept on {port}: {a}"
+        );
+    }
+    Ok(())
+}
+
+/// `tcp --json --connect -- fixture tcp-refused 2`: 2 failed connects.
+pub fn tcp_refused(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let port = fixture_port(s)?;
+    let objs = json_objects(launched_report(s)?);
+    let failed = objs
+        .iter()
+        .filter(|o| o["event"] == "connect" && o["failed"] == true && o["dport"] == port)
+        .count();
+    ensure!(
+        failed == 2,
+        "{failed} failed connects to {port}, expected 2: {objs:#?}"
+    );
+    Ok(())
+}
+
+/// `tcp --retransmits -d 1`: attached (the banner) and ended cleanly.
+pub fn tcp_retransmits(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    ensure!(
+        s.stderr
+            .iter()
+            .any(|l| l.starts_with("Tracing TCP retransmits")),
+        "no banner: {}",
+        excerpt(&s.stderr)
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -932,97 +1025,4 @@ mod tests {
         assert!(info(&info_with("ring buffer"), k, &readme).is_err());
         assert!(info(&info_with(""), "6.1.0-57-cloud-amd64", &readme).is_err());
     }
-}
-
-/// The server port the fixture printed (`port P`).
-fn fixture_port(s: &Section) -> Result<u64> {
-    s.stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("port ")?.trim().parse().ok())
-        .with_context(|| format!("no port line from the fixture: {}", excerpt(&s.stdout)))
-}
-
-/// `tcp --json -- fixture tcp N K ADDR`: 2N closes (N client sockets that sent
-/// K bytes and got 100, N server sockets the other way), all of the fixture,
-/// with the server's port on the right side.
-pub fn tcp_close(s: &Section, n: usize, k: u64, family: &str) -> Result<()> {
-    ran_ok(s)?;
-    let port = fixture_port(s)?;
-    let objs = json_objects(launched_report(s)?);
-    let closes: Vec<&Value> = objs
-        .iter()
-        .filter(|o| o["type"] == "tcp" && o["event"] == "close")
-        .collect();
-    ensure!(
-        closes.len() == 2 * n,
-        "{} closes, expected {}: {objs:#?}",
-        closes.len(),
-        2 * n
-    );
-    for c in closes {
-        ensure!(
-            c["comm"] == "fixture" && c["family"] == family,
-            "not the fixture's: {c}"
-        );
-        let (tx, rx, server_port) = match c["direction"].as_str() {
-            Some("active") => (k, 100, &c["dport"]),
-            Some("passive") => (100, k, &c["sport"]),
-            _ => bail!("no direction: {c}"),
-        };
-        ensure!(
-            c["tx_bytes"] == tx && c["rx_bytes"] == rx && *server_port == port,
-            "expected {tx} bytes sent, {rx} received, server port {port}: {c}"
-        );
-        ensure!(c["duration_ns"].as_u64() > Some(0), "no lifetime: {c}");
-    }
-    Ok(())
-}
-
-/// `tcp --json --accept -- fixture tcp 3 100`: 3 accepts by the fixture on its port.
-pub fn tcp_accept(s: &Section) -> Result<()> {
-    ran_ok(s)?;
-    let port = fixture_port(s)?;
-    let objs = json_objects(launched_report(s)?);
-    let accepts: Vec<&Value> = objs.iter().filter(|o| o["event"] == "accept").collect();
-    ensure!(
-        accepts.len() == 3,
-        "{} accepts, expected 3: {objs:#?}",
-        accepts.len()
-    );
-    for a in accepts {
-        ensure!(
-            a["comm"] == "fixture" && a["sport"] == port,
-            "not the fixture's accept on {port}: {a}"
-        );
-    }
-    Ok(())
-}
-
-/// `tcp --json --connect -- fixture tcp-refused 2`: 2 failed connects.
-pub fn tcp_refused(s: &Section) -> Result<()> {
-    ran_ok(s)?;
-    let port = fixture_port(s)?;
-    let objs = json_objects(launched_report(s)?);
-    let failed = objs
-        .iter()
-        .filter(|o| o["event"] == "connect" && o["failed"] == true && o["dport"] == port)
-        .count();
-    ensure!(
-        failed == 2,
-        "{failed} failed connects to {port}, expected 2: {objs:#?}"
-    );
-    Ok(())
-}
-
-/// `tcp --retransmits -d 1`: attached (the banner) and ended cleanly.
-pub fn tcp_retransmits(s: &Section) -> Result<()> {
-    ran_ok(s)?;
-    ensure!(
-        s.stderr
-            .iter()
-            .any(|l| l.starts_with("Tracing TCP retransmits")),
-        "no banner: {}",
-        excerpt(&s.stderr)
-    );
-    Ok(())
 }
