@@ -392,3 +392,28 @@ fn bad_input_is_one_line_and_nothing_stays_attached() {
         assert_nothing_loaded(&format!("after Ctrl-C of {args:?}"));
     }
 }
+
+/// A ring buffer too small for the rate: every close is either delivered or
+/// counted lost, exactly.
+#[test]
+fn lost_events_are_counted_exactly() {
+    let _l = shared_lock();
+    let fx = fixture_path();
+    let n = 3000;
+    let (_out, objs) = traced(
+        &["--buffer-size", "4K"],
+        &[fx.to_str().unwrap(), "tcp", &n.to_string(), "10"],
+    );
+    let delivered = of_type(&objs, "close").len() as u64;
+    let summary = objs.iter().find(|o| o["type"] == "summary").unwrap();
+    let lost = summary["lost"].as_u64().unwrap();
+    assert_eq!(summary["events"], delivered);
+    assert_eq!(delivered + lost, 2 * n, "{summary}");
+    assert!(lost > 0, "nothing lost with a 4K ring: {summary}");
+    let lost_lines: u64 = objs
+        .iter()
+        .filter(|o| o["type"] == "lost")
+        .map(|o| o["lost"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lost_lines, lost, "the lost lines add up to the total");
+}
