@@ -514,6 +514,7 @@ mod tests {
                 ppid: 1,
                 _pad: 0,
                 comm: *b"fixture\0\0\0\0\0\0\0\0\0",
+                cgroup: 0,
             },
         );
         let b = block(&p, BlockKind::Summary, 1.0, &c, &procs, None);
