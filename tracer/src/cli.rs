@@ -194,6 +194,16 @@ pub struct SyscallsArgs {
     #[arg(short = 'P', long)]
     pub per_process: bool,
 
+    /// With -P: each process's cgroup v2 path, below the cgroup v2 mount
+    /// (`/system.slice/docker-ID.scope`, as `serve --by cgroup` labels it):
+    /// a last CGROUP column, `cgroup PATH` in the strace layout's process
+    /// heading, a "cgroup" field in JSON. It is the cgroup the kernel saw the
+    /// process in at its fork, its exec and its first call of each syscall;
+    /// `-` (null in JSON) when unknown, as for a process whose cgroup was
+    /// removed before tracer could name it.
+    #[arg(long, requires = "per_process")]
+    pub show_cgroup: bool,
+
     /// Measure time spent in each syscall (total and average, microseconds).
     #[arg(short = 'L', long)]
     pub latency: bool,
@@ -561,6 +571,12 @@ pub struct TracepointArgs {
     /// Rows per process (PID, COMM).
     #[arg(short = 'P', long)]
     pub per_process: bool,
+
+    /// With -P: each process's cgroup v2 path, below the cgroup v2 mount, in
+    /// a last CGROUP column and as "cgroup" in JSON (`-` or null when
+    /// unknown), as `tracer syscalls -P --show-cgroup` shows it.
+    #[arg(long, requires = "per_process")]
+    pub show_cgroup: bool,
 
     /// A log2 histogram of this numeric field, per tracepoint.
     #[arg(long, value_name = "FIELD", conflicts_with = "sum")]

@@ -444,3 +444,87 @@ fn bad_cgroups_are_one_clear_line() {
     drop(v1);
     assert_nothing_loaded("after refused --cgroup runs");
 }
+
+/// `tracer ARGS -P --show-cgroup --json -- sh -c ...`, where the launched
+/// shell moves itself into `g`, then execs `fixture rare 50`: the one
+/// process's JSON object. Both are gone when the report is printed (no /proc
+/// to ask): the cgroup comes from what the kernel recorded.
+fn launched_in(g: &Group, args: &[&str]) -> Value {
+    let file = std::env::temp_dir().join(format!(
+        "tracer-test-{}-{}.json",
+        g.name.replace('/', "-"),
+        std::process::id()
+    ));
+    let out = run(
+        tracer()
+            .args(args)
+            .args(["-P", "--show-cgroup", "--json", "-o"])
+            .arg(&file)
+            .args(["--", "sh", "-c"])
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec {} rare 50",
+                g.dir.display(),
+                fixture_path().display()
+            )),
+        LIMIT,
+    );
+    let report = std::fs::read(&file);
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{out:?}");
+    let last = json_lines(&report.unwrap()).pop().unwrap();
+    let procs = last["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1, "{last}");
+    procs[0].clone()
+}
+
+#[test]
+fn per_process_rows_show_the_cgroup() {
+    let _l = shared_lock();
+    let g = Group::new("show");
+    let p = launched_in(&g, &["syscalls"]);
+    assert_eq!(p["cgroup"], format!("/{}", g.name), "{p}");
+    assert_eq!(
+        syscall(&p, "sched_get_priority_max").map(|r| r["calls"].clone()),
+        Some(50.into())
+    );
+    let p = launched_in(
+        &g,
+        &["tracepoint", "syscalls:sys_enter_sched_get_priority_max"],
+    );
+    assert_eq!(p["cgroup"], format!("/{}", g.name), "{p}");
+    assert_eq!(p["count"], 50, "{p}");
+}
+
+/// The same in text: a last CGROUP column, system-wide, where the fixture
+/// inside the group has its group and the one outside does not.
+#[test]
+fn per_process_table_has_a_cgroup_column() {
+    let _l = shared_lock();
+    let g = Group::new("showtxt");
+    let out = traced(
+        &g,
+        tracer().args([
+            "syscalls",
+            "-P",
+            "--show-cgroup",
+            "--all",
+            "-e",
+            "sched_get_priority_max",
+        ]),
+    );
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("PID"));
+    let head = lines.next().unwrap_or_default();
+    assert!(head.ends_with(" COUNT CGROUP"), "{text}");
+    let path = format!(" /{}", g.name);
+    let ours: Vec<&str> = lines.filter(|l| l.ends_with(&path)).collect();
+    assert_eq!(ours.len(), 1, "{text}");
+    let count: Vec<&str> = ours[0].split_whitespace().collect();
+    assert_eq!(count[2], INSIDE.to_string(), "{text}");
+    assert!(
+        text.lines().any(
+            |l| l.split_whitespace().nth(2) == Some(&OUTSIDE.to_string()) && !l.ends_with(&path)
+        ),
+        "the fixture outside, in another cgroup: {text}"
+    );
+}
