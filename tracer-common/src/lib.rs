@@ -161,13 +161,18 @@ pub struct SyscallStart {
     pub ts_ns: u64,
 }
 
-/// What the kernel side knows about a traced process (filled at fork and exec).
+/// What the kernel side knows about a traced process (filled at fork and
+/// exec, and when it first gets a counting row).
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default)]
 pub struct ProcInfo {
     pub ppid: u32,
     pub _pad: u32,
     pub comm: [u8; TASK_COMM_LEN],
+    /// Its cgroup v2 id (`bpf_get_current_cgroup_id`, the directory's inode
+    /// number) when last recorded: at fork (the parent's), at exec, and each
+    /// time it gets a new counting row; 0 when unknown.
+    pub cgroup: u64,
 }
 
 /// Indexes of the `DROPS` per-CPU array: why an update was lost.

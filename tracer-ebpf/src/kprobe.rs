@@ -13,10 +13,7 @@
 //! have no such register, so each function gets its own slot copy of those
 //! programs (slots.rs), which finds the function's address in `KFUNC_SLOT_IPS`.
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
-        generated::bpf_get_func_ip,
-    },
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_get_func_ip},
     macros::{fentry, fexit, kprobe, kretprobe, map},
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
     programs::{
@@ -27,12 +24,13 @@ use aya_ebpf::{
 use tracer_common::{
     flags::PER_PROCESS,
     kfunc::{drops, FuncKey, FuncStat, HistKey, StackKey, StartKey},
-    lacks, log2_slot, ProcInfo, SLOTS,
+    lacks, log2_slot, SLOTS,
 };
 
 use crate::{
     filter::is_traced,
-    maps::{count, FLAGS, PROCS},
+    maps::{count, FLAGS},
+    procs::note_process,
 };
 
 #[map]
@@ -113,13 +111,7 @@ fn stat_slot(flags: u32, ip: u64, tgid: u32) -> Option<*mut FuncStat> {
     }
     if tgid != 0 {
         // Remember the comm now: a short-lived process is gone by report time.
-        // BPF_NOEXIST keeps what fork/exec recorded.
-        let info = ProcInfo {
-            ppid: 0,
-            _pad: 0,
-            comm: bpf_get_current_comm().unwrap_or_default(),
-        };
-        let _ = PROCS.insert(&tgid, &info, 1);
+        note_process(tgid);
     }
     KFUNC_STATS.get_ptr_mut(&key)
 }

@@ -1,7 +1,8 @@
 //! Following processes: the kernel-side set of traced tgids, fed by fork and
 //! pruned at thread exit, and the per-process facts (parent, comm) reports need.
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid},
     macros::{map, raw_tracepoint, tracepoint},
     maps::RingBuf,
     programs::{RawTracePointContext, TracePointContext},
@@ -44,16 +45,19 @@ fn try_sched_process_fork(ctx: &TracePointContext) -> Option<()> {
     if flags & FOLLOW_FORKS != 0 && TRACED_TGIDS.insert(&child, &1, 0).is_err() {
         count(&DROPS, drops::TRACED_FULL);
     }
+    // The child starts in its parent's cgroup (unless cloned into another
+    // one: its exec or its first counted call corrects that).
     let info = ProcInfo {
         ppid: tgid,
         _pad: 0,
         comm: bpf_get_current_comm().unwrap_or_default(),
+        cgroup: unsafe { bpf_get_current_cgroup_id() },
     };
     let _ = PROCS.insert(&child, &info, 0);
     Some(())
 }
 
-/// `sched_process_exec`: remember the new comm of a traced process.
+/// `sched_process_exec`: remember the new comm (and the cgroup) of a traced process.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
     let _ = try_sched_process_exec();
@@ -68,18 +72,45 @@ fn try_sched_process_exec() -> Option<()> {
     }
     let tgid = current_tgid();
     let comm = bpf_get_current_comm().unwrap_or_default();
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
     match PROCS.get_ptr_mut(&tgid) {
-        Some(info) => unsafe { (*info).comm = comm },
+        Some(info) => unsafe {
+            (*info).comm = comm;
+            (*info).cgroup = cgroup;
+        },
         None => {
             let info = ProcInfo {
                 ppid: 0,
                 _pad: 0,
                 comm,
+                cgroup,
             };
             let _ = PROCS.insert(&tgid, &info, 0);
         }
     }
     Some(())
+}
+
+/// The current process `tgid` gets a new counting row: record its comm, if
+/// nothing is recorded yet (a short-lived process is gone by report time),
+/// and the cgroup it is in now (it may have moved since its fork or exec).
+/// Called once per new row, not per event.
+#[inline(always)]
+pub fn note_process(tgid: u32) {
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    match PROCS.get_ptr_mut(&tgid) {
+        Some(info) => unsafe { (*info).cgroup = cgroup },
+        None => {
+            let info = ProcInfo {
+                ppid: 0,
+                _pad: 0,
+                comm: bpf_get_current_comm().unwrap_or_default(),
+                cgroup,
+            };
+            // BPF_NOEXIST: what fork or exec recorded meanwhile stays.
+            let _ = PROCS.insert(&tgid, &info, BPF_NOEXIST as u64);
+        }
+    }
 }
 
 /// `sched_process_exit`: drop a followed thread's entry. A process's own entry

@@ -16,13 +16,14 @@ use tracer_common::{
         BY_ANY, BY_COMM, BY_PID, ERRNO, EXIT_HOOK, FAILURES_ONLY, FILTER_COMM, FILTER_SYSCALL,
         FILTER_UID, HIST, PER_PROCESS,
     },
-    is_error_return, lacks, log2_slot, ErrnoKey, LabelKey, ProcInfo, ProcKey, SyscallHist,
-    SyscallStart, SyscallStat, HIST_SLOTS, MAX_SYSCALLS,
+    is_error_return, lacks, log2_slot, ErrnoKey, LabelKey, ProcKey, SyscallHist, SyscallStart,
+    SyscallStat, HIST_SLOTS, MAX_SYSCALLS,
 };
 
 use crate::{
     filter::{current_tgid, is_traced},
-    maps::{count, DROPS, FLAGS, PROCS, SYSCALL_FILTER},
+    maps::{count, DROPS, FLAGS, SYSCALL_FILTER},
+    procs::note_process,
     task_storage::TaskStorage,
 };
 
@@ -107,16 +108,9 @@ fn stat_slot(flags: u32, syscall: u32) -> Option<*mut SyscallStat> {
         count(&DROPS, drops::PROCS_FULL);
         return None;
     }
-    // First time this process is seen: remember its name, which it may no
-    // longer have (or be around to ask) when the report is printed.
-    if PROCS.get_ptr(&tgid).is_none() {
-        let info = ProcInfo {
-            ppid: 0,
-            _pad: 0,
-            comm: bpf_get_current_comm().unwrap_or_default(),
-        };
-        let _ = PROCS.insert(&tgid, &info, 0);
-    }
+    // A new row: remember the process's name, which it may no longer have
+    // (or be around to ask) when the report is printed, and its cgroup.
+    note_process(tgid);
     PROC_STATS.get_ptr_mut(&key)
 }
 

@@ -18,6 +18,7 @@ use tracer_common::{
 use crate::{
     filter::{current_tgid, is_traced},
     maps::{count, FLAGS},
+    procs::note_process,
 };
 
 // Sized by user space at load time (one entry by default, see uprobe.rs).
@@ -122,6 +123,9 @@ fn try_tracepoint_event(ctx: &TracePointContext, slot: impl FnOnce() -> u32) -> 
                 };
                 if TP_PROC_STATS.insert(&key, &s, 0).is_err() {
                     count(&TP_DROPS, tp_drops::PROCS_FULL);
+                } else {
+                    // Its comm and cgroup, for the report (`--show-cgroup`).
+                    note_process(key.tgid);
                 }
             }
         }

@@ -196,6 +196,16 @@ pub struct SyscallsArgs {
     #[arg(short = 'P', long)]
     pub per_process: bool,
 
+    /// With -P: each process's cgroup v2 path, below the cgroup v2 mount
+    /// (`/system.slice/docker-ID.scope`, as `serve --by cgroup` labels it):
+    /// a last CGROUP column, `cgroup PATH` in the strace layout's process
+    /// heading, a "cgroup" field in JSON. It is the cgroup the kernel saw the
+    /// process in at its fork, its exec and its first call of each syscall;
+    /// `-` (null in JSON) when unknown, as for a process whose cgroup was
+    /// removed before tracer could name it.
+    #[arg(long, requires = "per_process")]
+    pub show_cgroup: bool,
+
     /// Measure time spent in each syscall (total and average, microseconds).
     #[arg(short = 'L', long)]
     pub latency: bool,
@@ -532,6 +542,26 @@ pub struct ProcessArgs {
     #[arg(long, value_name = "PATH")]
     pub cgroup: Vec<PathBuf>,
 
+    /// Only tasks of this container (Docker, Podman, containerd, CRI-O, a
+    /// Kubernetes pod's container): a full id, a unique id prefix of at least
+    /// 4 hex digits, or a Docker or Podman name. Repeat for several; with
+    /// --cgroup, at most 8 in all.
+    ///
+    /// It stands for the container's cgroup v2 directory, as --cgroup does,
+    /// found by walking the cgroup v2 tree (8 levels deep) for the runtimes'
+    /// layouts: docker-ID.scope, docker/ID, libpod-ID.scope,
+    /// libpod_parent/libpod-ID, cri-containerd-ID.scope, crio-ID.scope,
+    /// nerdctl-ID.scope, kubepods/.../podUID/ID. No runtime socket or
+    /// command is used. Names are read from Docker's data root
+    /// (containers/ID/config.v2.json; TRACER_DOCKER_ROOT, else the data-root
+    /// of /etc/docker/daemon.json, else /var/lib/docker) and Podman's storage
+    /// (*-containers/containers.json; TRACER_PODMAN_ROOT, else the graphroot
+    /// of /etc/containers/storage.conf, else /var/lib/containers/storage);
+    /// both variables take a colon-separated list. Other runtimes' containers
+    /// are given by id.
+    #[arg(long, value_name = "ID|NAME")]
+    pub container: Vec<String>,
+
     /// Only tasks running as this user (name or number).
     #[arg(short, long, value_name = "USER")]
     pub uid: Option<String>,
@@ -647,6 +677,12 @@ pub struct TracepointArgs {
     /// Rows per process (PID, COMM).
     #[arg(short = 'P', long)]
     pub per_process: bool,
+
+    /// With -P: each process's cgroup v2 path, below the cgroup v2 mount, in
+    /// a last CGROUP column and as "cgroup" in JSON (`-` or null when
+    /// unknown), as `tracer syscalls -P --show-cgroup` shows it.
+    #[arg(long, requires = "per_process")]
+    pub show_cgroup: bool,
 
     /// A log2 histogram of this numeric field, per tracepoint.
     #[arg(long, value_name = "FIELD", conflicts_with = "sum")]

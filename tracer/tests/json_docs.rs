@@ -47,7 +47,7 @@ fn syscalls_json_matches_readme() {
             "syscalls", "--json", "-P", "--errno", "-i", "0.2", "--", fx, "forks", "2", "10",
         ],
         vec!["syscalls", "--json", "-d", "0.3"],
-        vec!["syscalls", "--json", "-P", "-d", "0.3"],
+        vec!["syscalls", "--json", "-P", "--show-cgroup", "-d", "0.3"],
     ] {
         let out = run(tracer().args(&args), LIMIT);
         assert!(out.status.success(), "{args:?}: {out:?}");
@@ -103,6 +103,7 @@ fn tracepoint_json_matches_readme() {
         "--hist",
         "count",
         "-P",
+        "--show-cgroup",
         "--json",
         "-o",
         report,

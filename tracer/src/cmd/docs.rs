@@ -53,6 +53,13 @@ mod tests {
         );
         assert!(text.contains("TRACER-SYSCALLS"));
         assert!(text.contains("\\-\\-per\\-process") || text.contains("per-process"));
+        for flag in ["container", "show\\-cgroup"] {
+            assert!(text.contains(&format!("\\-\\-{flag}")), "no --{flag}");
+        }
+        assert!(
+            text.contains("TRACER_DOCKER_ROOT"),
+            "the --container variables"
+        );
         assert!(!text.contains("TRACER-FLOOR"), "hidden commands stay out");
     }
 
@@ -63,7 +70,10 @@ mod tests {
         clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "tracer", &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.contains("syscalls") && text.contains("--interval"),
+            text.contains("syscalls")
+                && text.contains("--interval")
+                && text.contains("--container")
+                && text.contains("--show-cgroup"),
             "bash completion lacks options"
         );
     }

@@ -1,12 +1,13 @@
-//! Which processes a run traces (-p, --comm, -u, --no-follow, -- CMD), decided
-//! from the command line before touching the kernel: the same for every command.
+//! Which processes a run traces (-p, --comm, -u, --cgroup, --container,
+//! --no-follow, -- CMD), decided from the command line before touching the
+//! kernel: the same for every command.
 use anyhow::{bail, Result};
 use tracer_common::{flags, MAX_CGROUPS};
 
 use crate::{
     bpf::Globals,
     cli::{LaunchArgs, ProcessArgs},
-    sys::proc,
+    sys::{container::Container, proc},
 };
 
 /// The process selection of a run.
@@ -22,6 +23,8 @@ pub struct Selection {
     pub launch: LaunchArgs,
     /// The `--cgroup` directories (`FILTER_CGROUP`).
     pub cgroups: Vec<std::path::PathBuf>,
+    /// The `--container`s, each standing for its cgroup directory.
+    pub containers: Vec<Container>,
 }
 
 impl Selection {
@@ -48,23 +51,39 @@ impl Selection {
             target_uid: self.target_uid,
             target_comm: self.target_comm,
             fork_child_pid_offset: None,
-            values: vec![("CGROUP_COUNT", self.cgroups.len() as u64)],
+            values: vec![("CGROUP_COUNT", self.filter_dirs().len() as u64)],
             arrays: Vec::new(),
-            cgroups: self.cgroups.clone(),
+            cgroups: self.filter_dirs(),
         }
     }
 
+    /// The cgroup directories the kernel filters on: the `--cgroup`s, then
+    /// the `--container`s'.
+    pub fn filter_dirs(&self) -> Vec<std::path::PathBuf> {
+        let containers = self.containers.iter().map(|c| c.dir.clone());
+        self.cgroups.iter().cloned().chain(containers).collect()
+    }
+
     /// Whose events these are, for the "Tracing ..." line: "" system-wide,
-    /// " of pid 1, 2 and its children", " of `make -j2`".
+    /// " of pid 1, 2 and its children", " of `make -j2`", then where:
+    /// " in cgroup /sys/fs/cgroup/x or container web (3f2a1b0c9d8e)".
     pub fn describe(&self) -> String {
         let mut whose = self.whose();
+        let mut scopes = Vec::new();
         if !self.cgroups.is_empty() {
             let c: Vec<String> = self
                 .cgroups
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();
-            whose.push_str(&format!(" in cgroup {}", c.join(", ")));
+            scopes.push(format!("cgroup {}", c.join(", ")));
+        }
+        if !self.containers.is_empty() {
+            let c: Vec<String> = self.containers.iter().map(Container::label).collect();
+            scopes.push(format!("container {}", c.join(", ")));
+        }
+        if !scopes.is_empty() {
+            whose.push_str(&format!(" in {}", scopes.join(" or ")));
         }
         whose
     }
@@ -106,19 +125,21 @@ pub fn plan(a: &ProcessArgs) -> Result<Selection> {
         }
     }
     let task = proc::task_filters(a.uid.as_deref(), a.comm.as_deref())?;
-    if a.cgroup.len() > MAX_CGROUPS as usize {
-        bail!("at most {MAX_CGROUPS} --cgroup directories");
+    if a.cgroup.len() + a.container.len() > MAX_CGROUPS as usize {
+        bail!("at most {MAX_CGROUPS} --cgroup and --container arguments in all (the kernel's cgroup array)");
     }
     let cgroups = a
         .cgroup
         .iter()
         .map(|c| crate::sys::cgroup::resolve(c))
         .collect::<Result<Vec<_>>>()?;
-    if !cgroups.is_empty() {
+    let containers = crate::sys::container::resolve_all(&a.container)?;
+    if !cgroups.is_empty() || !containers.is_empty() {
         f |= flags::FILTER_CGROUP;
     }
     Ok(Selection {
         cgroups,
+        containers,
         flags: f | task.flags,
         pids,
         target_uid: task.uid,
@@ -136,6 +157,7 @@ mod tests {
             pid,
             comm: None,
             cgroup: Vec::new(),
+            container: Vec::new(),
             uid: None,
             no_follow: false,
             launch: crate::cli::LaunchArgs {
@@ -169,5 +191,35 @@ mod tests {
         assert_eq!(s.describe(), format!(" of pid {me}"));
         assert!(plan(&args(vec![me], &["true"])).is_err());
         assert!(plan(&args(vec![i32::MAX], &[])).is_err());
+    }
+
+    #[test]
+    fn cgroups_and_containers_share_the_array() {
+        let mut a = args(vec![], &[]);
+        a.cgroup = vec![".".into(); 5];
+        a.container = vec!["web".into(); 4];
+        let e = plan(&a).unwrap_err().to_string();
+        assert!(e.contains("at most 8 --cgroup and --container"), "{e}");
+        let mut s = plan(&args(vec![], &[])).unwrap();
+        s.cgroups = vec!["/cg/a".into()];
+        s.containers = vec![Container {
+            id: "3f2a1b0c9d8e".repeat(6)[..64].to_string(),
+            name: Some("web".into()),
+            runtime: crate::sys::container::Runtime::Docker,
+            dir: "/cg/docker-x.scope".into(),
+        }];
+        assert_eq!(
+            s.describe(),
+            " in cgroup /cg/a or container web (3f2a1b0c9d8e)"
+        );
+        let g = s.globals(0, false);
+        assert_eq!(
+            g.cgroups,
+            [
+                std::path::PathBuf::from("/cg/a"),
+                "/cg/docker-x.scope".into()
+            ]
+        );
+        assert_eq!(g.values, [("CGROUP_COUNT", 2)]);
     }
 }

@@ -30,7 +30,6 @@ use crate::{
     collect::{
         series::{cgroup_of, pid_of, LabelKind, Series, SeriesCollector},
         syscalls::{Counts, DROP_NAMES},
-        tracepoints::TpCollector,
         uprobes::FuncCollector,
     },
     http,
@@ -169,6 +168,7 @@ pub fn plan(args: &ServeArgs) -> Result<Plan> {
                 time: true,
             },
             max_series: a.max_series.unwrap_or(DEFAULT_MAX_SERIES),
+            show_cgroup: false,
         }
     });
     let (blocks, run) = (BlockArgs::default(), RunArgs::default());
@@ -203,6 +203,7 @@ pub fn plan(args: &ServeArgs) -> Result<Plan> {
             tracepoint::plan(&TracepointArgs {
                 tracepoints: a.tracepoints.clone(),
                 per_process: false,
+                show_cgroup: false,
                 hist: None,
                 sum: None,
                 blocks,
@@ -228,7 +229,7 @@ pub struct Scraper {
     syscalls: Option<(syscalls::Live, SeriesCollector)>,
     kprobes: Option<kprobe::Live>,
     uprobes: Option<FuncCollector>,
-    tracepoints: Option<TpCollector>,
+    tracepoints: Option<tracepoint::Live>,
     /// The cgroup v2 mount and the paths of the cgroup ids seen.
     cgroups: Option<(PathBuf, BTreeMap<u64, String>)>,
     syscall_names: Vec<Arc<str>>,
@@ -409,7 +410,8 @@ impl Scraper {
             probes.funcs("uprobe", &b, &mut lost);
         }
         if let (Some(p), Some(live)) = (&self.plan.tracepoints, &self.tracepoints) {
-            let b = tracepoint::block(p, BlockKind::Summary, 0.0, &p.read(live)?, &live.procs());
+            let procs = live.collector.procs();
+            let b = tracepoint::block(p, BlockKind::Summary, 0.0, &p.read(live)?, &procs, None);
             for e in &b.events {
                 probes.hits.push(
                     vec![("probe", format!("tracepoint:{}", e.name).into())],

@@ -1,6 +1,6 @@
 //! `tracer syscalls`: counts per syscall (and per process, per errno) in
 //! per-CPU maps, read at each interval and at the end.
-use std::collections::BTreeMap;
+use std::{cell::RefCell, collections::BTreeMap};
 
 use anyhow::Result;
 use tracer_common::{drops, flags, ProcInfo, MAX_SYSCALLS};
@@ -15,7 +15,7 @@ use crate::{
     cli::{Layout, SortKey, SyscallsArgs},
     collect::syscalls::{Collector, Counts},
     report::{self, Block, BlockKind, Measured, Process, Row},
-    sys::{names, proc},
+    sys::{cgroup::Namer, names, proc},
 };
 
 /// Everything decided from the command line before touching the kernel.
@@ -33,6 +33,8 @@ pub struct Plan {
     pub measured: Measured,
     /// Rows of the labelled counters (`flags::BY_ANY`, `tracer serve --max-series`).
     pub max_series: u32,
+    /// Name each process's cgroup (-P --show-cgroup).
+    pub show_cgroup: bool,
 }
 
 impl Plan {
@@ -124,6 +126,7 @@ pub fn plan(a: &SyscallsArgs) -> Result<Plan> {
         top,
         measured: Measured { errors, time },
         max_series: 0,
+        show_cgroup: a.show_cgroup,
     })
 }
 
@@ -183,7 +186,8 @@ fn rows_of(
         .collect()
 }
 
-/// Build a report block from counts.
+/// Build a report block from counts; `namer` names the processes' cgroups
+/// (with --show-cgroup).
 pub fn block(
     plan: &Plan,
     kind: BlockKind,
@@ -191,9 +195,15 @@ pub fn block(
     counts: &Counts,
     procs: &BTreeMap<u32, ProcInfo>,
     launched: Option<u32>,
+    mut namer: Option<&mut Namer>,
 ) -> Block {
     let mut rows = rows_of(&counts.by_syscall, counts, None);
     report::sort_rows(&mut rows, plan.sort);
+    let show_cgroup = plan.show_cgroup && namer.is_some();
+    if let Some(n) = namer.as_deref_mut().filter(|_| show_cgroup) {
+        let ids = counts.by_process.keys().filter_map(|pid| procs.get(pid));
+        n.learn(ids.map(|info| info.cgroup));
+    }
     let mut processes: Vec<Process> = counts
         .by_process
         .iter()
@@ -206,10 +216,16 @@ pub fn block(
             } else {
                 ppid
             };
+            let recorded = procs.get(&pid).map_or(0, |info| info.cgroup);
+            let cgroup = namer
+                .as_deref_mut()
+                .filter(|_| show_cgroup)
+                .and_then(|n| n.of(pid, recorded));
             Process {
                 pid,
                 ppid,
                 comm,
+                cgroup,
                 rows,
             }
         })
@@ -229,6 +245,7 @@ pub fn block(
         seconds,
         rows,
         processes,
+        show_cgroup,
         measured: plan.measured,
         drops: counts.named_drops(),
         exit_code: None,
@@ -260,9 +277,11 @@ pub fn render(plan: &Plan, b: &Block) -> String {
     }
 }
 
-/// What attaching leaves: the collector and the processes the kernel saw.
+/// What attaching leaves: the collector and the processes the kernel saw,
+/// and the names of their cgroups found so far.
 pub struct Live {
     collector: Collector,
+    cgroups: RefCell<Namer>,
 }
 
 impl Counting for Plan {
@@ -334,7 +353,12 @@ impl Counting for Plan {
             "sys_enter"
         };
         obj.attach_raw_tracepoint(enter, "sys_enter")?;
-        Ok((Live { collector }, obj))
+        let cgroups = RefCell::new(if self.show_cgroup {
+            Namer::new()
+        } else {
+            Namer::default()
+        });
+        Ok((Live { collector, cgroups }, obj))
     }
 
     fn what(&self, _: &Live) -> String {
@@ -366,6 +390,7 @@ impl Counting for Plan {
             counts,
             &live.collector.procs(),
             head.launched,
+            Some(&mut live.cgroups.borrow_mut()),
         );
         b.exit_code = head.exit_code;
         render(self, &b)
@@ -377,7 +402,15 @@ impl Counting for Plan {
     }
 
     fn housekeeping(&self, live: &mut Live) -> Result<Vec<u32>> {
-        live.collector.drain_exited(proc::group_gone)
+        let gone = live.collector.drain_exited(proc::group_gone)?;
+        if self.show_cgroup && !gone.is_empty() {
+            // Name their cgroups now, before those are removed too (a
+            // container's, when its last process exits).
+            let ids = gone.iter().filter_map(|&t| live.collector.proc_info(t));
+            let ids: Vec<u64> = ids.map(|info| info.cgroup).collect();
+            live.cgroups.get_mut().learn(ids);
+        }
+        Ok(gone)
     }
 
     fn quiet_with_command(&self) -> bool {
@@ -514,9 +547,10 @@ mod tests {
                 ppid: 1,
                 _pad: 0,
                 comm: *b"fixture\0\0\0\0\0\0\0\0\0",
+                cgroup: 0,
             },
         );
-        let b = block(&p, BlockKind::Summary, 1.0, &c, &procs, None);
+        let b = block(&p, BlockKind::Summary, 1.0, &c, &procs, None, None);
         assert_eq!(b.rows[0].nr, 0);
         assert_eq!(b.rows[1].errnos, vec![("ENOENT".to_string(), 3)]);
         assert_eq!(b.processes.len(), 1);
@@ -527,5 +561,32 @@ mod tests {
         );
         let text = render(&p, &b);
         assert!(text.contains("fixture"), "{text}");
+        assert!(!b.show_cgroup && !text.contains("CGROUP"), "{text}");
+        // --show-cgroup: the recorded cgroup id, named (the v2 mount's root is `/`).
+        let p = plan(&args(&["--errno", "-P", "--all", "--show-cgroup"])).unwrap();
+        let root = crate::sys::cgroup::cgroup2_mount();
+        let ino = root.as_ref().map_or(0, |r| {
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(r).unwrap())
+        });
+        procs.get_mut(&4242).unwrap().cgroup = ino;
+        let mut namer = Namer::new();
+        let b = block(
+            &p,
+            BlockKind::Summary,
+            1.0,
+            &c,
+            &procs,
+            None,
+            Some(&mut namer),
+        );
+        assert_eq!(b.processes[0].cgroup, root.map(|_| "/".to_string()));
+        let text = render(&p, &b);
+        assert!(text.contains("CGROUP"), "{text}");
+        let e = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "tracer",
+            "syscalls",
+            "--show-cgroup",
+        ]);
+        assert!(e.is_err(), "--show-cgroup needs -P");
     }
 }

@@ -33,9 +33,9 @@ pub struct Plan {
 }
 
 pub fn plan(a: &TraceArgs) -> Result<Plan> {
-    if !a.process.targets() && a.process.cgroup.is_empty() {
+    if !a.process.targets() && a.process.cgroup.is_empty() && a.process.container.is_empty() {
         anyhow::bail!(
-            "say what to trace: -p PID, -- CMD or --cgroup PATH (to count every process's syscalls, use `tracer syscalls`)"
+            "say what to trace: -p PID, -- CMD, --cgroup PATH or --container ID (to count every process's syscalls, use `tracer syscalls`)"
         );
     }
     let selection = process::plan(&a.process)?;
@@ -231,7 +231,7 @@ mod tests {
     fn bad_plans() {
         let e = plan(&args(&[])).unwrap_err().to_string();
         assert!(
-            e.contains("say what to trace: -p PID, -- CMD or --cgroup PATH"),
+            e.contains("say what to trace: -p PID, -- CMD, --cgroup PATH or --container ID"),
             "{e}"
         );
         let e = plan(&args(&["-e", "opnat", "--", "true"]))

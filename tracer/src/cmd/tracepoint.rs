@@ -2,7 +2,7 @@
 //! tracepoint with the tracepoint's index as attach cookie; per-tracepoint
 //! instructions (field offset, size, sign) in `TP_CONFIG[index]`. Counts, sums and histograms are
 //! aggregated in the kernel.
-use std::{collections::BTreeMap, path::Path};
+use std::{cell::RefCell, collections::BTreeMap, path::Path};
 
 use anyhow::{bail, Context as _, Result};
 use tracer_common::{flags, tp_drops, tp_mode, ProcInfo, TpConfig, LOG2_SLOTS, MAX_TRACEPOINTS};
@@ -25,7 +25,7 @@ use crate::{
         listing::is_numeric,
         BlockKind,
     },
-    sys::{names, proc, tracefs},
+    sys::{cgroup::Namer, names, proc, tracefs},
 };
 
 /// One tracepoint to attach.
@@ -50,6 +50,8 @@ pub struct Plan {
     pub events: Vec<Event>,
     pub selection: Selection,
     pub per_process: bool,
+    /// Name each process's cgroup (-P --show-cgroup).
+    pub show_cgroup: bool,
     pub aggregate: Aggregate,
     pub top: Option<usize>,
     pub json: bool,
@@ -181,6 +183,7 @@ fn plan_in(a: &TracepointArgs, tfs: &Path) -> Result<Plan> {
         events,
         selection,
         per_process: a.per_process,
+        show_cgroup: a.show_cgroup,
         aggregate,
         top: a.blocks.top.map(|t| t as usize),
         json: a.run.json,
@@ -195,14 +198,21 @@ fn signed_sum(raw: u64, signed: bool) -> i128 {
     }
 }
 
-/// A report block from counts.
+/// A report block from counts; `namer` names the processes' cgroups (with
+/// --show-cgroup).
 pub fn block(
     plan: &Plan,
     kind: BlockKind,
     seconds: f64,
     c: &TpCounts,
     procs: &BTreeMap<u32, ProcInfo>,
+    mut namer: Option<&mut Namer>,
 ) -> EventBlock {
+    let show_cgroup = plan.show_cgroup && namer.is_some();
+    if let Some(n) = namer.as_deref_mut().filter(|_| show_cgroup) {
+        let ids = c.by_process.keys().filter_map(|(pid, _)| procs.get(pid));
+        n.learn(ids.map(|info| info.cgroup));
+    }
     let signed = |i: usize| {
         plan.events
             .get(i)
@@ -233,6 +243,10 @@ pub fn block(
         .map(|(&(pid, slot), s)| ProcRow {
             pid,
             comm: proc::comm_of(pid, procs.get(&pid)),
+            cgroup: namer
+                .as_deref_mut()
+                .filter(|_| show_cgroup)
+                .and_then(|n| n.of(pid, procs.get(&pid).map_or(0, |info| info.cgroup))),
             event: plan
                 .events
                 .get(slot as usize)
@@ -260,21 +274,29 @@ pub fn block(
         seconds,
         events: rows,
         processes: plan.per_process.then_some(prows),
+        show_cgroup,
         aggregate: plan.aggregate.clone(),
         drops,
         exit_code: None,
     }
 }
 
+/// What attaching leaves: the collector, and the names of the processes'
+/// cgroups found so far.
+pub struct Live {
+    pub collector: TpCollector,
+    cgroups: RefCell<Namer>,
+}
+
 impl Counting for Plan {
-    type Live = TpCollector;
+    type Live = Live;
     type Counts = TpCounts;
 
     fn selection(&self) -> &Selection {
         &self.selection
     }
 
-    fn attach(&self) -> Result<(TpCollector, Object)> {
+    fn attach(&self) -> Result<(Live, Object)> {
         let n = self.events.len() as u32;
         let follow = self.selection.targeted() || self.per_process;
         let per_process_flag = if self.per_process {
@@ -311,10 +333,15 @@ impl Counting for Plan {
         let collector = TpCollector::new(&mut obj, self.events.len(), self.per_process, hist)?;
         let ids: Vec<(u32, String)> = self.events.iter().map(|e| (e.id, e.full_name())).collect();
         bpf::cookies::attach_tracepoints(&mut obj, "tracepoint_event", &ids)?;
-        Ok((collector, obj))
+        let cgroups = RefCell::new(if self.show_cgroup {
+            Namer::new()
+        } else {
+            Namer::default()
+        });
+        Ok((Live { collector, cgroups }, obj))
     }
 
-    fn what(&self, _: &TpCollector) -> String {
+    fn what(&self, _: &Live) -> String {
         let n = self.events.len();
         let what = match &self.aggregate {
             Aggregate::Hist(f) => format!(", histogram of {f}"),
@@ -324,12 +351,19 @@ impl Counting for Plan {
         format!("{n} tracepoint{}{what}", if n == 1 { "" } else { "s" })
     }
 
-    fn read(&self, collector: &TpCollector) -> Result<TpCounts> {
-        collector.read()
+    fn read(&self, live: &Live) -> Result<TpCounts> {
+        live.collector.read()
     }
 
-    fn render(&self, collector: &TpCollector, head: Head, counts: &TpCounts) -> String {
-        let mut b = block(self, head.kind, head.seconds, counts, &collector.procs());
+    fn render(&self, live: &Live, head: Head, counts: &TpCounts) -> String {
+        let mut b = block(
+            self,
+            head.kind,
+            head.seconds,
+            counts,
+            &live.collector.procs(),
+            Some(&mut live.cgroups.borrow_mut()),
+        );
         b.exit_code = head.exit_code;
         if self.json {
             events::render_json(&b, self.top) + "\n"
@@ -416,10 +450,11 @@ mod tests {
             id: 1,
             field: Some(field.clone()),
         };
-        let plan = Plan {
+        let mut plan = Plan {
             events: vec![ev("a"), ev("b")],
             selection: process::plan(&crate::cli::ProcessArgs::default()).unwrap(),
             per_process: true,
+            show_cgroup: false,
             aggregate: Aggregate::Sum("ret".into()),
             top: None,
             json: false,
@@ -450,9 +485,10 @@ mod tests {
                 ppid: 1,
                 _pad: 0,
                 comm: *b"fixture\0\0\0\0\0\0\0\0\0",
+                cgroup: 0,
             },
         );
-        let b = block(&plan, BlockKind::Summary, 1.0, &c, &procs);
+        let b = block(&plan, BlockKind::Summary, 1.0, &c, &procs, None);
         assert_eq!(b.events[0].name, "c:b");
         assert_eq!(b.events[1].sum, -5);
         let p = b.processes.as_ref().unwrap();
@@ -462,5 +498,19 @@ mod tests {
         );
         assert_eq!(p[1].sum, -5);
         assert_eq!(b.drops, vec![("field read failed", 2)]);
+        assert!(!b.show_cgroup && p[0].cgroup.is_none());
+        // --show-cgroup: the recorded cgroup id, named (the v2 mount's root
+        // is `/`).
+        plan.show_cgroup = true;
+        let root = crate::sys::cgroup::cgroup2_mount();
+        let ino = root.as_ref().map_or(0, |r| {
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(r).unwrap())
+        });
+        procs.get_mut(&4242).unwrap().cgroup = ino;
+        let mut namer = Namer::new();
+        let b = block(&plan, BlockKind::Summary, 1.0, &c, &procs, Some(&mut namer));
+        assert!(b.show_cgroup);
+        let p = b.processes.as_ref().unwrap();
+        assert_eq!(p[0].cgroup, root.map(|_| "/".to_string()));
     }
 }

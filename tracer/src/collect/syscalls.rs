@@ -185,6 +185,13 @@ impl Collector {
         all
     }
 
+    /// What the kernel recorded about process `tgid`, taken out of its maps
+    /// or not.
+    pub fn proc_info(&self, tgid: u32) -> Option<ProcInfo> {
+        let drained = self.exits.as_ref().and_then(|x| x.drained_procs.get(&tgid));
+        drained.copied().or_else(|| self.procs.get(&tgid, 0).ok())
+    }
+
     /// Take the rows of every process that has exited out of the kernel maps
     /// (`PROC_STATS`, `ERRNO_STATS`, `PROCS`) into user space, so the maps
     /// hold live processes only; `read` adds them back. Call it often (every

@@ -32,6 +32,8 @@ pub struct EventRow {
 pub struct ProcRow {
     pub pid: u32,
     pub comm: String,
+    /// Its cgroup v2 path, with --show-cgroup (None: unknown).
+    pub cgroup: Option<String>,
     pub event: String,
     pub count: u64,
     pub sum: i128,
@@ -46,6 +48,8 @@ pub struct EventBlock {
     pub events: Vec<EventRow>,
     /// With -P only; sorted, most events first.
     pub processes: Option<Vec<ProcRow>>,
+    /// The processes' cgroups are shown (--show-cgroup).
+    pub show_cgroup: bool,
     pub aggregate: Aggregate,
     pub drops: Vec<(&'static str, u64)>,
     pub exit_code: Option<i32>,
@@ -69,8 +73,13 @@ pub fn render_text(b: &EventBlock, top: Option<usize>) -> String {
         _ => None,
     };
     let top = top.unwrap_or(usize::MAX);
-    // The table: the columns before COUNT, COUNT and SUM, header first.
-    let (head, rows): (String, Vec<(String, u64, i128)>) = match &b.processes {
+    // With -P --show-cgroup, each process's cgroup ends its row (paths vary
+    // in length, so nothing follows them).
+    let cgroup = b.show_cgroup && b.processes.is_some();
+    // The table: the columns before COUNT, COUNT and SUM, and the cgroup;
+    // header first.
+    type Line = (String, u64, i128, String);
+    let (head, rows): (String, Vec<Line>) = match &b.processes {
         Some(procs) => (
             format!("{:<7} {:<15} {:<36}", "PID", "COMM", "EVENT"),
             procs
@@ -82,6 +91,7 @@ pub fn render_text(b: &EventBlock, top: Option<usize>) -> String {
                         format!("{:<7} {:<15} {:<36}", p.pid, p.comm, p.event),
                         p.count,
                         p.sum,
+                        p.cgroup.clone().unwrap_or_else(|| "-".into()),
                     )
                 })
                 .collect(),
@@ -92,7 +102,7 @@ pub fn render_text(b: &EventBlock, top: Option<usize>) -> String {
                 .iter()
                 .filter(|e| e.count > 0)
                 .take(top)
-                .map(|e| (format!("{:<36}", e.name), e.count, e.sum))
+                .map(|e| (format!("{:<36}", e.name), e.count, e.sum, String::new()))
                 .collect(),
         ),
     };
@@ -101,10 +111,16 @@ pub fn render_text(b: &EventBlock, top: Option<usize>) -> String {
         if let Some(h) = &sum_head {
             let _ = write!(out, " {h:>16}");
         }
-        for (lead, count, sum) in rows {
+        if cgroup {
+            out.push_str(" CGROUP");
+        }
+        for (lead, count, sum, cg) in rows {
             let _ = write!(out, "\n{lead} {count:>8}");
             if sum_head.is_some() {
                 let _ = write!(out, " {sum:>16}");
+            }
+            if cgroup {
+                let _ = write!(out, " {cg}");
             }
         }
         out.push('\n');
@@ -164,6 +180,9 @@ pub fn render_json(b: &EventBlock, top: Option<usize>) -> String {
                 if with_sum {
                     v["sum"] = sum_json(p.sum);
                 }
+                if b.show_cgroup {
+                    v["cgroup"] = json!(p.cgroup);
+                }
                 v
             })
             .collect();
@@ -206,6 +225,7 @@ mod tests {
             seconds: 1.0,
             events,
             processes,
+            show_cgroup: false,
             aggregate,
             drops: vec![],
             exit_code: None,
@@ -237,11 +257,12 @@ mod tests {
         let p = vec![ProcRow {
             pid: 42,
             comm: "fixture".into(),
+            cgroup: Some("/x.scope".into()),
             event: "syscalls:sys_enter_write".into(),
             count: 3,
             sum: -6,
         }];
-        let b = block(
+        let mut b = block(
             vec![ev("syscalls:sys_enter_write", 3, -6)],
             Some(p),
             Aggregate::Sum("count".into()),
@@ -267,6 +288,27 @@ mod tests {
         assert_eq!(v["events"][0]["sum"], -6);
         assert_eq!(v["processes"][0]["pid"], 42);
         assert_eq!(v["processes"][0]["sum"], -6);
+        assert!(v["processes"][0].get("cgroup").is_none(), "only when asked");
+        // --show-cgroup: the cgroup ends each row.
+        b.show_cgroup = true;
+        let t = render_text(&b, None);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[1],
+            format!(
+                "{:<7} {:<15} {:<36} {:>8} {:>16} CGROUP",
+                "PID", "COMM", "EVENT", "COUNT", "SUM(count)"
+            )
+        );
+        assert_eq!(
+            lines[2],
+            format!(
+                "{:<7} {:<15} {:<36} {:>8} {:>16} /x.scope",
+                42, "fixture", "syscalls:sys_enter_write", 3, -6
+            )
+        );
+        let v: Value = serde_json::from_str(&render_json(&b, None)).unwrap();
+        assert_eq!(v["processes"][0]["cgroup"], "/x.scope");
     }
 
     #[test]

@@ -61,8 +61,12 @@ pub fn render(block: &Block, with_errnos: bool) -> String {
     if !block.processes.is_empty() {
         let procs = block.processes.iter().map(|p| {
             let syscalls = rows(&p.rows, m, with_errnos);
-            json!({"pid": p.pid, "ppid": p.ppid, "comm": p.comm, "calls": p.calls(),
-                   "syscalls": syscalls})
+            let mut o = json!({"pid": p.pid, "ppid": p.ppid, "comm": p.comm, "calls": p.calls(),
+                   "syscalls": syscalls});
+            if block.show_cgroup {
+                o["cgroup"] = json!(p.cgroup);
+            }
+            o
         });
         o.insert("processes".into(), procs.collect());
     }
@@ -87,6 +91,7 @@ mod tests {
             pid: 7,
             ppid: 1,
             comm: "x".into(),
+            cgroup: Some("/a.scope".into()),
             rows: vec![r.clone()],
         };
         let b = Block {
@@ -113,6 +118,14 @@ mod tests {
         assert_eq!(v["total"]["total_ns"], 1234);
         assert_eq!(v["processes"][0]["pid"], 7);
         assert_eq!(v["processes"][0]["calls"], 5);
+        assert!(v["processes"][0].get("cgroup").is_none(), "only when asked");
+        let mut b = b;
+        b.show_cgroup = true;
+        let v: Value = serde_json::from_str(&render(&b, true)).unwrap();
+        assert_eq!(v["processes"][0]["cgroup"], "/a.scope");
+        b.processes[0].cgroup = None;
+        let v: Value = serde_json::from_str(&render(&b, true)).unwrap();
+        assert!(v["processes"][0]["cgroup"].is_null());
         assert_eq!(v["lost"]["starts_full"], 2);
         assert_eq!(v["exit_code"], 3);
     }

@@ -37,6 +37,8 @@ pub struct Process {
     pub pid: u32,
     pub ppid: u32,
     pub comm: String,
+    /// Its cgroup v2 path, with --show-cgroup (None: unknown).
+    pub cgroup: Option<String>,
     pub rows: Vec<Row>,
 }
 
@@ -75,6 +77,8 @@ pub struct Block {
     pub rows: Vec<Row>,
     /// Only filled when counting per process.
     pub processes: Vec<Process>,
+    /// The processes' cgroups are shown (--show-cgroup).
+    pub show_cgroup: bool,
     pub measured: Measured,
     /// Lost updates by reason (non-zero only).
     pub drops: Vec<(&'static str, u64)>,
@@ -179,6 +183,7 @@ pub(crate) mod tests {
             seconds: 1.0,
             rows,
             processes,
+            show_cgroup: false,
             measured: Measured::default(),
             drops: vec![],
             exit_code: None,

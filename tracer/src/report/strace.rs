@@ -60,10 +60,16 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// The heading of a per-process table.
-pub fn process_heading(p: &Process) -> String {
+/// The heading of a per-process table; with `cgroup`, the process's cgroup
+/// (`-` when unknown).
+pub fn process_heading(p: &Process, cgroup: bool) -> String {
+    let cg = if cgroup {
+        format!(", cgroup {}", p.cgroup.as_deref().unwrap_or("-"))
+    } else {
+        String::new()
+    };
     format!(
-        "Process {} ({}), parent {}: {} calls\n",
+        "Process {} ({}), parent {}{cg}: {} calls\n",
         p.pid,
         p.comm,
         p.ppid,
@@ -81,7 +87,11 @@ pub fn render(b: &super::Block, top: Option<usize>) -> String {
     out.push_str(&table(&b.rows));
     for p in &b.processes {
         let rows = &p.rows[..top.unwrap_or(usize::MAX).min(p.rows.len())];
-        out.push_str(&format!("\n{}{}", process_heading(p), table(rows)));
+        out.push_str(&format!(
+            "\n{}{}",
+            process_heading(p, b.show_cgroup),
+            table(rows)
+        ));
     }
     super::push_drops(&mut out, &b.drops);
     out
@@ -150,5 +160,29 @@ mod tests {
             .last()
             .unwrap()
             .starts_with("100.00    0.000000           0         0"));
+    }
+
+    #[test]
+    fn process_headings_name_the_cgroup_when_asked() {
+        let mut p = Process {
+            pid: 42,
+            ppid: 1,
+            comm: "sh".into(),
+            cgroup: Some("/tracer.scope".into()),
+            rows: vec![row("read", 3, 0, 0)],
+        };
+        assert_eq!(
+            process_heading(&p, false),
+            "Process 42 (sh), parent 1: 3 calls\n"
+        );
+        assert_eq!(
+            process_heading(&p, true),
+            "Process 42 (sh), parent 1, cgroup /tracer.scope: 3 calls\n"
+        );
+        p.cgroup = None;
+        assert_eq!(
+            process_heading(&p, true),
+            "Process 42 (sh), parent 1, cgroup -: 3 calls\n"
+        );
     }
 }

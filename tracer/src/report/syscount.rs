@@ -20,7 +20,7 @@ fn us(ns: u64) -> f64 {
 pub fn render(b: &Block, opts: Options) -> String {
     super::text_block(b.kind, &b.clock, b.seconds, &b.drops, |out| {
         if opts.per_process {
-            processes(out, &b.processes, opts);
+            processes(out, &b.processes, b.show_cgroup, opts);
         } else {
             syscalls(out, &b.rows, opts);
         }
@@ -47,10 +47,15 @@ fn syscalls(out: &mut String, rows: &[Row], opts: Options) {
     }
 }
 
-fn processes(out: &mut String, procs: &[Process], opts: Options) {
+/// The PID/COMM table; with `cgroup`, each process's cgroup last (paths
+/// vary in length, so nothing follows them).
+fn processes(out: &mut String, procs: &[Process], cgroup: bool, opts: Options) {
     let mut head = format!("{:<6} {:<15} {:>8}", "PID", "COMM", "COUNT");
     if opts.latency {
         head += &format!(" {:>16}", "TIME (us)");
+    }
+    if cgroup {
+        head += " CGROUP";
     }
     let _ = writeln!(out, "{}", style::header(&head));
     let top = opts.top.unwrap_or(usize::MAX);
@@ -58,6 +63,9 @@ fn processes(out: &mut String, procs: &[Process], opts: Options) {
         let _ = write!(out, "{:<6} {:<15} {:>8}", p.pid, p.comm, p.calls());
         if opts.latency {
             let _ = write!(out, " {:>16.3}", us(p.total_ns()));
+        }
+        if cgroup {
+            let _ = write!(out, " {}", p.cgroup.as_deref().unwrap_or("-"));
         }
         out.push('\n');
     }
@@ -116,6 +124,7 @@ mod tests {
             pid: 42,
             ppid: 1,
             comm: "bash".into(),
+            cgroup: None,
             rows: vec![row("read", 3, 0, 0), row("write", 4, 0, 0)],
         };
         let mut b = block(vec![], vec![p]);
@@ -135,5 +144,50 @@ mod tests {
         assert_eq!(lines[1], "PID    COMM               COUNT");
         assert_eq!(lines[2], "42     bash                   7");
         assert!(lines[3].starts_with("WARNING"));
+    }
+
+    #[test]
+    fn per_process_cgroups_come_last() {
+        let p = |pid, comm: &str, cgroup: Option<&str>| Process {
+            pid,
+            ppid: 1,
+            comm: comm.into(),
+            cgroup: cgroup.map(Into::into),
+            rows: vec![row("read", 3, 0, 2000)],
+        };
+        let mut b = block(
+            vec![],
+            vec![
+                p(42, "bash", Some("/system.slice/docker-3f2a.scope")),
+                p(7, "init", None),
+            ],
+        );
+        b.show_cgroup = true;
+        let t = render(
+            &b,
+            Options {
+                top: None,
+                latency: true,
+                per_process: true,
+            },
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            &lines[1..],
+            [
+                "PID    COMM               COUNT        TIME (us) CGROUP",
+                "42     bash                   3            2.000 /system.slice/docker-3f2a.scope",
+                "7      init                   3            2.000 -",
+            ]
+        );
+        b.show_cgroup = false;
+        assert!(!render(
+            &b,
+            Options {
+                per_process: true,
+                ..Options::default()
+            }
+        )
+        .contains("CGROUP"));
     }
 }

@@ -1,7 +1,7 @@
 //! cgroup v2: where it is mounted, and the directory of a cgroup id (the
 //! directory's inode number, which `bpf_get_current_cgroup_id` returns).
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
 };
@@ -108,6 +108,74 @@ pub fn paths_by_id(root: &Path) -> BTreeMap<u64, String> {
     out
 }
 
+/// The cgroup v2 path in a `/proc/PID/cgroup` text: its `0::` line.
+pub fn v2_path_in(proc_cgroup: &str) -> Option<String> {
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_string)
+}
+
+/// Names the cgroups of processes as cgroup v2 paths below the mount
+/// (`/system.slice/nginx.service`, as `serve --by cgroup` labels them), and
+/// remembers them: a process that has exited, or whose cgroup was removed
+/// since, keeps the name found while it was there.
+#[derive(Debug, Default)]
+pub struct Namer {
+    root: Option<PathBuf>,
+    paths: BTreeMap<u64, String>,
+    /// Ids the last walk did not find (their directory was gone).
+    missing: BTreeSet<u64>,
+    /// What /proc/PID/cgroup said last, for processes without an id.
+    by_pid: BTreeMap<u32, String>,
+}
+
+impl Namer {
+    pub fn new() -> Self {
+        Namer {
+            root: cgroup2_mount(),
+            ..Namer::default()
+        }
+    }
+
+    /// Learn the paths of the cgroup ids not known yet (0 is no id): one
+    /// walk of the tree for all of them, none when all are known.
+    pub fn learn(&mut self, ids: impl IntoIterator<Item = u64>) {
+        let unknown: BTreeSet<u64> = ids
+            .into_iter()
+            .filter(|id| *id != 0 && !self.paths.contains_key(id) && !self.missing.contains(id))
+            .collect();
+        if unknown.is_empty() {
+            return;
+        }
+        if let Some(root) = &self.root {
+            self.paths.extend(paths_by_id(root));
+        }
+        let paths = &self.paths;
+        self.missing
+            .extend(unknown.into_iter().filter(|id| !paths.contains_key(id)));
+    }
+
+    /// The cgroup path of process `pid`, whose record holds cgroup id `id`
+    /// (0 when none): the id's path (from `learn`), else what its
+    /// /proc/PID/cgroup says now or said when last read, else nothing.
+    pub fn of(&mut self, pid: u32, id: u64) -> Option<String> {
+        if let Some(p) = self.paths.get(&id) {
+            return Some(p.clone());
+        }
+        let now = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|t| v2_path_in(&t));
+        match now {
+            Some(p) => {
+                self.by_pid.insert(pid, p.clone());
+                Some(p)
+            }
+            None => self.by_pid.get(&pid).cloned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +207,43 @@ mod tests {
             cgroup2_mount_in("1 2 0:1 / / rw - ext4 /dev/sda rw\n"),
             None
         );
+    }
+
+    #[test]
+    fn reads_proc_cgroup() {
+        let hybrid = "12:cpu,cpuacct:/user.slice\n1:name=systemd:/user.slice/session-1.scope\n\
+                      0::/user.slice/session-1.scope\n";
+        assert_eq!(
+            v2_path_in(hybrid).as_deref(),
+            Some("/user.slice/session-1.scope")
+        );
+        assert_eq!(v2_path_in("0::/\n").as_deref(), Some("/"));
+        assert_eq!(v2_path_in("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn names_processes_by_id_then_proc() {
+        let Some(root) = cgroup2_mount() else {
+            // Without cgroup v2 nothing has a name.
+            let mut n = Namer::new();
+            n.learn([1]);
+            assert_eq!(n.of(u32::MAX, 1), None);
+            return;
+        };
+        let mut n = Namer::new();
+        let ino = std::fs::metadata(&root).unwrap().ino();
+        n.learn([ino, u64::MAX]);
+        assert_eq!(n.of(u32::MAX, ino).as_deref(), Some("/"));
+        assert!(n.missing.contains(&u64::MAX));
+        // No id: this process's own /proc/PID/cgroup, remembered.
+        let me = std::process::id();
+        let mine = v2_path_in(&std::fs::read_to_string("/proc/self/cgroup").unwrap());
+        assert!(mine.is_some());
+        assert_eq!(n.of(me, 0), mine);
+        assert_eq!(n.of(me, u64::MAX), mine);
+        n.by_pid.insert(u32::MAX, "/gone.scope".into());
+        assert_eq!(n.of(u32::MAX, 0).as_deref(), Some("/gone.scope"));
+        assert_eq!(n.of(u32::MAX - 1, 0), None);
     }
 
     #[test]

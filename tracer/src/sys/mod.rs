@@ -1,6 +1,7 @@
 //! Facts about the running system: syscall names, tracefs, /proc, launching a child.
 pub mod btf;
 pub mod cgroup;
+pub mod container;
 pub mod elf;
 pub mod kfuncs;
 pub mod launch;

@@ -346,8 +346,15 @@ pub fn cgroup2_mount() -> PathBuf {
 /// tracer with `args` fails with exit `code`, saying `wanted`, without a
 /// panic; an error (exit 1) in one line.
 pub fn fails_with(args: &[&str], code: i32, wanted: &str) {
-    let out = run(tracer().args(args), Duration::from_secs(60));
+    fails_as(tracer().args(args), code, wanted);
+}
+
+/// `cmd` (tracer, with its arguments and environment) fails with exit
+/// `code`, saying `wanted`, without a panic; an error (exit 1) in one line.
+pub fn fails_as(cmd: &mut Command, code: i32, wanted: &str) {
+    let out = run(cmd, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&out.stderr);
+    let args: Vec<_> = cmd.get_args().collect();
     assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
     assert!(err.contains(wanted), "{args:?}: {err}");
     assert!(!err.contains("panicked"), "{args:?}: {err}");
