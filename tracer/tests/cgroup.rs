@@ -189,6 +189,35 @@ fn trace_streams_only_the_cgroup() {
     assert_eq!(n, INSIDE);
 }
 
+/// `tracer tcp --container`: the connections of a fixture in a Docker-like
+/// container cgroup, not those of an identical fixture outside; the owner
+/// test runs where the task is known (connect, accept), so both sockets of
+/// each connection count.
+#[test]
+fn tcp_shows_only_the_containers_connections() {
+    let _l = shared_lock();
+    let (g, id) = Group::container("tcp", "docker");
+    let (child, _err) = start_attached(tracer().args(["tcp", "--container", &id[..12], "--json"]));
+    let inside = g.spawn_inside("tcp 4 500");
+    let pid = inside.id();
+    assert!(inside.wait_with_output().unwrap().status.success());
+    run_outside(&["tcp", "3", "500"]);
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = wait_output(child, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let closes: Vec<Value> = json_lines(&out.stdout)
+        .into_iter()
+        .filter(|o| o["type"] == "tcp" && o["event"] == "close")
+        .collect();
+    assert_eq!(closes.len(), 8, "{closes:#?}");
+    assert!(
+        closes.iter().all(|c| c["pid"] == pid
+            && c["rx_bytes"].as_u64().unwrap() + c["tx_bytes"].as_u64().unwrap() == 600),
+        "{closes:#?}"
+    );
+}
+
 #[test]
 fn tracepoint_counts_only_the_cgroup() {
     let _l = shared_lock();
