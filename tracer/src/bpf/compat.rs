@@ -22,6 +22,8 @@ use aya::{
 use object::{Object as _, ObjectSection as _};
 use tracer_common::lacks;
 
+use crate::sys::btf::{str_at, u32_at, Types, KIND_ARRAY, KIND_PTR, KIND_STRUCT, KIND_VAR};
+
 /// What a fallback is called in `TRACER_FALLBACK`, and its bit.
 const NAMES: [(&str, u32); 3] = [
     ("task-storage", lacks::TASK_STORAGE),
@@ -203,43 +205,6 @@ pub fn task_storage_as_hash(object: &[u8], map: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_ARRAY: u32 = 3;
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
-const KIND_ENUM: u32 = 6;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_VOLATILE: u32 = 9;
-const KIND_CONST: u32 = 10;
-const KIND_RESTRICT: u32 = 11;
-const KIND_FUNC: u32 = 12;
-const KIND_FUNC_PROTO: u32 = 13;
-const KIND_VAR: u32 = 14;
-const KIND_DATASEC: u32 = 15;
-const KIND_DECL_TAG: u32 = 17;
-const KIND_TYPE_TAG: u32 = 18;
-const KIND_ENUM64: u32 = 19;
-
-/// One BTF type: where its `struct btf_type` header starts in the section.
-#[derive(Debug, Clone, Copy)]
-struct Type {
-    offset: usize,
-    name_off: u32,
-    kind: u32,
-    vlen: usize,
-    /// `size` or `type`, by kind.
-    type_ref: u32,
-}
-
-/// The type section of a `.BTF` section, walked once.
-struct Types {
-    /// Type id i is at index i - 1 (id 0 is void).
-    all: Vec<Type>,
-    /// The string section (names are offsets into it).
-    strings: Vec<u8>,
-}
-
 /// Where section `name` of ELF `object` is in it.
 fn section(object: &[u8], name: &str) -> Result<std::ops::Range<usize>> {
     let elf = object::File::parse(object).context("parsing tracer's BPF object")?;
@@ -248,124 +213,6 @@ fn section(object: &[u8], name: &str) -> Result<std::ops::Range<usize>> {
         .and_then(|s| s.file_range())
         .with_context(|| format!("tracer's BPF object has no {name} section"))?;
     Ok(start as usize..(start + len) as usize)
-}
-
-/// The NUL-terminated string at `off` in a string table ("" if none).
-fn str_at(table: &[u8], off: u32) -> &str {
-    let s = table.get(off as usize..).unwrap_or_default();
-    let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
-    std::str::from_utf8(s).unwrap_or("")
-}
-
-fn u32_at(b: &[u8], at: usize) -> Result<u32> {
-    let bytes = b.get(at..at + 4).context("BTF section cut short")?;
-    Ok(u32::from_le_bytes(bytes.try_into()?))
-}
-
-impl Types {
-    fn parse(btf: &[u8]) -> Result<Types> {
-        if btf.len() < 24 || u16::from_le_bytes([btf[0], btf[1]]) != 0xeb9f {
-            bail!("the .BTF section has no BTF header");
-        }
-        let hdr_len = u32_at(btf, 4)? as usize;
-        let (type_off, type_len) = (u32_at(btf, 8)? as usize, u32_at(btf, 12)? as usize);
-        let (str_off, str_len) = (u32_at(btf, 16)? as usize, u32_at(btf, 20)? as usize);
-        let mut all = Vec::new();
-        let mut at = hdr_len + type_off;
-        let end = at + type_len;
-        while at < end {
-            let info = u32_at(btf, at + 4)?;
-            let kind = (info >> 24) & 0x1f;
-            let vlen = (info & 0xffff) as usize;
-            all.push(Type {
-                offset: at,
-                name_off: u32_at(btf, at)?,
-                kind,
-                vlen,
-                type_ref: u32_at(btf, at + 8)?,
-            });
-            at += 12
-                + match kind {
-                    KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                    KIND_ARRAY => 12,
-                    KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
-                    KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
-                    _ => 0,
-                };
-        }
-        let strings = btf
-            .get(hdr_len + str_off..hdr_len + str_off + str_len)
-            .context("BTF string section cut short")?
-            .to_vec();
-        Ok(Types { all, strings })
-    }
-
-    fn get(&self, id: u32) -> Result<Type> {
-        let i = (id as usize).checked_sub(1).context("BTF type 0 is void")?;
-        self.all.get(i).copied().context("BTF type id out of range")
-    }
-
-    fn name(&self, off: u32) -> &str {
-        str_at(&self.strings, off)
-    }
-
-    /// The id of the first type of `kind` named `name`.
-    fn find(&self, kind: u32, name: &str) -> Option<u32> {
-        let i = self
-            .all
-            .iter()
-            .position(|t| t.kind == kind && self.name(t.name_off) == name)?;
-        Some(i as u32 + 1)
-    }
-
-    /// Skip typedefs and qualifiers.
-    fn resolve(&self, mut id: u32) -> Result<u32> {
-        for _ in 0..32 {
-            let t = self.get(id)?;
-            match t.kind {
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
-                    id = t.type_ref
-                }
-                _ => return Ok(id),
-            }
-        }
-        bail!("BTF type chain too long")
-    }
-
-    /// A struct's members: (name offset, type id).
-    fn members<'a>(&self, t: Type, btf: &'a [u8]) -> impl Iterator<Item = (u32, u32)> + 'a {
-        (0..t.vlen).filter_map(move |i| {
-            let at = t.offset + 12 + 12 * i;
-            Some((u32_at(btf, at).ok()?, u32_at(btf, at + 4).ok()?))
-        })
-    }
-
-    /// How many places in the type section refer to type `id`.
-    fn references(&self, btf: &[u8], id: u32) -> usize {
-        let mut n = 0;
-        for t in &self.all {
-            let vlen = t.vlen;
-            let words = |first: usize, stride: usize, count: usize| {
-                (0..count).filter_map(move |i| u32_at(btf, t.offset + 12 + first + stride * i).ok())
-            };
-            n += match t.kind {
-                KIND_PTR | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_VAR
-                | KIND_FUNC_PROTO | KIND_TYPE_TAG | KIND_DECL_TAG | KIND_FUNC => {
-                    usize::from(t.type_ref == id)
-                        + if t.kind == KIND_FUNC_PROTO {
-                            words(4, 8, vlen).filter(|&x| x == id).count()
-                        } else {
-                            0
-                        }
-                }
-                KIND_ARRAY => words(0, 4, 2).filter(|&x| x == id).count(),
-                KIND_STRUCT | KIND_UNION => words(4, 12, vlen).filter(|&x| x == id).count(),
-                KIND_DATASEC => words(0, 12, vlen).filter(|&x| x == id).count(),
-                _ => 0,
-            };
-        }
-        n
-    }
 }
 
 #[cfg(test)]

@@ -1,165 +1,207 @@
-//! Struct member offsets from the running kernel's BTF (/sys/kernel/btf/vmlinux).
+//! BTF: one walk of a type section (tracer's own object's, which `bpf/compat.rs`
+//! rewrites for old kernels; the running kernel's, /sys/kernel/btf/vmlinux),
+//! and struct member offsets from the kernel's.
 //!
 //! aya-ebpf 0.2 has no CO-RE field relocation, so a program that reads a
 //! kernel struct is handed the offsets at load time. aya-obj parses BTF but
 //! keeps struct members crate-private, and btf-rs is LGPL (tracer ships as one
-//! static binary); what is needed here is small: walk the type section once,
-//! find a struct by name, and a member by name, through anonymous unions and
-//! structs.
-use std::collections::HashMap;
-
+//! static binary); what is needed is small.
 use anyhow::{bail, Context as _, Result};
 
-const KIND_INT: u32 = 1;
-const KIND_ARRAY: u32 = 3;
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
-const KIND_ENUM: u32 = 6;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_VOLATILE: u32 = 9;
-const KIND_CONST: u32 = 10;
-const KIND_FUNC_PROTO: u32 = 13;
-const KIND_VAR: u32 = 14;
-const KIND_DATASEC: u32 = 15;
-const KIND_DECL_TAG: u32 = 17;
-const KIND_TYPE_TAG: u32 = 18;
-const KIND_ENUM64: u32 = 19;
+pub(crate) const KIND_INT: u32 = 1;
+pub(crate) const KIND_PTR: u32 = 2;
+pub(crate) const KIND_ARRAY: u32 = 3;
+pub(crate) const KIND_STRUCT: u32 = 4;
+pub(crate) const KIND_UNION: u32 = 5;
+pub(crate) const KIND_ENUM: u32 = 6;
+pub(crate) const KIND_TYPEDEF: u32 = 8;
+pub(crate) const KIND_VOLATILE: u32 = 9;
+pub(crate) const KIND_CONST: u32 = 10;
+pub(crate) const KIND_RESTRICT: u32 = 11;
+pub(crate) const KIND_FUNC: u32 = 12;
+pub(crate) const KIND_FUNC_PROTO: u32 = 13;
+pub(crate) const KIND_VAR: u32 = 14;
+pub(crate) const KIND_DATASEC: u32 = 15;
+pub(crate) const KIND_DECL_TAG: u32 = 17;
+pub(crate) const KIND_TYPE_TAG: u32 = 18;
+pub(crate) const KIND_ENUM64: u32 = 19;
 
-#[derive(Debug, Clone)]
-struct Member {
-    name: u32,
-    ty: u32,
-    bit_offset: u32,
+/// One BTF type: where its `struct btf_type` header starts in the section.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Type {
+    pub(crate) offset: usize,
+    pub(crate) name_off: u32,
+    pub(crate) kind: u32,
+    pub(crate) vlen: usize,
+    /// The kind_flag bit: member offsets carry a bitfield size.
+    pub(crate) kflag: bool,
+    /// `size` or `type`, by kind.
+    pub(crate) type_ref: u32,
 }
 
-#[derive(Debug, Clone)]
-struct Type {
-    name: u32,
-    kind: u32,
-    /// The referred type (typedef, const, volatile, ...).
-    ty: u32,
-    members: Vec<Member>,
-}
-
-/// The parsed type section of one BTF blob.
-pub struct Btf {
+/// The type section of a `.BTF` section, walked once.
+pub(crate) struct Types {
+    /// Type id i is at index i - 1 (id 0 is void).
+    all: Vec<Type>,
+    /// The string section (names are offsets into it).
     strings: Vec<u8>,
-    /// By type id; id 0 is `void`.
-    types: Vec<Type>,
-    structs: HashMap<String, u32>,
 }
 
-fn u32_at(b: &[u8], at: usize) -> Result<u32> {
-    let s = b.get(at..at + 4).context("BTF is cut short")?;
-    Ok(u32::from_le_bytes(s.try_into().unwrap()))
+/// The NUL-terminated string at `off` in a string table ("" if none).
+pub(crate) fn str_at(table: &[u8], off: u32) -> &str {
+    let s = table.get(off as usize..).unwrap_or_default();
+    let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
+    std::str::from_utf8(s).unwrap_or("")
+}
+
+pub(crate) fn u32_at(b: &[u8], at: usize) -> Result<u32> {
+    let bytes = b.get(at..at + 4).context("BTF section cut short")?;
+    Ok(u32::from_le_bytes(bytes.try_into()?))
+}
+
+impl Types {
+    pub(crate) fn parse(btf: &[u8]) -> Result<Types> {
+        if btf.len() < 24 || u16::from_le_bytes([btf[0], btf[1]]) != 0xeb9f {
+            bail!("the .BTF section has no BTF header");
+        }
+        let hdr_len = u32_at(btf, 4)? as usize;
+        let (type_off, type_len) = (u32_at(btf, 8)? as usize, u32_at(btf, 12)? as usize);
+        let (str_off, str_len) = (u32_at(btf, 16)? as usize, u32_at(btf, 20)? as usize);
+        let mut all = Vec::new();
+        let mut at = hdr_len + type_off;
+        let end = at + type_len;
+        while at < end {
+            let info = u32_at(btf, at + 4)?;
+            let kind = (info >> 24) & 0x1f;
+            let vlen = (info & 0xffff) as usize;
+            all.push(Type {
+                offset: at,
+                kflag: info >> 31 == 1,
+                name_off: u32_at(btf, at)?,
+                kind,
+                vlen,
+                type_ref: u32_at(btf, at + 8)?,
+            });
+            at += 12
+                + match kind {
+                    KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                    KIND_ARRAY => 12,
+                    KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+                    KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                    _ => 0,
+                };
+        }
+        let strings = btf
+            .get(hdr_len + str_off..hdr_len + str_off + str_len)
+            .context("BTF string section cut short")?
+            .to_vec();
+        Ok(Types { all, strings })
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Result<Type> {
+        let i = (id as usize).checked_sub(1).context("BTF type 0 is void")?;
+        self.all.get(i).copied().context("BTF type id out of range")
+    }
+
+    pub(crate) fn name(&self, off: u32) -> &str {
+        str_at(&self.strings, off)
+    }
+
+    /// The id of the first type of `kind` named `name`.
+    pub(crate) fn find(&self, kind: u32, name: &str) -> Option<u32> {
+        let i = self
+            .all
+            .iter()
+            .position(|t| t.kind == kind && self.name(t.name_off) == name)?;
+        Some(i as u32 + 1)
+    }
+
+    /// Skip typedefs and qualifiers.
+    pub(crate) fn resolve(&self, mut id: u32) -> Result<u32> {
+        for _ in 0..32 {
+            let t = self.get(id)?;
+            match t.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.type_ref
+                }
+                _ => return Ok(id),
+            }
+        }
+        bail!("BTF type chain too long")
+    }
+
+    /// A struct's or union's members: (name offset, type id, bit offset).
+    pub(crate) fn members<'a>(
+        &self,
+        t: Type,
+        btf: &'a [u8],
+    ) -> impl Iterator<Item = (u32, u32, u32)> + 'a {
+        (0..t.vlen).filter_map(move |i| {
+            let at = t.offset + 12 + 12 * i;
+            let off = u32_at(btf, at + 8).ok()?;
+            // With kind_flag, the top 8 bits are a bitfield's size.
+            let bits = if t.kflag { off & 0xff_ffff } else { off };
+            Some((u32_at(btf, at).ok()?, u32_at(btf, at + 4).ok()?, bits))
+        })
+    }
+
+    /// How many places in the type section refer to type `id`.
+    pub(crate) fn references(&self, btf: &[u8], id: u32) -> usize {
+        let mut n = 0;
+        for t in &self.all {
+            let vlen = t.vlen;
+            let words = |first: usize, stride: usize, count: usize| {
+                (0..count).filter_map(move |i| u32_at(btf, t.offset + 12 + first + stride * i).ok())
+            };
+            n += match t.kind {
+                KIND_PTR | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_VAR
+                | KIND_FUNC_PROTO | KIND_TYPE_TAG | KIND_DECL_TAG | KIND_FUNC => {
+                    usize::from(t.type_ref == id)
+                        + if t.kind == KIND_FUNC_PROTO {
+                            words(4, 8, vlen).filter(|&x| x == id).count()
+                        } else {
+                            0
+                        }
+                }
+                KIND_ARRAY => words(0, 4, 2).filter(|&x| x == id).count(),
+                KIND_STRUCT | KIND_UNION => words(4, 12, vlen).filter(|&x| x == id).count(),
+                KIND_DATASEC => words(0, 12, vlen).filter(|&x| x == id).count(),
+                _ => 0,
+            };
+        }
+        n
+    }
+}
+
+/// The running kernel's BTF.
+pub struct Btf {
+    data: Vec<u8>,
+    types: Types,
 }
 
 impl Btf {
-    /// The running kernel's BTF.
     pub fn kernel() -> Result<Btf> {
         let path = "/sys/kernel/btf/vmlinux";
         let data = std::fs::read(path).with_context(|| {
             format!("cannot read {path}: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF)")
         })?;
-        Btf::parse(&data).with_context(|| format!("cannot parse {path}"))
+        let types = Types::parse(&data).with_context(|| format!("cannot parse {path}"))?;
+        Ok(Btf { data, types })
     }
 
-    pub fn parse(b: &[u8]) -> Result<Btf> {
-        if b.len() < 24 || u16::from_le_bytes([b[0], b[1]]) != 0xeb9f {
-            bail!("not little-endian BTF");
-        }
-        let hdr = u32_at(b, 4)? as usize;
-        let (type_off, type_len) = (u32_at(b, 8)? as usize, u32_at(b, 12)? as usize);
-        let (str_off, str_len) = (u32_at(b, 16)? as usize, u32_at(b, 20)? as usize);
-        let strings = b
-            .get(hdr + str_off..hdr + str_off + str_len)
-            .context("BTF string section out of bounds")?
-            .to_vec();
-        let sec = b
-            .get(hdr + type_off..hdr + type_off + type_len)
-            .context("BTF type section out of bounds")?;
-        let mut types = vec![Type {
-            name: 0,
-            kind: 0,
-            ty: 0,
-            members: Vec::new(),
-        }];
-        let mut at = 0;
-        while at + 12 <= sec.len() {
-            let (name, info, ty) = (u32_at(sec, at)?, u32_at(sec, at + 4)?, u32_at(sec, at + 8)?);
-            at += 12;
-            let (kind, vlen, kflag) = ((info >> 24) & 0x1f, info & 0xffff, info >> 31);
-            let mut members = Vec::new();
-            at += match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                KIND_ARRAY => 12,
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen as usize {
-                        let m = at + 12 * i;
-                        let off = u32_at(sec, m + 8)?;
-                        members.push(Member {
-                            name: u32_at(sec, m)?,
-                            ty: u32_at(sec, m + 4)?,
-                            bit_offset: if kflag == 1 { off & 0xff_ffff } else { off },
-                        });
-                    }
-                    12 * vlen as usize
-                }
-                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
-                KIND_DATASEC | KIND_ENUM64 => 12 * vlen as usize,
-                _ => 0,
-            };
-            types.push(Type {
-                name,
-                kind,
-                ty,
-                members,
-            });
-        }
-        let mut btf = Btf {
-            strings,
-            types,
-            structs: HashMap::new(),
-        };
-        for (id, t) in btf.types.iter().enumerate() {
-            if t.kind == KIND_STRUCT && t.name != 0 {
-                let name = btf.name(t.name).to_string();
-                btf.structs.entry(name).or_insert(id as u32);
-            }
-        }
-        Ok(btf)
-    }
-
-    fn name(&self, off: u32) -> &str {
-        let s = self.strings.get(off as usize..).unwrap_or_default();
-        let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
-        std::str::from_utf8(&s[..end]).unwrap_or("")
-    }
-
-    /// Through typedefs, const, volatile and type tags.
-    fn resolve(&self, mut id: u32) -> Option<&Type> {
-        for _ in 0..32 {
-            let t = self.types.get(id as usize)?;
-            match t.kind {
-                KIND_TYPEDEF | KIND_CONST | KIND_VOLATILE | KIND_TYPE_TAG => id = t.ty,
-                _ => return Some(t),
-            }
-        }
-        None
-    }
-
-    /// Bit offset of `member` in `t`, looking into anonymous structs and unions.
-    fn find(&self, t: &Type, member: &str, depth: u32) -> Option<u32> {
-        for m in &t.members {
-            if m.name != 0 {
-                if self.name(m.name) == member {
-                    return Some(m.bit_offset);
+    /// Bit offset of `member` in struct or union `t`, looking into anonymous
+    /// structs and unions.
+    fn find_member(&self, t: Type, member: &str, depth: u32) -> Option<u32> {
+        for (name, ty, bits) in self.types.members(t, &self.data) {
+            if name != 0 {
+                if self.types.name(name) == member {
+                    return Some(bits);
                 }
             } else if depth < 8 {
-                let inner = self.resolve(m.ty)?;
+                let inner = self.types.get(self.types.resolve(ty).ok()?).ok()?;
                 if matches!(inner.kind, KIND_STRUCT | KIND_UNION) {
-                    if let Some(o) = self.find(inner, member, depth + 1) {
-                        return Some(m.bit_offset + o);
+                    if let Some(o) = self.find_member(inner, member, depth + 1) {
+                        return Some(bits + o);
                     }
                 }
             }
@@ -170,13 +212,11 @@ impl Btf {
     /// Byte offset of `strukt.member`: one clear error when the kernel has
     /// no such struct or member.
     pub fn member_offset(&self, strukt: &str, member: &str) -> Result<u64> {
-        let id = *self
-            .structs
-            .get(strukt)
-            .with_context(|| format!("the kernel's BTF has no struct {strukt}"))?;
-        let t = &self.types[id as usize];
+        let Some(id) = self.types.find(KIND_STRUCT, strukt) else {
+            bail!("the kernel's BTF has no struct {strukt}");
+        };
         let bits = self
-            .find(t, member, 0)
+            .find_member(self.types.get(id)?, member, 0)
             .with_context(|| format!("the kernel's struct {strukt} has no member {member}"))?;
         Ok(u64::from(bits / 8))
     }
