@@ -379,17 +379,7 @@ fn bad_input_is_one_line_and_nothing_stays_attached() {
     fails_with(&["tcp", "-p", "999999", "-d", "1"], 1, "999999");
     assert_nothing_loaded("after refused tcp runs");
     for args in [&["tcp"][..], &["tcp", "--retransmits"][..]] {
-        let (mut child, _err) = start_attached(tracer().args(args));
-        std::thread::sleep(Duration::from_millis(300));
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        let _ = child.wait();
-        assert_nothing_loaded(&format!("after SIGKILL of {args:?}"));
-        let (mut child, _err) = start_attached(tracer().args(args));
-        std::thread::sleep(Duration::from_millis(300));
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let st = child.wait().unwrap();
-        assert!(st.success(), "{args:?} after Ctrl-C: {st}");
-        assert_nothing_loaded(&format!("after Ctrl-C of {args:?}"));
+        assert_detaches(args);
     }
 }
 

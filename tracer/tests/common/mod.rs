@@ -329,6 +329,23 @@ pub fn assert_nothing_loaded(context: &str) {
     }
 }
 
+/// tracer with `args`, once attached: killed with SIGKILL, nothing of it
+/// stays loaded; started again and stopped with Ctrl-C, it exits 0 and
+/// nothing stays loaded either.
+pub fn assert_detaches(args: &[&str]) {
+    let (mut child, _err) = start_attached(tracer().args(args));
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert_nothing_loaded(&format!("after SIGKILL of {args:?}"));
+    let (mut child, _err) = start_attached(tracer().args(args));
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{args:?} after Ctrl-C: {st}");
+    assert_nothing_loaded(&format!("after Ctrl-C of {args:?}"));
+}
+
 /// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
 /// in the hybrid layout).
 pub fn cgroup2_mount() -> PathBuf {
