@@ -19,7 +19,7 @@ use aya_ebpf::{
     macros::{map, tracepoint},
     maps::HashMap,
     programs::TracePointContext,
-    Global,
+    EbpfContext as _, Global,
 };
 use tracer_common::{
     event_kind, event_lost,
@@ -75,6 +75,14 @@ const IPPROTO_TCP: u16 = 6;
 const SOCK_DONE: u64 = 1;
 /// Filters that select processes (the owner of a connection must pass them).
 const PROCESS_FILTERS: u32 = FILTER_TGID | FILTER_UID | FILTER_COMM | FILTER_CGROUP;
+
+/// A field of the tracepoint's record at a constant offset, read directly
+/// (the verifier allows aligned loads from a tracepoint's context; a helper
+/// call per field would cost more than the rest of the program).
+#[inline(always)]
+fn field<T: Copy>(ctx: &TracePointContext, at: usize) -> T {
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(at) as *const T) }
+}
 
 #[inline(always)]
 fn offset(i: usize) -> u64 {
@@ -146,15 +154,14 @@ pub fn tcp_state(ctx: TracePointContext) -> i32 {
 }
 
 fn try_tcp_state(ctx: &TracePointContext) -> Option<()> {
-    let read16 = |at: usize| unsafe { ctx.read_at::<u16>(at) }.ok();
-    if read16(rec::PROTOCOL)? != IPPROTO_TCP {
+    if field::<u16>(ctx, rec::PROTOCOL) != IPPROTO_TCP {
         return None;
     }
-    let family = read16(rec::FAMILY)?;
-    let (sport, dport) = (read16(rec::SPORT)?, read16(rec::DPORT)?);
-    let sk: u64 = unsafe { ctx.read_at(rec::SKADDR) }.ok()?;
-    let old = unsafe { ctx.read_at::<i32>(rec::OLDSTATE) }.ok()? as u32;
-    let new = unsafe { ctx.read_at::<i32>(rec::NEWSTATE) }.ok()? as u32;
+    let family = field::<u16>(ctx, rec::FAMILY);
+    let (sport, dport) = (field::<u16>(ctx, rec::SPORT), field::<u16>(ctx, rec::DPORT));
+    let sk = field::<u64>(ctx, rec::SKADDR);
+    let old = field::<i32>(ctx, rec::OLDSTATE) as u32;
+    let new = field::<i32>(ctx, rec::NEWSTATE) as u32;
     let mode = TCP_MODE.load();
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(c) = TCP_CONNS.get_ptr_mut(&sk) else {
@@ -243,11 +250,13 @@ fn endpoint(
     c.sport = sport;
     c.dport = dport;
     if family == AF_INET {
-        c.saddr[..4].copy_from_slice(&unsafe { ctx.read_at::<[u8; 4]>(rec::SADDR) }.ok()?);
-        c.daddr[..4].copy_from_slice(&unsafe { ctx.read_at::<[u8; 4]>(rec::DADDR) }.ok()?);
+        c.saddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, rec::SADDR));
+        c.daddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, rec::DADDR));
     } else if family == AF_INET6 {
-        c.saddr = unsafe { ctx.read_at(rec::SADDR_V6) }.ok()?;
-        c.daddr = unsafe { ctx.read_at(rec::DADDR_V6) }.ok()?;
+        c.saddr[..8].copy_from_slice(&field::<[u8; 8]>(ctx, rec::SADDR_V6));
+        c.saddr[8..].copy_from_slice(&field::<[u8; 8]>(ctx, rec::SADDR_V6 + 8));
+        c.daddr[..8].copy_from_slice(&field::<[u8; 8]>(ctx, rec::DADDR_V6));
+        c.daddr[8..].copy_from_slice(&field::<[u8; 8]>(ctx, rec::DADDR_V6 + 8));
     }
     Some(())
 }
