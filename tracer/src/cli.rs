@@ -360,9 +360,8 @@ pub struct TraceArgs {
 #[derive(Debug, Args, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct ExecArgs {
-    /// Size of the kernel's event ring buffer in bytes (a power of two, at least 4K).
-    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_buffer_size)]
-    pub buffer_size: u32,
+    #[command(flatten)]
+    pub ring: RingArgs,
 
     #[command(flatten)]
     pub run: RunArgs,
@@ -464,15 +463,23 @@ pub struct TcpArgs {
     #[arg(long, value_name = "N", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
     pub max_connections: u32,
 
-    /// Size of the kernel's event ring buffer in bytes (a power of two, at least 4K).
-    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_buffer_size)]
-    pub buffer_size: u32,
+    #[command(flatten)]
+    pub ring: RingArgs,
 
     #[command(flatten)]
     pub run: RunArgs,
 
     #[command(flatten)]
     pub process: ProcessArgs,
+}
+
+/// The event ring buffer of a streaming command whose events are few
+/// (`exec`, `tcp`; `trace` has its own, larger default).
+#[derive(Debug, Args, Clone)]
+pub struct RingArgs {
+    /// Size of the kernel's event ring buffer in bytes (a power of two, at least 4K).
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_buffer_size)]
+    pub buffer_size: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

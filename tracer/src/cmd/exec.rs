@@ -26,7 +26,7 @@ pub fn plan(a: &ExecArgs) -> Result<Plan> {
     Ok(Plan {
         selection,
         json: a.run.json,
-        buffer_size: a.buffer_size,
+        buffer_size: a.ring.buffer_size,
     })
 }
 

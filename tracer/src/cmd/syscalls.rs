@@ -353,11 +353,7 @@ impl Counting for Plan {
             "sys_enter"
         };
         obj.attach_raw_tracepoint(enter, "sys_enter")?;
-        let cgroups = RefCell::new(if self.show_cgroup {
-            Namer::new()
-        } else {
-            Namer::default()
-        });
+        let cgroups = RefCell::new(Namer::when(self.show_cgroup));
         Ok((Live { collector, cgroups }, obj))
     }
 

@@ -58,7 +58,7 @@ pub fn plan(a: &TcpArgs) -> Result<Plan> {
         },
         max_connections: a.max_connections,
         json: a.run.json,
-        buffer_size: a.buffer_size,
+        buffer_size: a.ring.buffer_size,
     })
 }
 

@@ -333,11 +333,7 @@ impl Counting for Plan {
         let collector = TpCollector::new(&mut obj, self.events.len(), self.per_process, hist)?;
         let ids: Vec<(u32, String)> = self.events.iter().map(|e| (e.id, e.full_name())).collect();
         bpf::cookies::attach_tracepoints(&mut obj, "tracepoint_event", &ids)?;
-        let cgroups = RefCell::new(if self.show_cgroup {
-            Namer::new()
-        } else {
-            Namer::default()
-        });
+        let cgroups = RefCell::new(Namer::when(self.show_cgroup));
         Ok((Live { collector, cgroups }, obj))
     }
 

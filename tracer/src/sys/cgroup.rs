@@ -138,6 +138,16 @@ impl Namer {
         }
     }
 
+    /// A namer for a run with `--show-cgroup` (`on`), else an idle one that
+    /// never reads the tree.
+    pub fn when(on: bool) -> Self {
+        if on {
+            Namer::new()
+        } else {
+            Namer::default()
+        }
+    }
+
     /// Learn the paths of the cgroup ids not known yet (0 is no id): one
     /// walk of the tree for all of them, none when all are known.
     pub fn learn(&mut self, ids: impl IntoIterator<Item = u64>) {
