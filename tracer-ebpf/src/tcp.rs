@@ -163,7 +163,9 @@ fn try_tcp_state(ctx: &TracePointContext) -> Option<()> {
     let old = field::<i32>(ctx, rec::OLDSTATE) as u32;
     let new = field::<i32>(ctx, rec::NEWSTATE) as u32;
     let mode = TCP_MODE.load();
-    let now = unsafe { bpf_ktime_get_ns() };
+    // The clock is read only where a time is kept or sent: at the open, the
+    // connect's completion and the close (not at the other state changes).
+    let now = || unsafe { bpf_ktime_get_ns() };
     let Some(c) = TCP_CONNS.get_ptr_mut(&sk) else {
         if new >= state::FIN_WAIT1 {
             // Opened before tracer started (never seen), or a listener.
@@ -175,7 +177,7 @@ fn try_tcp_state(ctx: &TracePointContext) -> Option<()> {
             return None;
         }
         let mut c = TcpEvent {
-            start_ns: now,
+            start_ns: now(),
             ..TcpEvent::default()
         };
         endpoint(ctx, family, sport, dport, &mut c)?;
@@ -202,7 +204,7 @@ fn try_tcp_state(ctx: &TracePointContext) -> Option<()> {
     let send_it = |c: &TcpEvent| wanted(c) && endpoint_wanted(c.family, c.sport, c.dport);
     if new == state::ESTABLISHED && old == state::SYN_SENT {
         if mode & what::bit(what::CONNECT) != 0 && send_it(c) {
-            send(ctx, c, what::CONNECT, now);
+            send(ctx, c, what::CONNECT, now());
         }
         return Some(());
     }
@@ -211,6 +213,7 @@ fn try_tcp_state(ctx: &TracePointContext) -> Option<()> {
     }
     c.state = old;
     if send_it(c) {
+        let now = now();
         if old == state::SYN_SENT {
             c.flags |= flags::FAILED;
             if mode & what::bit(what::CONNECT) != 0 {

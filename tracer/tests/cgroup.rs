@@ -65,12 +65,6 @@ impl Group {
             .spawn()
             .unwrap()
     }
-
-    /// `fixture ARGS` run to its end inside the group.
-    fn run_inside(&self, args: &str) {
-        let st = self.spawn_inside(args).wait().unwrap();
-        assert!(st.success());
-    }
 }
 
 impl Drop for Group {
@@ -144,15 +138,30 @@ fn run_outside(args: &[&str]) {
 /// tracer (`cmd`), attached, while a fixture inside the group and an
 /// identical one outside make their calls; then Ctrl-C. Its stdout.
 fn traced(g: &Group, cmd: &mut Command) -> Vec<u8> {
+    traced_runs(
+        g,
+        cmd,
+        &format!("rare {INSIDE}"),
+        &["rare", &OUTSIDE.to_string()],
+    )
+    .0
+}
+
+/// tracer (`cmd`), attached, while `fixture INSIDE` runs to its end inside
+/// the group and `fixture OUTSIDE` outside it; then Ctrl-C. Its stdout, and
+/// the pid of the fixture inside.
+fn traced_runs(g: &Group, cmd: &mut Command, inside: &str, outside: &[&str]) -> (Vec<u8>, u32) {
     let args: Vec<_> = cmd.get_args().map(|a| a.to_os_string()).collect();
     let (child, _err) = start_attached(cmd);
-    g.run_inside(&format!("rare {INSIDE}"));
-    run_outside(&["rare", &OUTSIDE.to_string()]);
+    let fx = g.spawn_inside(inside);
+    let pid = fx.id();
+    assert!(fx.wait_with_output().unwrap().status.success());
+    run_outside(outside);
     std::thread::sleep(Duration::from_millis(200));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = wait_output(child, LIMIT);
     assert!(out.status.success(), "{args:?}: {out:?}");
-    out.stdout
+    (out.stdout, pid)
 }
 
 #[test]
@@ -197,16 +206,13 @@ fn trace_streams_only_the_cgroup() {
 fn tcp_shows_only_the_containers_connections() {
     let _l = shared_lock();
     let (g, id) = Group::container("tcp", "docker");
-    let (child, _err) = start_attached(tracer().args(["tcp", "--container", &id[..12], "--json"]));
-    let inside = g.spawn_inside("tcp 4 500");
-    let pid = inside.id();
-    assert!(inside.wait_with_output().unwrap().status.success());
-    run_outside(&["tcp", "3", "500"]);
-    std::thread::sleep(Duration::from_millis(200));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = wait_output(child, LIMIT);
-    assert!(out.status.success(), "{out:?}");
-    let closes: Vec<Value> = json_lines(&out.stdout)
+    let (out, pid) = traced_runs(
+        &g,
+        tracer().args(["tcp", "--container", &id[..12], "--json"]),
+        "tcp 4 500",
+        &["tcp", "3", "500"],
+    );
+    let closes: Vec<Value> = json_lines(&out)
         .into_iter()
         .filter(|o| o["type"] == "tcp" && o["event"] == "close")
         .collect();

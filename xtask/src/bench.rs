@@ -130,6 +130,25 @@ impl Background {
     }
 }
 
+/// The statistics of the programs a background tool (`tool`, ready when it
+/// prints `ready`) holds while `work` (a loop of `iters`) runs; statistics
+/// must be on.
+pub fn held_while(
+    tool: &mut Command,
+    ready: &str,
+    work: &mut Command,
+    iters: u64,
+) -> Result<Vec<ProgStat>> {
+    let mut held = Held::default();
+    let t = Background::start(tool, ready)?;
+    held.scan(t.pid());
+    run_loop(work, iters, None)?;
+    held.scan(t.pid());
+    let stats = held.read()?;
+    t.stop()?;
+    Ok(stats)
+}
+
 /// One run of a command whose output includes the fixture's `loop_ns N`.
 pub struct LoopRun {
     pub ns_per_call: f64,
@@ -325,13 +344,7 @@ impl Scenario {
                 held.read()?
             }
             Kind::Background { ready } => {
-                let tool = Background::start(&mut self.command(b), ready)?;
-                held.scan(tool.pid());
-                run_loop(&mut fixture_cmd(b, n), n, None)?;
-                held.scan(tool.pid());
-                let stats = held.read()?;
-                tool.stop()?;
-                stats
+                held_while(&mut self.command(b), ready, &mut fixture_cmd(b, n), n)?
             }
         };
         let per = per_call_of(&progs);
@@ -374,7 +387,7 @@ impl Scenario {
 
 /// Kernel-side ns per call: the run time of all the programs over the runs of
 /// the busiest one (the hook every call passes).
-pub fn per_call_of(progs: &[ProgStat]) -> Option<f64> {
+fn per_call_of(progs: &[ProgStat]) -> Option<f64> {
     let runs = progs.iter().map(|p| p.run_cnt).max()?;
     let ns: u64 = progs.iter().map(|p| p.run_time_ns).sum();
     Some(ns as f64 / runs as f64)

@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use anyhow::Result;
 
 use crate::{
-    bench::{median, ratio_per_round, run_loop, Background, Bins},
-    bpfstats::{Held, StatsOn},
+    bench::{held_while, median, ratio_per_round, run_loop, Background, Bins},
+    bpfstats::StatsOn,
     util::step,
 };
 
@@ -101,14 +101,8 @@ fn under(b: &Bins, ours: bool) -> Result<(f64, f64)> {
 /// The tool's programs' run time per connection, statistics on.
 fn kernel(b: &Bins, ours: bool) -> Result<f64> {
     let (mut cmd, ready) = tool(b, ours);
-    let mut held = Held::default();
     let _on = StatsOn::enable()?;
-    let t = Background::start(&mut cmd, ready)?;
-    held.scan(t.pid());
-    run_loop(&mut loop_cmd(b), CONNS, None)?;
-    held.scan(t.pid());
-    let stats = held.read()?;
-    t.stop()?;
+    let stats = held_while(&mut cmd, ready, &mut loop_cmd(b), CONNS)?;
     let ns: u64 = stats.iter().map(|p| p.run_time_ns).sum();
     Ok(ns as f64 / CONNS as f64)
 }

@@ -195,15 +195,13 @@ pub fn block(
     counts: &Counts,
     procs: &BTreeMap<u32, ProcInfo>,
     launched: Option<u32>,
-    mut namer: Option<&mut Namer>,
+    namer: Option<&mut Namer>,
 ) -> Block {
     let mut rows = rows_of(&counts.by_syscall, counts, None);
     report::sort_rows(&mut rows, plan.sort);
-    let show_cgroup = plan.show_cgroup && namer.is_some();
-    if let Some(n) = namer.as_deref_mut().filter(|_| show_cgroup) {
-        let ids = counts.by_process.keys().filter_map(|pid| procs.get(pid));
-        n.learn(ids.map(|info| info.cgroup));
-    }
+    let cgroups = namer
+        .filter(|_| plan.show_cgroup)
+        .map(|n| n.name_all(counts.by_process.keys().copied(), procs));
     let mut processes: Vec<Process> = counts
         .by_process
         .iter()
@@ -216,16 +214,11 @@ pub fn block(
             } else {
                 ppid
             };
-            let recorded = procs.get(&pid).map_or(0, |info| info.cgroup);
-            let cgroup = namer
-                .as_deref_mut()
-                .filter(|_| show_cgroup)
-                .and_then(|n| n.of(pid, recorded));
             Process {
                 pid,
                 ppid,
                 comm,
-                cgroup,
+                cgroup: cgroups.as_ref().and_then(|c| c.get(&pid).cloned()),
                 rows,
             }
         })
@@ -245,7 +238,7 @@ pub fn block(
         seconds,
         rows,
         processes,
-        show_cgroup,
+        show_cgroup: cgroups.is_some(),
         measured: plan.measured,
         drops: counts.named_drops(),
         exit_code: None,

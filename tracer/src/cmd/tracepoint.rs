@@ -206,13 +206,11 @@ pub fn block(
     seconds: f64,
     c: &TpCounts,
     procs: &BTreeMap<u32, ProcInfo>,
-    mut namer: Option<&mut Namer>,
+    namer: Option<&mut Namer>,
 ) -> EventBlock {
-    let show_cgroup = plan.show_cgroup && namer.is_some();
-    if let Some(n) = namer.as_deref_mut().filter(|_| show_cgroup) {
-        let ids = c.by_process.keys().filter_map(|(pid, _)| procs.get(pid));
-        n.learn(ids.map(|info| info.cgroup));
-    }
+    let cgroups = namer
+        .filter(|_| plan.show_cgroup)
+        .map(|n| n.name_all(c.by_process.keys().map(|&(pid, _)| pid), procs));
     let signed = |i: usize| {
         plan.events
             .get(i)
@@ -243,10 +241,7 @@ pub fn block(
         .map(|(&(pid, slot), s)| ProcRow {
             pid,
             comm: proc::comm_of(pid, procs.get(&pid)),
-            cgroup: namer
-                .as_deref_mut()
-                .filter(|_| show_cgroup)
-                .and_then(|n| n.of(pid, procs.get(&pid).map_or(0, |info| info.cgroup))),
+            cgroup: cgroups.as_ref().and_then(|c| c.get(&pid).cloned()),
             event: plan
                 .events
                 .get(slot as usize)
@@ -274,7 +269,7 @@ pub fn block(
         seconds,
         events: rows,
         processes: plan.per_process.then_some(prows),
-        show_cgroup,
+        show_cgroup: cgroups.is_some(),
         aggregate: plan.aggregate.clone(),
         drops,
         exit_code: None,

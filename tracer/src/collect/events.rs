@@ -103,7 +103,7 @@ pub enum TcpWhat {
 }
 
 /// Which side opened a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Direction {
     /// connect()
     Active,
@@ -111,6 +111,17 @@ pub enum Direction {
     Passive,
     /// Not seen opening (a retransmit on an older connection).
     Unknown,
+}
+
+impl Direction {
+    /// As `--json` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Active => "active",
+            Direction::Passive => "passive",
+            Direction::Unknown => "unknown",
+        }
+    }
 }
 
 /// One TCP event (`tracer_common::tcp::TcpEvent`).

@@ -8,17 +8,9 @@ use super::events::{Direction, TcpRecord};
 /// row per connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Endpoint {
-    pub direction: Dir,
+    pub direction: Direction,
     pub addr: IpAddr,
     pub port: u16,
-}
-
-/// `Direction` with an order, for the table's rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Dir {
-    Out,
-    In,
-    Unknown,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,15 +46,14 @@ pub struct TcpSummary {
 impl TcpSummary {
     /// Add one closed connection.
     pub fn add(&mut self, r: &TcpRecord) {
-        let (direction, port) = match r.direction {
-            Direction::Active => (Dir::Out, r.dport),
-            Direction::Passive => (Dir::In, r.sport),
-            Direction::Unknown => (Dir::Unknown, r.dport),
+        let port = match r.direction {
+            Direction::Passive => r.sport,
+            Direction::Active | Direction::Unknown => r.dport,
         };
         let s = self
             .rows
             .entry(Endpoint {
-                direction,
+                direction: r.direction,
                 addr: r.daddr,
                 port,
             })

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::syscall_events::Clock;
 use crate::collect::{
     events::{Direction, TcpRecord, TcpWhat},
-    tcp::{Dir, TcpSummary},
+    tcp::TcpSummary,
 };
 
 pub const CLOSE_HEADER: &str =
@@ -137,11 +137,7 @@ pub fn json(out: &mut String, r: &TcpRecord, clock: &Clock) {
         "comm": r.pid.map(|_| r.comm.clone()),
         "uid": r.pid.map(|_| r.uid),
         "family": if r.saddr.is_ipv4() { "ipv4" } else { "ipv6" },
-        "direction": match r.direction {
-            Direction::Active => "active",
-            Direction::Passive => "passive",
-            Direction::Unknown => "unknown",
-        },
+        "direction": r.direction.name(),
         "saddr": r.saddr.to_string(),
         "sport": r.sport,
         "daddr": r.daddr.to_string(),
@@ -174,21 +170,17 @@ pub fn summary(s: &TcpSummary, as_json: bool) -> String {
             .cmp(&(a.1.connections, a.1.tx_bytes + a.1.rx_bytes))
             .then(a.0.cmp(b.0))
     });
-    let dir = |d: Dir| match d {
-        Dir::Out => "out",
-        Dir::In => "in",
-        Dir::Unknown => "?",
+    let dir = |d: Direction| match d {
+        Direction::Active => "out",
+        Direction::Passive => "in",
+        Direction::Unknown => "?",
     };
     let mut out = String::new();
     if as_json {
         for (e, st) in rows {
             let v = json!({
                 "type": "tcp_endpoint",
-                "direction": match e.direction {
-                    Dir::Out => "active",
-                    Dir::In => "passive",
-                    Dir::Unknown => "unknown",
-                },
+                "direction": e.direction.name(),
                 "addr": e.addr.to_string(),
                 "port": e.port,
                 "connections": st.connections,

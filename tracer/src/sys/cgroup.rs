@@ -86,26 +86,41 @@ fn statfs_magic(path: &Path) -> Option<i64> {
     (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
 }
 
-/// cgroup id -> path below the root (`/` for the root itself), for every
-/// cgroup directory under `root`.
-pub fn paths_by_id(root: &Path) -> BTreeMap<u64, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&dir) else {
+/// The directories below `root`, breadth-first (shallowest first), with their
+/// depth (`root` itself is 0). Those at `max_depth` are listed but not read;
+/// at most `max_reads` directories are read.
+pub fn dirs_below(root: &Path, max_depth: usize, max_reads: usize) -> Vec<(PathBuf, usize)> {
+    let mut out = vec![(root.to_path_buf(), 0)];
+    let mut next = 0;
+    while next < out.len() && next < max_reads {
+        let (dir, depth) = out[next].clone();
+        next += 1;
+        if depth >= max_depth {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let rel = dir.strip_prefix(root).unwrap_or(&dir);
-        out.insert(meta.ino(), format!("/{}", rel.display()));
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push((e.path(), depth + 1));
             }
         }
     }
     out
+}
+
+/// cgroup id -> path below the root (`/` for the root itself), for every
+/// cgroup directory under `root`.
+pub fn paths_by_id(root: &Path) -> BTreeMap<u64, String> {
+    dirs_below(root, usize::MAX, usize::MAX)
+        .into_iter()
+        .filter_map(|(dir, _)| {
+            let ino = std::fs::metadata(&dir).ok()?.ino();
+            let rel = dir.strip_prefix(root).unwrap_or(&dir);
+            Some((ino, format!("/{}", rel.display())))
+        })
+        .collect()
 }
 
 /// The cgroup v2 path in a `/proc/PID/cgroup` text: its `0::` line.
@@ -164,6 +179,22 @@ impl Namer {
         let paths = &self.paths;
         self.missing
             .extend(unknown.into_iter().filter(|id| !paths.contains_key(id)));
+    }
+
+    /// The cgroup paths of the processes `pids`, whose records (with their
+    /// cgroup ids) are in `procs`: one walk of the tree for the ids not known
+    /// yet, then each process named once (`of`); those with no name are left out.
+    pub fn name_all(
+        &mut self,
+        pids: impl IntoIterator<Item = u32>,
+        procs: &BTreeMap<u32, tracer_common::ProcInfo>,
+    ) -> BTreeMap<u32, String> {
+        let pids: BTreeSet<u32> = pids.into_iter().collect();
+        let id = |pid: &u32| procs.get(pid).map_or(0, |info| info.cgroup);
+        self.learn(pids.iter().map(id));
+        pids.iter()
+            .filter_map(|pid| Some((*pid, self.of(*pid, id(pid))?)))
+            .collect()
     }
 
     /// The cgroup path of process `pid`, whose record holds cgroup id `id`

@@ -8,7 +8,6 @@
 //! a unique id prefix (of at least [`MIN_PREFIX`] hex digits, so that a short
 //! typo does not pick a container by chance).
 use std::{
-    collections::VecDeque,
     fmt,
     path::{Path, PathBuf},
 };
@@ -175,37 +174,30 @@ pub fn container_of<'a>(parent: &str, name: &'a str) -> Option<(Runtime, &'a str
     Some((runtime, name))
 }
 
+/// The last component of a path, as UTF-8 ("" if none or not UTF-8).
+fn file_name(p: Option<&Path>) -> &str {
+    p.and_then(|p| p.file_name()?.to_str()).unwrap_or("")
+}
+
 /// Every container cgroup under `root`, at most [`MAX_DEPTH`] levels down,
 /// shallowest first; an id found twice (nested layouts) counts once.
 pub fn find(root: &Path) -> Vec<Found> {
     let mut out: Vec<Found> = Vec::new();
-    let mut queue = VecDeque::from([(root.to_path_buf(), 0usize)]);
-    let mut read = 0;
-    while let Some((dir, depth)) = queue.pop_front() {
-        if depth >= MAX_DEPTH || read >= MAX_DIRS {
-            continue;
-        }
-        read += 1;
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let parent = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        for e in entries.flatten() {
-            if !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
+    // Containers may run containers (Docker in Docker, kind): the whole
+    // depth is walked.
+    for (dir, _) in super::cgroup::dirs_below(root, MAX_DEPTH, MAX_DIRS)
+        .into_iter()
+        .skip(1)
+    {
+        let (parent, own) = (file_name(dir.parent()), file_name(Some(&dir)));
+        if let Some((runtime, id)) = container_of(parent, own) {
+            if !out.iter().any(|f| f.id == id) {
+                out.push(Found {
+                    id: id.to_string(),
+                    runtime,
+                    dir: dir.clone(),
+                });
             }
-            let name = e.file_name();
-            if let Some((runtime, id)) = name.to_str().and_then(|n| container_of(parent, n)) {
-                if !out.iter().any(|f| f.id == id) {
-                    out.push(Found {
-                        id: id.to_string(),
-                        runtime,
-                        dir: e.path(),
-                    });
-                }
-            }
-            // Containers may run containers (Docker in Docker, kind).
-            queue.push_back((e.path(), depth + 1));
         }
     }
     out
