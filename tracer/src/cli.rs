@@ -383,13 +383,13 @@ pub struct ExecArgs {
 /// (connections already open when tracer started are not shown):
 ///
 ///     PID     COMM            LADDR           LPORT RADDR           RPORT TX_KB RX_KB MS
-///     4242    curl            10.0.0.5        51334 93.184.215.14     443     0     1 91.79
+///     4242    curl            10.0.0.5        51334 93.184.215.14   443       0     1 91.79
 ///
 /// TX_KB and RX_KB are the payload bytes sent and received, in KiB (--json
 /// has them in bytes): read from tcp_sock at close, bytes_sent less
 /// bytes_retrans, and bytes_received less the FIN's sequence number
-/// (tcplife shows bytes_acked, which counts the SYN and FIN too). MS is the time from the first SYN sent
-/// or received to the close. A loopback connection shows twice: its client
+/// (tcplife shows bytes_acked, which counts the SYN and FIN too). MS is the
+/// time from the first SYN sent or received to the close. A loopback connection shows twice: its client
 /// socket and its server socket.
 ///
 /// --connect (tcpconnect, tcpconnlat): each connect() when it is established,
