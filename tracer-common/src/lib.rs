@@ -88,6 +88,11 @@ pub mod flags {
     pub const BY_ANY: u32 = BY_COMM | BY_PID | BY_CGROUP;
     /// Only tasks in one of the `CGROUP_FILTER` cgroups (v2) or below them.
     pub const FILTER_CGROUP: u32 = 1 << 17;
+    /// tracer runs in a PID namespace other than the initial one: every pid
+    /// the kernel side compares with user space's or reports is the one
+    /// tracer's namespace gives the task (read with `PIDNS_OFFSETS`), 0 for a
+    /// task outside it.
+    pub const PIDNS: u32 = 1 << 20;
 }
 
 /// Slots of a syscall's duration histogram (`SYSCALL_HIST`): slot `s` holds
@@ -740,4 +745,34 @@ pub mod profile {
         unsafe impl aya::Pod for Notice {}
         unsafe impl aya::Pod for OffStart {}
     }
+}
+
+/// Reading a task's pids as tracer's PID namespace numbers them
+/// (`flags::PIDNS`): indexes into the `PIDNS_OFFSETS` global, struct member
+/// offsets from the running kernel's BTF, and the namespace's inode number.
+pub mod pidns {
+    /// `task_struct.group_leader`
+    pub const TASK_GROUP_LEADER: usize = 0;
+    /// `task_struct.thread_pid` (`struct pid *`)
+    pub const TASK_THREAD_PID: usize = 1;
+    /// `pid.level`: how deep the task's own namespace is
+    pub const PID_LEVEL: usize = 2;
+    /// `pid.numbers`: one `struct upid` per level, from the initial namespace down
+    pub const PID_NUMBERS: usize = 3;
+    /// `sizeof(struct upid)`
+    pub const UPID_SIZE: usize = 4;
+    /// `upid.nr`
+    pub const UPID_NR: usize = 5;
+    /// `upid.ns`
+    pub const UPID_NS: usize = 6;
+    /// `pid_namespace.ns.inum`
+    pub const NS_INUM: usize = 7;
+    /// tracer's PID namespace's inode number (`stat -L /proc/self/ns/pid`)
+    pub const INUM: usize = 8;
+    pub const COUNT: usize = 9;
+    /// Levels searched for tracer's namespace (the kernel allows 32; the
+    /// level found is kept, so the search runs until the first task of it).
+    pub const MAX_LEVELS: u64 = 32;
+    /// The initial PID namespace's inode number (`PROC_PID_INIT_INO`).
+    pub const INIT_INUM: u64 = 0xEFFF_FFFC;
 }

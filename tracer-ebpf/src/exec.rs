@@ -7,9 +7,9 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_user, generated::bpf_probe_read_kernel as probe_read_kernel_raw,
     },
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{HashMap, LruHashMap, PerCpuArray},
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use tracer_common::{
     event_flags, event_kind, event_lost,
@@ -18,7 +18,7 @@ use tracer_common::{
 };
 
 use crate::{
-    filter::in_cgroups,
+    filter::{current_ids, current_tgid, in_cgroups, task_tid},
     maps::{count, FLAGS, FORK_CHILD_PID_OFFSET, SELF_TGID, TARGET_COMM, TARGET_UID, TRACED_TGIDS},
     ring::{ring_full, EVENTS, EVENT_LOST},
     user_str::{read_user_arg, read_user_str},
@@ -58,8 +58,10 @@ pub fn execat_enter(ctx: TracePointContext) -> i32 {
 /// filtered out, or the record could not be read.
 fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Option<()> {
     let flags = FLAGS.load();
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
+    // The pending exec is keyed by the kernel's thread id; the event carries
+    // the ids user space knows (they differ in a PID namespace).
+    let key = bpf_get_current_pid_tgid() as u32;
+    let (tid, tgid) = current_ids();
     if tgid == SELF_TGID.load() {
         return None;
     }
@@ -79,7 +81,7 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Option<()> {
     ev.kind = event_kind::EXEC;
     ev.nr = unsafe { ctx.read_at::<i32>(8) }.ok()? as u32;
     ev.tgid = tgid;
-    ev.tid = pid_tgid as u32;
+    ev.tid = tid;
     ev.uid = uid;
     ev.enter_ns = unsafe { bpf_ktime_get_ns() };
     ev.flags = 0;
@@ -116,7 +118,7 @@ fn try_exec_enter(ctx: &TracePointContext, filename_arg: usize) -> Option<()> {
             }
         }
     }
-    if EXEC_PENDING.insert(&ev.tid, &*ev, 0).is_err() {
+    if EXEC_PENDING.insert(&key, &*ev, 0).is_err() {
         count(&EVENT_LOST, event_lost::PENDING_FULL);
     }
     Some(())
@@ -130,8 +132,7 @@ pub fn exec_exit(ctx: TracePointContext) -> i32 {
 
 /// Send the exec's record, with its result and new comm.
 fn try_exec_exit(ctx: &TracePointContext) -> Option<()> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tid = pid_tgid as u32;
+    let tid = bpf_get_current_pid_tgid() as u32;
     let Some(pending) = EXEC_PENDING.get_ptr(&tid) else {
         return None;
     };
@@ -151,7 +152,7 @@ fn try_exec_exit(ctx: &TracePointContext) -> Option<()> {
                 ev.ret = unsafe { ctx.read_at::<i64>(arg_offset(0)) }.unwrap_or(0);
                 ev.exit_ns = unsafe { bpf_ktime_get_ns() };
                 ev.comm = comm;
-                ev.tgid = (pid_tgid >> 32) as u32;
+                ev.tgid = current_tgid();
                 e.submit(0);
             }
             None => ring_full(ctx),
@@ -164,9 +165,19 @@ fn try_exec_exit(ctx: &TracePointContext) -> Option<()> {
 /// `sched:sched_process_fork`: remember every child's parent for the exec records.
 #[tracepoint(category = "sched", name = "sched_process_fork")]
 pub fn exec_fork(ctx: TracePointContext) -> i32 {
-    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
     if let Ok(child) = unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET.load() as usize) } {
-        let _ = EXEC_PARENTS.insert(&child, &parent, 0);
+        let _ = EXEC_PARENTS.insert(&child, &current_tgid(), 0);
+    }
+    0
+}
+
+/// The same in a PID namespace (`flags::PIDNS`): the child's id in tracer's
+/// namespace is read from the child task, the raw tracepoint's second argument.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn exec_fork_ns(ctx: RawTracePointContext) -> i32 {
+    let child = task_tid(ctx.arg(1));
+    if child != 0 {
+        let _ = EXEC_PARENTS.insert(&child, &current_tgid(), 0);
     }
     0
 }

@@ -1,16 +1,122 @@
 //! The one place that decides "is this task traced?".
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid};
+//!
+//! It also says who a task is, in the numbers user space uses: when tracer
+//! runs in a PID namespace other than the initial one (`flags::PIDNS`: a
+//! container without the host's pids, `unshare -p`), every pid the programs
+//! compare with user space's (`-p`, `-- CMD`, the tracer's own) or report
+//! (rows, events) is the one tracer's namespace gives the task, read from the
+//! task's `struct pid` at offsets taken from the kernel's BTF. A task outside
+//! that namespace is 0, as `getppid()` is for a parent outside it.
+//! (`bpf_get_ns_current_pid_tgid` answers for the current task only, and only
+//! when it is in exactly that namespace, not in one nested below it; fork's
+//! child is not the current task.) Thread ids that only key the programs' own
+//! per-thread state stay the kernel's global ones.
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_current_uid_gid, bpf_probe_read_kernel,
+    },
+    macros::map,
+    maps::Array,
+};
 use tracer_common::{
-    flags::{EXCLUDE_SELF, FILTER_CGROUP, FILTER_COMM, FILTER_TGID, FILTER_UID},
-    MAX_CGROUPS,
+    flags::{EXCLUDE_SELF, FILTER_CGROUP, FILTER_COMM, FILTER_TGID, FILTER_UID, PIDNS},
+    pidns, MAX_CGROUPS,
 };
 
-use crate::maps::{CGROUP_COUNT, CGROUP_FILTER, SELF_TGID, TARGET_COMM, TARGET_UID, TRACED_TGIDS};
+use crate::maps::{
+    CGROUP_COUNT, CGROUP_FILTER, FLAGS, SELF_TGID, TARGET_COMM, TARGET_UID, TRACED_TGIDS,
+};
 
-/// The current task's process id.
+/// Offsets by `tracer_common::pidns` index, from the running kernel's BTF
+/// (written before load with `flags::PIDNS`).
+#[unsafe(no_mangle)]
+static PIDNS_OFFSETS: [u64; pidns::COUNT] = [0; pidns::COUNT];
+
+/// Where tracer's namespace sits, once a task of it was seen: its level + 1
+/// (0: not found yet) and its `struct pid_namespace *`.
+#[map]
+static PIDNS_FOUND: Array<[u64; 2]> = Array::with_max_entries(1, 0);
+
+#[inline(always)]
+fn off(i: usize) -> u64 {
+    unsafe { core::ptr::read_volatile(&PIDNS_OFFSETS[i]) }
+}
+
+#[inline(always)]
+fn kread<T>(addr: u64) -> Option<T> {
+    unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
+}
+
+/// `task`'s id (its thread's, or with `process` its process's) in tracer's
+/// PID namespace; `None` when the task is not in it or below it.
+#[inline(always)]
+fn ns_pid(task: u64, process: bool) -> Option<u32> {
+    let task = if process {
+        kread::<u64>(task + off(pidns::TASK_GROUP_LEADER))?
+    } else {
+        task
+    };
+    let pid = kread::<u64>(task + off(pidns::TASK_THREAD_PID))?;
+    if pid == 0 {
+        return None;
+    }
+    let level = kread::<u32>(pid + off(pidns::PID_LEVEL))? as u64;
+    let upid = |l: u64| pid + off(pidns::PID_NUMBERS) + l * off(pidns::UPID_SIZE);
+    let found = PIDNS_FOUND.get_ptr_mut(0)?;
+    let [known, ns] = unsafe { *found };
+    if known != 0 {
+        let l = known - 1;
+        if level < l || kread::<u64>(upid(l) + off(pidns::UPID_NS))? != ns {
+            return None;
+        }
+        return kread::<i32>(upid(l) + off(pidns::UPID_NR)).map(|n| n as u32);
+    }
+    // Not found yet: look for the level whose namespace is tracer's.
+    for l in 0..pidns::MAX_LEVELS {
+        if l > level {
+            break;
+        }
+        let nsp = kread::<u64>(upid(l) + off(pidns::UPID_NS))?;
+        if kread::<u32>(nsp + off(pidns::NS_INUM))? as u64 == off(pidns::INUM) {
+            unsafe { *found = [l + 1, nsp] };
+            return kread::<i32>(upid(l) + off(pidns::UPID_NR)).map(|n| n as u32);
+        }
+    }
+    None
+}
+
+/// The thread id of `task` (a `struct task_struct *`) as user space numbers
+/// it: fork's child.
+#[inline(always)]
+pub fn task_tid(task: u64) -> u32 {
+    ns_pid(task, false).unwrap_or(0)
+}
+
+/// The current task's process id, as user space numbers it.
 #[inline(always)]
 pub fn current_tgid() -> u32 {
-    (bpf_get_current_pid_tgid() >> 32) as u32
+    if FLAGS.load() & PIDNS != 0 {
+        ns_pid(unsafe { bpf_get_current_task() }, true).unwrap_or(0)
+    } else {
+        (bpf_get_current_pid_tgid() >> 32) as u32
+    }
+}
+
+/// The current task's thread and process ids as user space numbers them:
+/// `(tid, tgid)`.
+#[inline(always)]
+pub fn current_ids() -> (u32, u32) {
+    if FLAGS.load() & PIDNS != 0 {
+        let task = unsafe { bpf_get_current_task() };
+        (
+            ns_pid(task, false).unwrap_or(0),
+            ns_pid(task, true).unwrap_or(0),
+        )
+    } else {
+        let p = bpf_get_current_pid_tgid();
+        (p as u32, (p >> 32) as u32)
+    }
 }
 
 /// Whether the current task passes the process filters. `flags` is the `FLAGS`

@@ -28,7 +28,7 @@ use tracer_common::{
 };
 
 use crate::{
-    filter::is_traced,
+    filter::{current_tgid, is_traced},
     maps::{count, FLAGS},
     procs::note_process,
 };
@@ -89,13 +89,13 @@ fn slot_ip(n: u32) -> u64 {
 #[inline(always)]
 fn traced() -> Option<(u32, u32, u32)> {
     let flags = FLAGS.load();
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
-    if is_traced(flags) {
-        Some((flags, tgid, pid_tgid as u32))
-    } else {
-        None
+    if !is_traced(flags) {
+        return None;
     }
+    // The tid keys the entry stamps (the kernel's own); the tgid is reported.
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let tgid = if flags & PER_PROCESS != 0 { current_tgid() } else { 0 };
+    Some((flags, tgid, tid))
 }
 
 #[inline(always)]
@@ -160,7 +160,9 @@ fn try_latency_return(ip: u64) -> Option<()> {
     let start = unsafe { *start };
     let _ = KFUNC_STARTS.remove(&key);
     let delta = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
-    if let Some(s) = stat_slot(FLAGS.load(), ip, (pid_tgid >> 32) as u32) {
+    let flags = FLAGS.load();
+    let tgid = if flags & PER_PROCESS != 0 { current_tgid() } else { 0 };
+    if let Some(s) = stat_slot(flags, ip, tgid) {
         unsafe {
             (*s).returns += 1;
             (*s).total_ns += delta;

@@ -2,7 +2,7 @@
 //! pruned at thread exit, and the per-process facts (parent, comm) reports need.
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid},
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm},
     macros::{map, raw_tracepoint, tracepoint},
     maps::RingBuf,
     programs::{RawTracePointContext, TracePointContext},
@@ -14,7 +14,7 @@ use tracer_common::{
 };
 
 use crate::{
-    filter::{current_tgid, is_traced},
+    filter::{current_ids, current_tgid, is_traced, task_tid},
     maps::{count, DROPS, FLAGS, FORK_CHILD_PID_OFFSET, PROCS, TRACED_TGIDS},
 };
 
@@ -34,14 +34,29 @@ pub fn sched_process_fork(ctx: TracePointContext) -> i32 {
 
 #[inline(always)]
 fn try_sched_process_fork(ctx: &TracePointContext) -> Option<()> {
+    let child = unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET.load() as usize) }.ok()?;
+    fork_of(child)
+}
+
+/// The same, when tracer runs in a PID namespace (`flags::PIDNS`): the
+/// record's pid is the kernel's global one, so the child's id in tracer's
+/// namespace is read from the child task (the raw tracepoint's second
+/// argument).
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork_ns(ctx: RawTracePointContext) -> i32 {
+    let child: u64 = ctx.arg(1);
+    let _ = fork_of(task_tid(child));
+    0
+}
+
+/// The current task forked `child` (its id as user space numbers it).
+#[inline(always)]
+fn fork_of(child: u32) -> Option<()> {
     let flags = FLAGS.load();
-    if !is_traced(flags) {
+    if child == 0 || !is_traced(flags) {
         return None;
     }
     let tgid = current_tgid();
-    let Ok(child) = (unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET.load() as usize) }) else {
-        return None;
-    };
     if flags & FOLLOW_FORKS != 0 && TRACED_TGIDS.insert(&child, &1, 0).is_err() {
         count(&DROPS, drops::TRACED_FULL);
     }
@@ -123,8 +138,11 @@ pub fn note_process(tgid: u32) {
 /// it takes the process's rows out of the maps.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
+    let (tid, tgid) = current_ids();
+    if tgid == 0 {
+        // Outside tracer's PID namespace (flags::PIDNS): nothing of it is kept.
+        return 0;
+    }
     if tid != tgid {
         let _ = TRACED_TGIDS.remove(&tid);
         // The fork hook cannot tell threads from processes and records both;

@@ -20,7 +20,7 @@ use aya_ebpf::{
 use tracer_common::profile::{drops, Notice, OffStart, ProcGen, StackKey};
 
 use crate::{
-    filter::{current_tgid, is_traced},
+    filter::{current_ids, current_tgid, is_traced},
     maps::{count, FLAGS},
 };
 
@@ -113,9 +113,9 @@ pub fn profile_exec(_ctx: RawTracePointContext) -> i32 {
 /// mappings, so it starts a new generation too.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn profile_exit(_ctx: RawTracePointContext) -> i32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if pid_tgid as u32 == (pid_tgid >> 32) as u32 {
-        next_generation(pid_tgid as u32);
+    let (tid, tgid) = current_ids();
+    if tid == tgid && tgid != 0 {
+        next_generation(tgid);
     }
     0
 }

@@ -19,7 +19,7 @@ use tracer_common::{
 };
 
 use crate::{
-    filter::is_traced,
+    filter::{current_ids, is_traced},
     maps::{count, FLAGS, SYSCALL_FILTER},
     ring::{ring_full, wakeup_flags, EVENTS, EVENT_LOST},
     user_str::read_user_str,
@@ -310,11 +310,12 @@ fn try_trace_exec_tid(ctx: &RawTracePointContext) -> Option<()> {
 }
 
 #[inline(always)]
-fn fill(head: &mut SyscallEvent, p: &TracePending, pid_tgid: u64, ret: i64, flags: u32) {
+fn fill(head: &mut SyscallEvent, p: &TracePending, ret: i64, flags: u32) {
+    let (tid, tgid) = current_ids();
     head.kind = event_kind::SYSCALL;
     head.nr = p.nr;
-    head.tgid = (pid_tgid >> 32) as u32;
-    head.tid = pid_tgid as u32;
+    head.tgid = tgid;
+    head.tid = tid;
     head.enter_ns = p.enter_ns;
     head.exit_ns = unsafe { bpf_ktime_get_ns() };
     head.args = p.args;
@@ -358,8 +359,7 @@ fn retry_at_exit(
 
 #[inline(always)]
 fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tid = pid_tgid as u32;
+    let tid = bpf_get_current_pid_tgid() as u32;
     let Some(pp) = TRACE_PENDING.get_ptr_mut(&tid) else {
         return;
     };
@@ -372,7 +372,7 @@ fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
         match EVENTS.reserve::<SyscallEvent>(0) {
             Some(mut e) => {
                 let head = unsafe { &mut *e.as_mut_ptr() };
-                fill(head, &p, pid_tgid, ret, flags);
+                fill(head, &p, ret, flags);
                 e.submit(wakeup_flags());
             }
             None => ring_full(ctx),
@@ -389,7 +389,7 @@ fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
         match EVENTS.reserve::<SyscallEvent>(0) {
             Some(mut e) => {
                 let head = unsafe { &mut *e.as_mut_ptr() };
-                fill(head, &p, pid_tgid, ret, flags | event_flags::STR_MISSING);
+                fill(head, &p, ret, flags | event_flags::STR_MISSING);
                 e.submit(wakeup_flags());
             }
             None => ring_full(ctx),
@@ -401,7 +401,7 @@ fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
         match EVENTS.reserve::<EventWithOneString>(0) {
             Some(mut e) => {
                 let ev = unsafe { &mut *e.as_mut_ptr() };
-                fill(&mut ev.head, &p, pid_tgid, ret, flags | slot.flags);
+                fill(&mut ev.head, &p, ret, flags | slot.flags);
                 ev.head.nstr = 1;
                 ev.head.str_len = slot.len;
                 unsafe {
@@ -422,7 +422,7 @@ fn emit<C: aya_ebpf::EbpfContext>(ctx: &C, ret: i64, flags: u32) {
         match EVENTS.reserve::<EventWithTwoStrings>(0) {
             Some(mut e) => {
                 let ev = unsafe { &mut *e.as_mut_ptr() };
-                fill(&mut ev.head, &p, pid_tgid, ret, flags | slot.flags);
+                fill(&mut ev.head, &p, ret, flags | slot.flags);
                 ev.head.nstr = 2;
                 ev.head.str_len = slot.len;
                 unsafe {

@@ -65,6 +65,8 @@ pub struct Object {
     ebpf: Ebpf,
     /// The fallbacks this object was loaded with (`tracer_common::lacks`).
     lacks: u32,
+    /// The `FLAGS` global it was loaded with.
+    flags: u32,
 }
 
 impl Object {
@@ -123,6 +125,17 @@ impl Object {
         attach_tracepoint(&mut self.ebpf, name, category, tp)
     }
 
+    /// Attach program `name` to `sched:sched_process_fork`: in a PID
+    /// namespace its `NAME_ns` twin, on the raw tracepoint (the record's child
+    /// pid is the kernel's global one; the twin reads the child task's).
+    pub fn attach_fork(&mut self, name: &str) -> Result<()> {
+        if self.flags & tracer_common::flags::PIDNS != 0 {
+            self.attach_raw_tracepoint(&format!("{name}_ns"), "sched_process_fork")
+        } else {
+            self.attach_tracepoint(name, "sched", "sched_process_fork")
+        }
+    }
+
     /// Keep `link` attached for as long as the object lives.
     pub fn hold(&mut self, link: impl Any) {
         self.links.push(Box::new(link));
@@ -174,7 +187,7 @@ pub fn load_following(
     sizes.extend_from_slice(map_sizes);
     let mut obj = load(&globals, &sizes)?;
     if follow {
-        obj.attach_tracepoint("sched_process_fork", "sched", "sched_process_fork")?;
+        obj.attach_fork("sched_process_fork")?;
         obj.attach_raw_tracepoint("sched_process_exec", "sched_process_exec")?;
         obj.attach_raw_tracepoint("sched_process_exit", "sched_process_exit")?;
     }
@@ -203,7 +216,13 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Obje
     }
     // The settings and what the kernel lacks share the one global every
     // program has loaded anyway (tracer_common::flags, tracer_common::lacks).
-    let flags = globals.flags | lacks;
+    let mut flags = globals.flags | lacks;
+    let pidns_offsets;
+    if crate::sys::pidns::own_is_nested()? {
+        flags |= tracer_common::flags::PIDNS;
+        pidns_offsets = crate::sys::pidns::offsets()?;
+        loader.override_global("PIDNS_OFFSETS", pidns_offsets.as_slice(), true);
+    }
     loader
         .override_global("FLAGS", &flags, true)
         .override_global("TARGET_UID", &globals.target_uid, true)
@@ -238,6 +257,7 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Obje
         links: Vec::new(),
         ebpf,
         lacks,
+        flags,
     })
 }
 

@@ -52,7 +52,7 @@ impl Streaming for Plan {
                 ("EXEC_PARENTS", 16384),
             ],
         )?;
-        obj.attach_tracepoint("exec_fork", "sched", "sched_process_fork")?;
+        obj.attach_fork("exec_fork")?;
         obj.attach_tracepoint("exec_exit", "syscalls", "sys_exit_execve")?;
         obj.attach_tracepoint("exec_exit", "syscalls", "sys_exit_execveat")?;
         obj.attach_tracepoint("exec_enter", "syscalls", "sys_enter_execve")?;

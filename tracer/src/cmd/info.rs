@@ -253,9 +253,26 @@ pub fn gather() -> Result<Info> {
         kernel,
         btf: btf_path.exists(),
         tracefs: info::tracefs(&gathered.0),
+        pid_namespace: pid_namespace(),
         features: gathered.1,
         commands,
     })
+}
+
+/// The `PID namespace` line: which numbers tracer gives processes, and how.
+fn pid_namespace() -> String {
+    use crate::sys::pidns;
+    match (pidns::own_is_nested(), pidns::own_inum()) {
+        (Ok(false), _) => "the initial one: pids are the kernel's".into(),
+        (Ok(true), Ok(inum)) => match pidns::offsets() {
+            Ok(_) => format!(
+                "nested (pid:[{inum}]): pids as this namespace numbers them, read from each \
+                 task's struct pid at offsets from the kernel's BTF; tasks outside it count as pid 0"
+            ),
+            Err(e) => format!("nested (pid:[{inum}]), and tracer cannot work here: {e:#}"),
+        },
+        (Err(e), _) | (_, Err(e)) => format!("unknown: {e:#}"),
+    }
 }
 
 pub fn run(args: InfoArgs) -> Result<i32> {

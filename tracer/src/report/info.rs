@@ -28,6 +28,8 @@ pub struct Info {
     pub kernel: String,
     pub btf: bool,
     pub tracefs: String,
+    /// How tracer numbers processes (its PID namespace's numbers).
+    pub pid_namespace: String,
     pub features: Vec<Feature>,
     pub commands: Vec<CommandPath>,
 }
@@ -73,8 +75,8 @@ pub fn text(info: &Info) -> String {
         "no"
     };
     let mut out = format!(
-        "{:<18} {}\n{:<18} {btf}\n{:<18} {}\n\n",
-        "kernel", info.kernel, "BTF", "tracefs", info.tracefs
+        "{:<18} {}\n{:<18} {btf}\n{:<18} {}\n{:<18} {}\n\n",
+        "kernel", info.kernel, "BTF", "tracefs", info.tracefs, "PID namespace", info.pid_namespace
     );
     for f in &info.features {
         let state = match (&f.available, &f.reason) {
@@ -117,6 +119,7 @@ pub fn json(info: &Info) -> String {
         "kernel": info.kernel,
         "btf": info.btf,
         "tracefs": info.tracefs,
+        "pid_namespace": info.pid_namespace,
         "features": features,
         "commands": commands,
     })
@@ -132,6 +135,7 @@ mod tests {
             kernel: "6.18.1".into(),
             btf: true,
             tracefs: "mounted at /sys/kernel/tracing".into(),
+            pid_namespace: "the initial one: pids are the kernel's".into(),
             features: vec![
                 Feature {
                     name: "raw tracepoints",

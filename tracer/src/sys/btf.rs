@@ -209,6 +209,14 @@ impl Btf {
         None
     }
 
+    /// The size in bytes of struct `strukt`.
+    pub fn struct_size(&self, strukt: &str) -> Result<u64> {
+        let Some(id) = self.types.find(KIND_STRUCT, strukt) else {
+            bail!("the kernel's BTF has no struct {strukt}");
+        };
+        Ok(u64::from(self.types.get(id)?.type_ref))
+    }
+
     /// Byte offset of `strukt.member`: one clear error when the kernel has
     /// no such struct or member.
     pub fn member_offset(&self, strukt: &str, member: &str) -> Result<u64> {
