@@ -82,6 +82,40 @@ pub fn syscalls_cgroup(s: &Section) -> Result<()> {
     Ok(())
 }
 
+/// `unshare -p -f --mount-proc tracer syscalls -- sh -c "fixture rare L; true"`:
+/// the L calls of the forked fixture count, as on the host.
+pub fn pidns_syscalls(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let last = summary(&s.stdout)?;
+    let calls = row(&last, "syscalls", "syscall", "sched_get_priority_max")
+        .and_then(|r| r["calls"].as_u64());
+    ensure!(
+        calls == Some(LINES),
+        "in a PID namespace: sched_get_priority_max {calls:?} calls, the fixture made {LINES}: {last}"
+    );
+    Ok(())
+}
+
+/// `unshare -p -f --mount-proc tracer trace --json -e sched_get_priority_max --
+/// sh -c "fixture rare L; true"`: L events, each of pid 3, the fixture as the
+/// namespace numbers it (tracer 1, sh 2).
+pub fn pidns_trace(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let events: Vec<Value> = json_objects(&s.stdout)
+        .into_iter()
+        .filter(|e| e["syscall"] == "sched_get_priority_max")
+        .collect();
+    ensure!(
+        events.len() as u64 == LINES,
+        "in a PID namespace: {} sched_get_priority_max events, the fixture made {LINES}",
+        events.len()
+    );
+    if let Some(e) = events.iter().find(|e| e["pid"] != 3 || e["tid"] != 3) {
+        bail!("in a PID namespace the fixture is pid 3, but an event says: {e}");
+    }
+    Ok(())
+}
+
 /// `syscalls --comm fxsw -e read --json` system-wide while a fixture of that
 /// comm reads /dev/zero 0 and N times: the read counts differ by exactly N, and
 /// nothing but read is counted.

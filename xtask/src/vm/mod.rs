@@ -837,6 +837,10 @@ fn judge(label: &str, lines: &[String], finished: Result<()>) -> KernelResult {
     checks.push(("serve --by comm (HTTP, SIGTERM)".into(), c));
     let c = get("syscalls", "cgroup").and_then(|s| commands::syscalls_cgroup(&s));
     checks.push(("syscalls --cgroup -- CMD".into(), c));
+    let c = get("pidns", "syscalls").and_then(|s| commands::pidns_syscalls(&s));
+    checks.push(("syscalls -- CMD in a PID namespace".into(), c));
+    let c = get("pidns", "trace").and_then(|s| commands::pidns_trace(&s));
+    checks.push(("trace -- CMD in a PID namespace (pids)".into(), c));
     let c = get("tcp", "close").and_then(|s| commands::tcp_close(&s, 5, 3000, "ipv4"));
     checks.push(("tcp -- CMD (IPv4 closes, bytes)".into(), c));
     let c = get("tcp", "close6").and_then(|s| commands::tcp_close(&s, 3, 2000, "ipv6"));

@@ -178,6 +178,18 @@ timeout 60 tracer syscalls --cgroup tcg --json -o /tmp/report -- \
     sh -c "fixture rare $N; echo \$\$ > /sys/fs/cgroup/tcg/cgroup.procs; exec fixture rare $L" >/dev/null 2>/tmp/err
 section syscalls cgroup $? /tmp/report /tmp/err
 
+# tracer in a PID namespace of its own (a container without the host's pids):
+# tracer is that namespace's pid 1, `sh -c` is 2 and forks the fixture, 3. The
+# count and the events' pids are the namespace's.
+rm -f /tmp/report
+timeout 60 unshare -p -f --mount-proc tracer syscalls --json -o /tmp/report -- \
+    sh -c "fixture rare $L; true" >/dev/null 2>/tmp/err
+section pidns syscalls $? /tmp/report /tmp/err
+rm -f /tmp/report
+timeout 60 unshare -p -f --mount-proc tracer trace --json -e sched_get_priority_max -o /tmp/report -- \
+    sh -c "fixture rare $L; true" >/dev/null 2>/tmp/err
+section pidns trace $? /tmp/report /tmp/err
+
 # tracer tcp -- CMD: the fixture's loopback connections, K bytes each way
 # from client to server and 100 back: both sockets of each as they close, over
 # IPv4 and IPv6 (tcp_sock's offsets from this kernel's BTF); the accepts (the
