@@ -17,7 +17,7 @@ use aya_ebpf::{
         bpf_get_current_uid_gid, bpf_probe_read_kernel,
     },
     macros::map,
-    maps::Array,
+    maps::{Array, PerCpuArray},
 };
 use tracer_common::{
     flags::{EXCLUDE_SELF, FILTER_CGROUP, FILTER_COMM, FILTER_TGID, FILTER_UID, PIDNS},
@@ -96,27 +96,41 @@ pub fn task_tid(task: u64) -> u32 {
 /// The current task's process id, as user space numbers it.
 #[inline(always)]
 pub fn current_tgid() -> u32 {
-    if FLAGS.load() & PIDNS != 0 {
-        ns_pid(unsafe { bpf_get_current_task() }, true).unwrap_or(0)
-    } else {
-        (bpf_get_current_pid_tgid() >> 32) as u32
-    }
+    current_ids().1
 }
+
+/// Tasks seen on this CPU with their ids in tracer's namespace, one slot per
+/// value of the global tid's low bits: the walk of `ns_pid` costs several
+/// reads of kernel memory (about 400 ns a syscall here), and a CPU runs a few
+/// tasks for many calls. A task is known by its `task_struct` address and its
+/// global ids together: a freed task_struct is soon reused, a pid only after
+/// pid_max others, so both at once name one task.
+#[map]
+static PIDNS_SEEN: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_entries(PIDNS_SLOTS, 0);
+const PIDNS_SLOTS: u32 = 64;
 
 /// The current task's thread and process ids as user space numbers them:
 /// `(tid, tgid)`.
 #[inline(always)]
 pub fn current_ids() -> (u32, u32) {
-    if FLAGS.load() & PIDNS != 0 {
-        let task = unsafe { bpf_get_current_task() };
-        (
-            ns_pid(task, false).unwrap_or(0),
-            ns_pid(task, true).unwrap_or(0),
-        )
-    } else {
-        let p = bpf_get_current_pid_tgid();
-        (p as u32, (p >> 32) as u32)
+    let global = bpf_get_current_pid_tgid();
+    if FLAGS.load() & PIDNS == 0 {
+        return (global as u32, (global >> 32) as u32);
     }
+    let task = unsafe { bpf_get_current_task() };
+    let last = PIDNS_SEEN.get_ptr_mut(global as u32 % PIDNS_SLOTS);
+    if let Some(last) = last {
+        let [t, g, ids] = unsafe { *last };
+        if t == task && g == global {
+            return (ids as u32, (ids >> 32) as u32);
+        }
+    }
+    let tid = ns_pid(task, false).unwrap_or(0);
+    let tgid = ns_pid(task, true).unwrap_or(0);
+    if let Some(last) = last {
+        unsafe { *last = [task, global, u64::from(tgid) << 32 | u64::from(tid)] };
+    }
+    (tid, tgid)
 }
 
 /// Whether the current task passes the process filters. `flags` is the `FLAGS`
