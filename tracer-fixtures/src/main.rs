@@ -113,8 +113,10 @@ const CHURN_CALLS: [libc::c_long; 11] = [
 
 /// `k` children one after another, each making `n` getppid calls and one of
 /// each of `CHURN_CALLS`, then exiting: process churn, and more
-/// (process, syscall) rows than a per-process table of 32768 holds.
-fn churn(k: u64, n: u64) {
+/// (process, syscall) rows than a per-process table of 32768 holds. With
+/// PIDFILE, the children's pids are written there at the end, one a line.
+fn churn(k: u64, n: u64, pids_to: Option<&str>) {
+    let mut pids = Vec::with_capacity(k as usize);
     for _ in 0..k {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
@@ -130,6 +132,10 @@ fn churn(k: u64, n: u64) {
         assert!(pid > 0, "fork failed");
         let mut status = 0;
         unsafe { libc::waitpid(pid, &mut status, 0) };
+        pids.push(pid.to_string());
+    }
+    if let Some(path) = pids_to {
+        std::fs::write(path, pids.join("\n")).expect("writing the children's pids");
     }
 }
 
@@ -498,7 +504,11 @@ fn main() {
         }
         "threads" => threads(arg(&args, 1, 4), arg(&args, 2, 1000)),
         "forks" => forks(arg(&args, 1, 3), arg(&args, 2, 100)),
-        "churn" => churn(arg(&args, 1, 4000), arg(&args, 2, 5)),
+        "churn" => churn(
+            arg(&args, 1, 4000),
+            arg(&args, 2, 5),
+            args.get(3).map(String::as_str),
+        ),
         "leader-exit" => leader_exit(arg(&args, 1, 1000), arg(&args, 2, 500)),
         "execs" => execs(
             arg(&args, 1, 3),
@@ -534,7 +544,7 @@ fn main() {
         "tcp-refused" => tcp_refused(arg(&args, 1, 3)),
         _ => {
             eprintln!(
-                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
+                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N [PIDFILE] | leader-exit N MS | \
                  execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS | \
                  tcp N K [ADDR [PORT]] | tcp-refused N"
             );
