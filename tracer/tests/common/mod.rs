@@ -235,6 +235,35 @@ pub fn start_attached(cmd: &mut Command) -> (Child, BufReader<std::process::Chil
     }
 }
 
+/// `tracer trace -e geteuid --buffer-size 4K EXTRA -p FIXTURE` while the
+/// fixture makes `n` geteuid calls, with tracer stopped (SIGSTOP) for as long
+/// as the fixture runs: its 4K ring buffer must overflow, deterministically.
+pub fn overflowing_trace(extra: &[&str], n: u64) -> std::process::Output {
+    let mut fx = Waiting::start(&["geteuid", &n.to_string()]);
+    let pid = fx.pid().to_string();
+    let (child, err) = start_attached(
+        tracer()
+            .args(["trace", "-e", "geteuid", "--buffer-size", "4K"])
+            .args(extra)
+            .args(["-p", &pid])
+            .env_remove("RUST_LOG"),
+    );
+    // start_attached read stderr up to the "Tracing" line: read the rest as it comes.
+    let rest = std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let mut err = err;
+        let _ = std::io::Read::read_to_end(&mut err, &mut rest);
+        rest
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    fx.go();
+    fx.wait();
+    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+    let mut out = wait_output(child, Duration::from_secs(120));
+    out.stderr.extend(rest.join().unwrap());
+    out
+}
+
 /// JSON objects, one per line.
 /// Where the report of a run with `args` is: on stderr when tracer launched a
 /// command (`-- CMD`: the command owns stdout), on stdout otherwise.
