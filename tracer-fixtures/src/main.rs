@@ -113,8 +113,10 @@ const CHURN_CALLS: [libc::c_long; 11] = [
 
 /// `k` children one after another, each making `n` getppid calls and one of
 /// each of `CHURN_CALLS`, then exiting: process churn, and more
-/// (process, syscall) rows than a per-process table of 32768 holds.
-fn churn(k: u64, n: u64) {
+/// (process, syscall) rows than a per-process table of 32768 holds. With
+/// PIDFILE, the children's pids are written there at the end, one a line.
+fn churn(k: u64, n: u64, pids_to: Option<&str>) {
+    let mut pids = Vec::with_capacity(k as usize);
     for _ in 0..k {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
@@ -130,6 +132,10 @@ fn churn(k: u64, n: u64) {
         assert!(pid > 0, "fork failed");
         let mut status = 0;
         unsafe { libc::waitpid(pid, &mut status, 0) };
+        pids.push(pid.to_string());
+    }
+    if let Some(path) = pids_to {
+        std::fs::write(path, pids.join("\n")).expect("writing the children's pids");
     }
 }
 
@@ -240,6 +246,42 @@ fn thread_exec(path: &str) {
     });
     let _ = h.join();
     unreachable!("the exec replaced this process");
+}
+
+/// A second thread sleeps in pause() while the main thread ends the process
+/// (exit_group), once it sees that thread inside the call: the thread is killed
+/// inside its syscall. The main thread's only call that varies in number is
+/// pread64 (its polls of /proc/self/task/TID/syscall).
+fn killed_in_call() {
+    // A bare pthread: nothing in it allocates (a thread's first malloc makes
+    // glibc map an arena and unmap 1 or 2 pieces of it, as the address falls).
+    extern "C" fn sleeper(_: *mut libc::c_void) -> *mut libc::c_void {
+        unsafe { libc::syscall(libc::SYS_pause) };
+        std::ptr::null_mut()
+    }
+    let mut thread: libc::pthread_t = 0;
+    let r = unsafe {
+        libc::pthread_create(&mut thread, std::ptr::null(), sleeper, std::ptr::null_mut())
+    };
+    assert_eq!(r, 0, "pthread_create");
+    let me = std::process::id().to_string();
+    let tid = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|t| *t != me)
+        .expect("the second thread");
+    let path = CString::new(format!("/proc/self/task/{tid}/syscall")).unwrap();
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    assert!(fd >= 0, "open {path:?}");
+    let want = format!("{} ", libc::SYS_pause);
+    let mut buf = [0u8; 128];
+    loop {
+        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n > 0 && buf[..n as usize].starts_with(want.as_bytes()) {
+            break;
+        }
+    }
+    unsafe { libc::syscall(libc::SYS_exit_group, 0) };
 }
 
 /// `n` reads of 4 KiB from /dev/zero.
@@ -498,7 +540,11 @@ fn main() {
         }
         "threads" => threads(arg(&args, 1, 4), arg(&args, 2, 1000)),
         "forks" => forks(arg(&args, 1, 3), arg(&args, 2, 100)),
-        "churn" => churn(arg(&args, 1, 4000), arg(&args, 2, 5)),
+        "churn" => churn(
+            arg(&args, 1, 4000),
+            arg(&args, 2, 5),
+            args.get(3).map(String::as_str),
+        ),
         "leader-exit" => leader_exit(arg(&args, 1, 1000), arg(&args, 2, 500)),
         "execs" => execs(
             arg(&args, 1, 3),
@@ -507,6 +553,7 @@ fn main() {
         ),
         #[cfg(target_arch = "x86_64")]
         "files" => files(args.get(1).map(String::as_str).unwrap_or(".")),
+        "killed-in-call" => killed_in_call(),
         "thread-exec" => thread_exec(args.get(1).map(String::as_str).unwrap_or("/bin/true")),
         "read-zero" => read_zero(arg(&args, 1, 1000)),
         "writes" => writes(
@@ -534,8 +581,8 @@ fn main() {
         "tcp-refused" => tcp_refused(arg(&args, 1, 3)),
         _ => {
             eprintln!(
-                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
-                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS | \
+                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N [PIDFILE] | leader-exit N MS | \
+                 execs K [PATH [ARG...]] | files DIR | thread-exec PATH | killed-in-call | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS | \
                  tcp N K [ADDR [PORT]] | tcp-refused N"
             );
             std::process::exit(2);

@@ -40,6 +40,26 @@ impl Command {
     /// Whether the report goes to stderr: with `-- CMD` (its stdout is its
     /// own), and for the text of strace's layouts (`syscalls` with -p or
     /// --format strace, `trace`), as strace writes there.
+    /// Whether the command runs until a signal ends it (it then installs
+    /// handlers for SIGINT and SIGTERM, see signals.rs).
+    pub fn waits_for_signals(&self) -> bool {
+        match self {
+            Command::Syscalls(_)
+            | Command::Kprobe(_)
+            | Command::Trace(_)
+            | Command::Exec(_)
+            | Command::Tcp(_)
+            | Command::Uprobe(_)
+            | Command::Tracepoint(_)
+            | Command::Profile(_)
+            | Command::Serve(_)
+            | Command::Floor(_) => true,
+            Command::List(_) | Command::Info(_) | Command::Completions { .. } | Command::Man => {
+                false
+            }
+        }
+    }
+
     pub fn report_on_stderr(&self) -> bool {
         match self {
             Command::Syscalls(a) => {

@@ -11,7 +11,13 @@ mod sys;
 use clap::Parser as _;
 
 fn main() {
+    // First, before anything slow: a SIGINT or SIGTERM that comes while tracer
+    // starts waits for the run loop instead of being lost (see signals.rs).
+    signals::hold();
     let cli = cli::Cli::parse();
+    if !cli.command.waits_for_signals() {
+        signals::release();
+    }
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

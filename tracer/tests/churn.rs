@@ -149,20 +149,37 @@ fn system_wide_per_process_survives_churn() {
         .filter(|&id| id > before)
         .collect();
     assert_eq!(ours.len(), 1, "which PROC_STATS is tracer's? {ours:?}");
+    let pid_file = std::env::temp_dir().join(format!("tracer-churn-{}.pids", std::process::id()));
     let fx = run(
-        fixture().args([
-            "--comm",
-            &comm,
-            "churn",
-            &CHILDREN.to_string(),
-            &GETPPID.to_string(),
-        ]),
+        fixture()
+            .args([
+                "--comm",
+                &comm,
+                "churn",
+                &CHILDREN.to_string(),
+                &GETPPID.to_string(),
+            ])
+            .arg(&pid_file),
         LIMIT,
     );
     assert!(fx.status.success(), "{fx:?}");
-    // Several drains (every 100 ms) later, while tracer still runs.
-    std::thread::sleep(Duration::from_millis(600));
-    let live = tgids_in(ours[0]);
+    let exited: Vec<u32> = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let _ = std::fs::remove_file(&pid_file);
+    assert_eq!(exited.len() as u64, CHILDREN);
+    // tracer drains exits every 100 ms: wait, while it still runs, until no
+    // exited child has a row in the kernel's table (at most 30 s).
+    let t0 = std::time::Instant::now();
+    let live = loop {
+        let live = tgids_in(ours[0]);
+        if !exited.iter().any(|p| live.contains(p)) || t0.elapsed() > Duration::from_secs(30) {
+            break live;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     unsafe { libc::kill(tr.id() as i32, libc::SIGINT) };
     let out = wait_output(tr, LIMIT);
     assert!(out.status.success(), "{out:?}");
@@ -181,8 +198,8 @@ fn system_wide_per_process_survives_churn() {
         .collect();
     assert!(
         left.is_empty(),
-        "rows of {} exited children still in the kernel's table during the run \
-         ({} rows in it): {left:?}",
+        "rows of {} exited children still in the kernel's table 30 s after they \
+         exited, during the run ({} rows in it): {left:?}",
         left.len(),
         live.len()
     );

@@ -63,7 +63,8 @@ fn the_command_sees_what_it_would_untraced() {
 }
 
 /// Started with SIGPIPE and SIGINT ignored (a shell's `trap '' PIPE`, a
-/// background job), a blocked signal, an odd umask, a low limit, an extra
+/// background job), blocked signals (SIGTERM among them, which tracer
+/// itself unblocks to end on it), an odd umask, a low limit, an extra
 /// open fd and an extra environment variable: CMD gets all of that, as it
 /// would untraced.
 #[test]
@@ -79,6 +80,7 @@ fn inherited_state_passes_through() {
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
                 libc::sigaddset(&mut set, libc::SIGUSR1);
+                libc::sigaddset(&mut set, libc::SIGTERM);
                 libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
                 libc::signal(libc::SIGPIPE, libc::SIG_IGN);
                 libc::signal(libc::SIGINT, libc::SIG_IGN);

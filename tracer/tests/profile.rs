@@ -285,14 +285,8 @@ fn pid_and_command_profiles_hold_only_their_targets() {
         .unwrap();
     let mut target = Waiting::start(&["cpu", "2000"]);
     let pid = target.pid().to_string();
-    let t = tracer()
-        .args(["profile", "-F", "99", "--json", "-p", &pid])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Let tracer attach before the work starts.
-    std::thread::sleep(Duration::from_millis(700));
+    // The work starts once tracer is attached (its "Tracing" line), however long that takes.
+    let (t, _err) = start_attached(tracer().args(["profile", "-F", "99", "--json", "-p", &pid]));
     target.go();
     target.wait();
     let out = wait_output(t, LIMIT);

@@ -383,23 +383,50 @@ fn bad_input_is_one_line_and_nothing_stays_attached() {
     }
 }
 
-/// A ring buffer too small for the rate: every close is either delivered or
-/// counted lost, exactly.
+/// A ring buffer too small for what comes: every close is either delivered
+/// or counted lost, exactly. tracer is stopped (SIGSTOP) while the fixture
+/// makes its connections, so its 4K ring must overflow whatever the
+/// machine's speed; once continued, it ends with the fixture (`-p`).
 #[test]
 fn lost_events_are_counted_exactly() {
     let _l = shared_lock();
-    let fx = fixture_path();
     let n = 3000;
-    let (_out, objs) = traced(
-        &["--buffer-size", "4K"],
-        &[fx.to_str().unwrap(), "tcp", &n.to_string(), "10"],
-    );
+    let mut fx = Waiting::start(&["tcp", &n.to_string(), "10"]);
+    let pid = fx.pid().to_string();
+    let (child, err) =
+        start_attached(tracer().args(["tcp", "--json", "--buffer-size", "4K", "-p", &pid]));
+    // start_attached read stderr up to the "Tracing" line: read the rest as it comes.
+    let rest = std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let mut err = err;
+        let _ = std::io::Read::read_to_end(&mut err, &mut rest);
+        rest
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    fx.go();
+    fx.wait();
+    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+    let out = wait_output(child, LIMIT);
+    let stderr = String::from_utf8_lossy(&rest.join().unwrap()).into_owned();
+    assert!(out.status.success(), "{out:?}\nstderr: {stderr}");
+    let objs = json_lines(&out.stdout);
     let delivered = of_type(&objs, "close").len() as u64;
-    let summary = objs.iter().find(|o| o["type"] == "summary").unwrap();
+    let summary = objs
+        .iter()
+        .find(|o| o["type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
     let lost = summary["lost"].as_u64().unwrap();
     assert_eq!(summary["events"], delivered);
     assert_eq!(delivered + lost, 2 * n, "{summary}");
-    assert!(lost > 0, "nothing lost with a 4K ring: {summary}");
+    assert!(
+        lost > 0,
+        "nothing lost with a 4K ring and tracer stopped: {summary}"
+    );
+    assert_eq!(summary["lost_ring_full"], lost, "{summary}");
+    assert!(
+        stderr.contains("raise --buffer-size"),
+        "the loss is told on stderr: {stderr}"
+    );
     let lost_lines: u64 = objs
         .iter()
         .filter(|o| o["type"] == "lost")

@@ -219,7 +219,7 @@ fn trace_lost_events_are_counted_exactly() {
     let dir = scratch("stress");
     let out_file = dir.join("out");
     let n: u64 = 300_000;
-    let out = overflowing_run(&["-o", out_file.to_str().unwrap()], n);
+    let out = overflowing_trace(&["-o", out_file.to_str().unwrap()], n);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let text = std::fs::read_to_string(&out_file).unwrap();
@@ -251,35 +251,6 @@ fn trace_lost_events_are_counted_exactly() {
         .sum();
     assert_eq!(marked, lost, "in-stream lost markers");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// `tracer trace -e geteuid --buffer-size 4K EXTRA -p FIXTURE` while the
-/// fixture makes `n` geteuid calls, with tracer stopped (SIGSTOP) for as long
-/// as the fixture runs: its 4K ring buffer must overflow, deterministically.
-fn overflowing_run(extra: &[&str], n: u64) -> std::process::Output {
-    let mut fx = Waiting::start(&["geteuid", &n.to_string()]);
-    let pid = fx.pid().to_string();
-    let (child, err) = start_attached(
-        tracer()
-            .args(["trace", "-e", "geteuid", "--buffer-size", "4K"])
-            .args(extra)
-            .args(["-p", &pid])
-            .env_remove("RUST_LOG"),
-    );
-    // start_attached read stderr up to the "Tracing" line: read the rest as it comes.
-    let rest = std::thread::spawn(move || {
-        let mut rest = Vec::new();
-        let mut err = err;
-        let _ = std::io::Read::read_to_end(&mut err, &mut rest);
-        rest
-    });
-    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
-    fx.go();
-    fx.wait();
-    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
-    let mut out = wait_output(child, LIMIT);
-    out.stderr.extend(rest.join().unwrap());
-    out
 }
 
 /// Start `tracer exec ARGS --json`, run `f`, stop tracer with SIGINT; its JSON objects.
@@ -676,7 +647,7 @@ fn bpf_logs_only_when_asked() {
     let run_with = |verbose: &[&str]| {
         let mut extra = vec!["-o", "/dev/null"];
         extra.extend_from_slice(verbose);
-        let out = overflowing_run(&extra, 100_000);
+        let out = overflowing_trace(&extra, 100_000);
         assert!(
             out.status.success(),
             "{}",

@@ -79,6 +79,51 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     wait_output(child, limit)
 }
 
+/// tracer processes started by `start_attached` and not yet reaped, with the
+/// test thread that started them: a test that panics before reaping its
+/// tracer kills it (a system-wide tracer left behind would count, and hold
+/// its programs, for as long as the machine runs, and fail every later check
+/// that nothing is loaded).
+static UNREAPED: std::sync::Mutex<Vec<(std::thread::ThreadId, u32)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn unreaped() -> std::sync::MutexGuard<'static, Vec<(std::thread::ThreadId, u32)>> {
+    UNREAPED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remember `pid` until it is reaped; the first call installs the panic hook
+/// that kills the panicking thread's unreaped processes.
+fn own_until_reaped(pid: u32) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let me = std::thread::current().id();
+            for (_, pid) in unreaped().iter().filter(|(t, _)| *t == me) {
+                // Only if the pid is still a tracer child of ours (one reaped
+                // elsewhere may have been reused).
+                let ours = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        s[s.rfind(')')? + 2..]
+                            .split(' ')
+                            .nth(1)?
+                            .parse::<u32>()
+                            .ok()
+                    })
+                    == Some(std::process::id())
+                    && std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+                        == std::fs::canonicalize(env!("CARGO_BIN_EXE_tracer")).ok();
+                if ours {
+                    unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+                }
+            }
+            default(info);
+        }));
+    });
+    unreaped().push((std::thread::current().id(), pid));
+}
+
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
     // Read both pipes while the child runs: a child whose output outgrows a
     // pipe buffer would otherwise block forever.
@@ -109,6 +154,7 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    unreaped().retain(|&(_, pid)| pid != child.id());
     Output {
         status,
         stdout: out.join().unwrap(),
@@ -169,6 +215,7 @@ pub fn start_attached(cmd: &mut Command) -> (Child, BufReader<std::process::Chil
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn tracer");
+    own_until_reaped(child.id());
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     loop {
@@ -186,6 +233,35 @@ pub fn start_attached(cmd: &mut Command) -> (Child, BufReader<std::process::Chil
             return (child, err);
         }
     }
+}
+
+/// `tracer trace -e geteuid --buffer-size 4K EXTRA -p FIXTURE` while the
+/// fixture makes `n` geteuid calls, with tracer stopped (SIGSTOP) for as long
+/// as the fixture runs: its 4K ring buffer must overflow, deterministically.
+pub fn overflowing_trace(extra: &[&str], n: u64) -> std::process::Output {
+    let mut fx = Waiting::start(&["geteuid", &n.to_string()]);
+    let pid = fx.pid().to_string();
+    let (child, err) = start_attached(
+        tracer()
+            .args(["trace", "-e", "geteuid", "--buffer-size", "4K"])
+            .args(extra)
+            .args(["-p", &pid])
+            .env_remove("RUST_LOG"),
+    );
+    // start_attached read stderr up to the "Tracing" line: read the rest as it comes.
+    let rest = std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let mut err = err;
+        let _ = std::io::Read::read_to_end(&mut err, &mut rest);
+        rest
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    fx.go();
+    fx.wait();
+    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+    let mut out = wait_output(child, Duration::from_secs(120));
+    out.stderr.extend(rest.join().unwrap());
+    out
 }
 
 /// JSON objects, one per line.

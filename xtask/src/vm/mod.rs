@@ -420,6 +420,7 @@ fn boot(kernel: &Path, initrd: &Path, log: &Path) -> Result<(Vec<String>, Result
             Ok(l) => {
                 if l.contains("VMTEST-KERNEL")
                     || l.starts_with("VMTEST-END")
+                    || l.starts_with("VMTEST-BOUND")
                     || l.contains("Kernel panic")
                 {
                     eprintln!("    [{:5.1}s] {l}", start.elapsed().as_secs_f64());
@@ -440,7 +441,8 @@ fn boot(kernel: &Path, initrd: &Path, log: &Path) -> Result<(Vec<String>, Result
     let _ = std::fs::write(log, lines.join("\n"));
     let finished = if hung {
         Err(anyhow::anyhow!(
-            "the VM did not finish within {TIME_LIMIT:?} (console log: {})",
+            "the VM did not finish within {TIME_LIMIT:?}; its last line: {:?} (console log: {})",
+            lines.last().map_or("", String::as_str),
             log.display()
         ))
     } else if let Some(p) = lines.iter().find(|l| l.contains("Kernel panic")) {
@@ -457,6 +459,19 @@ fn boot(kernel: &Path, initrd: &Path, log: &Path) -> Result<(Vec<String>, Result
         Ok(())
     };
     Ok((lines, finished))
+}
+
+/// tests.sh's `VMTEST-BOUND STEP: ...` lines: a wait that ran out, by name.
+fn bounds(lines: &[String]) -> Result<()> {
+    let hit: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("VMTEST-BOUND "))
+        .collect();
+    if hit.is_empty() {
+        Ok(())
+    } else {
+        bail!("a wait ran out: {}", hit.join("; "))
+    }
 }
 
 /// One run's output: stdout lines, stderr lines, exit code.
@@ -727,7 +742,10 @@ fn judge(label: &str, lines: &[String], finished: Result<()>) -> KernelResult {
         .unwrap_or("?")
         .to_string();
     let readme = std::fs::read_to_string(util::root().join("README.md")).unwrap_or_default();
-    let mut checks = vec![("VM ran every test".to_string(), finished)];
+    let mut checks = vec![
+        ("VM ran every test".to_string(), finished),
+        ("every VM step within its bound".to_string(), bounds(lines)),
+    ];
     let mut notes = Vec::new();
     let mut remarks = Vec::new();
     let get = |name: &str, v: &str| {
@@ -1213,6 +1231,7 @@ mod tests {
             r#"{"backend":"kprobe","functions":[{"function":"vfs_read","calls":2000}]}"#,
             "VMTEST-STDERR",
             "VMTEST-END count kprobe rc=0",
+            "VMTEST-BOUND cost kprobe: tracer's end on SIGINT: pid 9 still running after 90 s, killed",
         ]);
         assert_eq!(fixture_pid(&lines, "count", "kprobe"), Some(77));
         assert_eq!(fixture_pid(&lines, "count", "fentry"), None);
@@ -1229,6 +1248,8 @@ mod tests {
         };
         assert_eq!(result("kprobe/kprobe count"), Ok(&()));
         assert_eq!(result("VM ran every test"), Err("hung".to_string()));
+        let e = result("every VM step within its bound").unwrap_err();
+        assert!(e.contains("cost kprobe: tracer's end on SIGINT"), "{e}");
         let e = result("kprobe/fentry count").unwrap_err();
         assert!(e.contains("no result for `count fentry`"), "{e}");
         // Every check is there, and everything but the one run failed.
@@ -1258,9 +1279,9 @@ mod tests {
                     .into()
             )
         );
-        // Whether the VM finished, 17 of tracer kprobe, 25 of the other
-        // commands, 10 of nothing left after SIGKILL.
-        assert_eq!(r.checks.len(), 1 + 17 + 25 + KILLED.len());
+        // Whether the VM finished, whether every wait kept its bound, 17 of
+        // tracer kprobe, 25 of the other commands, 10 of nothing left after SIGKILL.
+        assert_eq!(r.checks.len(), 2 + 17 + 25 + KILLED.len());
 
         let table = summary_table(&[r, empty]);
         let rows: Vec<&str> = table.lines().collect();

@@ -4,15 +4,44 @@ N=${N:-2000}
 L=${L:-100}
 # Every tracer run is bounded (timeout 60): one that hangs fails its own check.
 
-# Wait until FILE holds a line starting with WORD, or PID is gone.
+# Whether PID is still running (a zombie, not yet waited for, is not).
+running() {
+    [ -e "/proc/$1" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# `wait_for FILE WORD PID STEP`: wait until FILE holds a line starting with
+# WORD (0), or PID is gone (1), at most 60 s: past that, a VMTEST-BOUND line
+# names STEP (xtask fails the run on it) and the result is 1.
 wait_for() {
-    i=0
+    _wf_i=0
     while ! grep -q "^$2" "$1" 2>/dev/null; do
-        kill -0 "$3" 2>/dev/null || return 1
-        i=$((i + 1))
-        [ $i -gt 600 ] && return 1
+        running "$3" || return 1
+        _wf_i=$((_wf_i + 1))
+        if [ $_wf_i -gt 600 ]; then
+            echo "VMTEST-BOUND $4: no line '$2' in $1 after 60 s"
+            return 1
+        fi
         usleep 100000
     done
+}
+
+# `bounded_wait PID STEP [SECONDS]`: `wait PID` (its exit status), at most
+# SECONDS (90): past that, a VMTEST-BOUND line names STEP, PID is killed and
+# the result is 124.
+bounded_wait() {
+    _bw_i=0
+    _bw_limit=${3:-90}
+    while running "$1"; do
+        _bw_i=$((_bw_i + 1))
+        if [ $_bw_i -gt $((_bw_limit * 10)) ]; then
+            echo "VMTEST-BOUND $2: pid $1 still running after $_bw_limit s, killed"
+            kill -KILL "$1" 2>/dev/null
+            wait "$1" 2>/dev/null
+            return 124
+        fi
+        usleep 100000
+    done
+    wait "$1"
 }
 
 # One run's output between markers: FILE as its stdout part, ERRFILE as its stderr part.
@@ -47,20 +76,20 @@ attached() {
     fixture --wait $fxargs <&3 >/tmp/fx.out &
     fx=$!
     echo "VMTEST-PID $name $variant $fx"
-    wait_for /tmp/fx.out ready $fx
+    wait_for /tmp/fx.out ready $fx "$name $variant: the fixture's ready"
     [ "$mode" = pid ] && set -- "$@" -p $fx
     # busybox timeout execs the command in this pid: $! is tracer's.
     timeout 60 tracer "$@" >/tmp/out 2>/tmp/err &
     tr=$!
-    wait_for /tmp/err Tracing $tr
+    wait_for /tmp/err Tracing $tr "$name $variant: tracer's Tracing line"
     echo go >&3
-    wait $fx
+    bounded_wait $fx "$name $variant: the fixture's work"
     if [ "$mode" = all ]; then
         # Events still in the ring buffer are drained before the final report.
         usleep 300000
         kill -INT $tr 2>/dev/null
     fi
-    wait $tr
+    bounded_wait $tr "$name $variant: tracer's end"
     rc=$?
     exec 3>&-
     section "$name" "$variant" $rc /tmp/out /tmp/err
@@ -108,12 +137,14 @@ cost() {
     backend=$1
     tr=
     if [ "$backend" != none ]; then
+        # A fresh file: the last round's "Tracing" line must not count.
+        rm -f /tmp/cerr
         tracer kprobe --backend "$backend" vfs_read >/dev/null 2>/tmp/cerr &
         tr=$!
-        if ! wait_for /tmp/cerr Tracing $tr; then
+        if ! wait_for /tmp/cerr Tracing $tr "cost $backend: tracer's Tracing line"; then
             # No measurement of an untraced loop under a tracer's name.
             kill -INT $tr 2>/dev/null
-            wait $tr
+            bounded_wait $tr "cost $backend: tracer's end after a failed start"
             echo "VMTEST-COST-FAILED $backend $(head -n 1 /tmp/cerr)"
             return
         fi
@@ -124,7 +155,7 @@ cost() {
     t1=$(cut -d' ' -f1 /proc/uptime)
     if [ -n "$tr" ]; then
         kill -INT $tr
-        wait $tr
+        bounded_wait $tr "cost $backend: tracer's end on SIGINT"
     fi
     echo "VMTEST-COST $backend $t0 $t1"
 }
@@ -230,12 +261,12 @@ rm -f /tmp/out /tmp/err /tmp/metrics
 timeout 60 tracer serve --listen 127.0.0.1:9852 --comm fxsrv --by comm \
     --tracepoint sched:sched_process_exec >/tmp/out 2>/tmp/err &
 tr=$!
-wait_for /tmp/err Serving $tr
+wait_for /tmp/err Serving $tr "serve comm: tracer's Serving line"
 fixture --comm fxsrv syscalls "$L" 0
 # wget's own complaint, if any, goes with tracer's stderr into the section.
-wget -O /tmp/metrics http://127.0.0.1:9852/metrics 2>>/tmp/err
+timeout 30 wget -O /tmp/metrics http://127.0.0.1:9852/metrics 2>>/tmp/err
 kill -TERM $tr
-wait $tr
+bounded_wait $tr "serve comm: tracer's end on SIGTERM"
 section serve comm $? /tmp/metrics /tmp/err
 
 # tracer profile: CPU samples of a known call chain (2:1 between two
@@ -264,9 +295,9 @@ killed() {
     rm -f /tmp/out /tmp/err
     tracer "$@" >/dev/null 2>/tmp/err &
     tr=$!
-    wait_for /tmp/err Tracing $tr
+    wait_for /tmp/err Tracing $tr "killed $name: tracer's Tracing line"
     kill -KILL $tr
-    wait $tr 2>/dev/null
+    bounded_wait $tr "killed $name: tracer's end on SIGKILL" 2>/dev/null
     i=0
     while :; do
         bpftool prog list >/tmp/out 2>&1
