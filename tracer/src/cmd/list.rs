@@ -214,7 +214,10 @@ mod tests {
     fn syscall_list() {
         let all = syscalls(None);
         assert_eq!(all.len(), names::all().count());
-        assert_eq!(all.iter().any(|(n, _)| *n == "listns"), cfg!(target_arch = "x86_64"));
+        assert_eq!(
+            all.iter().any(|(n, _)| *n == "listns"),
+            cfg!(target_arch = "x86_64")
+        );
         assert!(all.iter().any(|(n, _)| *n == "openat"));
         let g = glob::Pattern::new("*stat*").unwrap();
         let some = syscalls(Some(&g));

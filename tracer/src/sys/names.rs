@@ -7,9 +7,17 @@ use syscalls::{Errno, Sysno};
 /// numbers from the kernel's syscall tables (`listns` came with 6.19, the
 /// same number in x86_64's syscall_64.tbl and in the generic table arm64
 /// and riscv use).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+))]
 const NEWER: &[(u32, &str)] = &[(470, "listns")];
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
 const NEWER: &[(u32, &str)] = &[];
 
 /// The name of syscall `nr`; a number without one is written as strace
@@ -183,8 +191,7 @@ mod tests {
             format!(
                 "unknown syscall `opnat` on {}; did you mean {}?",
                 std::env::consts::ARCH,
-                closest("opnat", &all().map(|(n, _)| n).collect::<Vec<_>>(), 3)
-                .join(", ")
+                closest("opnat", &all().map(|(n, _)| n).collect::<Vec<_>>(), 3).join(", ")
             )
         );
     }
