@@ -2,17 +2,17 @@
 //! crate, and [`NEWER`] for what its table does not have yet).
 use syscalls::{Errno, Sysno};
 
-/// Syscalls newer than the `syscalls` crate's table (0.8.1 stops at 469,
-/// `file_setattr`, which is also the last one Linux 6.18 has), with their
-/// numbers from the kernel's syscall tables (`listns` came with 6.19, the
-/// same number in x86_64's syscall_64.tbl and in the generic table arm64
-/// and riscv use).
+/// Syscalls newer than the `syscalls` crate's table (0.8.1, the newest
+/// release, stops at 469, `file_setattr`, which is also the last one Linux
+/// 6.18 has), with their numbers from the kernel's syscall tables: `listns`
+/// came with 6.19, `rseq_slice_yield` after it. They have the same numbers in
+/// x86_64's syscall_64.tbl and in the generic table that arm64 and riscv use.
 #[cfg(any(
     target_arch = "x86_64",
     target_arch = "aarch64",
     target_arch = "riscv64"
 ))]
-const NEWER: &[(u32, &str)] = &[(470, "listns")];
+const NEWER: &[(u32, &str)] = &[(470, "listns"), (471, "rseq_slice_yield")];
 #[cfg(not(any(
     target_arch = "x86_64",
     target_arch = "aarch64",
@@ -138,7 +138,7 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             assert_eq!(syscall_name(400), "syscall_0x190");
-            assert_eq!(syscall_name(471), "syscall_0x1d7");
+            assert_eq!(syscall_name(472), "syscall_0x1d8");
         }
     }
 
@@ -149,6 +149,7 @@ mod tests {
         assert_eq!(syscall_name(469), "file_setattr");
         assert_eq!(syscall_name(470), "listns");
         assert_eq!(syscall_number("listns"), Ok(470));
+        assert_eq!(syscall_name(471), "rseq_slice_yield");
         assert!(all().any(|(n, nr)| (n, nr) == ("listns", 470)));
         let mut numbers: Vec<u32> = all().map(|(_, nr)| nr).collect();
         let len = numbers.len();
