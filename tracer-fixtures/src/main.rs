@@ -470,6 +470,31 @@ fn tcp_refused(n: u64) {
     }
 }
 
+/// `clone(CLONE_PARENT)` and exit at once (code 0): the child, now the
+/// starter's, outlives this program; it sleeps `ms`, makes 50 getppid calls
+/// and exits with code 42. Whoever waits for every process (strace -f)
+/// waits for it too.
+fn clone_parent_leave(ms: u64) {
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT | libc::SIGCHLD,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        for _ in 0..50 {
+            unsafe { libc::syscall(libc::SYS_getppid) };
+        }
+        unsafe { libc::_exit(42) };
+    }
+    assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
+}
+
 /// `clone(CLONE_PARENT)`: the child (which exits at once with code 42) is
 /// the parent's sibling, the child of whoever started this program, which is
 /// the one to reap it; this program can only wait until it is gone, as
@@ -580,12 +605,13 @@ fn main() {
         ),
         "tcp-refused" => tcp_refused(arg(&args, 1, 3)),
         "clone-parent" => clone_parent(),
+        "clone-parent-leave" => clone_parent_leave(arg(&args, 1, 300)),
         "nosys" => nosys(arg(&args, 1, 1000), arg(&args, 2, 10)),
         _ => {
             eprintln!(
                 "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
                  execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS | \
-                 tcp N K [ADDR [PORT]] | tcp-refused N | clone-parent | nosys NR N"
+                 tcp N K [ADDR [PORT]] | tcp-refused N | clone-parent | clone-parent-leave MS | nosys NR N"
             );
             std::process::exit(2);
         }

@@ -378,6 +378,30 @@ fn clone_parent_child_is_reaped_and_matches_strace() {
     );
 }
 
+/// The CLONE_PARENT child outlives the command: the run lasts until it ends
+/// too (strace -f waits for it as well), its 50 getppid calls count, and
+/// tracer's exit code is the command's (0), not the child's (42).
+#[test]
+fn clone_parent_child_outliving_the_command_is_waited_for() {
+    compare(&[&fx(), "clone-parent-leave", "300"], 2, 0, false);
+    let _l = shared_lock();
+    let out = run(
+        tracer().args([
+            "syscalls",
+            "-e",
+            "getppid",
+            "--",
+            &fx(),
+            "clone-parent-leave",
+            "300",
+        ]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(parse_strace(&text).get("getppid"), Some(&(50, 0)), "{text}");
+}
+
 /// A number no kernel assigns (1000) is named as strace names it,
 /// `syscall_0x3e8`. strace 6.1's -c table leaves such calls out altogether
 /// (count.c drops numbers beyond its table), so its row is taken from its
