@@ -459,6 +459,32 @@ fn series_cap_folds_into_other() {
     );
 }
 
+/// A syscall number without a name (1000) has the label strace's name for
+/// it, `syscall_0x3e8`, as in every other output.
+#[test]
+fn unassigned_number_label() {
+    let _l = shared_lock();
+    let c = comm("n");
+    let serve = Serve::start(&["--comm", &c]);
+    run_fixture(&["--comm", &c, "nosys", "1000", "9"]);
+    let body = serve.scrape();
+    let s = [("syscall", "syscall_0x3e8")];
+    assert_eq!(
+        sample(&body, "tracer_syscalls_total", &s),
+        Some(9.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "tracer_syscall_errors_total",
+            &[("syscall", "syscall_0x3e8"), ("errno", "ENOSYS")]
+        ),
+        Some(9.0),
+        "{body}"
+    );
+}
+
 /// --by pid: the fixture's series carry its pid and end after it exits,
 /// and their rows are taken back: with a cap of 12 rows, six fixtures one
 /// after the other (five or so rows each) all get series of their own.
