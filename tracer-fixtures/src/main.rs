@@ -512,6 +512,78 @@ fn tcp_refused(n: u64) {
     }
 }
 
+/// `clone(CLONE_PARENT)` and exit at once (code 0): the child, now the
+/// starter's, outlives this program; it sleeps `ms`, makes 50 getppid calls
+/// and exits with code 42. Whoever waits for every process (strace -f)
+/// waits for it too.
+fn clone_parent_leave(ms: u64) {
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT | libc::SIGCHLD,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        for _ in 0..50 {
+            unsafe { libc::syscall(libc::SYS_getppid) };
+        }
+        unsafe { libc::_exit(42) };
+    }
+    assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
+}
+
+/// `clone(CLONE_PARENT)`: the child (which exits at once with code 42) is
+/// the parent's sibling, the child of whoever started this program, which is
+/// the one to reap it; this program can only wait until it is gone, as
+/// strace's tests/clone_parent.c does: `wait` fails with ECHILD, then
+/// `kill(child, 0)` polls until ESRCH (the number of polls depends on timing;
+/// exactly one fails). Gives up after 10 s, saying so, with exit code 1.
+fn clone_parent() {
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT | libc::SIGCHLD,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        unsafe { libc::_exit(42) };
+    }
+    assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
+    let pid = pid as libc::pid_t;
+    let mut status = 0;
+    let r = unsafe { libc::wait(&mut status) };
+    assert!(
+        r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD),
+        "wait should fail with ECHILD: the child is not ours"
+    );
+    let started = std::time::Instant::now();
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            eprintln!("clone-parent: child {pid} was not reaped within 10 s");
+            std::process::exit(1);
+        }
+    }
+    let err = std::io::Error::last_os_error();
+    assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "kill: {err}");
+}
+
+/// `n` calls of syscall number `nr` (one no kernel assigns: ENOSYS).
+fn nosys(nr: u64, n: u64) {
+    for _ in 0..n {
+        let r = unsafe { libc::syscall(nr as libc::c_long) };
+        assert!(r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS));
+    }
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let wait = args.iter().any(|a| a == "--wait");
@@ -579,11 +651,14 @@ fn main() {
             arg(&args, 4, 0) as u16,
         ),
         "tcp-refused" => tcp_refused(arg(&args, 1, 3)),
+        "clone-parent" => clone_parent(),
+        "clone-parent-leave" => clone_parent_leave(arg(&args, 1, 300)),
+        "nosys" => nosys(arg(&args, 1, 1000), arg(&args, 2, 10)),
         _ => {
             eprintln!(
                 "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N [PIDFILE] | leader-exit N MS | \
                  execs K [PATH [ARG...]] | files DIR | thread-exec PATH | killed-in-call | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS | \
-                 tcp N K [ADDR [PORT]] | tcp-refused N"
+                 tcp N K [ADDR [PORT]] | tcp-refused N | clone-parent | clone-parent-leave MS | nosys NR N"
             );
             std::process::exit(2);
         }

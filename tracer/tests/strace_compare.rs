@@ -155,8 +155,34 @@ fn compare_with(
     threads_exiting: u64,
     signal_slack: bool,
 ) {
+    compare_allowing(
+        cmd,
+        setup,
+        processes,
+        threads_exiting,
+        signal_slack,
+        &[],
+        |_| {},
+    );
+}
+
+/// `compare_with`, and besides:
+/// - `timed`: rows whose number of calls depends on timing (a polling loop):
+///   both tools must have seen calls of it, with the same number of errors;
+/// - `amend`: adds to strace's table what `strace -c` leaves out and its
+///   trace lines show (a number without a name: see below).
+fn compare_allowing(
+    cmd: &[&str],
+    setup: &Setup,
+    processes: u64,
+    threads_exiting: u64,
+    signal_slack: bool,
+    timed: &[&str],
+    amend: impl FnOnce(&mut Table),
+) {
     let _l = shared_lock();
-    let st = strace_counts(cmd, setup);
+    let mut st = strace_counts(cmd, setup);
+    amend(&mut st);
     let summary = tracer_json_with(&[], cmd, setup);
     let mut tr = table_of(&summary["syscalls"]);
     assert_eq!(
@@ -176,7 +202,8 @@ fn compare_with(
             tr.get(name).copied().unwrap_or((0, 0)),
         );
         let tolerated =
-            signal_slack && name == "rt_sigreturn" && a.0.abs_diff(b.0) <= 1 && a.1 == b.1;
+            signal_slack && name == "rt_sigreturn" && a.0.abs_diff(b.0) <= 1 && a.1 == b.1
+                || timed.contains(&name.as_str()) && a.0 > 0 && b.0 > 0 && a.1 == b.1;
         if a != b && !tolerated {
             diffs.push(format!("{name}: strace {a:?} tracer {b:?}"));
         }
@@ -355,6 +382,107 @@ fn tar_matches_strace() {
     );
     assert!(archive.metadata().unwrap().len() > 10_240);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `clone(CLONE_PARENT)` makes the child tracer's (CMD's sibling): tracer
+/// must reap it, as strace does, or the program, which polls with
+/// `kill(child, 0)` until the child is gone, never ends (the fixture gives up
+/// after 10 s and fails). Every row equals strace's, the polls aside: their
+/// number depends on how soon the child is reaped, and exactly one fails
+/// (ESRCH). Two processes end with exit_group; tracer's exit code is the
+/// command's (0), not the handed-over child's (42).
+#[test]
+fn clone_parent_child_is_reaped_and_matches_strace() {
+    compare_allowing(
+        &[&fx(), "clone-parent"],
+        &Setup::default(),
+        2,
+        0,
+        false,
+        &["kill"],
+        |_| {},
+    );
+}
+
+/// The CLONE_PARENT child outlives the command: the run lasts until it ends
+/// too (strace -f waits for it as well), its 50 getppid calls count, and
+/// tracer's exit code is the command's (0), not the child's (42).
+#[test]
+fn clone_parent_child_outliving_the_command_is_waited_for() {
+    compare(&[&fx(), "clone-parent-leave", "300"], 2, 0, false);
+    let _l = shared_lock();
+    let out = run(
+        tracer().args([
+            "syscalls",
+            "-e",
+            "getppid",
+            "--",
+            &fx(),
+            "clone-parent-leave",
+            "300",
+        ]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(parse_strace(&text).get("getppid"), Some(&(50, 0)), "{text}");
+}
+
+/// A number no kernel assigns (1000) is named as strace names it,
+/// `syscall_0x3e8`. strace 6.1's -c table leaves such calls out altogether
+/// (count.c drops numbers beyond its table), so its row is taken from its
+/// trace lines: `syscall_0x3e8(...) = -1 ENOSYS`, one per call. tracer
+/// counts them, in the same row, and every other row equals strace -c's.
+/// The text table keeps its columns: the name is one word.
+#[test]
+fn unassigned_number_is_named_as_strace_names_it() {
+    let fx = fx();
+    let cmd = [fx.as_str(), "nosys", "1000", "7"];
+    let trace_file = tempfile("strace-trace");
+    let out = run(
+        Command::new("strace")
+            .args(["-f", "-o", &trace_file, "--"])
+            .args(cmd),
+        LIMIT,
+    );
+    assert!(out.status.success(), "strace failed: {out:?}");
+    let trace = std::fs::read_to_string(&trace_file).unwrap();
+    let calls: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("syscall_0x3e8("))
+        .collect();
+    assert_eq!(calls.len(), 7, "{trace}");
+    assert!(calls.iter().all(|l| l.contains("= -1 ENOSYS")), "{trace}");
+    compare_allowing(&cmd, &Setup::default(), 1, 0, false, &[], |st| {
+        assert!(!st.contains_key("syscall_0x3e8"), "strace -c counts it now");
+        st.insert("syscall_0x3e8".into(), (7, 7));
+    });
+    let _l = shared_lock();
+    let out = run(tracer().args(["syscalls", "--"]).args(cmd), LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.ends_with(" syscall_0x3e8"))
+        .unwrap_or_else(|| panic!("no syscall_0x3e8 row: {text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.len(), 6, "{row:?}");
+    assert_eq!(row[3..], ["7", "7", "syscall_0x3e8"], "{text}");
+    assert_eq!(parse_strace(&text)["syscall_0x3e8"], (7, 7));
+    // And -e takes the name back.
+    let only = table_of(&tracer_json(&["-e", "syscall_0x3e8"], &cmd)["syscalls"]);
+    assert_eq!(only, Table::from([("syscall_0x3e8".into(), (7, 7))]));
+    // trace's lines name it as strace's do.
+    let out = run(tracer().args(["trace", "--"]).args(cmd), LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let text = [out.stdout, out.stderr].concat();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" syscall_0x3e8(") && l.contains("= -1 ENOSYS"))
+        .collect();
+    assert_eq!(lines.len(), 7, "{text}");
 }
 
 /// tzdata's files: a system directory that nothing changes while tests run.

@@ -181,7 +181,7 @@ pub fn syscall_json(out: &mut String, r: &SyscallRecord, name: &str, sig: &[Arg]
         r.pid,
         r.tid
     );
-    // Syscall names are identifiers (or `[unknown: N]`): nothing to escape.
+    // Syscall names are identifiers (or `syscall_0x3e8`): nothing to escape.
     let _ = write!(out, "\"{name}\",\"nr\":{},\"args\":[", r.nr);
     for (i, a) in r.args[..sig.len().min(6)].iter().enumerate() {
         if i > 0 {

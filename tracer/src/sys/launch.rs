@@ -350,9 +350,54 @@ fn wait(pid: libc::pid_t) -> i32 {
     }
 }
 
-/// Reap `pid` on a blocking thread; resolves to its wait status.
+/// Reap tracer's children on a blocking thread; resolves to `pid`'s (CMD's)
+/// wait status.
+///
+/// CMD is not tracer's only child: a `clone(CLONE_PARENT)` by CMD (or by
+/// another such child) makes the new process tracer's child, as runc does
+/// for a container's init, and strace's `clone_parent` tests wait for it to
+/// be reaped. tracer reaps every child it is handed, as strace does
+/// ("Exit of unknown pid ignored"): `waitpid(-1, __WALL)` until none is
+/// left, so also children whose exit signal is not SIGCHLD. CMD's status
+/// resolves the handle; the others are logged and dropped. tracer starts no
+/// other process of its own once a run starts (`ldconfig -p` runs while
+/// planning), so no status meant for someone else is taken.
+///
+/// Not `PR_SET_CHILD_SUBREAPER`: that would also make every orphan in CMD's
+/// tree tracer's, so their `getppid()` would change from what they see
+/// untraced; strace does not do it either. The run itself still lasts until
+/// every traced process is gone (`Run::wait`), reaped or not.
 pub fn wait_child(pid: libc::pid_t) -> tokio::task::JoinHandle<i32> {
-    tokio::task::spawn_blocking(move || wait(pid))
+    tokio::task::spawn_blocking(move || {
+        let status = reap_until(Some(pid));
+        // What CMD handed over and is still running is reaped as it ends.
+        let _ = std::thread::Builder::new()
+            .name("reaper".into())
+            .spawn(|| reap_until(None));
+        status
+    })
+}
+
+/// `waitpid(-1, __WALL)` until `until` is reaped (its status), or until
+/// tracer has no child left (0).
+fn reap_until(until: Option<libc::pid_t>) -> i32 {
+    loop {
+        let mut status = 0;
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if r < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return 0;
+        }
+        if Some(r) == until {
+            return status;
+        }
+        log::debug!(
+            "reaped pid {r}, a child handed to tracer (exit code {})",
+            super::proc::exit_code_of(status)
+        );
+    }
 }
 
 #[cfg(test)]
