@@ -470,6 +470,44 @@ fn tcp_refused(n: u64) {
     }
 }
 
+/// One i386 syscall through `int $0x80` from 64-bit code: `nr` in eax, the
+/// first argument in ebx. The kernel zeroes r8-r11 on the way back.
+#[cfg(target_arch = "x86_64")]
+fn int80(nr: u32, arg1: u32) -> i32 {
+    let ret: i32;
+    unsafe {
+        std::arch::asm!(
+            "push rbx",
+            "mov ebx, {a:e}",
+            "int 0x80",
+            "pop rbx",
+            a = in(reg) arg1,
+            inlateout("eax") nr => ret,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    ret
+}
+
+/// `n` getpid calls through `int $0x80` (i386 number 20, where x86_64 has
+/// writev), `m` i386 close(-1) calls (number 6, failing with EBADF), then `n`
+/// x86_64 getpid calls (39).
+#[cfg(target_arch = "x86_64")]
+fn int80_calls(n: u64, m: u64) {
+    const I386_GETPID: u32 = 20;
+    const I386_CLOSE: u32 = 6;
+    let me = std::process::id() as i32;
+    for _ in 0..n {
+        assert_eq!(int80(I386_GETPID, 0), me, "i386 getpid");
+    }
+    for _ in 0..m {
+        assert_eq!(int80(I386_CLOSE, u32::MAX), -libc::EBADF, "i386 close(-1)");
+    }
+    for _ in 0..n {
+        unsafe { libc::syscall(libc::SYS_getpid) };
+    }
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let wait = args.iter().any(|a| a == "--wait");
@@ -487,6 +525,8 @@ fn main() {
     }
     match mode.as_str() {
         "syscalls" => syscalls(arg(&args, 1, 100), arg(&args, 2, 10)),
+        #[cfg(target_arch = "x86_64")]
+        "int80" => int80_calls(arg(&args, 1, 100), arg(&args, 2, 10)),
         // `loop_ns` on stdout, or on stderr where stdout carries a tracer's output.
         "geteuid" => println!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
         "geteuid-timed" => eprintln!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
@@ -534,7 +574,7 @@ fn main() {
         "tcp-refused" => tcp_refused(arg(&args, 1, 3)),
         _ => {
             eprintln!(
-                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
+                "usage: fixture [--wait] syscalls N M | int80 N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
                  execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS | \
                  tcp N K [ADDR [PORT]] | tcp-refused N"
             );

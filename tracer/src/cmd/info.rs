@@ -14,6 +14,30 @@ use crate::{
     sys::{mountns, tracefs},
 };
 
+/// How the syscall commands tell i386 calls from native ones, or why they
+/// cannot (`missing`: then every call counts under its number as a native one).
+fn abi_paths(commands: &mut [info::CommandPath], missing: Option<String>) {
+    for c in commands
+        .iter_mut()
+        .filter(|c| matches!(c.command, "syscalls" | "trace" | "serve"))
+    {
+        match &missing {
+            None => c
+                .path
+                .push_str("; i386 calls told by TS_COMPAT (offset from BTF)"),
+            Some(why) if cfg!(target_arch = "x86_64") => {
+                c.fallback = true;
+                let m = format!("i386 syscalls are counted as x86_64 ones: {why}");
+                c.missing = Some(match c.missing.take() {
+                    Some(other) => format!("{other}; {m}"),
+                    None => m,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 /// Which path each command takes here, from the probes' outcomes and what the
 /// kernel lacks (`lacks`; `forced`: the part TRACER_FALLBACK forced).
 fn paths(features: &[Feature], lacks: u32, forced: u32) -> Vec<info::CommandPath> {
@@ -248,7 +272,9 @@ pub fn gather() -> Result<Info> {
             probe_all(tracefs_before.as_deref(), false)?
         }
     };
-    let commands = paths(&gathered.1, compat::lacks()?, compat::forced_now()?);
+    let lacks = compat::lacks()?;
+    let mut commands = paths(&gathered.1, lacks, compat::forced_now()?);
+    abi_paths(&mut commands, compat::ia32_missing(lacks));
     Ok(Info {
         kernel,
         btf: btf_path.exists(),

@@ -1,11 +1,160 @@
-//! Syscall and errno names for the running architecture (from the `syscalls` crate).
+//! Syscall and errno names for the running architecture (from the `syscalls`
+//! crate), and for the other ABIs its kernel runs (i386 and x32 on x86_64).
+//! A syscall is known by its index in tracer's tables (`tracer_common::abi`):
+//! its ABI's block plus its number in that ABI.
 use syscalls::{Errno, Sysno};
+use tracer_common::{abi, syscall_index, SYSCALL_NRS};
 
-/// The name of syscall `nr`, or `[unknown: nr]` like syscount.
-pub fn syscall_name(nr: u32) -> String {
-    match Sysno::new(nr as usize) {
-        Some(s) => s.name().to_string(),
-        None => format!("[unknown: {nr}]"),
+/// The ABI a syscall was made through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Abi {
+    /// The kernel's own: x86_64 (or aarch64).
+    #[default]
+    Native,
+    /// i386: 32-bit programs, `int $0x80`.
+    I386,
+    /// x32: x86_64 code with 32-bit pointers.
+    X32,
+}
+
+impl Abi {
+    pub const ALL: [Abi; 3] = [Abi::Native, Abi::I386, Abi::X32];
+
+    /// The ABI of table index `index`, and the call's number in it.
+    pub fn of(index: u32) -> (Abi, u32) {
+        if index >= tracer_common::MAX_SYSCALLS {
+            return (Abi::Native, index);
+        }
+        let nr = index % SYSCALL_NRS;
+        match index / SYSCALL_NRS {
+            abi::I386 => (Abi::I386, nr),
+            abi::X32 => (Abi::X32, nr),
+            _ => (Abi::Native, nr),
+        }
+    }
+
+    /// The table index of this ABI's syscall `nr`.
+    pub fn index(self, nr: u32) -> u32 {
+        let block = match self {
+            Abi::Native => abi::NATIVE,
+            Abi::I386 => abi::I386,
+            Abi::X32 => abi::X32,
+        };
+        syscall_index(block, nr)
+    }
+
+    /// Its name in JSON and metrics: `x86_64` (the architecture), `i386`, `x32`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Abi::Native => std::env::consts::ARCH,
+            Abi::I386 => "i386",
+            Abi::X32 => "x32",
+        }
+    }
+
+    /// strace's personality suffix (`-e trace=getpid@32`): `64`, `32`, `x32`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Abi::Native => "64",
+            Abi::I386 => "32",
+            Abi::X32 => "x32",
+        }
+    }
+
+    pub fn is_native(self) -> bool {
+        self == Abi::Native
+    }
+}
+
+/// The name of a number no table knows.
+fn unknown(nr: u32) -> String {
+    format!("[unknown: {nr}]")
+}
+
+/// The syscalls only x32 has: x32's own numbers (512..=547) for calls whose
+/// arguments differ from x86_64's (arch/x86/entry/syscalls/syscall_64.tbl).
+const X32_ONLY: [&str; 36] = [
+    "rt_sigaction",
+    "rt_sigreturn",
+    "ioctl",
+    "readv",
+    "writev",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "execve",
+    "ptrace",
+    "rt_sigpending",
+    "rt_sigtimedwait",
+    "rt_sigqueueinfo",
+    "sigaltstack",
+    "timer_create",
+    "mq_notify",
+    "kexec_load",
+    "waitid",
+    "set_robust_list",
+    "get_robust_list",
+    "vmsplice",
+    "move_pages",
+    "preadv",
+    "pwritev",
+    "rt_tgsigqueueinfo",
+    "recvmmsg",
+    "sendmmsg",
+    "process_vm_readv",
+    "process_vm_writev",
+    "setsockopt",
+    "getsockopt",
+    "io_setup",
+    "io_submit",
+    "execveat",
+    "preadv2",
+    "pwritev2",
+];
+
+/// The first of x32's own numbers.
+const X32_ONLY_FIRST: u32 = 512;
+
+/// The name of syscall `nr` of ABI `abi`, if it has one.
+fn name_in(abi: Abi, nr: u32) -> Option<&'static str> {
+    match abi {
+        Abi::Native => Sysno::new(nr as usize).map(|s| s.name()),
+        // 17, never implemented: the crate leaves it out, strace calls it `break`.
+        Abi::I386 if nr == 17 => Some("break"),
+        Abi::I386 => syscalls::x86::Sysno::new(nr as usize).map(|s| s.name()),
+        Abi::X32 => match nr.checked_sub(X32_ONLY_FIRST) {
+            Some(i) => X32_ONLY.get(i as usize).copied(),
+            // x86_64's numbers, but for its 64-bit-only ones (x32 has them at 512 and up).
+            None if cfg!(target_arch = "x86_64") => Sysno::new(nr as usize)
+                .map(|s| s.name())
+                .filter(|n| !X32_ONLY.contains(n)),
+            None => None,
+        },
+    }
+}
+
+/// Every (number, name) of ABI `abi`.
+fn all_in(abi: Abi) -> Vec<(u32, &'static str)> {
+    match abi {
+        Abi::Native => Sysno::iter().map(|s| (s.id() as u32, s.name())).collect(),
+        Abi::I386 if cfg!(target_arch = "x86_64") => syscalls::x86::Sysno::iter()
+            .map(|s| (s.id() as u32, s.name()))
+            .chain([(17, "break")])
+            .collect(),
+        Abi::X32 if cfg!(target_arch = "x86_64") => (0..X32_ONLY_FIRST + X32_ONLY.len() as u32)
+            .filter_map(|nr| name_in(abi, nr).map(|n| (nr, n)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The name of the syscall at table index `index` (its ABI's name for its
+/// number), or `[unknown: nr]` like syscount.
+pub fn syscall_name(index: u32) -> String {
+    let (abi, nr) = Abi::of(index);
+    match name_in(abi, nr) {
+        Some(n) => n.to_string(),
+        None => unknown(nr),
     }
 }
 
@@ -30,17 +179,41 @@ pub fn did_you_mean<S: std::borrow::Borrow<str>>(close: &[S]) -> String {
     }
 }
 
-/// The number of a syscall given by name, or an error suggesting the closest names.
-pub fn syscall_number(name: &str) -> Result<u32, UnknownSyscall> {
+/// The table indexes of the syscall named `name` in each ABI that has it
+/// (`-e getpid`: native, i386 and x32 getpid), or, with strace's suffix, in
+/// one ABI (`getpid@32`, `getpid@64`, `getpid@x32`). A name only another ABI
+/// has (`socketcall`) is taken too. Errors suggest the closest names.
+pub fn syscall_indexes(name: &str) -> Result<Vec<u32>, UnknownSyscall> {
     let name = name.trim();
-    if let Ok(s) = name.parse::<Sysno>() {
-        return Ok(s.id() as u32);
+    let (bare, only) = match name.rsplit_once('@') {
+        Some((b, sfx)) => match Abi::ALL.into_iter().find(|a| a.suffix() == sfx) {
+            Some(a) => (b, Some(a)),
+            None => (name, None),
+        },
+        None => (name, None),
+    };
+    let mut out = Vec::new();
+    let mut candidates: Vec<&'static str> = Vec::new();
+    for abi in Abi::ALL
+        .into_iter()
+        .filter(|a| only.is_none_or(|o| o == *a))
+    {
+        for (nr, n) in all_in(abi) {
+            if n == bare {
+                out.push(abi.index(nr));
+            }
+            candidates.push(n);
+        }
     }
-    let candidates: Vec<&'static str> = Sysno::iter().map(|s| s.name()).collect();
-    Err(UnknownSyscall {
-        name: name.to_string(),
-        suggestions: closest(name, &candidates, 3),
-    })
+    if out.is_empty() {
+        candidates.sort_unstable();
+        candidates.dedup();
+        return Err(UnknownSyscall {
+            name: name.to_string(),
+            suggestions: closest(bare, &candidates, 3),
+        });
+    }
+    Ok(out)
 }
 
 /// `ENOENT` for 2; the number itself when the errno is unknown.
@@ -72,12 +245,53 @@ pub fn closest<'a>(word: &str, names: &[&'a str], max: usize) -> Vec<&'a str> {
 mod tests {
     use super::*;
 
+    /// The first index of a name: its native number where it has one.
+    fn syscall_number(name: &str) -> Result<u32, UnknownSyscall> {
+        syscall_indexes(name).map(|v| v[0])
+    }
+
     #[test]
     fn names_round_trip() {
         let nr = syscall_number("openat").unwrap();
         assert_eq!(syscall_name(nr), "openat");
         assert_eq!(syscall_name(Sysno::getppid.id() as u32), "getppid");
         assert_eq!(syscall_name(100_000), "[unknown: 100000]");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn abis_have_their_own_names_and_numbers() {
+        // i386 getpid is 20, where x86_64 has writev.
+        assert_eq!(syscall_name(Abi::I386.index(20)), "getpid");
+        assert_eq!(syscall_name(Abi::Native.index(20)), "writev");
+        assert_eq!(syscall_name(Abi::I386.index(102)), "socketcall");
+        assert_eq!(syscall_name(Abi::I386.index(192)), "mmap2");
+        assert_eq!(syscall_name(Abi::X32.index(39)), "getpid");
+        assert_eq!(syscall_name(Abi::X32.index(512)), "rt_sigaction");
+        assert_eq!(syscall_name(Abi::X32.index(547)), "pwritev2");
+        assert_eq!(syscall_name(Abi::X32.index(548)), "[unknown: 548]");
+        assert_eq!(syscall_name(Abi::I386.index(1000)), "[unknown: 1000]");
+        assert_eq!(Abi::of(Abi::I386.index(20)), (Abi::I386, 20));
+        assert_eq!(Abi::of(Abi::X32.index(5)), (Abi::X32, 5));
+        assert_eq!(Abi::of(5), (Abi::Native, 5));
+        // -e: the name in every ABI that has it, or in one.
+        let getpid = [39, Abi::I386.index(20), Abi::X32.index(39)];
+        assert_eq!(syscall_indexes("getpid").unwrap(), getpid);
+        assert_eq!(syscall_indexes("getpid@32").unwrap(), [getpid[1]]);
+        assert_eq!(syscall_indexes("getpid@64").unwrap(), [39]);
+        assert_eq!(syscall_indexes("getpid@x32").unwrap(), [getpid[2]]);
+        assert_eq!(
+            syscall_indexes("socketcall").unwrap(),
+            [Abi::I386.index(102)]
+        );
+        assert_eq!(
+            syscall_indexes("rt_sigaction").unwrap(),
+            [13, Abi::I386.index(174), Abi::X32.index(512)]
+        );
+        let e = syscall_indexes("socketcall@64").unwrap_err().to_string();
+        assert!(e.contains("unknown syscall `socketcall@64`"), "{e}");
+        let e = syscall_indexes("getpd").unwrap_err().to_string();
+        assert!(e.contains("did you mean getpid"), "{e}");
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -113,12 +327,7 @@ mod tests {
             format!(
                 "unknown syscall `opnat` on {}; did you mean {}?",
                 std::env::consts::ARCH,
-                closest(
-                    "opnat",
-                    &Sysno::iter().map(|s| s.name()).collect::<Vec<_>>(),
-                    3
-                )
-                .join(", ")
+                syscall_indexes("opnat").unwrap_err().suggestions.join(", ")
             )
         );
     }
