@@ -508,6 +508,22 @@ fn int80_calls(n: u64, m: u64) {
     }
 }
 
+/// `n` x32 getpid calls (39 with `__X32_SYSCALL_BIT`) and `m` x32
+/// rt_sigaction(0, NULL, NULL, 8) calls (512, x32's own number). A kernel
+/// without the x32 ABI fails them with ENOSYS; one with it, rt_sigaction
+/// with EINVAL (signal 0). strace counts them under "x32 mode" either way.
+#[cfg(target_arch = "x86_64")]
+fn x32_calls(n: u64, m: u64) {
+    const X32: libc::c_long = 0x4000_0000;
+    for _ in 0..n {
+        unsafe { libc::syscall(X32 | 39) };
+    }
+    for _ in 0..m {
+        let r = unsafe { libc::syscall(X32 | 512, 0, 0, 0, 8) };
+        assert_eq!(r, -1, "x32 rt_sigaction(0, ...)");
+    }
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let wait = args.iter().any(|a| a == "--wait");
@@ -527,6 +543,8 @@ fn main() {
         "syscalls" => syscalls(arg(&args, 1, 100), arg(&args, 2, 10)),
         #[cfg(target_arch = "x86_64")]
         "int80" => int80_calls(arg(&args, 1, 100), arg(&args, 2, 10)),
+        #[cfg(target_arch = "x86_64")]
+        "x32" => x32_calls(arg(&args, 1, 100), arg(&args, 2, 10)),
         // `loop_ns` on stdout, or on stderr where stdout carries a tracer's output.
         "geteuid" => println!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
         "geteuid-timed" => eprintln!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
@@ -574,7 +592,7 @@ fn main() {
         "tcp-refused" => tcp_refused(arg(&args, 1, 3)),
         _ => {
             eprintln!(
-                "usage: fixture [--wait] syscalls N M | int80 N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
+                "usage: fixture [--wait] syscalls N M | int80 N M | x32 N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N | leader-exit N MS | \
                  execs K [PATH [ARG...]] | files DIR | thread-exec PATH | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS | \
                  tcp N K [ADDR [PORT]] | tcp-refused N"
             );

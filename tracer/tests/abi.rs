@@ -4,7 +4,8 @@
 //! summary for 32 bit mode:", every row equal to `strace -f -c`'s, the
 //! tables' frame (headings, rules) equal line for line; `NAME@32` in the
 //! syscount layout, `abi` in JSON, the i386 name in `trace`, `-e NAME` in
-//! each ABI. (`serve`'s `abi` label is checked in tests/serve.rs.)
+//! each ABI; and x32 calls in a table of their own. (`serve`'s `abi` label
+//! is checked in tests/serve.rs.)
 //!
 //! As in tests/strace_compare.rs, `exit_group` is left out of the comparison:
 //! strace counts a call when it returns, and it never does.
@@ -108,7 +109,7 @@ fn compare_with_strace(cmd: &[&str]) -> Table {
     let (want, want_frame) = parse(&strace_report(cmd));
     let text = tracer_report(&[], cmd);
     let (mut got, got_frame) = parse(&text);
-    for mode in ["64", "32"] {
+    for mode in ["64", "32", "x32"] {
         got.remove(&(mode.to_string(), "exit_group".to_string()));
     }
     assert_eq!(got, want, "rows differ from strace's; tracer said:\n{text}");
@@ -135,6 +136,31 @@ fn int80_from_64_bit_code_is_counted_as_i386() {
     // The fixture's own getpid, then the 64-bit loop.
     assert_eq!(row("64", "getpid"), Some((301, 0)), "{t:?}");
     assert!(row("64", "writev").is_none_or(|(n, _)| n < 300), "{t:?}");
+}
+
+/// x32 calls (the number with `__X32_SYSCALL_BIT`): their own table, as in
+/// strace, whether this kernel has the x32 ABI (the calls succeed) or not
+/// (they fail with ENOSYS); x32's own numbers (512 and up) named too.
+#[test]
+fn x32_calls_get_their_own_table() {
+    let _l = shared_lock();
+    let fx = fixture_str();
+    let t = compare_with_strace(&[&fx, "x32", "40", "6"]);
+    let row = |name: &str| t.get(&("x32".to_string(), name.to_string())).copied();
+    assert_eq!(row("getpid").map(|r| r.0), Some(40), "{t:?}");
+    assert_eq!(row("rt_sigaction"), Some((6, 6)), "{t:?}");
+    assert_eq!(t.keys().filter(|(m, _)| m == "x32").count(), 2, "{t:?}");
+    let v = json_summary_of(&[], &[&fx, "x32", "40", "6"]);
+    let rows = json_rows(&v);
+    assert!(
+        rows.contains_key(&("x32".into(), "getpid".into(), 39)),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows.get(&("x32".into(), "rt_sigaction".into(), 512)),
+        Some(&(6, 6)),
+        "{rows:?}"
+    );
 }
 
 /// A real 32-bit program: `gcc -m32` (gcc-multilib, which `cargo xtask
@@ -200,9 +226,13 @@ fn gcc_m32_program_rows_equal_strace() {
 /// tracer syscalls --json's summary for the int80 fixture.
 fn json_summary(extra: &[&str], n: &str, m: &str) -> serde_json::Value {
     let fx = fixture_str();
+    json_summary_of(extra, &[&fx, "int80", n, m])
+}
+
+fn json_summary_of(extra: &[&str], cmd: &[&str]) -> serde_json::Value {
     let mut args = vec!["--json"];
     args.extend_from_slice(extra);
-    let text = tracer_report(&args, &[&fx, "int80", n, m]);
+    let text = tracer_report(&args, cmd);
     let mut objs = json_lines(text.as_bytes());
     let last = objs.pop().expect("a summary");
     assert_eq!(last["type"], "summary");
