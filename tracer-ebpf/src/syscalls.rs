@@ -110,7 +110,7 @@ pub fn syscall_index(flags: u32, id: i64) -> u32 {
     let nr = id as u32;
     let (block, nr) = if flags & lacks::IA32 == 0 && in_ia32_syscall(flags) {
         (abi::I386, nr)
-    } else if nr & abi::X32_SYSCALL_BIT != 0 {
+    } else if cfg!(bpf_target_arch = "x86_64") && nr & abi::X32_SYSCALL_BIT != 0 {
         (abi::X32, nr ^ abi::X32_SYSCALL_BIT)
     } else {
         (abi::NATIVE, nr)
