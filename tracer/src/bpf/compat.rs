@@ -148,9 +148,12 @@ fn find_ia32_status_offset() -> Result<u32, String> {
         return Err(format!("no i386 ABI on {}", std::env::consts::ARCH));
     }
     let btf = crate::sys::btf::Btf::kernel().map_err(|e| format!("{e:#}"))?;
-    // The i386 entry points of kernels with IA32 emulation, old and new.
+    // The `abi.vsyscall32` sysctl comes with IA32 emulation; so do these
+    // functions, but BTF has them only where they are not `noinstr` (6.9's
+    // ia32_sys_call is; 5.10's do_int80_syscall_32 is not).
     let entries = ["ia32_sys_call", "do_int80_emulation", "do_int80_syscall_32"];
-    if !entries.iter().any(|f| btf.has_function(f)) {
+    let sysctl = std::path::Path::new("/proc/sys/abi/vsyscall32").exists();
+    if !sysctl && !entries.iter().any(|f| btf.has_function(f)) {
         return Err("the kernel has no IA32 emulation (CONFIG_IA32_EMULATION)".into());
     }
     let ti = btf.member_offset("task_struct", "thread_info");
