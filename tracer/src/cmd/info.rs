@@ -295,3 +295,49 @@ pub fn run(args: InfoArgs) -> Result<i32> {
     super::Sink::new(None, false)?.write(&text)?;
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(name: &'static str, missing: Option<&str>) -> info::CommandPath {
+        info::CommandPath {
+            command: name,
+            works: true,
+            path: "raw tracepoints".into(),
+            fallback: false,
+            missing: missing.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn syscall_commands_say_how_they_tell_i386_calls() {
+        let mut c = vec![
+            command("syscalls", None),
+            command("exec", None),
+            command("serve", None),
+        ];
+        abi_paths(&mut c, None);
+        assert!(c[0]
+            .path
+            .ends_with("; i386 calls told by TS_COMPAT (offset from BTF)"));
+        assert_eq!(c[1].path, "raw tracepoints");
+        assert!(!c[0].fallback && c[0].missing.is_none());
+        let mut c = vec![
+            command("syscalls", Some("task storage (Linux 5.11)")),
+            command("trace", None),
+        ];
+        abi_paths(&mut c, Some("no BTF".into()));
+        if cfg!(target_arch = "x86_64") {
+            assert!(c.iter().all(|c| c.fallback && c.path == "raw tracepoints"));
+            assert_eq!(
+                c[0].missing.as_deref(),
+                Some("task storage (Linux 5.11); i386 syscalls are counted as x86_64 ones: no BTF")
+            );
+            assert_eq!(
+                c[1].missing.as_deref(),
+                Some("i386 syscalls are counted as x86_64 ones: no BTF")
+            );
+        }
+    }
+}
