@@ -118,8 +118,8 @@ fn probe() -> u32 {
 
 /// Where an i386 syscall is marked (`TS_COMPAT`) in a task: the byte offset
 /// of `thread_info.status` in `task_struct` (thread_info is its first member
-/// with CONFIG_THREAD_INFO_IN_TASK; `status` moved from 4 to 16 in 5.11,
-/// when `syscall_work` came in). `None` where no syscall can be an i386 one
+/// with CONFIG_THREAD_INFO_IN_TASK; `status` follows `flags`, and since
+/// 5.11 `syscall_work` sits between them). `None` where no syscall can be an i386 one
 /// (not x86_64, or a kernel without IA32 emulation), or the kernel has no BTF
 /// to say where the member is: then every call counts as a native one
 /// (`tracer info` says why). Read once.

@@ -25,6 +25,7 @@ pub struct Row {
     pub name: String,
     /// Its number in its ABI.
     pub nr: u32,
+    /// The ABI the calls were made through (one row per syscall and ABI).
     pub abi: crate::sys::names::Abi,
     pub calls: u64,
     pub errors: u64,
