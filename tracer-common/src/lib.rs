@@ -7,8 +7,39 @@
 /// The most `--cgroup` directories a run can take (`CGROUP_FILTER`'s size).
 pub const MAX_CGROUPS: u32 = 8;
 
-/// Size of the per-syscall tables. x86_64 and aarch64 numbers are all below this.
-pub const MAX_SYSCALLS: u32 = 1024;
+/// Syscall numbers of one ABI: x86_64, i386, x32 and aarch64 numbers are all below this.
+pub const SYSCALL_NRS: u32 = 1024;
+
+/// Size of the per-syscall tables: the index space of every ABI, one block of
+/// `SYSCALL_NRS` each ([`abi`]). A call's index is its ABI's block start plus
+/// its number in that ABI, so every table keyed by syscall (counters, filter,
+/// histograms, path arguments) keeps the ABIs apart with no other key.
+pub const MAX_SYSCALLS: u32 = abi::COUNT * SYSCALL_NRS;
+
+/// The ABIs a syscall is made through, as blocks of the syscall index space.
+pub mod abi {
+    /// The kernel's own (x86_64, aarch64): indexes 0..1024.
+    pub const NATIVE: u32 = 0;
+    /// i386 on x86_64 (`int $0x80`, 32-bit programs), told apart by the
+    /// thread's `TS_COMPAT`: indexes 1024..2048.
+    pub const I386: u32 = 1;
+    /// x32 on x86_64 (numbers with `X32_SYSCALL_BIT`): indexes 2048..3072.
+    pub const X32: u32 = 2;
+    pub const COUNT: u32 = 3;
+    /// `__X32_SYSCALL_BIT`: set in the number of an x32 call.
+    pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    /// `TS_COMPAT` (arch/x86/include/asm/thread_info.h): set in
+    /// `thread_info.status` during an i386 syscall, from the entry until the
+    /// return to user space, whether the program is 32-bit or 64-bit code
+    /// using `int $0x80`.
+    pub const TS_COMPAT: u32 = 0x0002;
+}
+
+/// The index of syscall `nr` of ABI `abi` in the per-syscall tables.
+#[inline(always)]
+pub const fn syscall_index(abi: u32, nr: u32) -> u32 {
+    abi * SYSCALL_NRS + nr
+}
 
 /// Length of a task's `comm`, as in the kernel.
 pub const TASK_COMM_LEN: usize = 16;
@@ -40,6 +71,11 @@ pub mod lacks {
     /// No `bpf_get_func_ip` (Linux 5.15): kprobes read the address from the
     /// registers, kretprobes and fentry/fexit use slot copies.
     pub const FUNC_IP: u32 = 1 << 26;
+    /// No way to tell an i386 syscall from a native one: no IA32 emulation
+    /// (or not x86_64), or no BTF to find `thread_info.status`. Every call is
+    /// counted under its number as a native one (x32 calls are still told
+    /// apart by their number).
+    pub const IA32: u32 = 1 << 27;
 }
 
 /// Slot copies of each program that needs to know which function or

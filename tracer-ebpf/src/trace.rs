@@ -14,14 +14,15 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    event_flags, event_kind, event_lost, flags::FILTER_SYSCALL, path_spec, SyscallEvent,
-    TracePending, MAX_SYSCALLS, TRACE_ARGV_MAX, TRACE_MAX_STR, TRACE_STR_LEN,
+    abi, event_flags, event_kind, event_lost, flags::FILTER_SYSCALL, path_spec, SyscallEvent,
+    TracePending, MAX_SYSCALLS, SYSCALL_NRS, TRACE_ARGV_MAX, TRACE_MAX_STR, TRACE_STR_LEN,
 };
 
 use crate::{
     filter::{current_ids, is_traced},
     maps::{count, FLAGS, SYSCALL_FILTER},
     ring::{ring_full, wakeup_flags, EVENTS, EVENT_LOST},
+    syscalls::syscall_index,
     user_str::read_user_str,
 };
 
@@ -178,11 +179,10 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let tid = pid_tgid as u32;
-    let id: i64 = ctx.arg(1);
-    if id < 0 || id >= MAX_SYSCALLS as i64 {
+    let nr = syscall_index(flags, ctx.arg(1));
+    if nr >= MAX_SYSCALLS {
         return None;
     }
-    let nr = id as u32;
     if flags & FILTER_SYSCALL != 0 {
         match SYSCALL_FILTER.get(nr) {
             Some(&on) if on != 0 => {}
@@ -190,13 +190,16 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Option<()> {
         }
     }
     let regs: *const pt_regs = ctx.arg(0);
-    // x86_64 syscall arguments: rdi, rsi, rdx, r10, r8, r9. (Reading the
-    // kernel's own pt_regs does not fail in practice; if it did, the call is
-    // still reported, with zeros.)
-    // Only the 64 bytes from r10 to rdi of the 168-byte struct are read.
-    let window = unsafe { (regs as *const u8).add(REGS_WINDOW_START) } as *const [u64; 8];
+    // x86_64 syscall arguments: rdi, rsi, rdx, r10, r8, r9; i386 ones: ebx,
+    // ecx, edx, esi, edi, ebp (the low halves). (Reading the kernel's own
+    // pt_regs does not fail in practice; if it did, the call is still
+    // reported, with zeros.) Only the 88 bytes from bp to di of the 168-byte
+    // struct are read.
+    let window = unsafe { (regs as *const u8).add(REGS_WINDOW_START) } as *const [u64; 11];
+    let i386 = nr / SYSCALL_NRS == abi::I386;
     let args = match unsafe { bpf_probe_read_kernel(window) } {
-        Ok(w) => [w[7], w[6], w[5], w[0], w[2], w[1]],
+        Ok(w) if i386 => [w[1], w[7], w[8], w[9], w[10], w[0]].map(|r| r & 0xffff_ffff),
+        Ok(w) => [w[10], w[9], w[8], w[3], w[5], w[4]],
         Err(_) => [0; 6],
     };
     let now = unsafe { bpf_ktime_get_ns() };
@@ -243,14 +246,18 @@ fn try_trace_enter(ctx: &RawTracePointContext) -> Option<()> {
     Some(())
 }
 
-/// x86_64 `struct pt_regs`: r10 at 56, r9 64, r8 72, ax 80, cx 88, dx 96, si 104,
-/// di 112. The syscall arguments are di, si, dx, r10, r8, r9.
-const REGS_WINDOW_START: usize = core::mem::offset_of!(pt_regs, r10);
-const _: () = assert!(core::mem::offset_of!(pt_regs, rdi) == REGS_WINDOW_START + 7 * 8);
-const _: () = assert!(core::mem::offset_of!(pt_regs, rsi) == REGS_WINDOW_START + 6 * 8);
-const _: () = assert!(core::mem::offset_of!(pt_regs, rdx) == REGS_WINDOW_START + 5 * 8);
-const _: () = assert!(core::mem::offset_of!(pt_regs, r8) == REGS_WINDOW_START + 2 * 8);
-const _: () = assert!(core::mem::offset_of!(pt_regs, r9) == REGS_WINDOW_START + 8);
+/// x86_64 `struct pt_regs`: bp at 32, bx 40, r11 48, r10 56, r9 64, r8 72,
+/// ax 80, cx 88, dx 96, si 104, di 112. The syscall arguments are di, si, dx,
+/// r10, r8, r9 (x86_64) or bx, cx, dx, si, di, bp (i386).
+const REGS_WINDOW_START: usize = core::mem::offset_of!(pt_regs, rbp);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rdi) == REGS_WINDOW_START + 10 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rsi) == REGS_WINDOW_START + 9 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rdx) == REGS_WINDOW_START + 8 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rcx) == REGS_WINDOW_START + 7 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, r10) == REGS_WINDOW_START + 3 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, r8) == REGS_WINDOW_START + 5 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, r9) == REGS_WINDOW_START + 4 * 8);
+const _: () = assert!(core::mem::offset_of!(pt_regs, rbx) == REGS_WINDOW_START + 8);
 
 /// `TracePending::nr` of a thread that is not inside a traced call.
 const NO_CALL: u32 = u32::MAX;

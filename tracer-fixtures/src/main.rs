@@ -584,6 +584,60 @@ fn nosys(nr: u64, n: u64) {
     }
 }
 
+/// One i386 syscall through `int $0x80` from 64-bit code: `nr` in eax, the
+/// first argument in ebx. The kernel zeroes r8-r11 on the way back.
+#[cfg(target_arch = "x86_64")]
+fn int80(nr: u32, arg1: u32) -> i32 {
+    let ret: i32;
+    unsafe {
+        std::arch::asm!(
+            "push rbx",
+            "mov ebx, {a:e}",
+            "int 0x80",
+            "pop rbx",
+            a = in(reg) arg1,
+            inlateout("eax") nr => ret,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    ret
+}
+
+/// `n` getpid calls through `int $0x80` (i386 number 20, where x86_64 has
+/// writev), `m` i386 close(-1) calls (number 6, failing with EBADF), then `n`
+/// x86_64 getpid calls (39).
+#[cfg(target_arch = "x86_64")]
+fn int80_calls(n: u64, m: u64) {
+    const I386_GETPID: u32 = 20;
+    const I386_CLOSE: u32 = 6;
+    let me = std::process::id() as i32;
+    for _ in 0..n {
+        assert_eq!(int80(I386_GETPID, 0), me, "i386 getpid");
+    }
+    for _ in 0..m {
+        assert_eq!(int80(I386_CLOSE, u32::MAX), -libc::EBADF, "i386 close(-1)");
+    }
+    for _ in 0..n {
+        unsafe { libc::syscall(libc::SYS_getpid) };
+    }
+}
+
+/// `n` x32 getpid calls (39 with `__X32_SYSCALL_BIT`) and `m` x32
+/// rt_sigaction(0, NULL, NULL, 8) calls (512, x32's own number). A kernel
+/// without the x32 ABI fails them with ENOSYS; one with it, rt_sigaction
+/// with EINVAL (signal 0). strace counts them under "x32 mode" either way.
+#[cfg(target_arch = "x86_64")]
+fn x32_calls(n: u64, m: u64) {
+    const X32: libc::c_long = 0x4000_0000;
+    for _ in 0..n {
+        unsafe { libc::syscall(X32 | 39) };
+    }
+    for _ in 0..m {
+        let r = unsafe { libc::syscall(X32 | 512, 0, 0, 0, 8) };
+        assert_eq!(r, -1, "x32 rt_sigaction(0, ...)");
+    }
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let wait = args.iter().any(|a| a == "--wait");
@@ -601,6 +655,10 @@ fn main() {
     }
     match mode.as_str() {
         "syscalls" => syscalls(arg(&args, 1, 100), arg(&args, 2, 10)),
+        #[cfg(target_arch = "x86_64")]
+        "int80" => int80_calls(arg(&args, 1, 100), arg(&args, 2, 10)),
+        #[cfg(target_arch = "x86_64")]
+        "x32" => x32_calls(arg(&args, 1, 100), arg(&args, 2, 10)),
         // `loop_ns` on stdout, or on stderr where stdout carries a tracer's output.
         "geteuid" => println!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
         "geteuid-timed" => eprintln!("loop_ns {}", geteuid_loop(arg(&args, 1, 4_000_000))),
@@ -656,7 +714,7 @@ fn main() {
         "nosys" => nosys(arg(&args, 1, 1000), arg(&args, 2, 10)),
         _ => {
             eprintln!(
-                "usage: fixture [--wait] syscalls N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N [PIDFILE] | leader-exit N MS | \
+                "usage: fixture [--wait] syscalls N M | int80 N M | x32 N M | geteuid N | geteuid-timed N | threads T N | forks K N | churn K N [PIDFILE] | leader-exit N MS | \
                  execs K [PATH [ARG...]] | files DIR | thread-exec PATH | killed-in-call | read-zero N | writes SIZE... | work N | work-loop N | malloc N | spread P N | sleep MS | cpu MS | cpu-work ROUNDS | offcpu N MS | \
                  tcp N K [ADDR [PORT]] | tcp-refused N | clone-parent | clone-parent-leave MS | nosys NR N"
             );

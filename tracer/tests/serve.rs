@@ -325,6 +325,60 @@ fn prometheus_scrapes_exact_counts() {
     assert_eq!(serve.stop().code(), Some(0), "SIGTERM: exit 0");
 }
 
+/// i386 calls (`int $0x80`) are their own series, with `abi="i386"` and the
+/// i386 name: in the plain counters, the errors, the histograms and the
+/// labelled rows (`--by`).
+#[test]
+fn i386_calls_have_an_abi_label() {
+    let _l = shared_lock();
+    for by in [None, Some("comm")] {
+        let c = comm(&format!("a{}", by.map_or("", |b| &b[..2])));
+        let mut args = vec!["--comm", c.as_str(), "-L"];
+        args.extend(by.iter().flat_map(|b| ["--by", b]));
+        let serve = Serve::start(&args);
+        run_fixture(&["--comm", &c, "int80", "70", "9"]);
+        let mut labels = vec![("syscall", "getpid"), ("abi", "i386")];
+        if by.is_some() {
+            labels.push(("comm", c.as_str()));
+        }
+        let body = poll(LIMIT, "the i386 getpid series", || {
+            let body = serve.scrape();
+            sample(&body, "tracer_syscalls_total", &labels).map(|_| body)
+        });
+        assert_eq!(
+            sample(&body, "tracer_syscalls_total", &labels),
+            Some(70.0),
+            "{body}"
+        );
+        // The 64-bit getpid calls (and the fixture's own): no abi label.
+        labels.retain(|(k, _)| *k != "abi");
+        assert_eq!(
+            sample(&body, "tracer_syscalls_total", &labels),
+            Some(71.0),
+            "{body}"
+        );
+        // Nothing under the x86_64 name of number 20.
+        let writev = samples(&body, "tracer_syscalls_total");
+        assert!(
+            !writev.iter().any(|(l, _)| l["syscall"] == "writev"),
+            "{body}"
+        );
+        let close = [("syscall", "close"), ("abi", "i386"), ("errno", "EBADF")];
+        assert_eq!(
+            sample(&body, "tracer_syscall_errors_total", &close),
+            Some(9.0),
+            "{body}"
+        );
+        let count = [("syscall", "getpid"), ("abi", "i386")];
+        assert_eq!(
+            sample(&body, "tracer_syscall_duration_seconds_count", &count),
+            Some(70.0),
+            "{body}"
+        );
+        assert_eq!(serve.stop().code(), Some(0), "SIGTERM: exit 0");
+    }
+}
+
 /// A scrape with every family present passes `promtool check metrics`, in
 /// the Prometheus text format; OpenMetrics is served when asked for.
 #[test]
@@ -1090,6 +1144,8 @@ fn readme_metric_table_matches_a_scrape() {
         ]);
         run_fixture(&["--comm", &c, "syscalls", "3", "3"]);
         run_fixture(&["--comm", &c, "work", "10"]);
+        // i386 calls (getpid, a failing close): the `abi` label.
+        run_fixture(&["--comm", &c, "int80", "3", "3"]);
         let body = serve.scrape();
         let mut types = BTreeMap::new();
         for l in body.lines() {

@@ -14,13 +14,15 @@ use crate::{
 /// always there (python3; sort, gzip, find, tar and tzdata are), g++ for the
 /// C++ program whose demangled names the uprobe tests check, what the VM
 /// tests boot kernels with, and nft and ip for the `tracer tcp` retransmit
-/// test (it drops segments in a network namespace of its own).
+/// test (it drops segments in a network namespace of its own), and
+/// gcc-multilib for the 32-bit (`gcc -m32`) program of the ABI tests.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "strace",
     "python3",
     "g++",
+    "gcc-multilib",
     "bpftrace",
     "bpftool",
     "linux-perf",

@@ -25,10 +25,11 @@ use tracer_common::lacks;
 use crate::sys::btf::{str_at, u32_at, Types, KIND_ARRAY, KIND_PTR, KIND_STRUCT, KIND_VAR};
 
 /// What a fallback is called in `TRACER_FALLBACK`, and its bit.
-const NAMES: [(&str, u32); 3] = [
+const NAMES: [(&str, u32); 4] = [
     ("task-storage", lacks::TASK_STORAGE),
     ("cookies", lacks::COOKIES),
     ("func-ip", lacks::FUNC_IP),
+    ("ia32", lacks::IA32),
 ];
 
 /// The `tracer_common::lacks` bits for this kernel (probed once), plus the
@@ -53,7 +54,7 @@ fn forced(var: Option<&str>) -> Result<u32> {
             w => match NAMES.iter().find(|(n, _)| *n == w) {
                 Some((_, bit)) => *bit,
                 None => bail!(
-                    "TRACER_FALLBACK: unknown fallback `{w}` (known: task-storage, cookies, func-ip, all)"
+                    "TRACER_FALLBACK: unknown fallback `{w}` (known: task-storage, cookies, func-ip, ia32, all)"
                 ),
             },
         };
@@ -108,8 +109,59 @@ fn probe() -> u32 {
     if missing("bpf_get_func_ip", helper(BpfHelper::BPF_FUNC_get_func_ip)) {
         bits |= lacks::FUNC_IP;
     }
+    if ia32_status_offset().is_none() {
+        bits |= lacks::IA32;
+    }
     log::debug!("kernel lacks: {bits:#x}");
     bits
+}
+
+/// Where an i386 syscall is marked (`TS_COMPAT`) in a task: the byte offset
+/// of `thread_info.status` in `task_struct` (thread_info is its first member
+/// with CONFIG_THREAD_INFO_IN_TASK; `status` follows `flags`, and since
+/// 5.11 `syscall_work` sits between them). `None` where no syscall can be an i386 one
+/// (not x86_64, or a kernel without IA32 emulation), or the kernel has no BTF
+/// to say where the member is: then every call counts as a native one
+/// (`tracer info` says why). Read once.
+pub fn ia32_status_offset() -> Option<u32> {
+    static OFFSET: OnceLock<Result<u32, String>> = OnceLock::new();
+    let found = OFFSET.get_or_init(|| {
+        let r = find_ia32_status_offset();
+        if let Err(e) = &r {
+            log::info!("i386 syscalls are not told apart: {e}");
+        }
+        r
+    });
+    found.as_ref().ok().copied()
+}
+
+/// Why i386 syscalls are not told apart on this machine, if they are not.
+pub fn ia32_missing(lacks: u32) -> Option<String> {
+    (lacks & lacks::IA32 != 0).then(|| match ia32_status_offset() {
+        None => find_ia32_status_offset().err().unwrap_or_default(),
+        Some(_) => "forced off (TRACER_FALLBACK=ia32)".into(),
+    })
+}
+
+fn find_ia32_status_offset() -> Result<u32, String> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err(format!("no i386 ABI on {}", std::env::consts::ARCH));
+    }
+    let btf = crate::sys::btf::Btf::kernel().map_err(|e| format!("{e:#}"))?;
+    // The `abi.vsyscall32` sysctl comes with IA32 emulation; so do these
+    // functions, but BTF has them only where they are not `noinstr` (6.9's
+    // ia32_sys_call is; 5.10's do_int80_syscall_32 is not).
+    let entries = ["ia32_sys_call", "do_int80_emulation", "do_int80_syscall_32"];
+    let sysctl = std::path::Path::new("/proc/sys/abi/vsyscall32").exists();
+    if !sysctl && !entries.iter().any(|f| btf.has_function(f)) {
+        return Err("the kernel has no IA32 emulation (CONFIG_IA32_EMULATION)".into());
+    }
+    let ti = btf.member_offset("task_struct", "thread_info");
+    let status = btf.member_offset("thread_info", "status");
+    match (ti, status) {
+        (Ok(a), Ok(b)) => Ok((a + b) as u32),
+        (Err(e), _) | (_, Err(e)) => Err(format!("{e:#}")),
+    }
 }
 
 /// The programs each fallback uses slot copies of (`tracer-ebpf/src/slots.rs`).
@@ -294,8 +346,9 @@ mod tests {
         );
         assert_eq!(
             forced(Some("all")).unwrap(),
-            lacks::TASK_STORAGE | lacks::COOKIES | lacks::FUNC_IP
+            lacks::TASK_STORAGE | lacks::COOKIES | lacks::FUNC_IP | lacks::IA32
         );
+        assert_eq!(forced(Some("ia32")).unwrap(), lacks::IA32);
         let e = forced(Some("cookie")).unwrap_err().to_string();
         assert!(e.contains("unknown fallback `cookie`"), "{e}");
     }

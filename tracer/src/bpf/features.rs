@@ -87,7 +87,8 @@ impl Missing {
 /// first if it can be (the tracepoint probe needs it).
 pub fn probe_all() -> Result<Vec<(&'static str, Result<(), Missing>)>> {
     let btf = Btf::from_sys_fs().ok();
-    let lacks = super::compat::lacks()?;
+    // The probes count nothing: the programs need no i386 offset.
+    let lacks = super::compat::lacks()? | tracer_common::lacks::IA32;
     let mut loader = EbpfLoader::new();
     loader
         .allow_unsupported_maps()

@@ -228,6 +228,13 @@ pub fn load(globals: &Globals, map_sizes: &[(&'static str, u32)]) -> Result<Obje
         .override_global("TARGET_UID", &globals.target_uid, true)
         .override_global("TARGET_COMM", &globals.target_comm, true)
         .override_global("SELF_TGID", &self_tgid, true);
+    let status_offset;
+    if flags & tracer_common::lacks::IA32 == 0 {
+        if let Some(o) = compat::ia32_status_offset() {
+            status_offset = o;
+            loader.override_global("IA32_STATUS_OFFSET", &status_offset, true);
+        }
+    }
     let offset;
     if let Some(o) = globals.fork_child_pid_offset {
         offset = o;

@@ -14,6 +14,30 @@ use crate::{
     sys::{mountns, tracefs},
 };
 
+/// How the syscall commands tell i386 calls from native ones, or why they
+/// cannot (`missing`: then every call counts under its number as a native one).
+fn abi_paths(commands: &mut [info::CommandPath], missing: Option<String>) {
+    for c in commands
+        .iter_mut()
+        .filter(|c| matches!(c.command, "syscalls" | "trace" | "serve"))
+    {
+        match &missing {
+            None => c
+                .path
+                .push_str("; i386 calls told by TS_COMPAT (offset from BTF)"),
+            Some(why) if cfg!(target_arch = "x86_64") => {
+                c.fallback = true;
+                let m = format!("i386 syscalls are counted as x86_64 ones: {why}");
+                c.missing = Some(match c.missing.take() {
+                    Some(other) => format!("{other}; {m}"),
+                    None => m,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 /// Which path each command takes here, from the probes' outcomes and what the
 /// kernel lacks (`lacks`; `forced`: the part TRACER_FALLBACK forced).
 fn paths(features: &[Feature], lacks: u32, forced: u32) -> Vec<info::CommandPath> {
@@ -248,7 +272,9 @@ pub fn gather() -> Result<Info> {
             probe_all(tracefs_before.as_deref(), false)?
         }
     };
-    let commands = paths(&gathered.1, compat::lacks()?, compat::forced_now()?);
+    let lacks = compat::lacks()?;
+    let mut commands = paths(&gathered.1, lacks, compat::forced_now()?);
+    abi_paths(&mut commands, compat::ia32_missing(lacks));
     Ok(Info {
         kernel,
         btf: btf_path.exists(),
@@ -285,4 +311,50 @@ pub fn run(args: InfoArgs) -> Result<i32> {
     };
     super::Sink::new(None, false)?.write(&text)?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(name: &'static str, missing: Option<&str>) -> info::CommandPath {
+        info::CommandPath {
+            command: name,
+            works: true,
+            path: "raw tracepoints".into(),
+            fallback: false,
+            missing: missing.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn syscall_commands_say_how_they_tell_i386_calls() {
+        let mut c = vec![
+            command("syscalls", None),
+            command("exec", None),
+            command("serve", None),
+        ];
+        abi_paths(&mut c, None);
+        assert!(c[0]
+            .path
+            .ends_with("; i386 calls told by TS_COMPAT (offset from BTF)"));
+        assert_eq!(c[1].path, "raw tracepoints");
+        assert!(!c[0].fallback && c[0].missing.is_none());
+        let mut c = vec![
+            command("syscalls", Some("task storage (Linux 5.11)")),
+            command("trace", None),
+        ];
+        abi_paths(&mut c, Some("no BTF".into()));
+        if cfg!(target_arch = "x86_64") {
+            assert!(c.iter().all(|c| c.fallback && c.path == "raw tracepoints"));
+            assert_eq!(
+                c[0].missing.as_deref(),
+                Some("task storage (Linux 5.11); i386 syscalls are counted as x86_64 ones: no BTF")
+            );
+            assert_eq!(
+                c[1].missing.as_deref(),
+                Some("i386 syscalls are counted as x86_64 ones: no BTF")
+            );
+        }
+    }
 }

@@ -527,6 +527,17 @@ impl LabelNames<'_> {
             .unwrap_or_else(|| names::syscall_name(nr).into())
     }
 
+    /// The labels of syscall `nr`: its name, and its ABI (`abi="i386"`)
+    /// where that is not the native one.
+    fn syscall_labels(&self, nr: u32) -> Vec<(&'static str, Arc<str>)> {
+        let mut l = vec![("syscall", self.syscall(nr))];
+        let (abi, _) = names::Abi::of(nr);
+        if !abi.is_native() {
+            l.push(("abi", abi.name().into()));
+        }
+        l
+    }
+
     /// The value of a label as the kernel wrote it.
     fn label(&mut self, kind: LabelKind, key: &LabelKey) -> Arc<str> {
         if let Some(v) = self.seen.get(&key.label) {
@@ -583,7 +594,7 @@ pub fn syscall_families(
         None => {
             for (&nr, s) in &counts.by_syscall {
                 if s.calls > 0 {
-                    calls.push(vec![("syscall", names.syscall(nr))], Value::Int(s.calls));
+                    calls.push(names.syscall_labels(nr), Value::Int(s.calls));
                 }
             }
         }
@@ -601,6 +612,13 @@ pub fn syscall_families(
             let mut label_idx: HashMap<[u8; 16], u32> = HashMap::new();
             let mut last: Option<([u8; 16], u32)> = None;
             for (k, n) in &series.labelled {
+                if !names::Abi::of(k.syscall).0.is_native() {
+                    // Rare: outside the table, which has no `abi` column.
+                    let mut l = names.syscall_labels(k.syscall);
+                    l.push((key, names.label(kind, k)));
+                    calls.push(l, Value::Int(*n));
+                    continue;
+                }
                 let sc = match syscall_idx.get(k.syscall as usize) {
                     Some(&i) if i != u32::MAX => i,
                     _ => {
@@ -631,10 +649,9 @@ pub fn syscall_families(
             calls.table = Some(t);
             let other: Arc<str> = OVERFLOW_LABEL.into();
             for &(nr, n) in &series.overflow {
-                calls.push(
-                    vec![("syscall", names.syscall(nr)), (key, other.clone())],
-                    Value::Int(n),
-                );
+                let mut l = names.syscall_labels(nr);
+                l.push((key, other.clone()));
+                calls.push(l, Value::Int(n));
             }
         }
     }
@@ -648,13 +665,9 @@ pub fn syscall_families(
         *by_errno.entry((nr, errno)).or_default() += n;
     }
     for ((nr, errno), n) in by_errno {
-        errors.push(
-            vec![
-                ("syscall", names.syscall(nr)),
-                ("errno", names::errno_name(errno).into()),
-            ],
-            Value::Int(n),
-        );
+        let mut l = names.syscall_labels(nr);
+        l.push(("errno", names::errno_name(errno).into()));
+        errors.push(l, Value::Int(n));
     }
     let mut duration = Family::new(
         "tracer_syscall_duration_seconds",
@@ -663,10 +676,7 @@ pub fn syscall_families(
     );
     for (nr, slots) in &series.hist {
         let sum = counts.by_syscall.get(nr).map_or(0, |s| s.total_ns);
-        duration.push(
-            vec![("syscall", names.syscall(*nr))],
-            log2_histogram(slots, sum),
-        );
+        duration.push(names.syscall_labels(*nr), log2_histogram(slots, sum));
     }
     vec![calls, errors, duration]
 }

@@ -57,18 +57,20 @@ impl Plan {
     }
 }
 
-/// The numbers of syscalls given by name (-e), checked against the kernel
-/// side's table.
+/// The table indexes of syscalls given by name (-e): each name in every ABI
+/// that has it (`getpid@32`: in one), checked against the kernel side's table.
 pub fn syscall_numbers(names: &[String]) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     for name in names.iter().filter(|n| !n.trim().is_empty()) {
-        let nr = names::syscall_number(name).map_err(anyhow::Error::msg)?;
-        if nr >= MAX_SYSCALLS {
-            anyhow::bail!(
-                "syscall `{name}` (number {nr}) is beyond tracer's table of {MAX_SYSCALLS}"
-            );
+        for index in names::syscall_indexes(name).map_err(anyhow::Error::msg)? {
+            let (_, nr) = names::Abi::of(index);
+            if index >= MAX_SYSCALLS {
+                anyhow::bail!(
+                    "syscall `{name}` (number {nr}) is beyond tracer's table of {MAX_SYSCALLS}"
+                );
+            }
+            out.push(index);
         }
-        out.push(nr);
     }
     Ok(out)
 }
@@ -174,9 +176,11 @@ fn rows_of(
                 .map(|(e, n)| (names::errno_name(e), n))
                 .collect();
             errnos.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let (abi, abi_nr) = names::Abi::of(nr);
             Row {
                 name: names::syscall_name(nr),
-                nr,
+                nr: abi_nr,
+                abi,
                 calls: s.calls,
                 errors: s.errors,
                 total_ns: s.total_ns,
@@ -465,7 +469,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(p.selection.pids, [std::process::id()]);
-        assert_eq!(p.syscalls.len(), 2);
+        assert_eq!(
+            p.syscalls.len(),
+            6,
+            "read and openat in each of the three ABIs"
+        );
         let want = flags::FILTER_TGID
             | flags::FOLLOW_FORKS
             | flags::FILTER_SYSCALL

@@ -8,6 +8,7 @@ fn row(r: &Row, m: Measured, with_errnos: bool) -> Value {
     let mut o = Map::new();
     o.insert("syscall".into(), json!(r.name));
     o.insert("nr".into(), json!(r.nr));
+    o.insert("abi".into(), json!(r.abi.name()));
     o.insert("calls".into(), json!(r.calls));
     // Null when not measured.
     o.insert("errors".into(), json!(m.errors.then_some(r.errors)));
@@ -56,6 +57,7 @@ pub fn render(block: &Block, with_errnos: bool) -> String {
     if let Value::Object(t) = &mut t {
         t.remove("syscall");
         t.remove("nr");
+        t.remove("abi");
     }
     o.insert("total".into(), t);
     if !block.processes.is_empty() {

@@ -23,7 +23,10 @@ use crate::cli::SortKey;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Row {
     pub name: String,
+    /// Its number in its ABI.
     pub nr: u32,
+    /// The ABI the calls were made through (one row per syscall and ABI).
+    pub abi: crate::sys::names::Abi,
     pub calls: u64,
     pub errors: u64,
     pub total_ns: u64,
@@ -95,8 +98,22 @@ pub fn sort_rows(rows: &mut [Row], key: SortKey) {
             SortKey::Errors => b.errors.cmp(&a.errors),
             SortKey::Name => a.name.cmp(&b.name),
         };
-        primary.then_with(|| a.name.cmp(&b.name))
+        primary
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.abi.cmp(&b.abi))
     });
+}
+
+impl Row {
+    /// Its name with its ABI where that is not the native one, as strace's
+    /// `-e` writes it: `getpid`, `getpid@32`, `getpid@x32`.
+    pub fn qualified_name(&self) -> String {
+        if self.abi.is_native() {
+            self.name.clone()
+        } else {
+            format!("{}@{}", self.name, self.abi.suffix())
+        }
+    }
 }
 
 /// The sum of the rows.
@@ -168,6 +185,7 @@ pub(crate) mod tests {
         Row {
             name: name.into(),
             nr: 0,
+            abi: Default::default(),
             calls,
             errors,
             total_ns,

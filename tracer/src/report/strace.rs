@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Process, Row};
+use crate::sys::names::Abi;
 
 /// Render rows (already sorted) as strace -c does.
 pub fn table(rows: &[Row]) -> String {
@@ -60,6 +61,39 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
+/// strace's name of a personality other than the native one, in the
+/// heading of its table.
+fn mode(abi: Abi) -> &'static str {
+    match abi {
+        Abi::Native => "64 bit",
+        Abi::I386 => "32 bit",
+        Abi::X32 => "x32",
+    }
+}
+
+/// One table per ABI that made calls, as strace -c prints its personalities:
+/// the native one first, then each other one under "System call usage
+/// summary for 32 bit mode:" (x32: "for x32 mode:"). No call at all: the
+/// native table, empty.
+pub fn tables(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for abi in Abi::ALL {
+        let mine: Vec<Row> = rows
+            .iter()
+            .filter(|r| r.abi == abi && r.calls > 0)
+            .cloned()
+            .collect();
+        if mine.is_empty() && !(abi.is_native() && rows.iter().all(|r| r.calls == 0)) {
+            continue;
+        }
+        if !abi.is_native() {
+            let _ = writeln!(out, "System call usage summary for {} mode:", mode(abi));
+        }
+        out.push_str(&table(&mine));
+    }
+    out
+}
+
 /// The heading of a per-process table; with `cgroup`, the process's cgroup
 /// (`-` when unknown).
 pub fn process_heading(p: &Process, cgroup: bool) -> String {
@@ -84,13 +118,13 @@ pub fn render(b: &super::Block, top: Option<usize>) -> String {
         super::BlockKind::Interval => format!("[{}]\n", b.clock),
         super::BlockKind::Summary => String::new(),
     };
-    out.push_str(&table(&b.rows));
+    out.push_str(&tables(&b.rows));
     for p in &b.processes {
         let rows = &p.rows[..top.unwrap_or(usize::MAX).min(p.rows.len())];
         out.push_str(&format!(
             "\n{}{}",
             process_heading(p, b.show_cgroup),
-            table(rows)
+            tables(rows)
         ));
     }
     super::push_drops(&mut out, &b.drops);
@@ -117,6 +151,47 @@ mod tests {
 100.00    0.412843          10     40010        10 total
 ";
         assert_eq!(table(&rows), expected);
+    }
+
+    #[test]
+    fn other_abis_get_their_own_table_as_in_strace() {
+        let mut getpid32 = row("getpid", 100, 0, 0);
+        getpid32.abi = Abi::I386;
+        getpid32.nr = 20;
+        let mut x = row("read", 2, 0, 0);
+        x.abi = Abi::X32;
+        let rows = vec![row("getpid", 50, 0, 0), getpid32, x];
+        // strace -f -c of a 64-bit program making 50 getpid calls and 100
+        // through int $0x80 (rows with times zero).
+        let expected = "\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+  0.00    0.000000           0        50           getpid
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.000000           0        50           total
+System call usage summary for 32 bit mode:
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+  0.00    0.000000           0       100           getpid
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.000000           0       100           total
+System call usage summary for x32 mode:
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+  0.00    0.000000           0         2           read
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.000000           0         2           total
+";
+        assert_eq!(tables(&rows), expected);
+        // Only native calls: one table, no heading; none at all: an empty one.
+        assert_eq!(tables(&rows[..1]), table(&rows[..1]));
+        assert_eq!(tables(&[]), table(&[]));
+        // Only i386 calls: the 32-bit table alone, under its heading.
+        let t = tables(&rows[1..2]);
+        assert!(
+            t.starts_with("System call usage summary for 32 bit mode:\n% time"),
+            "{t}"
+        );
     }
 
     #[test]

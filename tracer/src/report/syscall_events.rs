@@ -182,7 +182,12 @@ pub fn syscall_json(out: &mut String, r: &SyscallRecord, name: &str, sig: &[Arg]
         r.tid
     );
     // Syscall names are identifiers (or `syscall_0x3e8`): nothing to escape.
-    let _ = write!(out, "\"{name}\",\"nr\":{},\"args\":[", r.nr);
+    let (abi, nr) = crate::sys::names::Abi::of(r.nr);
+    let _ = write!(
+        out,
+        "\"{name}\",\"nr\":{nr},\"abi\":\"{}\",\"args\":[",
+        abi.name()
+    );
     for (i, a) in r.args[..sig.len().min(6)].iter().enumerate() {
         if i > 0 {
             out.push(',');

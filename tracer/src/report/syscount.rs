@@ -35,7 +35,7 @@ fn syscalls(out: &mut String, rows: &[Row], opts: Options) {
     let _ = writeln!(out, "{}", style::header(&head));
     let top = opts.top.unwrap_or(usize::MAX);
     for r in rows.iter().filter(|r| r.calls > 0).take(top) {
-        let _ = write!(out, "{:<22} {:>8}", r.name, r.calls);
+        let _ = write!(out, "{:<22} {:>8}", r.qualified_name(), r.calls);
         if opts.latency {
             let total = us(r.total_ns);
             let _ = write!(out, " {total:>16.3} {:>12.3}", total / r.calls as f64);

@@ -217,6 +217,11 @@ impl Btf {
         Ok(u64::from(self.types.get(id)?.type_ref))
     }
 
+    /// Whether the kernel has a function of this name (BTF_KIND_FUNC).
+    pub fn has_function(&self, name: &str) -> bool {
+        self.types.find(KIND_FUNC, name).is_some()
+    }
+
     /// Byte offset of `strukt.member`: one clear error when the kernel has
     /// no such struct or member.
     pub fn member_offset(&self, strukt: &str, member: &str) -> Result<u64> {
