@@ -272,7 +272,7 @@ mod tests {
     fn unknown_calls_get_six_numbers() {
         let mut s = Signatures::new(None);
         let (name, sig) = s.get(MAX_SYSCALLS - 1);
-        assert!(name.contains("unknown"), "{name}");
+        assert_eq!(name, "syscall_0x3ff");
         assert_eq!(sig.len(), 6);
     }
 }
