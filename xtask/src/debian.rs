@@ -3,7 +3,7 @@
 //!
 //! The packages (the release's Essential set, apt and man-db, about 100 .debs)
 //! are downloaded once with this machine's apt pointed at a separate sources
-//! list, lists and status under `<repo>/.vm-cache/debian-SUITE/` (the system's
+//! list, lists and status under `<cache>/debian-SUITE/` (`util::cache_root`) (the system's
 //! apt sources are not touched), unpacked once with `dpkg-deb -x` into a
 //! pristine root with a dpkg database saying they are installed, and copied for
 //! each check. With the packages cached no network is needed.
@@ -42,9 +42,7 @@ impl Release {
     }
 
     fn cache(&self) -> PathBuf {
-        util::root()
-            .join(".vm-cache")
-            .join(format!("debian-{}", self.suite))
+        util::cache_root().join(format!("debian-{}", self.suite))
     }
 }
 
@@ -190,7 +188,7 @@ fn debs_in(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(debs)
 }
 
-/// The release's packages in `.vm-cache/debian-SUITE/debs/`, downloaded if
+/// The release's packages in `<cache>/debian-SUITE/debs/`, downloaded if
 /// that directory is missing (it appears only once a download is complete).
 fn packages(r: &Release) -> Result<PathBuf> {
     let dir = r.cache();
@@ -282,7 +280,7 @@ fn packages(r: &Release) -> Result<PathBuf> {
     Ok(debs)
 }
 
-/// Unpack the release's packages into `.vm-cache/debian-SUITE/root` (once):
+/// Unpack the release's packages into `<cache>/debian-SUITE/root` (once):
 /// their files, and a dpkg database (status, file lists, md5sums) listing them as
 /// installed. Maintainer scripts do not run; /etc/passwd and /etc/group get
 /// root and apt's _apt user.

@@ -61,10 +61,10 @@ enum Cmd {
     /// /sys; the .deb (xz, which Debian 11's dpkg reads) installs into a scratch
     /// dpkg root, and with `dpkg -i` and `apt install ./` into minimal Debian 11
     /// and 12 roots (their own dpkg and apt; packages cached in
-    /// .vm-cache/debian-SUITE/), where its tracer, man page and completion work.
+    /// ~/.cache/tracer-xtask/debian-SUITE/), where its tracer, man page and completion work.
     Dist,
     /// Boot Debian's 5.10, 6.1 and 6.12 cloud kernels under qemu (cached in
-    /// .vm-cache/) and run every tracer command inside (kprobe with both
+    /// .cache/tracer-xtask/ of the home directory, or TRACER_CACHE) and run every tracer command inside (kprobe with both
     /// backends); PASS/FAIL per kernel and check, and a table of them at the end.
     VmTest,
 }

@@ -15,6 +15,23 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where what is slow to fetch or build (Debian kernels and roots, strace's
+/// test programs) is kept between runs: `TRACER_CACHE`, else
+/// `~/.cache/tracer-xtask`, outside the work tree, so that a fresh clone
+/// finds what an earlier clone fetched; each user of it rebuilds what is
+/// missing. What a run builds from this tree (the VM's initramfs, consoles)
+/// goes to the target directory instead.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TRACER_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".cache").join("tracer-xtask")
+}
+
 /// cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the
 /// workspace root, as cargo reads it), else `target/` in the workspace.
 pub fn target_dir() -> PathBuf {

@@ -2,7 +2,7 @@
 //!
 //! The host kernel has neither kprobes nor fentry and is one kernel, so this
 //! downloads Debian's cloud-amd64 kernels (5.10 from Debian 11, 6.1 and 6.12
-//! from Debian 12; cached in `<repo>/.vm-cache/`), builds an initramfs with
+//! from Debian 12; cached in `~/.cache/tracer-xtask/` (`util::cache_root`)), builds an initramfs with
 //! busybox, tracer (the static binary of `cargo xtask dist`, as users copy
 //! it), the fixture and its shared libraries, and boots each kernel under qemu
 //! (TCG). `/init` runs `tests.sh`, which runs each command and prints its
@@ -93,11 +93,11 @@ const KILLED: [&str; 10] = [
 ];
 
 fn cache_dir() -> PathBuf {
-    util::root().join(".vm-cache")
+    util::cache_root()
 }
 
 /// apt's options for a suite the machine's sources do not list: a sources
-/// list, package lists and caches of its own under `.vm-cache/apt-SUITE/`, so
+/// list, package lists and caches of its own under `<cache>/apt-SUITE/`, so
 /// the system's apt configuration and state stay untouched. The sources list
 /// is written (and `apt-get update` run) by `suite_apt`.
 fn apt_options(dir: &Path) -> Vec<String> {
@@ -181,7 +181,7 @@ fn parse_one_line_mirror(text: &str) -> Option<String> {
     })
 }
 
-/// `.vm-cache/apt-SUITE/` with a sources list for SUITE on the machine's
+/// `<cache>/apt-SUITE/` with a sources list for SUITE on the machine's
 /// mirror, and its package lists updated.
 fn suite_apt(suite: &str) -> Result<PathBuf> {
     let dir = cache_dir().join(format!("apt-{suite}"));
@@ -323,7 +323,8 @@ fn copy_into(stage: &Path, src: &Path, dest: &str) -> Result<()> {
 /// and their libraries.
 fn initramfs(tracer: &Path, fixture: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
-    let cache = cache_dir();
+    let cache = util::target_dir().join("vm");
+    std::fs::create_dir_all(&cache)?;
     let stage = cache.join("initramfs");
     let _ = std::fs::remove_dir_all(&stage);
     for d in ["bin", "proc", "sys", "dev", "tmp"] {
@@ -1052,7 +1053,9 @@ pub fn run(env: &Env) -> Result<()> {
                     "booting {} under qemu (TCG)",
                     image.file_name().unwrap().to_string_lossy()
                 ));
-                let log = cache_dir().join(format!("console-{}.log", k.label));
+                let log = util::target_dir()
+                    .join("vm")
+                    .join(format!("console-{}.log", k.label));
                 let vm = Instant::now();
                 let r = boot(&image, &initrd, &log)?;
                 times.push(format!("{} {:.0} s", k.label, vm.elapsed().as_secs_f64()));
