@@ -42,11 +42,20 @@ use crate::{debian, util};
 /// The list of differences, relative to the repository root.
 pub const DIFFERENCES: &str = "tracer/tests/strace-corpus-differences.tsv";
 
-/// Longest one program may run under one tool. The slowest runs about 13 s
-/// (read-write under strace, `times` under tracer) on 2 CPUs at a load of 12;
-/// a program that waits forever for a child tracer does not reap is stopped
-/// here.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
+/// Longest one program may run under strace. The slowest runs about 13 s
+/// (read-write) on 2 CPUs at a load of 12.
+const STRACE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Longest the same program may run under tracer: [`TRACER_LIMIT`], or twice
+/// its time under strace when that is longer (a program is rarely slower
+/// under tracer than under strace, and a loaded machine slows both). A program
+/// that waits forever for a child tracer does not reap is stopped here.
+pub fn tracer_limit(under_strace: Duration) -> Duration {
+    TRACER_LIMIT.max(under_strace * 2)
+}
+
+/// See [`tracer_limit`].
+const TRACER_LIMIT: Duration = Duration::from_secs(30);
 
 /// Programs run at once (each under strace, then under tracer).
 const PARALLEL: usize = 2;
@@ -424,7 +433,8 @@ pub enum Outcome {
 pub enum Exit {
     Code(i32),
     Signal(i32),
-    TimedOut,
+    /// Killed at the bound (seconds).
+    TimedOut(u64),
 }
 
 impl std::fmt::Display for Exit {
@@ -432,7 +442,7 @@ impl std::fmt::Display for Exit {
         match self {
             Exit::Code(c) => write!(f, "exit {c}"),
             Exit::Signal(s) => write!(f, "signal {s}"),
-            Exit::TimedOut => write!(f, "over {} s", RUN_LIMIT.as_secs()),
+            Exit::TimedOut(secs) => write!(f, "over {secs} s"),
         }
     }
 }
@@ -446,7 +456,7 @@ pub fn judge(strace: (&Exit, Result<Table>), tracer: (&Exit, Result<Table>)) -> 
     let mut hint = None;
     if strace.0 != tracer.0 {
         lines.push(format!("strace {}, tracer {}", strace.0, tracer.0));
-        if *tracer.0 == Exit::TimedOut {
+        if matches!(tracer.0, Exit::TimedOut(_)) {
             hint = Some(Reason::Reap);
         }
     }
@@ -644,9 +654,9 @@ pub fn tests_dir() -> Result<PathBuf> {
 }
 
 /// Runs `cmd` in a process group of its own, with stdin and stdout
-/// /dev/null; kills the group after [`RUN_LIMIT`]. Returns how it ended and
-/// its stderr.
-fn bounded(cmd: &mut Command) -> Result<(Exit, String)> {
+/// /dev/null; kills the group after `limit`. Returns how it ended and its
+/// stderr.
+fn bounded(cmd: &mut Command, limit: Duration) -> Result<(Exit, String)> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -670,11 +680,11 @@ fn bounded(cmd: &mut Command) -> Result<(Exit, String)> {
                 _ => Exit::Code(-1),
             };
         }
-        if start.elapsed() > RUN_LIMIT {
+        if start.elapsed() > limit {
             // SAFETY: kill(2) on the process group this child leads.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
-            break Exit::TimedOut;
+            break Exit::TimedOut(limit.as_secs());
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -750,8 +760,9 @@ fn run_one(tests: &Path, tracer: &Path, out: &Path, p: &Program) -> Result<(Outc
         .args(&p.args);
     env(&mut c, &dir);
     let t0 = Instant::now();
-    let (s_exit, s_err) = bounded(&mut c)?;
-    let s_secs = t0.elapsed().as_secs_f64();
+    let (s_exit, s_err) = bounded(&mut c, STRACE_LIMIT)?;
+    let s_time = t0.elapsed();
+    let s_secs = s_time.as_secs_f64();
     if s_exit == Exit::Code(77) {
         let _ = std::fs::remove_dir_all(&dir);
         return Ok((Outcome::Skipped, [s_secs, 0.0]));
@@ -769,13 +780,10 @@ fn run_one(tests: &Path, tracer: &Path, out: &Path, p: &Program) -> Result<(Outc
         .args(&p.args);
     env(&mut c, &dir);
     let t0 = Instant::now();
-    let (t_exit, t_err) = bounded(&mut c)?;
+    let (t_exit, t_err) = bounded(&mut c, tracer_limit(s_time))?;
     let t_secs = t0.elapsed().as_secs_f64();
-    let t_table = if t_exit == Exit::TimedOut {
-        Err(anyhow::anyhow!(
-            "none: tracer ran over {} s",
-            RUN_LIMIT.as_secs()
-        ))
+    let t_table = if let Exit::TimedOut(secs) = t_exit {
+        Err(anyhow::anyhow!("none: tracer ran over {secs} s"))
     } else {
         std::fs::read_to_string(&t_file)
             .with_context(|| {
@@ -837,11 +845,13 @@ pub fn run(tracer: &Path) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     util::step(&format!(
         "strace's test programs: {} under `strace -f -c` and `{} syscalls --json --`, \
-         {PARALLEL} at a time, each run bounded to {} s ({} names of the suite are tests \
-         without a program of that name; tables and summary.tsv in {})",
+         {PARALLEL} at a time, each run bounded (strace {} s, tracer {} s or twice strace's \
+         time) ({} names of the suite are tests without a program of that name; tables and \
+         summary.tsv in {})",
         programs.len(),
         tracer.display(),
-        RUN_LIMIT.as_secs(),
+        STRACE_LIMIT.as_secs(),
+        TRACER_LIMIT.as_secs(),
         missing.len(),
         out.display()
     ));
@@ -1150,14 +1160,19 @@ System call usage summary for 32 bit mode:
         );
         let timed = judge(
             (&ok, Ok(t.clone())),
-            (&Exit::TimedOut, Err(anyhow::anyhow!("none"))),
+            (&Exit::TimedOut(30), Err(anyhow::anyhow!("none"))),
         );
         let Outcome::Differs(lines, hint) = &timed else {
             panic!("{timed:?}")
         };
         assert_eq!(*hint, Some(Reason::Reap));
         assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].contains("tracer over"), "{lines:?}");
+        assert_eq!(lines[0], "strace exit 0, tracer over 30 s");
+        assert_eq!(tracer_limit(Duration::from_millis(30)), TRACER_LIMIT);
+        assert_eq!(
+            tracer_limit(Duration::from_secs(20)),
+            Duration::from_secs(40)
+        );
 
         let outcomes: BTreeMap<String, Outcome> = [
             ("same".to_string(), Outcome::Equal),
