@@ -437,6 +437,17 @@ pub enum Exit {
     TimedOut(u64),
 }
 
+impl Exit {
+    /// A death by signal N as the exit code 128+N: strace dies of the
+    /// signal its tracee died of, tracer exits with 128+N as a shell does.
+    fn normal(&self) -> Exit {
+        match self {
+            Exit::Signal(n) => Exit::Code(128 + n),
+            other => other.clone(),
+        }
+    }
+}
+
 impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -454,7 +465,7 @@ pub fn judge(strace: (&Exit, Result<Table>), tracer: (&Exit, Result<Table>)) -> 
     }
     let mut lines = Vec::new();
     let mut hint = None;
-    if strace.0 != tracer.0 {
+    if strace.0.normal() != tracer.0.normal() {
         lines.push(format!("strace {}, tracer {}", strace.0, tracer.0));
         if matches!(tracer.0, Exit::TimedOut(_)) {
             hint = Some(Reason::Reap);
@@ -1168,6 +1179,13 @@ System call usage summary for 32 bit mode:
         assert_eq!(*hint, Some(Reason::Reap));
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(lines[0], "strace exit 0, tracer over 30 s");
+        assert_eq!(
+            judge(
+                (&Exit::Signal(9), Ok(t.clone())),
+                (&Exit::Code(137), Ok(t.clone()))
+            ),
+            Outcome::Equal
+        );
         assert_eq!(tracer_limit(Duration::from_millis(30)), TRACER_LIMIT);
         assert_eq!(
             tracer_limit(Duration::from_secs(20)),
