@@ -1140,6 +1140,14 @@ System call usage summary for 32 bit mode:
     }
 
     #[test]
+    fn the_repositorys_differences_list_reads() {
+        let text = include_str!("../../tracer/tests/strace-corpus-differences.tsv");
+        let l = parse_differences(text).unwrap();
+        assert!(l.len() > 10, "{l:?}");
+        assert_eq!(l["clone_parent"].reason, Reason::Reap);
+    }
+
+    #[test]
     fn reads_the_differences_list_strictly() {
         let l = parse_differences("# x\nclone_parent\treap\twaits for its child\n\n").unwrap();
         assert_eq!(l["clone_parent"].reason, Reason::Reap);
