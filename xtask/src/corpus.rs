@@ -715,9 +715,15 @@ fn fresh_dir(tests: &Path, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Run one program under strace and under tracer; its outcome and each
-/// tool's elapsed time.
-fn run_one(tests: &Path, tracer: &Path, out: &Path, p: &Program) -> Result<(Outcome, [f64; 2])> {
+/// What one program did: its outcome, and each tool's elapsed time and exit.
+struct Run {
+    outcome: Outcome,
+    secs: [f64; 2],
+    exits: [Option<Exit>; 2],
+}
+
+/// Run one program under strace and under tracer.
+fn run_one(tests: &Path, tracer: &Path, out: &Path, p: &Program) -> Result<Run> {
     let prog = format!("../{}", p.name);
     let s_file = out.join(format!("{}.strace", p.name));
     let t_file = out.join(format!("{}.tracer.json", p.name));
@@ -776,7 +782,11 @@ fn run_one(tests: &Path, tracer: &Path, out: &Path, p: &Program) -> Result<(Outc
     let s_secs = s_time.as_secs_f64();
     if s_exit == Exit::Code(77) {
         let _ = std::fs::remove_dir_all(&dir);
-        return Ok((Outcome::Skipped, [s_secs, 0.0]));
+        return Ok(Run {
+            outcome: Outcome::Skipped,
+            secs: [s_secs, 0.0],
+            exits: [Some(s_exit), None],
+        });
     }
     let s_table = std::fs::read_to_string(&s_file)
         .with_context(|| format!("strace wrote no table ({s_exit}): {}", s_err.trim()))
@@ -807,10 +817,11 @@ fn run_one(tests: &Path, tracer: &Path, out: &Path, p: &Program) -> Result<(Outc
     };
     let _ = std::fs::remove_dir_all(&dir);
     drop(files);
-    Ok((
-        judge((&s_exit, s_table), (&t_exit, t_table)),
-        [s_secs, t_secs],
-    ))
+    Ok(Run {
+        outcome: judge((&s_exit, s_table), (&t_exit, t_table)),
+        secs: [s_secs, t_secs],
+        exits: [Some(s_exit), Some(t_exit)],
+    })
 }
 
 /// The whole check: build (or find) the corpus, run every program under both
@@ -878,7 +889,11 @@ pub fn run(tracer: &Path) -> Result<()> {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(p) = programs.get(i) else { break };
                 match run_one(&tests, tracer, &out, p) {
-                    Ok((o, secs)) => {
+                    Ok(Run {
+                        outcome: o,
+                        secs,
+                        exits,
+                    }) => {
                         if let Outcome::Differs(lines, hint) = &o {
                             let mark = match (listed.get(&p.name), hint) {
                                 (Some(l), _) => format!("listed: {}", l.reason.name()),
@@ -897,8 +912,12 @@ pub fn run(tracer: &Path) -> Result<()> {
                             Outcome::Differs(lines, _) => format!("differs\t{}", lines.join("; ")),
                         };
                         summary.lock().unwrap().push(format!(
-                            "{}\t{:.2}\t{:.2}\t{line}",
-                            p.name, secs[0], secs[1]
+                            "{}\t{:.2}\t{:.2}\t{}\t{}\t{line}",
+                            p.name,
+                            secs[0],
+                            secs[1],
+                            exits[0].as_ref().map_or("-".into(), |e| e.to_string()),
+                            exits[1].as_ref().map_or("-".into(), |e| e.to_string()),
                         ));
                         results.lock().unwrap().insert(p.name.clone(), o);
                     }
@@ -913,12 +932,12 @@ pub fn run(tracer: &Path) -> Result<()> {
     summary.extend(
         missing
             .iter()
-            .map(|p| format!("{}\t\t\tno program of this name", p.name)),
+            .map(|p| format!("{}\t\t\t\t\tno program of this name", p.name)),
     );
     std::fs::write(
         out.join("summary.tsv"),
         format!(
-            "# program\tstrace s\ttracer s\toutcome\n{}\n",
+            "# program\tstrace s\ttracer s\tstrace's end\ttracer's end\toutcome\n{}\n",
             summary.join("\n")
         ),
     )?;
