@@ -859,6 +859,19 @@ pub fn run(tracer: &Path) -> Result<()> {
     let only: Option<BTreeSet<String>> = std::env::var("TRACER_CORPUS_ONLY")
         .ok()
         .map(|s| s.split(',').map(str::to_string).collect());
+    if let Some(o) = &only {
+        let unknown: Vec<&str> = o
+            .iter()
+            .filter(|n| !programs.iter().any(|p| &p.name == *n))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            bail!(
+                "TRACER_CORPUS_ONLY names no program of the corpus: {}",
+                unknown.join(", ")
+            );
+        }
+    }
     let programs: Vec<Program> = programs
         .into_iter()
         .filter(|p| only.as_ref().is_none_or(|o| o.contains(&p.name)))
