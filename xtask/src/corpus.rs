@@ -297,20 +297,23 @@ pub struct Program {
     pub fds: Vec<(i32, String)>,
 }
 
-/// The descriptors a `gen_tests.in` line opens: `N>>PATH` words, and fd 3 on
-/// stdout (/dev/null here) for the tests of `clone_ptrace.test`, which runs
-/// its program with `3>&1` (the program writes strace's expected messages
-/// there).
+/// The descriptors a test line opens: `N>>PATH` words, `N>&1` (stdout,
+/// /dev/null here), and fd 3 on stdout for the tests of `clone_ptrace.test`,
+/// which runs its program with `3>&1` (the program writes strace's expected
+/// messages there).
 fn fds_of(line: &str) -> Vec<(i32, String)> {
     let mut fds: Vec<(i32, String)> = line
         .split_whitespace()
         .filter_map(|w| {
-            let (n, path) = w.split_once(">>")?;
+            let (n, path) = w.split_once(">>").or_else(|| {
+                let (n, to) = w.split_once(">&")?;
+                (to == "1").then_some((n, "/dev/null"))
+            })?;
             Some((n.parse().ok()?, path.to_string()))
         })
         .filter(|(n, p)| *n > 2 && !p.is_empty())
         .collect();
-    if line.split_whitespace().nth(1) == Some("+clone_ptrace.test") {
+    if line.split_whitespace().nth(1) == Some("+clone_ptrace.test") && fds.is_empty() {
         fds.push((3, "/dev/null".to_string()));
     }
     fds
@@ -1137,7 +1140,7 @@ System call usage summary for 32 bit mode:
                 "poll-P",
                 "run_prog > /dev/null 9>>/dev/full\nrun_strace -P x\n",
             ),
-            script("pc", "run_prog > /dev/null\n"),
+            script("pc", "run_prog > /dev/null 3>&1\n"),
             script("kill_child", "run_prog_skip_if_failed date\nrun_prog\n"),
             script(
                 "qual_signal",
@@ -1164,7 +1167,7 @@ System call usage summary for 32 bit mode:
             ]
         );
         assert_eq!(c[7].fds, [(9, "/dev/full".to_string())]);
-        assert!(c[8].fds.is_empty());
+        assert_eq!(c[8].fds, [(3, "/dev/null".to_string())]);
         assert_eq!(c[2].args, ["256", "42"]);
         assert!(c[0].args.is_empty() && c[0].fds.is_empty());
         assert_eq!(c[3].fds, [(9, "/dev/full".to_string())]);
