@@ -48,7 +48,7 @@ impl Release {
 
 /// The Debian mirror this machine's apt uses (deb822 `URIs:` or one-line
 /// `deb URI ...`, not the security archive); deb.debian.org if none is found.
-fn mirror() -> String {
+pub fn mirror() -> String {
     let mut texts = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
         let mut paths: Vec<PathBuf> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
@@ -80,7 +80,7 @@ fn parse_mirror(text: &str) -> Option<String> {
 
 /// This machine's apt, aimed at the cache directory instead of the system's
 /// sources, lists, package cache and dpkg status.
-fn apt(dir: &Path, program: &str) -> Command {
+pub fn apt(dir: &Path, program: &str) -> Command {
     let mut c = Command::new(program);
     for (k, v) in [
         ("Dir::Etc::sourcelist", dir.join("sources.list")),
@@ -119,7 +119,7 @@ fn brief(cmd: &Command) -> String {
 }
 
 /// Stdout of `cmd`, or a one-line error naming it with what it said.
-fn output(cmd: &mut Command) -> Result<String> {
+pub fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot run {}", show(cmd)))?;

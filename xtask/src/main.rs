@@ -1,6 +1,7 @@
 //! `cargo xtask`: set-up, build-and-run, the whole test suite, benchmarks.
 mod bench;
 mod bpfstats;
+mod corpus;
 mod debian;
 mod dist;
 mod ebpf_toolchain;
@@ -40,8 +41,9 @@ enum Cmd {
     },
     /// Set up if needed and run the whole test suite: the toolchain check (the
     /// eBPF toolchain is the pinned one and its LLVM is bpf-linker's), unit
-    /// tests, end-to-end tests as root, the kernel VM tests and a quick
-    /// benchmark pass.
+    /// tests, end-to-end tests as root, a quick benchmark pass, the install
+    /// checks, strace's test programs compared (strace-corpus) and the kernel
+    /// VM tests.
     Test,
     /// Measure tracer against the untraced loop, the eBPF floors (empty and
     /// clock-reading programs) and the peers (bpftrace, strace, perf trace),
@@ -67,6 +69,15 @@ enum Cmd {
     /// .cache/tracer-xtask/ of the home directory, or TRACER_CACHE) and run every tracer command inside (kprobe with both
     /// backends); PASS/FAIL per kernel and check, and a table of them at the end.
     VmTest,
+    /// strace's own test programs as the yardstick: build those of Debian's
+    /// strace source package (the installed version; cached in
+    /// ~/.cache/tracer-xtask/strace-tests/VERSION/), run each under `strace -f -c` and under
+    /// `tracer syscalls --json --` (the debug build of this tree), compare
+    /// every row (calls, errors) and print "N of M programs equal". Fails when
+    /// a program differs and tracer/tests/strace-corpus-differences.tsv does
+    /// not list it with its reason, or lists it and it is now equal.
+    /// `TRACER_CORPUS_ONLY=a,b` runs only those programs.
+    StraceCorpus,
 }
 
 fn main() {
@@ -81,6 +92,7 @@ fn main() {
             .and_then(|d| dist::check(&d))
             .map(|_| 0),
         Cmd::VmTest => setup::run().and_then(|env| vm::run(&env)).map(|_| 0),
+        Cmd::StraceCorpus => setup::run().and_then(|env| strace_corpus(&env)).map(|_| 0),
     };
     match r {
         Ok(code) => std::process::exit(code),
@@ -123,6 +135,11 @@ fn test() -> Result<i32> {
         "cargo xtask dist",
         dist::run(&env).and_then(|d| dist::check(&d)),
     );
+    util::step("strace's own test programs under strace and under tracer");
+    tally.check(
+        "cargo xtask strace-corpus",
+        corpus::run(&util::target_dir().join("debug/tracer")),
+    );
     util::step("vm-test (every command on Debian kernels under qemu)");
     tally.check("vm-test", vm::run(&env));
     tally.finish()
@@ -164,6 +181,14 @@ fn install_check(env: &util::Env) -> Result<()> {
     }
     eprintln!("    {} ran from / and counted syscalls", bin.display());
     Ok(())
+}
+
+/// `cargo xtask strace-corpus`: the debug tracer (what `cargo xtask test`
+/// builds), then the corpus.
+fn strace_corpus(env: &util::Env) -> Result<()> {
+    util::step("building tracer (debug)");
+    util::cargo(env, &["build", "-p", "tracer"])?;
+    corpus::run(&util::target_dir().join("debug/tracer"))
 }
 
 fn bench_cmd(quick: bool) -> Result<i32> {

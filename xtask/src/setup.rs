@@ -14,8 +14,10 @@ use crate::{
 /// always there (python3; sort, gzip, find, tar and tzdata are), g++ for the
 /// C++ program whose demangled names the uprobe tests check, what the VM
 /// tests boot kernels with, and nft and ip for the `tracer tcp` retransmit
-/// test (it drops segments in a network namespace of its own), and
-/// gcc-multilib for the 32-bit (`gcc -m32`) program of the ABI tests.
+/// test (it drops segments in a network namespace of its own), gcc-multilib
+/// for the 32-bit (`gcc -m32`) program of the ABI tests, and what building
+/// strace's test programs from Debian's source package needs (`cargo xtask
+/// strace-corpus`: dpkg-source, make and the autotools).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -32,6 +34,12 @@ const APT_PACKAGES: &[&str] = &[
     "cpio",
     "nftables",
     "iproute2",
+    "dpkg-dev",
+    "make",
+    "autoconf",
+    "automake",
+    "libtool",
+    "gawk",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
