@@ -94,7 +94,11 @@ fn traced() -> Option<(u32, u32, u32)> {
     }
     // The tid keys the entry stamps (the kernel's own); the tgid is reported.
     let tid = bpf_get_current_pid_tgid() as u32;
-    let tgid = if flags & PER_PROCESS != 0 { current_tgid() } else { 0 };
+    let tgid = if flags & PER_PROCESS != 0 {
+        current_tgid()
+    } else {
+        0
+    };
     Some((flags, tgid, tid))
 }
 
@@ -161,7 +165,11 @@ fn try_latency_return(ip: u64) -> Option<()> {
     let _ = KFUNC_STARTS.remove(&key);
     let delta = unsafe { bpf_ktime_get_ns() }.wrapping_sub(start);
     let flags = FLAGS.load();
-    let tgid = if flags & PER_PROCESS != 0 { current_tgid() } else { 0 };
+    let tgid = if flags & PER_PROCESS != 0 {
+        current_tgid()
+    } else {
+        0
+    };
     if let Some(s) = stat_slot(flags, ip, tgid) {
         unsafe {
             (*s).returns += 1;

@@ -59,7 +59,15 @@ fn script(ns: bool, dir: &Path, script: &str) -> Output {
     let body = format!("{PRELUDE}\n{script}");
     let mut cmd = if ns {
         let mut c = Command::new("unshare");
-        c.args(["-p", "-f", "--mount-proc", "--kill-child", "bash", "-euc", &body]);
+        c.args([
+            "-p",
+            "-f",
+            "--mount-proc",
+            "--kill-child",
+            "bash",
+            "-euc",
+            &body,
+        ]);
         c
     } else {
         let mut c = Command::new("bash");
@@ -104,7 +112,10 @@ fn summary(json: &str) -> serde_json::Value {
 fn assert_same_rows(what: &str, host: &serde_json::Value, ns: &serde_json::Value) {
     let (h, n) = (rows(host), rows(ns));
     assert!(!h.is_empty(), "{what}: nothing counted on the host");
-    assert_eq!(h, n, "{what}: host rows (left) differ from the namespace's (right)");
+    assert_eq!(
+        h, n,
+        "{what}: host rows (left) differ from the namespace's (right)"
+    );
 }
 
 /// `-- CMD`: every row equals the host run's, for a plain program and for
@@ -133,7 +144,11 @@ fn cmd_counts_equal_the_host_run() {
         if tag == "nested" {
             let f = |b: &serde_json::Value| rows(b)["getppid"];
             assert_eq!(f(&host), (2 * 25, 0), "nested, host: two children's");
-            assert_eq!(f(&host), f(&ns), "nested: getppid on the host and in the namespace");
+            assert_eq!(
+                f(&host),
+                f(&ns),
+                "nested: getppid on the host and in the namespace"
+            );
         } else {
             assert_same_rows(tag, &host, &ns);
         }
@@ -218,7 +233,10 @@ fn pid_and_comm_filters_take_the_namespace_pids() {
         };
         let (host_pid, host) = run(false);
         let (ns_pid, ns) = run(true);
-        assert_ne!(ns_pid, host_pid, "{what}: the namespace's pid is not the host's");
+        assert_ne!(
+            ns_pid, host_pid,
+            "{what}: the namespace's pid is not the host's"
+        );
         assert_eq!(rows(&ns)["getppid"], (432, 0), "{what}");
         assert_eq!(rows(&ns)["openat"].1, 21, "{what}");
         if what == "-p" {
@@ -254,7 +272,12 @@ fn trace_and_exec_events_carry_namespace_pids() {
                 .collect()
         };
         let pid = |name: &str| -> u64 { tmp.read(name).trim().parse().unwrap() };
-        (events("trace.json"), events("exec.json"), pid("trace.pid"), pid("exec.pid"))
+        (
+            events("trace.json"),
+            events("exec.json"),
+            pid("trace.pid"),
+            pid("exec.pid"),
+        )
     };
     let (host_trace, ..) = run(false);
     let (trace, exec, tracer_pid, exec_tracer_pid) = run(true);
@@ -268,7 +291,10 @@ fn trace_and_exec_events_carry_namespace_pids() {
     assert_eq!(h.len(), 13, "host getppid events");
     assert_eq!(n.len(), 13, "namespace getppid events");
     let cmd = n[0]["pid"].as_u64().unwrap();
-    assert!(cmd > tracer_pid && cmd < tracer_pid + 50, "CMD's pid {cmd} after tracer's {tracer_pid}");
+    assert!(
+        cmd > tracer_pid && cmd < tracer_pid + 50,
+        "CMD's pid {cmd} after tracer's {tracer_pid}"
+    );
     for e in &n {
         assert_eq!(e["pid"], cmd, "{e}");
         assert_eq!(e["tid"], cmd, "{e}");
@@ -277,9 +303,15 @@ fn trace_and_exec_events_carry_namespace_pids() {
     let execs: Vec<_> = exec.iter().filter(|e| e["type"] == "exec").collect();
     assert_eq!(execs.len(), 2, "sh and the fixture: {exec:?}");
     let sh = execs[0]["pid"].as_u64().unwrap();
-    assert_eq!(execs[0]["ppid"], exec_tracer_pid, "sh's parent is tracer: {exec:?}");
+    assert_eq!(
+        execs[0]["ppid"], exec_tracer_pid,
+        "sh's parent is tracer: {exec:?}"
+    );
     assert_eq!(execs[1]["ppid"], sh, "the fixture's parent is sh: {exec:?}");
-    assert!(sh > exec_tracer_pid && sh < exec_tracer_pid + 50, "{exec:?}");
+    assert!(
+        sh > exec_tracer_pid && sh < exec_tracer_pid + 50,
+        "{exec:?}"
+    );
 }
 
 /// `tcp`: a connection's owner is the namespace's pid.
@@ -364,6 +396,9 @@ fn serve_labels_namespace_pids() {
         .lines()
         .find(|l| l.starts_with("tracer_syscalls_total") && l.contains(&want))
         .unwrap_or_else(|| panic!("no getppid series:\n{metrics}"));
-    assert!(line.contains(&format!("pid=\"{pid}\"")), "pid {pid} expected: {line}");
+    assert!(
+        line.contains(&format!("pid=\"{pid}\"")),
+        "pid {pid} expected: {line}"
+    );
     assert!(line.ends_with(" 77"), "{line}");
 }

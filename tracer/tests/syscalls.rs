@@ -69,6 +69,29 @@ fn system_wide_filters_by_comm_and_syscall() {
     assert_eq!(last["syscalls"].as_array().unwrap().len(), 1, "{last}");
 }
 
+/// Interval blocks due before the end are printed even when tracer wakes
+/// late (a starved machine): held with SIGSTOP past the end of `-d 1`, it
+/// still prints the three blocks of `-i 0.3`, then the total.
+#[test]
+fn intervals_due_before_the_end_are_printed_when_tracer_wakes_late() {
+    let _l = shared_lock();
+    let (tr, _err) = start_attached(tracer().args(["syscalls", "-i", "0.3", "-d", "1", "-T", "1"]));
+    let pid = tr.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let out = wait_output(tr, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let blocks: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(
+        blocks.len(),
+        4,
+        "three interval blocks and the total:\n{text}"
+    );
+    assert!(blocks[3].contains("totals over"), "{text}");
+}
+
 /// The syscount table layout, intervals and the final block.
 #[test]
 fn syscount_table_with_intervals() {

@@ -1159,7 +1159,10 @@ System call usage summary for 32 bit mode:
         assert!(parse_differences("a ptrace why\n").is_err());
         assert!(parse_differences("a\tptrace\t \n").is_err());
         assert!(parse_differences("a\tptrace\tx\na\tvaries\ty\n").is_err());
-        assert!(parse_differences("a\treap\tx\n").is_err(), "no such reason any more");
+        assert!(
+            parse_differences("a\treap\tx\n").is_err(),
+            "no such reason any more"
+        );
         for r in Reason::ALL {
             assert_eq!(Reason::parse(r.name()), Some(r));
         }

@@ -400,10 +400,12 @@ impl Run {
         let deadline = opts
             .duration
             .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
-        let mut ticker = opts.interval.map(|i| {
-            let period = Duration::from_secs_f64(i);
-            tokio::time::interval_at(tokio::time::Instant::now() + period, period)
-        });
+        // The interval blocks fall due at fixed times (a late one is printed at
+        // once, the next keeps its time). When tracer wakes late (a starved
+        // machine) with the end due as well, the blocks due before the end are
+        // printed first: every run of -d D -i I prints floor(D / I) blocks.
+        let period = opts.interval.map(Duration::from_secs_f64);
+        let mut next_tick = period.map(|p| tokio::time::Instant::now() + p);
         let mut prune = tokio::time::interval(Duration::from_millis(100));
         let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
         // The kernel wakes tracer only when the ring is an eighth full; this
@@ -417,10 +419,21 @@ impl Run {
                 self.targeted && (self.child_wait.is_none() || child_status.is_some());
             tokio::select! {
                 s = self.signals.recv() => return Ok(End::Signal(s)),
-                _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => return Ok(End::Duration),
-                _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
+                _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+                    let end = deadline.unwrap();
+                    while let (Some(due), Some(p)) = (next_tick, period) {
+                        if due > end {
+                            break;
+                        }
+                        tick(self, p.as_secs_f64(), live)?;
+                        next_tick = Some(due + p);
+                    }
+                    return Ok(End::Duration);
+                }
+                _ = async { tokio::time::sleep_until(next_tick.unwrap()).await }, if next_tick.is_some() => {
                     tick(self, last_tick.elapsed().as_secs_f64(), live)?;
                     last_tick = Instant::now();
+                    next_tick = next_tick.zip(period).map(|(due, p)| due + p);
                 }
                 st = async { self.child_wait.as_mut().unwrap().await }, if self.child_wait.is_some() && child_status.is_none() => {
                     child_status = Some(st.unwrap_or(0));

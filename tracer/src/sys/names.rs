@@ -91,7 +91,6 @@ const NEWER: &[(u32, &str)] = &[(470, "listns"), (471, "rseq_slice_yield")];
 )))]
 const NEWER: &[(u32, &str)] = &[];
 
-
 /// The syscalls only x32 has: x32's own numbers (512..=547) for calls whose
 /// arguments differ from x86_64's (arch/x86/entry/syscalls/syscall_64.tbl).
 const X32_ONLY: [&str; 36] = [
@@ -363,7 +362,10 @@ mod tests {
                 syscall_indexes("syscall_0x3e8").unwrap(),
                 [1000, Abi::I386.index(1000), Abi::X32.index(1000)]
             );
-            assert_eq!(syscall_indexes("syscall_0x3e8@32").unwrap(), [Abi::I386.index(1000)]);
+            assert_eq!(
+                syscall_indexes("syscall_0x3e8@32").unwrap(),
+                [Abi::I386.index(1000)]
+            );
         }
     }
 
