@@ -97,12 +97,19 @@ pub fn pidns_syscalls(s: &Section) -> Result<()> {
 }
 
 /// `unshare -p -f --mount-proc tracer trace --json -e sched_get_priority_max --
-/// sh -c "fixture rare L; true"`: L events, each of pid 3, the fixture as the
-/// namespace numbers it (tracer 1, sh 2).
+/// sh -c "echo $$ >/tmp/nspid; exec fixture rare L"`: L events, each with the
+/// pid the fixture has in the namespace (the shell's `$$`, appended to the
+/// report as `{"type":"nspid","pid":N}`).
 pub fn pidns_trace(s: &Section) -> Result<()> {
     ran_ok(s)?;
-    let events: Vec<Value> = json_objects(&s.stdout)
-        .into_iter()
+    let objects = json_objects(&s.stdout);
+    let nspid = objects
+        .iter()
+        .find(|o| o["type"] == "nspid")
+        .and_then(|o| o["pid"].as_u64())
+        .context("the script did not record the fixture's pid in the namespace")?;
+    let events: Vec<&Value> = objects
+        .iter()
         .filter(|e| e["syscall"] == "sched_get_priority_max")
         .collect();
     ensure!(
@@ -110,8 +117,8 @@ pub fn pidns_trace(s: &Section) -> Result<()> {
         "in a PID namespace: {} sched_get_priority_max events, the fixture made {LINES}",
         events.len()
     );
-    if let Some(e) = events.iter().find(|e| e["pid"] != 3 || e["tid"] != 3) {
-        bail!("in a PID namespace the fixture is pid 3, but an event says: {e}");
+    if let Some(e) = events.iter().find(|e| e["pid"] != nspid || e["tid"] != nspid) {
+        bail!("in a PID namespace the fixture is pid {nspid}, but an event says: {e}");
     }
     Ok(())
 }

@@ -210,16 +210,19 @@ timeout 60 tracer syscalls --cgroup tcg --json -o /tmp/report -- \
 section syscalls cgroup $? /tmp/report /tmp/err
 
 # tracer in a PID namespace of its own (a container without the host's pids):
-# tracer is that namespace's pid 1, `sh -c` is 2 and forks the fixture, 3. The
-# count and the events' pids are the namespace's.
+# the count of a forked fixture, and the pid of trace's events, which must be
+# the one the fixture has there (what `$$` says before `exec`), appended to the
+# report as a last JSON line.
 rm -f /tmp/report
 timeout 60 unshare -p -f --mount-proc tracer syscalls --json -o /tmp/report -- \
     sh -c "fixture rare $L; true" >/dev/null 2>/tmp/err
 section pidns syscalls $? /tmp/report /tmp/err
-rm -f /tmp/report
+rm -f /tmp/report /tmp/nspid
 timeout 60 unshare -p -f --mount-proc tracer trace --json -e sched_get_priority_max -o /tmp/report -- \
-    sh -c "fixture rare $L; true" >/dev/null 2>/tmp/err
-section pidns trace $? /tmp/report /tmp/err
+    sh -c "echo \$\$ >/tmp/nspid; exec fixture rare $L" >/dev/null 2>/tmp/err
+rc=$?
+echo "{\"type\":\"nspid\",\"pid\":$(cat /tmp/nspid 2>/dev/null || echo null)}" >>/tmp/report
+section pidns trace $rc /tmp/report /tmp/err
 
 # tracer tcp -- CMD: the fixture's loopback connections, K bytes each way
 # from client to server and 100 back: both sockets of each as they close, over
