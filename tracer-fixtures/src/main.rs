@@ -512,12 +512,9 @@ fn tcp_refused(n: u64) {
     }
 }
 
-/// `clone(CLONE_PARENT)` and exit at once (code 0): the child, now the
-/// starter's, outlives this program; it sleeps `ms`, makes 50 getppid calls
-/// and exits with code 42. Whoever waits for every process (strace -f)
-/// waits for it too.
-fn clone_parent_leave(ms: u64) {
-    let pid = unsafe {
+/// `clone(CLONE_PARENT | SIGCHLD)`: 0 in the child, its pid in the caller.
+fn clone_parent_child() -> libc::c_long {
+    unsafe {
         libc::syscall(
             libc::SYS_clone,
             libc::CLONE_PARENT | libc::SIGCHLD,
@@ -526,7 +523,15 @@ fn clone_parent_leave(ms: u64) {
             0usize,
             0usize,
         )
-    };
+    }
+}
+
+/// `clone(CLONE_PARENT)` and exit at once (code 0): the child, now the
+/// starter's, outlives this program; it sleeps `ms`, makes 50 getppid calls
+/// and exits with code 42. Whoever waits for every process (strace -f)
+/// waits for it too.
+fn clone_parent_leave(ms: u64) {
+    let pid = clone_parent_child();
     if pid == 0 {
         std::thread::sleep(std::time::Duration::from_millis(ms));
         for _ in 0..50 {
@@ -544,16 +549,7 @@ fn clone_parent_leave(ms: u64) {
 /// `kill(child, 0)` polls until ESRCH (the number of polls depends on timing;
 /// exactly one fails). Gives up after 10 s, saying so, with exit code 1.
 fn clone_parent() {
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::CLONE_PARENT | libc::SIGCHLD,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
+    let pid = clone_parent_child();
     if pid == 0 {
         unsafe { libc::_exit(42) };
     }

@@ -71,13 +71,19 @@ pub fn syscalls_all(s: &Section, readme: &str) -> Result<()> {
 /// `syscalls --cgroup tcg -- sh -c "fixture rare N; (move into tcg); exec
 /// fixture rare L"`: only the L calls made inside the cgroup count.
 pub fn syscalls_cgroup(s: &Section) -> Result<()> {
+    rare_calls(s, &format!("{LINES} were made inside the cgroup ({N} outside)"))
+}
+
+/// The report's sched_get_priority_max row (the fixture's `rare` mode) holds
+/// `LINES` calls; `made` says which calls those are.
+fn rare_calls(s: &Section, made: &str) -> Result<()> {
     ran_ok(s)?;
     let last = summary(&s.stdout)?;
     let calls = row(&last, "syscalls", "syscall", "sched_get_priority_max")
         .and_then(|r| r["calls"].as_u64());
     ensure!(
         calls == Some(LINES),
-        "sched_get_priority_max: {calls:?} calls, {LINES} were made inside the cgroup ({N} outside): {last}"
+        "sched_get_priority_max: {calls:?} calls, {made}: {last}"
     );
     Ok(())
 }
@@ -85,15 +91,7 @@ pub fn syscalls_cgroup(s: &Section) -> Result<()> {
 /// `unshare -p -f --mount-proc tracer syscalls -- sh -c "fixture rare L; true"`:
 /// the L calls of the forked fixture count, as on the host.
 pub fn pidns_syscalls(s: &Section) -> Result<()> {
-    ran_ok(s)?;
-    let last = summary(&s.stdout)?;
-    let calls = row(&last, "syscalls", "syscall", "sched_get_priority_max")
-        .and_then(|r| r["calls"].as_u64());
-    ensure!(
-        calls == Some(LINES),
-        "in a PID namespace: sched_get_priority_max {calls:?} calls, the fixture made {LINES}: {last}"
-    );
-    Ok(())
+    rare_calls(s, &format!("the fixture made {LINES} in a PID namespace"))
 }
 
 /// `unshare -p -f --mount-proc tracer trace --json -e sched_get_priority_max --
