@@ -391,23 +391,13 @@ fn bad_input_is_one_line_and_nothing_stays_attached() {
 fn lost_events_are_counted_exactly() {
     let _l = shared_lock();
     let n = 3000;
-    let mut fx = Waiting::start(&["tcp", &n.to_string(), "10"]);
+    let fx = Waiting::start(&["tcp", &n.to_string(), "10"]);
     let pid = fx.pid().to_string();
-    let (child, err) =
-        start_attached(tracer().args(["tcp", "--json", "--buffer-size", "4K", "-p", &pid]));
-    // start_attached read stderr up to the "Tracing" line: read the rest as it comes.
-    let rest = std::thread::spawn(move || {
-        let mut rest = Vec::new();
-        let mut err = err;
-        let _ = std::io::Read::read_to_end(&mut err, &mut rest);
-        rest
-    });
-    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
-    fx.go();
-    fx.wait();
-    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
-    let out = wait_output(child, LIMIT);
-    let stderr = String::from_utf8_lossy(&rest.join().unwrap()).into_owned();
+    let out = held_reader(
+        tracer().args(["tcp", "--json", "--buffer-size", "4K", "-p", &pid]),
+        fx,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{out:?}\nstderr: {stderr}");
     let objs = json_lines(&out.stdout);
     let delivered = of_type(&objs, "close").len() as u64;

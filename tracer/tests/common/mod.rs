@@ -239,15 +239,24 @@ pub fn start_attached(cmd: &mut Command) -> (Child, BufReader<std::process::Chil
 /// fixture makes `n` geteuid calls, with tracer stopped (SIGSTOP) for as long
 /// as the fixture runs: its 4K ring buffer must overflow, deterministically.
 pub fn overflowing_trace(extra: &[&str], n: u64) -> std::process::Output {
-    let mut fx = Waiting::start(&["geteuid", &n.to_string()]);
+    let fx = Waiting::start(&["geteuid", &n.to_string()]);
     let pid = fx.pid().to_string();
-    let (child, err) = start_attached(
+    held_reader(
         tracer()
             .args(["trace", "-e", "geteuid", "--buffer-size", "4K"])
             .args(extra)
             .args(["-p", &pid])
             .env_remove("RUST_LOG"),
-    );
+        fx,
+    )
+}
+
+/// Start `cmd` (a tracer attached to the waiting fixture `fx`), hold it with
+/// SIGSTOP while the fixture does its work, then let it go and wait for it:
+/// whatever it had to read while stopped piled up meanwhile, whatever the
+/// machine's speed. The output's stderr holds all of tracer's stderr.
+pub fn held_reader(cmd: &mut Command, mut fx: Waiting) -> std::process::Output {
+    let (child, err) = start_attached(cmd);
     // start_attached read stderr up to the "Tracing" line: read the rest as it comes.
     let rest = std::thread::spawn(move || {
         let mut rest = Vec::new();

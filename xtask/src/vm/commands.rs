@@ -71,7 +71,10 @@ pub fn syscalls_all(s: &Section, readme: &str) -> Result<()> {
 /// `syscalls --cgroup tcg -- sh -c "fixture rare N; (move into tcg); exec
 /// fixture rare L"`: only the L calls made inside the cgroup count.
 pub fn syscalls_cgroup(s: &Section) -> Result<()> {
-    rare_calls(s, &format!("{LINES} were made inside the cgroup ({N} outside)"))
+    rare_calls(
+        s,
+        &format!("{LINES} were made inside the cgroup ({N} outside)"),
+    )
 }
 
 /// The report's sched_get_priority_max row (the fixture's `rare` mode) holds
@@ -115,7 +118,10 @@ pub fn pidns_trace(s: &Section) -> Result<()> {
         "in a PID namespace: {} sched_get_priority_max events, the fixture made {LINES}",
         events.len()
     );
-    if let Some(e) = events.iter().find(|e| e["pid"] != nspid || e["tid"] != nspid) {
+    if let Some(e) = events
+        .iter()
+        .find(|e| e["pid"] != nspid || e["tid"] != nspid)
+    {
         bail!("in a PID namespace the fixture is pid {nspid}, but an event says: {e}");
     }
     Ok(())
