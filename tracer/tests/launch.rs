@@ -13,9 +13,15 @@ use common::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// What a process can see of how it was started, one fact a line.
+/// What a process can see of how it was started, one fact a line. `FDSize`
+/// is the shell's fd table size: a fork copies the table at the size the
+/// parent's highest open fd needs, and execve keeps it, so a launcher that
+/// forks after opening its maps and programs (75 fds and more) leaves CMD 128
+/// slots where it has 64 untraced, and `select(1025, ...)` on small sets then
+/// reads past them (strace's `select` test failed with EFAULT under tracer).
 const PROBE: &str =
     "grep -E '^(SigIgn|SigBlk|SigCgt|NoNewPrivs|Cpus_allowed_list)' /proc/self/status; \
+    grep FDSize /proc/$$/status; \
     echo umask $(umask); echo cwd $(pwd); ls /proc/self/fd | tr '\\n' ' '; echo; \
     cat /proc/self/limits; env | LC_ALL=C sort | grep -v '^_='; id";
 
@@ -33,27 +39,56 @@ fn launchers() -> Vec<Vec<&'static str>> {
 
 /// `cmd` runs `sh -c PROBE` under each launcher, and directly: the command
 /// prints the same, and tracer's report is not on stdout.
-fn same_as_untraced(prepare: impl Fn(&mut Command)) {
-    let mut direct = Command::new("sh");
-    direct.args(["-c", PROBE]);
-    prepare(&mut direct);
-    let untraced = run(&mut direct, LIMIT);
-    assert!(untraced.status.success(), "{untraced:?}");
-    let expected = String::from_utf8_lossy(&untraced.stdout).into_owned();
-    assert!(expected.contains("SigIgn"), "{expected}");
-    for args in launchers() {
-        let mut cmd = tracer();
-        cmd.args(&args).args(["--", "sh", "-c", PROBE]);
-        prepare(&mut cmd);
-        let out = run(&mut cmd, LIMIT);
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            expected,
-            "tracer {args:?} -- CMD: the command saw something else, or the report is on stdout\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+fn same_as_untraced(prepare: impl Fn(&mut Command) + Send + Sync) {
+    from_compact_fd_table(|| {
+        let mut direct = Command::new("sh");
+        direct.args(["-c", PROBE]);
+        prepare(&mut direct);
+        let untraced = run(&mut direct, LIMIT);
+        assert!(untraced.status.success(), "{untraced:?}");
+        let expected = String::from_utf8_lossy(&untraced.stdout).into_owned();
+        assert!(expected.contains("SigIgn"), "{expected}");
+        assert!(expected.contains("FDSize:\t64\n"), "{expected}");
+        for args in launchers() {
+            let mut cmd = tracer();
+            cmd.args(&args).args(["--", "sh", "-c", PROBE]);
+            prepare(&mut cmd);
+            let out = run(&mut cmd, LIMIT);
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                expected,
+                "tracer {args:?} -- CMD: the command saw something else, or the report is on stdout\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    })
+}
+
+/// Run `f` on a thread whose fd table holds no fd above 63, so that what it
+/// starts has 64 slots (the kernel's smallest): the test harness may have
+/// higher fds open (other tests' pipes), which would hide what a launcher
+/// adds. A thread shares the process's table;
+/// `close_range(64, ~0, CLOSE_RANGE_UNSHARE)` gives it its own copy of the
+/// fds below 64.
+fn from_compact_fd_table(f: impl FnOnce() + Send) {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            const CLOSE_RANGE_UNSHARE: libc::c_uint = 1 << 1;
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    64,
+                    libc::c_uint::MAX,
+                    CLOSE_RANGE_UNSHARE,
+                )
+            };
+            assert_eq!(r, 0, "close_range: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
 }
 
 #[test]

@@ -7,11 +7,21 @@
 //! working directory, limits, umask and inherited fds (everything tracer opens
 //! itself is close-on-exec), and, with `--user`, that user's uid, gid and groups.
 //!
-//! Exact: the child is forked after the programs are attached. It restores
-//! the signal state, drops to `--user`, then blocks in read() on a pipe while
-//! the parent adds its pid to the kernel's traced set; that read's entry was
-//! not traced and its exit has no recorded entry, so nothing before CMD's own
-//! execve is counted. The child makes raw, async-signal-safe calls only.
+//! The child is forked when the command is prepared, before anything is
+//! loaded or attached: it takes tracer's state as tracer was started, not as
+//! loading made it. A fork copies the fd table at the size the highest open
+//! fd needs, and execve keeps it: forked after tracer opened its maps,
+//! programs and perf events (75 fds and more), CMD got a table of 128 slots
+//! or more where it has 64 untraced, and `select(1025, ...)` on 8-byte sets
+//! read past them and failed with EFAULT (strace's `select` test). Limits
+//! tracer raises for itself (RLIMIT_MEMLOCK before 5.11) stay its own too.
+//!
+//! Exact: the child restores the signal state, drops to `--user`, then blocks
+//! in read() on a pipe while tracer loads and attaches and then adds its pid
+//! to the kernel's traced set; that read's entry was not traced and its exit
+//! has no recorded entry, so nothing before CMD's own execve is counted. The
+//! child makes raw, async-signal-safe calls only, and exits when the pipe
+//! closes without a byte (tracer failed or ended first).
 use std::{
     ffi::{CString, OsStr},
     io::{Read as _, Write as _},
@@ -114,6 +124,28 @@ pub struct Prepared {
     envp: Vec<CString>,
     credentials: Option<Credentials>,
     pub display: String,
+    /// The forked child waiting for `go`, until `spawn_traced` releases it.
+    waiting: std::sync::Mutex<Option<Waiting>>,
+}
+
+/// A child forked by `prepare`, blocked in read() of `go`.
+struct Waiting {
+    pid: libc::pid_t,
+    /// The child's end of `go`, as numbered in the child.
+    go_fd: libc::c_int,
+    go: std::io::PipeWriter,
+    report: std::io::PipeReader,
+    released: bool,
+}
+
+impl Drop for Waiting {
+    /// Never released (tracer failed before the run): the child goes, reaped.
+    fn drop(&mut self) {
+        if !self.released {
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            wait(self.pid);
+        }
+    }
 }
 
 /// Find `cmd[0]` like a shell would (PATH search unless it contains a slash) and
@@ -134,7 +166,7 @@ pub fn prepare(launch: &LaunchArgs) -> Result<Prepared> {
                 .context("environment contains a NUL byte")
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Prepared {
+    let mut prepared = Prepared {
         path: cstr(path.as_os_str())?,
         argv,
         envp,
@@ -144,7 +176,14 @@ pub fn prepare(launch: &LaunchArgs) -> Result<Prepared> {
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" "),
-    })
+        waiting: std::sync::Mutex::new(None),
+    };
+    let waiting = fork_waiting(&prepared)?;
+    *prepared
+        .waiting
+        .get_mut()
+        .unwrap_or_else(|e| e.into_inner()) = Some(waiting);
+    Ok(prepared)
 }
 
 /// `prepare` for a command that may be absent (no `-- CMD` given).
@@ -236,22 +275,17 @@ unsafe fn child_setup(creds: Option<&Credentials>) -> Result<(), u8> {
     Ok(())
 }
 
-/// Fork and exec `cmd` faithfully (see the module comment). `register` runs in
-/// tracer with the child's pid while the child waits, before its execve: it
-/// adds the child to the traced set. Returns the child's pid; a failure to
-/// register or to start CMD comes back as Err (and the child is reaped).
-pub fn spawn_traced(
-    cmd: &Prepared,
-    register: impl FnOnce(u32) -> Result<()>,
-) -> Result<libc::pid_t> {
+/// Fork the child that will exec `cmd` (see the module comment): it sets
+/// itself up and waits in read() of `go`.
+fn fork_waiting(cmd: &Prepared) -> Result<Waiting> {
     let mut argv: Vec<*const libc::c_char> = cmd.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = cmd.envp.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
     // `go`: tracer tells the child to exec. `report`: the child's failure
     // (which step, errno) comes back. Both close on exec.
-    let (go_read, mut go) = std::io::pipe().context("pipe2")?;
-    let (mut report, report_write) = std::io::pipe().context("pipe2")?;
+    let (go_read, go) = std::io::pipe().context("pipe2")?;
+    let (report, report_write) = std::io::pipe().context("pipe2")?;
     let (go_fd, report_fd) = (go_read.as_raw_fd(), report_write.as_raw_fd());
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -279,19 +313,42 @@ pub fn spawn_traced(
         }
     }
     drop((go_read, report_write));
+    Ok(Waiting {
+        pid,
+        go_fd,
+        go,
+        report,
+        released: false,
+    })
+}
+
+/// Start the prepared command (forked by `prepare`, see the module comment).
+/// `register` runs in tracer with the child's pid while the child waits,
+/// before its execve: it adds the child to the traced set. Returns the
+/// child's pid; a failure to register or to start CMD comes back as Err (and
+/// the child is reaped).
+pub fn spawn_traced(
+    cmd: &Prepared,
+    register: impl FnOnce(u32) -> Result<()>,
+) -> Result<libc::pid_t> {
+    let mut w = cmd
+        .waiting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .context("the command was already started")?;
     // The child's set-up calls must not be counted: register it only once it
     // sleeps in its read() of `go` (a failed set-up exits instead).
-    let ready = wait_blocked_in_read(pid, go_fd);
-    if let Err(e) = ready.and_then(|()| register(pid as u32)) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        drop((go, report));
-        wait(pid);
-        return Err(e);
-    }
-    let _ = go.write(&[1]);
-    drop(go);
+    wait_blocked_in_read(w.pid, w.go_fd).and_then(|()| register(w.pid as u32))?;
+    // Released: from here on its end is the run's to wait for.
+    w.released = true;
+    let _ = w.go.write(&[1]);
     let mut msg = [0u8; 3];
-    if report.read_exact(&mut msg).is_ok() {
+    // EOF when the execve closed the child's end: CMD runs.
+    let failed = w.report.read_exact(&mut msg).is_ok();
+    let pid = w.pid;
+    drop(w);
+    if failed {
         wait(pid);
         let err = std::io::Error::from_raw_os_error(i32::from(msg[1]) | (i32::from(msg[2]) << 8));
         match msg[0] {
