@@ -783,6 +783,223 @@ pub mod profile {
     }
 }
 
+/// `tracer profile`'s user-stack unwinder (tracer-ebpf/src/unwind.rs): the
+/// tables user space derives from `.eh_frame`/`.debug_frame`, the mappings
+/// of each process, and how a walk ended. The register model is generic:
+/// `sp` and `fp` are the stack and frame pointers (rsp and rbp on x86_64,
+/// sp and x29 on aarch64); where each is read from a sample is the
+/// architecture's (see `arch` below).
+pub mod unwind {
+    /// One row of an object's table: from `pc` (a virtual address of the
+    /// ELF file, as its program headers number it) up to the next row's.
+    /// Rows of one object are sorted by `pc` and lie together in
+    /// `UNWIND_ROWS`.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct Row {
+        pub pc: u32,
+        /// `cfa::*`: how the canonical frame address (the caller's sp) is found.
+        pub cfa: u8,
+        /// `reg::*`: where the caller's fp is.
+        pub fp: u8,
+        /// `reg::*`: where the return address is.
+        pub ra: u8,
+        pub _pad: u8,
+        pub cfa_off: i16,
+        pub fp_off: i16,
+        pub ra_off: i16,
+        pub _pad2: u16,
+    }
+
+    /// `Row::cfa`.
+    pub mod cfa {
+        /// No rule here (between functions, or a rule the walker cannot
+        /// follow): the walk ends, `end::NO_INFO`.
+        pub const NONE: u8 = 0;
+        /// CFA = sp + cfa_off
+        pub const SP: u8 = 1;
+        /// CFA = fp + cfa_off
+        pub const FP: u8 = 2;
+        /// x86_64 PLT entries' expression: CFA = sp + cfa_off, plus 8 when
+        /// `pc & 15 >= 11` (after the entry's push).
+        pub const PLT: u8 = 3;
+        /// The outermost frame (its return address is undefined: `_start`,
+        /// a thread's start): the walk is complete.
+        pub const END: u8 = 4;
+    }
+
+    /// `Row::fp` and `Row::ra`.
+    pub mod reg {
+        /// Unchanged from the callee (still in the register).
+        pub const SAME: u8 = 0;
+        /// Saved at CFA + offset.
+        pub const AT_CFA: u8 = 1;
+        /// Not recoverable (the walk ends there if it is the return address).
+        pub const UNDEFINED: u8 = 2;
+    }
+
+    /// An executable mapping of a process, with where its object's rows are.
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+    pub struct Mapping {
+        pub start: u64,
+        pub end: u64,
+        /// Subtracted from an address in the mapping to get the file's
+        /// virtual address (what `Row::pc` counts).
+        pub bias: u64,
+        /// The object's first row in `UNWIND_ROWS`, or one of `table::*`.
+        pub first: u32,
+        /// How many rows it has (0 with `table::*`).
+        pub rows: u32,
+    }
+
+    /// `Mapping::first` when the object has no rows.
+    pub mod table {
+        /// No unwind information (no `.eh_frame`, or not read yet): frame
+        /// pointers are followed where allowed.
+        pub const NONE: u32 = u32::MAX;
+        /// The table did not fit in `--unwind-memory`.
+        pub const FULL: u32 = u32::MAX - 1;
+    }
+
+    /// Mappings kept per process; more are dropped (largest first by user space).
+    pub const MAX_MAPPINGS: usize = 256;
+
+    /// A process's executable mappings, sorted by `start`, not overlapping
+    /// (`UNWIND_PROCS`, by tgid).
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug)]
+    pub struct ProcMaps {
+        pub len: u32,
+        /// The exec generation (`profile::ProcGen::gen`) these mappings are of.
+        pub gen: u32,
+        pub maps: [Mapping; MAX_MAPPINGS],
+    }
+
+    impl Default for ProcMaps {
+        fn default() -> Self {
+            Self {
+                len: 0,
+                gen: 0,
+                maps: [Mapping::default(); MAX_MAPPINGS],
+            }
+        }
+    }
+
+    /// The deepest user stack the walker records.
+    pub const MAX_FRAMES: usize = 127;
+
+    /// A walked user stack (`PROFILE_USTACKS`, by its id).
+    #[repr(C)]
+    #[derive(Copy, Clone, Debug)]
+    pub struct UserStack {
+        /// The frames' hash: an id whose stored stack has another hash is a
+        /// collision, counted as a lost stack.
+        pub hash: u64,
+        pub len: u32,
+        pub _pad: u32,
+        /// Innermost first.
+        pub ips: [u64; MAX_FRAMES],
+    }
+
+    impl Default for UserStack {
+        fn default() -> Self {
+            Self {
+                hash: 0,
+                len: 0,
+                _pad: 0,
+                ips: [0; MAX_FRAMES],
+            }
+        }
+    }
+
+    /// How a user stack walk ended (`profile::StackKey::uend`).
+    pub mod end {
+        /// No walk: frame pointers by the kernel (`--unwind fp`), or a
+        /// task without user space.
+        pub const NONE: u32 = 0;
+        /// Reached the entry point or a thread's start.
+        pub const COMPLETE: u32 = 1;
+        /// Stopped at the depth limit (`MAX_FRAMES`).
+        pub const TRUNCATED: u32 = 2;
+        /// An address with no unwind information (outside every known
+        /// mapping, or in an object without tables where frame pointers
+        /// are not followed or lead nowhere).
+        pub const NO_INFO: u32 = 3;
+        /// An object whose table did not fit in `--unwind-memory`.
+        pub const TABLE_FULL: u32 = 4;
+        /// The stack (or the task's saved registers) could not be read.
+        pub const UNREADABLE: u32 = 5;
+        pub const COUNT: usize = 6;
+    }
+
+    /// `UNWIND_MODE` global.
+    pub mod mode {
+        /// Frame pointers only (the kernel's walker).
+        pub const FP: u64 = 0;
+        /// Tables only: an object without one ends the walk.
+        pub const DWARF: u64 = 1;
+        /// Tables where an object has one, frame pointers elsewhere.
+        pub const AUTO: u64 = 2;
+    }
+
+    /// Indexes of the `UNWIND_ARCH` global: the register model, the one
+    /// architecture-specific part of the walker. User space fills it from
+    /// `arch::values` (this machine's) and the kernel's BTF.
+    pub mod arch {
+        /// Byte offsets in `struct pt_regs` of the pc, sp and fp.
+        pub const PC: usize = 0;
+        pub const SP: usize = 1;
+        pub const FP: usize = 2;
+        /// The register whose bits tell user mode: offset, mask, value.
+        pub const MODE: usize = 3;
+        pub const MODE_MASK: usize = 4;
+        pub const MODE_USER: usize = 5;
+        /// `sizeof(struct pt_regs)`, and the kernel stack's size: a task's
+        /// user registers are saved at its top.
+        pub const PT_REGS_SIZE: usize = 6;
+        pub const THREAD_SIZE: usize = 7;
+        /// `task_struct.stack` (from BTF).
+        pub const TASK_STACK: usize = 8;
+        /// A frame-pointer frame, as signed offsets: CFA = fp + FP_CFA_OFF;
+        /// the return address at CFA + FP_RA_OFF, the caller's fp at
+        /// CFA + FP_FP_OFF.
+        pub const FP_CFA_OFF: usize = 9;
+        pub const FP_RA_OFF: usize = 10;
+        pub const FP_FP_OFF: usize = 11;
+        pub const COUNT: usize = 12;
+
+        /// x86_64: `struct pt_regs` (r15 ... rbp at 4, ... rip at 16, cs at
+        /// 17, eflags, rsp at 19, ss), 16 KiB kernel stacks,
+        /// `push %rbp; mov %rsp,%rbp` frames. `TASK_STACK` is left 0.
+        #[cfg(target_arch = "x86_64")]
+        pub fn values() -> [u64; COUNT] {
+            let mut v = [0u64; COUNT];
+            v[PC] = 16 * 8;
+            v[SP] = 19 * 8;
+            v[FP] = 4 * 8;
+            v[MODE] = 17 * 8;
+            v[MODE_MASK] = 3;
+            v[MODE_USER] = 3;
+            v[PT_REGS_SIZE] = 21 * 8;
+            v[THREAD_SIZE] = 16384;
+            v[FP_CFA_OFF] = 16;
+            v[FP_RA_OFF] = -8i64 as u64;
+            v[FP_FP_OFF] = -16i64 as u64;
+            v
+        }
+    }
+
+    #[cfg(feature = "user")]
+    mod pod {
+        use super::*;
+        unsafe impl aya::Pod for Row {}
+        unsafe impl aya::Pod for Mapping {}
+        unsafe impl aya::Pod for ProcMaps {}
+        unsafe impl aya::Pod for UserStack {}
+    }
+}
+
 /// Reading a task's pids as tracer's PID namespace numbers them
 /// (`flags::PIDNS`): indexes into the `PIDNS_OFFSETS` global, struct member
 /// offsets from the running kernel's BTF, and the namespace's inode number.
