@@ -725,8 +725,12 @@ pub mod profile {
         /// none (`-EFAULT`: no such stack, e.g. no kernel frames in a sample
         /// taken in user mode; others are counted as lost).
         pub kstack: i32,
+        /// With `uend` `unwind::end::NONE`, a stack id like `kstack`; else
+        /// the id of a stack the walker recorded in `PROFILE_USTACKS`.
         pub ustack: i32,
         pub comm: [u8; TASK_COMM_LEN],
+        /// How the user stack walk ended (`unwind::end`).
+        pub uend: u32,
     }
 
     /// Per sampled process (`PROFILE_PROCS`): its exec generation, and
@@ -746,6 +750,10 @@ pub mod profile {
     pub struct Notice {
         pub tgid: u32,
         pub gen: u32,
+        /// 1: the walker met an address outside the mappings it knows
+        /// (a library loaded since): read them again.
+        pub refresh: u32,
+        pub _pad: u32,
     }
 
     /// A switched-out thread (`OFFCPU_STARTS`, keyed by thread id): when, and
@@ -873,6 +881,11 @@ pub mod unwind {
         pub len: u32,
         /// The exec generation (`profile::ProcGen::gen`) these mappings are of.
         pub gen: u32,
+        /// Set by the kernel when it met an address in no mapping and asked
+        /// user space to read the mappings again (a `profile::Notice` with
+        /// `refresh`); cleared when they are written anew.
+        pub asked: u32,
+        pub _pad: u32,
         pub maps: [Mapping; MAX_MAPPINGS],
     }
 
@@ -881,6 +894,8 @@ pub mod unwind {
             Self {
                 len: 0,
                 gen: 0,
+                asked: 0,
+                _pad: 0,
                 maps: [Mapping::default(); MAX_MAPPINGS],
             }
         }

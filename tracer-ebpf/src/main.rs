@@ -33,6 +33,7 @@ mod tcp;
 mod trace;
 mod tracepoint;
 mod uprobe;
+mod unwind;
 mod user_str;
 
 #[cfg(not(test))]

@@ -65,7 +65,12 @@ fn try_profile_cpu(ctx: &PerfEventContext) -> Option<()> {
     if bpf_get_current_pid_tgid() as u32 == 0 || !is_traced(FLAGS.load()) {
         return None;
     }
-    let key = stack_key(ctx, current_tgid());
+    if crate::unwind::walking() {
+        let key = stack_key(ctx, current_tgid(), false);
+        // Counts the sample itself once it has walked the user stack.
+        crate::unwind::start(ctx, &key, 1);
+    }
+    let key = stack_key(ctx, current_tgid(), true);
     add(&key, 1);
     Some(())
 }
@@ -86,7 +91,7 @@ fn try_offcpu_switch(ctx: &TracePointContext) -> Option<()> {
     if tid != 0 && is_traced(FLAGS.load()) {
         let start = OffStart {
             ts: now,
-            key: stack_key(ctx, current_tgid()),
+            key: stack_key(ctx, current_tgid(), true),
         };
         let _ = OFFCPU_STARTS.insert(&tid, &start, 0);
     }
@@ -132,15 +137,22 @@ fn next_generation(tgid: u32) {
     }
 }
 
-/// The key of the current task's sample: process, generation, comm, stacks.
+/// The key of the current task's sample: process, generation, comm, stacks
+/// (the user stack by the kernel's frame-pointer walk when `user`, else
+/// left to the walker).
 #[inline(always)]
-fn stack_key<C: StackIdContext>(ctx: &C, tgid: u32) -> StackKey {
+fn stack_key<C: StackIdContext>(ctx: &C, tgid: u32, user: bool) -> StackKey {
     StackKey {
         tgid,
         gen: generation(tgid),
         kstack: stack_id(ctx, 0, drops::KSTACK_LOST),
-        ustack: stack_id(ctx, BPF_F_USER_STACK as u64, drops::USTACK_LOST),
+        ustack: if user {
+            stack_id(ctx, BPF_F_USER_STACK as u64, drops::USTACK_LOST)
+        } else {
+            -EFAULT
+        },
         comm: bpf_get_current_comm().unwrap_or_default(),
+        uend: 0,
     }
 }
 
@@ -195,9 +207,19 @@ fn generation(tgid: u32) -> u32 {
 /// Send a notice; false (and counted) when the ring is full.
 #[inline(always)]
 fn notice(tgid: u32, gen: u32) -> bool {
-    let n = Notice { tgid, gen };
+    send_notice(&Notice {
+        tgid,
+        gen,
+        refresh: 0,
+        _pad: 0,
+    })
+}
+
+/// Send `n`; false (and counted) when the ring is full.
+#[inline(always)]
+pub fn send_notice(n: &Notice) -> bool {
     if PROFILE_NOTICES
-        .output::<Notice>(&n, BPF_RB_NO_WAKEUP as u64)
+        .output::<Notice>(n, BPF_RB_NO_WAKEUP as u64)
         .is_err()
     {
         count(&PROFILE_DROPS, drops::NOTICES_LOST);
@@ -208,7 +230,7 @@ fn notice(tgid: u32, gen: u32) -> bool {
 
 /// Add `v` to the key's weight (shared by the CPUs: an atomic add).
 #[inline(always)]
-fn add(key: &StackKey, v: u64) {
+pub fn add(key: &StackKey, v: u64) {
     if let Some(p) = PROFILE_COUNTS.get_ptr_mut(key) {
         unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, v) };
         return;

@@ -770,13 +770,19 @@ pub enum SampleEvent {
 /// by build id or debuglink under /usr/lib/debug; Rust and C++ names are
 /// demangled. A frame that cannot be named shows as FILE+0xOFFSET.
 ///
-/// User stacks are unwound by frame pointers, in the kernel. Code built
-/// without them (the default of most compilers at -O2, most distribution
-/// libraries, Rust's standard library) shows short or broken stacks: its
-/// frames are missing or end in [unknown]. Build what you profile with
-/// `-fno-omit-frame-pointer` (C, C++), `RUSTFLAGS="-C force-frame-pointers=yes"`
-/// (Rust; the standard library needs `-Zbuild-std` for its own frames), or use
-/// a distribution that keeps them (Ubuntu 24.04, Fedora 38 and later).
+/// User stacks are unwound in the kernel from each object's `.eh_frame`
+/// (or `.debug_frame`): the call-frame rules compilers emit for exceptions
+/// and debuggers, present in programs built without frame pointers (most of
+/// Debian's and RHEL's, Rust's standard library) where a frame-pointer walk
+/// stops after a frame or two. tracer reads them from each mapped file when
+/// it first samples a process, once per file (by build id) however many
+/// processes map it, into tables of at most --unwind-memory. Objects
+/// without them (JIT code, some hand-written assembly) are walked by frame
+/// pointers (--unwind auto, the default); --unwind fp walks by frame
+/// pointers only (the kernel's own walk, the cheapest). How each sample's
+/// user stack ended is counted: complete (reached the program's entry or a
+/// thread's start), truncated (127 frames), no unwind info, table full,
+/// unreadable stack.
 ///
 /// With --off-cpu, the scheduler's switch tracepoint records the stacks a
 /// task was switched out in and, when it runs again, adds the time it was
@@ -834,6 +840,19 @@ pub struct ProfileArgs {
           value_parser = clap::value_parser!(u32).range(64..=1 << 20))]
     pub stack_storage_size: u32,
 
+    /// How user stacks are walked: from .eh_frame tables where an object has
+    /// them and by frame pointers elsewhere (auto), from tables only
+    /// (dwarf), or by frame pointers only (fp, the kernel's own walk).
+    #[arg(long, value_enum, default_value_t = Unwind::Auto, value_name = "HOW")]
+    pub unwind: Unwind,
+
+    /// Memory for the unwind tables, in MiB (16 bytes a rule; libc has about
+    /// 20,000): an object whose table does not fit is walked by frame
+    /// pointers, and its samples that end early are counted as "table full".
+    #[arg(long, value_name = "MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub unwind_memory: u32,
+
     #[command(flatten)]
     pub blocks: BlockArgs,
 
@@ -842,6 +861,17 @@ pub struct ProfileArgs {
 
     #[command(flatten)]
     pub process: ProcessArgs,
+}
+
+/// How `tracer profile` walks user stacks (`--unwind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Unwind {
+    /// .eh_frame tables where an object has them, frame pointers elsewhere.
+    Auto,
+    /// .eh_frame tables only: a frame in an object without one ends the stack.
+    Dwarf,
+    /// Frame pointers only (the kernel's walk).
+    Fp,
 }
 
 /// List what can be traced: syscalls, tracepoints, kernel functions, user functions.

@@ -10,6 +10,7 @@ use aya::{maps::MapData, Pod};
 
 /// `enum bpf_cmd` (include/uapi/linux/bpf.h).
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 
 /// The `bpf_attr` of the batch commands.
@@ -99,6 +100,32 @@ pub fn lookup_all<K: Pod + Default, V: Pod + Default>(
         first = false;
     }
     Ok((keys, values))
+}
+
+/// Write `values[i]` at `keys[i]`, in as few calls as the kernel allows
+/// (an array's elements, a hash map's entries).
+pub fn update_all<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) -> io::Result<()> {
+    assert_eq!(keys.len(), values.len());
+    let fd = map.fd().as_fd().as_raw_fd() as u32;
+    let mut done = 0;
+    while done < keys.len() {
+        let mut attr = BatchAttr {
+            keys: keys[done..].as_ptr() as u64,
+            values: values[done..].as_ptr() as u64,
+            count: (keys.len() - done) as u32,
+            map_fd: fd,
+            ..Default::default()
+        };
+        let res = bpf(BPF_MAP_UPDATE_BATCH, &mut attr);
+        done += attr.count as usize;
+        match res {
+            Ok(()) => {}
+            // Interrupted part way: go on from where it stopped.
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) && attr.count > 0 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Delete `keys` from hash map `map`, in as few calls as the kernel allows

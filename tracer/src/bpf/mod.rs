@@ -11,6 +11,7 @@ pub mod logs;
 pub mod maps;
 pub mod profile;
 pub mod traced;
+pub mod unwind;
 
 use std::any::Any;
 
@@ -83,7 +84,13 @@ impl Object {
         T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
     }
 
-    /// Write `(index, value)` pairs into array map `name`.
+    /// Hold `thing` (a map whose contents must live, such as a tail-call
+    /// array: the kernel empties one when user space closes it) until the
+    /// object is dropped.
+    pub fn keep<T: Any>(&mut self, thing: T) {
+        self.links.push(Box::new(thing));
+    }
+
     /// Take array map `name` (made with `BPF_F_MMAPABLE`, `len` elements)
     /// out of the object, mapped into this process.
     pub fn take_mmap<V: Pod>(&mut self, name: &str, len: usize) -> Result<maps::Mmap<V>> {
@@ -97,6 +104,7 @@ impl Object {
         maps::Mmap::new(data, len).with_context(|| format!("mapping {name} into memory"))
     }
 
+    /// Write `(index, value)` pairs into array map `name`.
     pub fn fill_array<V: Pod>(
         &mut self,
         name: &str,

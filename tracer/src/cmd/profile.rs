@@ -23,9 +23,10 @@ use crate::{
     bpf::{
         self,
         profile::{attach_generations, attach_off_cpu, attach_sampling, Sampler},
+        unwind::{attach_walker, Tables, WalkerMaps},
         Object,
     },
-    cli::{ProfileArgs, SampleEvent},
+    cli::{ProfileArgs, SampleEvent, Unwind},
     collect::profile::{named_losses, Frame, Kind, Profile, ProfileCollector, RawCounts, Stack},
     report::{self, BlockKind},
     sys::{symbols::Symbols, tracefs},
@@ -37,8 +38,12 @@ const COUNTS: u32 = 65536;
 const PROCS: u32 = 32768;
 /// Threads switched out at once (off-CPU).
 const OFF_THREADS: u32 = 65536;
-/// The ring of new-process notices: 8 bytes each (plus an 8-byte header).
-const NOTICE_RING: u32 = 1 << 16;
+/// The ring of new-process notices: 16 bytes each (plus an 8-byte header).
+const NOTICE_RING: u32 = 1 << 17;
+/// Processes whose mappings the user-stack walker knows at once (8 KiB each).
+const WALKED_PROCS: u32 = 2048;
+/// Bytes of one row of the unwind tables.
+const ROW_BYTES: u64 = size_of::<tracer_common::unwind::Row>() as u64;
 
 /// A file given with --svg or --pprof: opened (so checked) before anything
 /// is attached, written at the end.
@@ -85,6 +90,9 @@ pub struct Plan {
     next_pid_offset: Option<u64>,
     /// The deepest stack the kernel records (kernel.perf_event_max_stack).
     max_depth: usize,
+    /// How user stacks are walked, and the tables' memory (MiB).
+    unwind: Unwind,
+    unwind_memory: u32,
 }
 
 /// The kernel's sampling rate limit.
@@ -150,7 +158,24 @@ pub fn plan(a: &ProfileArgs) -> Result<Plan> {
             .transpose()?,
         next_pid_offset,
         max_depth: max_stack_depth(),
+        // Off-CPU stacks are taken in the scheduler's tracepoint, whose
+        // programs cannot tail-call the walker: frame pointers there.
+        unwind: if a.off_cpu { Unwind::Fp } else { a.unwind },
+        unwind_memory: a.unwind_memory,
     })
+}
+
+/// The walker's register model for this machine, with `task_struct.stack`
+/// from the kernel's BTF (without it, samples taken in kernel mode get no
+/// user stack; those taken in user mode still do).
+fn unwind_arch() -> Vec<u64> {
+    use tracer_common::unwind::arch;
+    let mut v = arch::values();
+    match crate::sys::btf::Btf::kernel().and_then(|b| b.member_offset("task_struct", "stack")) {
+        Ok(off) => v[arch::TASK_STACK] = off,
+        Err(e) => log::info!("no task_struct.stack offset: {e:#}"),
+    }
+    v.to_vec()
 }
 
 /// A run's maps, the names found so far, and what sampling runs on.
@@ -165,17 +190,36 @@ pub struct Live {
     /// The summary block's profile, kept for `finish` (the flame graph and
     /// pprof files), so the final stacks are read and named once.
     summary: RefCell<Option<Profile>>,
+    /// The user-stack walker's tables (not with --unwind fp).
+    tables: Option<RefCell<Tables>>,
+    /// When the tables last forgot the processes that are gone.
+    pruned: std::cell::Cell<std::time::Instant>,
 }
 
 impl Live {
-    /// Read the mappings of the processes sampled for the first time.
+    /// Read the mappings of the processes sampled for the first time (or
+    /// that the walker found in code it did not know: a library loaded
+    /// since), and give the walker their tables.
     fn take_notices(&self) {
         let notices = self.collector.borrow_mut().notices();
         let mut syms = self.symbols.borrow_mut();
         for n in notices {
-            if !syms.knows(n.tgid, n.gen) && !syms.read_process(n.tgid, n.gen) {
+            let read = n.refresh != 0 || !syms.knows(n.tgid, n.gen);
+            if read && !syms.read_process(n.tgid, n.gen) {
                 log::debug!("process {} gone before its mappings were read", n.tgid);
+                continue;
             }
+            if let Some(t) = &self.tables {
+                t.borrow_mut().place(n.tgid, n.gen, &syms.mapped(n.tgid, n.gen));
+            }
+        }
+    }
+
+    /// The frames of a user stack of `key`, innermost first.
+    fn user_stack(&self, key: &tracer_common::profile::StackKey) -> Vec<u64> {
+        match (&self.tables, key.uend) {
+            (Some(t), e) if e != tracer_common::unwind::end::NONE => t.borrow().stack(key.ustack),
+            _ => self.collector.borrow().frames(key.ustack),
         }
     }
 }
@@ -206,6 +250,19 @@ fn pre_exec_keys(
     let first =
         |k: &&tracer_common::profile::StackKey| k.tgid == pid && k.gen == 0 && &k.comm == own_comm;
     counts.weights.keys().filter(first).copied().collect()
+}
+
+/// How a walked user stack ended, as reports name it.
+fn end_name(e: u32) -> &'static str {
+    use tracer_common::unwind::end;
+    match e {
+        end::COMPLETE => "complete",
+        end::TRUNCATED => "truncated",
+        end::NO_INFO => "no_unwind_info",
+        end::TABLE_FULL => "table_full",
+        end::UNREADABLE => "unreadable_stack",
+        _ => "other",
+    }
 }
 
 fn comm_of(c: &[u8; TASK_COMM_LEN]) -> String {
@@ -249,7 +306,9 @@ impl Plan {
             kernel,
             symbolized: false,
         };
-        let mut raw: HashMap<i32, Vec<u64>> = HashMap::new();
+        // By (id, walked): the kernel's stack ids and the walker's are apart.
+        let mut raw: HashMap<(i32, bool), Vec<u64>> = HashMap::new();
+        let mut ends: std::collections::BTreeMap<&'static str, u64> = Default::default();
         let mut stacks = Vec::new();
         let efault = -libc::EFAULT;
         for (key, &value) in &counts.weights {
@@ -260,8 +319,12 @@ impl Plan {
                 // Sampled before its notice was read: read it now if it runs.
                 syms.read_process(key.tgid, key.gen);
             }
+            let walked = key.uend != tracer_common::unwind::end::NONE;
+            if walked {
+                *ends.entry(end_name(key.uend)).or_default() += value;
+            }
             let mut ids = Vec::new();
-            let mut truncated = false;
+            let mut truncated = walked && key.uend == tracer_common::unwind::end::TRUNCATED;
             for (id, kernel) in [(key.ustack, false), (key.kstack, true)] {
                 if id < 0 {
                     if id != efault {
@@ -272,8 +335,14 @@ impl Plan {
                     }
                     continue;
                 }
-                let addrs = raw.entry(id).or_insert_with(|| collector.frames(id));
-                truncated |= addrs.len() >= self.max_depth;
+                let addrs = raw.entry((id, walked && !kernel)).or_insert_with(|| {
+                    if kernel {
+                        collector.frames(id)
+                    } else {
+                        live.user_stack(key)
+                    }
+                });
+                truncated |= !walked && addrs.len() >= self.max_depth;
                 // Innermost first in the map; root first here.
                 for (i, &a) in addrs.iter().enumerate().rev() {
                     let f = if kernel {
@@ -304,6 +373,7 @@ impl Plan {
             frames,
             stacks,
             lost: named_losses(&counts.drops),
+            ends,
         }
     }
 
@@ -355,6 +425,18 @@ impl Counting for Plan {
             .values
             .push(("MIN_BLOCK_NS", self.min_block_us.saturating_mul(1000)));
         let off_cpu = self.sampling.is_none();
+        let walking = self.unwind != Unwind::Fp;
+        use tracer_common::unwind::mode;
+        globals.values.push((
+            "UNWIND_MODE",
+            match self.unwind {
+                Unwind::Fp => mode::FP,
+                Unwind::Dwarf => mode::DWARF,
+                Unwind::Auto => mode::AUTO,
+            },
+        ));
+        globals.arrays.push(("UNWIND_ARCH", unwind_arch()));
+        let rows = (u64::from(self.unwind_memory) << 20) / ROW_BYTES;
         let mut obj = bpf::load_following(
             globals,
             self.selection.targeted(),
@@ -364,9 +446,20 @@ impl Counting for Plan {
                 ("PROFILE_PROCS", PROCS),
                 ("PROFILE_NOTICES", NOTICE_RING),
                 ("OFFCPU_STARTS", if off_cpu { OFF_THREADS } else { 1024 }),
+                ("UNWIND_ROWS", if walking { rows as u32 } else { 1 }),
+                ("UNWIND_PROCS", if walking { WALKED_PROCS } else { 1 }),
+                ("PROFILE_USTACKS", if walking { self.stack_storage } else { 1 }),
             ],
         )?;
         let collector = ProfileCollector::new(&mut obj)?;
+        // Before sampling starts: every sample walks.
+        let tables = if walking {
+            let maps = WalkerMaps::new(&mut obj)?;
+            attach_walker(&mut obj)?;
+            Some(RefCell::new(Tables::new(maps)))
+        } else {
+            None
+        };
         attach_generations(&mut obj)?;
         let sampler = match &self.sampling {
             Some((hz, samplers)) => Some(attach_sampling(&mut obj, samplers, *hz)?),
@@ -382,6 +475,8 @@ impl Counting for Plan {
             started: SystemTime::now(),
             own_comm: own_comm(),
             summary: RefCell::new(None),
+            tables,
+            pruned: std::cell::Cell::new(std::time::Instant::now()),
         };
         Ok((live, obj))
     }
@@ -406,9 +501,16 @@ impl Counting for Plan {
         true
     }
 
-    /// Read the mappings of new processes while they run.
+    /// Read the mappings of new processes while they run; once a second,
+    /// forget the tables' processes that are gone.
     fn housekeeping(&self, live: &mut Live) -> Result<Vec<u32>> {
         live.take_notices();
+        if let Some(t) = &live.tables {
+            if live.pruned.get().elapsed() >= std::time::Duration::from_secs(1) {
+                t.borrow_mut().prune();
+                live.pruned.set(std::time::Instant::now());
+            }
+        }
         Ok(Vec::new())
     }
 
@@ -456,6 +558,7 @@ mod tests {
             kstack: 1,
             ustack: 2,
             comm: c,
+            uend: 0,
         }
     }
 

@@ -69,6 +69,10 @@ pub struct Profile {
     /// samples counted without that stack, the stack map being full or
     /// its hash colliding; ...). Empty when nothing was lost.
     pub lost: BTreeMap<&'static str, u64>,
+    /// How the user stacks the walker took ended, in samples (or
+    /// nanoseconds) by reason: `complete`, `truncated`, `no_unwind_info`,
+    /// `table_full`, `unreadable_stack`. Empty with `--unwind fp`.
+    pub ends: BTreeMap<&'static str, u64>,
 }
 
 impl Profile {

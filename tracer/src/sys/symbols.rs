@@ -73,9 +73,22 @@ fn parse_maps(text: &str) -> Vec<MapsLine> {
         .collect()
 }
 
+/// An executable mapping as the unwinder needs it: the range, the file
+/// offset of its start, and the file (a path that opens that very file,
+/// and its (dev, inode)), if it is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedRange {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub file: Option<(PathBuf, (u64, u64))>,
+}
+
 /// A file stacks point into, as blazesym opens it.
 struct MappedFile {
     path: PathBuf,
+    /// (dev, inode)
+    id: (u64, u64),
     /// Its separate debug file and code segments, once looked for.
     debug: Option<Option<crate::sys::elf::DebugFile>>,
     /// Held open when `path` is `/proc/self/fd/N` (a file in another mount
@@ -124,6 +137,27 @@ impl Symbols {
     /// Whether the mappings of (tgid, gen) are known.
     pub fn knows(&self, tgid: u32, gen: u32) -> bool {
         self.procs.contains_key(&(tgid, gen))
+    }
+
+    /// The executable mappings of (tgid, gen) as last read, sorted by start.
+    pub fn mapped(&self, tgid: u32, gen: u32) -> Vec<MappedRange> {
+        let Some(maps) = self.procs.get(&(tgid, gen)) else {
+            return Vec::new();
+        };
+        maps.iter()
+            .map(|m| MappedRange {
+                start: m.start,
+                end: m.end,
+                offset: m.offset,
+                file: match &m.what {
+                    Mapped::File(Some(f), _) => {
+                        let f = &self.files[*f];
+                        Some((f.path.clone(), f.id))
+                    }
+                    _ => None,
+                },
+            })
+            .collect()
     }
 
     /// Read process `tgid`'s executable mappings now, as generation `gen`.
@@ -176,6 +210,7 @@ impl Symbols {
         let file = if plain {
             MappedFile {
                 path: PathBuf::from(path),
+                id: (dev, l.inode),
                 debug: None,
                 _open: None,
             }
@@ -185,6 +220,7 @@ impl Symbols {
                 .ok()?;
             MappedFile {
                 path: PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+                id: (dev, l.inode),
                 debug: None,
                 _open: Some(f),
             }

@@ -1,0 +1,218 @@
+//! `tracer profile` on programs built without frame pointers: user stacks
+//! unwound in the kernel from `.eh_frame`. A C program built
+//! `-O2 -fomit-frame-pointer` at test time with a known chain and ratio
+//! (`main -> outer -> leaf_a` and `-> leaf_b`, 2:1), and Debian's own `xz`,
+//! whose samples must reach `__libc_start_call_main` (glibc's frame under
+//! `main`) as perf's DWARF unwinding does; and what --unwind fp does there.
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use common::*;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// A directory of one test's own, removed when dropped.
+struct TmpDir(PathBuf);
+
+impl TmpDir {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tracer-unwind-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TmpDir(dir)
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The C fixture: `outer` calls `leaf_a` twice as long as `leaf_b`, for
+/// argv[1] ms of CPU time; every function noinline, no frame pointers.
+const NOFP_C: &str = r#"#include <stdlib.h>
+#include <time.h>
+static volatile unsigned long sink;
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+__attribute__((noinline)) void spin(unsigned long n) {
+    for (unsigned long i = 0; i < n; i++) sink += i * i;
+}
+__attribute__((noinline)) void leaf_a(void) { spin(200000); sink++; }
+__attribute__((noinline)) void leaf_b(void) { spin(100000); sink++; }
+__attribute__((noinline)) void outer(double ms) {
+    double end = now() + ms;
+    while (now() < end) { leaf_a(); leaf_b(); }
+    sink++;
+}
+int main(int argc, char **argv) {
+    outer(argc > 1 ? atof(argv[1]) : 1000);
+    return 0;
+}
+"#;
+
+/// Build the C fixture without frame pointers; checks that it has none
+/// (no `push %rbp; mov %rsp,%rbp` in `outer`).
+fn nofp_program(dir: &Path) -> PathBuf {
+    let src = dir.join("nofp.c");
+    std::fs::write(&src, NOFP_C).unwrap();
+    let bin = dir.join("nofp");
+    let out = run(
+        Command::new("gcc")
+            .args(["-O2", "-fomit-frame-pointer", "-fasynchronous-unwind-tables", "-o"])
+            .arg(&bin)
+            .arg(&src),
+        LIMIT,
+    );
+    assert!(out.status.success(), "gcc failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dis = run(Command::new("objdump").args(["-d", "--no-show-raw-insn"]).arg(&bin), LIMIT);
+    let text = String::from_utf8_lossy(&dis.stdout);
+    let outer: String = text
+        .split("\n\n")
+        .find(|f| f.contains("<outer>:"))
+        .expect("outer in the disassembly")
+        .to_string();
+    assert!(
+        !outer.contains("mov    %rsp,%rbp"),
+        "the fixture was built with frame pointers:\n{outer}"
+    );
+    bin
+}
+
+/// Folded lines as (frames, count).
+fn folded(text: &str) -> Vec<(Vec<String>, u64)> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (stack, n) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {l:?}"));
+            (
+                stack.split(';').map(str::to_string).collect(),
+                n.parse().unwrap_or_else(|_| panic!("bad count in {l:?}")),
+            )
+        })
+        .collect()
+}
+
+/// tracer profile with `args` on `cmd`: (folded lines, the JSON summary).
+fn profile(args: &[&str], cmd: &[&str]) -> (Vec<(Vec<String>, u64)>, String, Value) {
+    let tmp = TmpDir::new("run");
+    let f = tmp.0.join("out.folded");
+    let j = tmp.0.join("out.json");
+    let mut c = tracer();
+    c.args(["profile", "--folded", "-o"]).arg(&f).args(args).arg("--").args(cmd);
+    let out = run(&mut c, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&f).unwrap();
+    // The same run's JSON: once more, with --json (the ends are in it).
+    let mut c = tracer();
+    c.args(["profile", "--json", "-o"]).arg(&j).args(args).arg("--").args(cmd);
+    let out = run(&mut c, LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    let json: Value = serde_json::from_str(
+        std::fs::read_to_string(&j).unwrap().lines().last().expect("a JSON line"),
+    )
+    .unwrap();
+    (folded(&text), text, json)
+}
+
+/// Samples whose stack holds `chain` in order (root first, each frame
+/// directly under the previous), of all samples with `chain`'s last frame.
+fn chain_share(lines: &[(Vec<String>, u64)], chain: &[&str]) -> (u64, u64) {
+    let leaf = chain.last().unwrap();
+    let (mut n, mut whole) = (0, 0);
+    for (frames, count) in lines {
+        let Some(l) = frames.iter().position(|f| f == leaf) else { continue };
+        n += count;
+        let start = l + 1 - chain.len().min(l + 1);
+        if frames[start..=l] == chain.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..] {
+            whole += count;
+        }
+    }
+    (n, whole)
+}
+
+#[test]
+fn stacks_of_a_program_without_frame_pointers_are_whole() {
+    let _l = exclusive_lock();
+    let tmp = TmpDir::new("nofp");
+    let bin = nofp_program(&tmp.0);
+    let bin = bin.to_str().unwrap();
+    let (lines, text, json) = profile(&["-F", "499"], &[bin, "2000"]);
+    let chain = ["__libc_start_call_main", "main", "outer"];
+    let (a, wa) = chain_share(&lines, &[&chain[..], &["leaf_a", "spin"]].concat());
+    let (b, wb) = chain_share(&lines, &[&chain[..], &["leaf_b", "spin"]].concat());
+    assert!(a + b > 300, "too few samples in the leaves ({a}+{b}):\n{text}");
+    assert!(
+        (wa + wb) * 100 >= (a + b) * 95,
+        "__libc_start_call_main -> main -> outer -> leaf -> spin in only {} of {} samples:\n{text}",
+        wa + wb,
+        a + b
+    );
+    let ratio = a as f64 / b as f64;
+    assert!((1.6..=2.4).contains(&ratio), "leaf_a:leaf_b = {a}:{b} = {ratio:.2}, not 2");
+    // Every user stack of the program reached its start.
+    let ends = &json["user_stack_ends"];
+    let complete = ends["complete"].as_u64().unwrap_or(0);
+    let walked: u64 = ends.as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    assert!(complete * 100 >= walked * 95, "ends: {ends}");
+
+    // Frame pointers only: the same program loses its callers.
+    let (lines, text, json) = profile(&["-F", "499", "--unwind", "fp"], &[bin, "1000"]);
+    let (n, whole) = chain_share(&lines, &[&chain[..], &["leaf_a", "spin"]].concat());
+    assert!(n > 0, "{text}");
+    assert!(whole * 2 < n, "--unwind fp walked {whole} of {n} whole: not frame pointers?\n{text}");
+    assert_eq!(json["user_stack_ends"], serde_json::json!({}), "--unwind fp walks nothing itself");
+}
+
+#[test]
+fn debians_xz_unwinds_to_its_start() {
+    let _l = exclusive_lock();
+    let tmp = TmpDir::new("xz");
+    let data = tmp.0.join("data");
+    // 4 MB that do not compress: xz works on it for a second or two.
+    let mut bytes = vec![0u8; 4 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in bytes.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(&data, &bytes).unwrap();
+    let xz = "/usr/bin/xz";
+    assert!(Path::new(xz).exists(), "Debian's xz-utils is needed (apt-get install xz-utils)");
+    let (lines, text, json) = profile(
+        &["-F", "499"],
+        &["sh", "-c", &format!("exec {xz} -9 -T1 -c {} > /dev/null", data.display())],
+    );
+    let total: u64 = lines.iter().map(|l| l.1).sum();
+    let started: u64 = lines
+        .iter()
+        .filter(|(f, _)| f.iter().any(|x| x == "__libc_start_call_main"))
+        .map(|l| l.1)
+        .sum();
+    assert!(total > 200, "too few samples ({total}):\n{text}");
+    assert!(
+        started * 100 >= total * 95,
+        "only {started} of {total} samples of xz reach __libc_start_call_main:\n{text}"
+    );
+    // Through liblzma's own frames to xz's main, as perf --call-graph dwarf shows.
+    assert!(
+        lines.iter().any(|(f, _)| f.iter().any(|x| x == "lzma_code")
+            && f.iter().any(|x| x == "main")),
+        "no stack through lzma_code and main:\n{text}"
+    );
+    let ends = &json["user_stack_ends"];
+    let complete = ends["complete"].as_u64().unwrap_or(0);
+    let walked: u64 = ends.as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    assert!(complete * 100 >= walked * 95, "ends: {ends}");
+}
