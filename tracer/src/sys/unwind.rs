@@ -1,0 +1,621 @@
+//! Unwind tables for `tracer profile`'s user stacks: the CFI rules of an ELF
+//! file's `.eh_frame` (else `.debug_frame`) reduced to the rows the kernel's
+//! walker follows (`tracer_common::unwind::Row`), where a mapping of it lies
+//! in a process (`bias`), and the walk itself in user space (`walk`), step
+//! for step what the kernel does: the tests walk stopped processes with it to
+//! prove the tables right.
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+use gimli::{
+    BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EndianSlice, LittleEndian, Reader as _,
+    Register, RegisterRule, UnwindContext, UnwindSection, UnwindTableRow,
+};
+use object::{Object as _, ObjectSection as _};
+use tracer_common::unwind::{arch, cfa, end, mode, reg, table, Mapping, Row, MAX_FRAMES};
+
+use super::elf;
+
+/// The architecture's DWARF register numbers (the return address column
+/// comes from each CIE: 16 on x86_64, 30 on aarch64).
+#[cfg(target_arch = "x86_64")]
+mod dwarf {
+    pub const ARCH: object::Architecture = object::Architecture::X86_64;
+    /// rsp, rbp.
+    pub const SP: u16 = 7;
+    pub const FP: u16 = 6;
+    /// The PLT's CFA expression is x86_64's.
+    pub const PLT: bool = true;
+}
+#[cfg(target_arch = "aarch64")]
+mod dwarf {
+    pub const ARCH: object::Architecture = object::Architecture::Aarch64;
+    /// sp, x29.
+    pub const SP: u16 = 31;
+    pub const FP: u16 = 29;
+    pub const PLT: bool = false;
+}
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod dwarf {
+    /// No tables on other architectures: `build` refuses every file.
+    pub const ARCH: object::Architecture = object::Architecture::Unknown;
+    pub const SP: u16 = u16::MAX;
+    pub const FP: u16 = u16::MAX;
+    pub const PLT: bool = false;
+}
+
+/// The unwind table of one ELF file.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Sorted by `pc`, consecutive rows differ in their rule.
+    pub rows: Vec<Row>,
+    pub build_id: Option<Vec<u8>>,
+    /// `.eh_frame` or `.debug_frame`.
+    pub source: &'static str,
+    /// Rows of the file's FDEs (before merging) whose rule the walker cannot
+    /// follow, made `cfa::NONE`: a CFA from another register or an
+    /// expression other than the PLT's, a return address or fp not saved at
+    /// CFA + offset, an offset beyond i16.
+    pub unsupported: usize,
+    /// The file's code segments, for `Table::bias`.
+    segments: Vec<(u64, u64, u64)>,
+}
+
+impl Table {
+    /// What to subtract from an address of the executable mapping that
+    /// starts at `map_start` with file offset `file_offset` (a line of
+    /// /proc/PID/maps) to get this file's virtual address.
+    pub fn bias(&self, file_offset: u64, map_start: u64) -> Result<u64> {
+        bias_in(&self.segments, file_offset, map_start)
+    }
+}
+
+/// `Table::bias` for the ELF file at `path`, without building its table.
+pub fn bias(path: &Path, file_offset: u64, map_start: u64) -> Result<u64> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = object::File::parse(&*data)
+        .with_context(|| format!("{} is not an ELF file", path.display()))?;
+    bias_in(&elf::code_segments(&file), file_offset, map_start)
+}
+
+/// From the code segment (`(vaddr, memsz, file offset)`) the mapping maps:
+/// its first byte's virtual address is the segment's address plus how far
+/// `file_offset` lies into the segment, which may be negative (the
+/// mapping's offset is page-aligned, the segment's need not be).
+fn bias_in(segments: &[(u64, u64, u64)], file_offset: u64, map_start: u64) -> Result<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let (va, _, off) = segments
+        .iter()
+        .find(|&&(_, size, o)| file_offset < o + size && o.saturating_sub(file_offset) < page)
+        .with_context(|| format!("file offset {file_offset:#x} is in no code segment"))?;
+    // Wrapping: a non-PIE file's addresses may be above the mapping's.
+    Ok(map_start.wrapping_sub(va.wrapping_add(file_offset).wrapping_sub(*off)))
+}
+
+/// The unwind table of the ELF file at `path`.
+pub fn build(path: &Path) -> Result<Table> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    build_from(&data).with_context(|| format!("no unwind table for {}", path.display()))
+}
+
+/// The unwind table of an ELF image in memory (a file's bytes, the vDSO).
+pub fn build_from(data: &[u8]) -> Result<Table> {
+    let file = object::File::parse(data).context("not an ELF file")?;
+    if file.architecture() != dwarf::ARCH {
+        bail!("{:?} code, not this machine's", file.architecture());
+    }
+    let segments = elf::code_segments(&file);
+    if segments.iter().any(|&(va, size, _)| va + size > 1 << 32) {
+        bail!("code at virtual addresses above 4 GiB (rows hold 32-bit addresses)");
+    }
+    let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+    let address = |name| file.section_by_name(name).map(|s| s.address());
+    let mut found = None;
+    if let Some(s) = file.section_by_name(".eh_frame") {
+        let mut bases = BaseAddresses::default().set_eh_frame(s.address());
+        if let Some(a) = address(".eh_frame_hdr") {
+            bases = bases.set_eh_frame_hdr(a);
+        }
+        if let Some(a) = address(".text") {
+            bases = bases.set_text(a);
+        }
+        if let Some(a) = address(".got") {
+            bases = bases.set_got(a);
+        }
+        let mut eh = EhFrame::new(s.data().context(".eh_frame")?, LittleEndian);
+        eh.set_address_size(8);
+        found = Some((rows_of(&eh, &bases).context(".eh_frame")?, ".eh_frame"));
+    }
+    if found.as_ref().is_none_or(|((rows, _), _)| rows.is_empty()) {
+        if let Some(s) = file.section_by_name(".debug_frame") {
+            let data = s.uncompressed_data().context(".debug_frame")?;
+            let mut df = DebugFrame::new(&data, LittleEndian);
+            df.set_address_size(8);
+            let r = rows_of(&df, &BaseAddresses::default()).context(".debug_frame")?;
+            found = Some((r, ".debug_frame"));
+        }
+    }
+    let Some(((rows, unsupported), source)) = found else {
+        bail!("no .eh_frame nor .debug_frame");
+    };
+    if rows.is_empty() {
+        bail!("no call frame information in {source}");
+    }
+    Ok(Table {
+        rows,
+        build_id,
+        source,
+        unsupported,
+        segments,
+    })
+}
+
+type Slice<'a> = EndianSlice<'a, LittleEndian>;
+
+/// The merged rows of every FDE of `section`, and how many rules were
+/// unsupported.
+fn rows_of<'a, S: UnwindSection<Slice<'a>>>(
+    section: &S,
+    bases: &BaseAddresses,
+) -> Result<(Vec<Row>, usize)> {
+    // (pc, 0 for the gap after an FDE / 1 for a rule, row): a rule wins over
+    // a gap at the same pc, where the next FDE starts.
+    let mut all: Vec<(u32, u8, Row)> = Vec::new();
+    let mut unsupported = 0;
+    let mut ctx = Box::new(UnwindContext::new());
+    let mut entries = section.entries(bases);
+    loop {
+        let entry = match entries.next() {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            // The entries that follow cannot be found: keep those read.
+            Err(e) if !all.is_empty() => {
+                log::debug!("call frame information cut short: {e}");
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let CieOrFde::Fde(partial) = entry else {
+            continue;
+        };
+        let Ok(fde) = partial.parse(S::cie_from_offset) else {
+            continue;
+        };
+        let (start, stop) = (fde.initial_address(), fde.end_address());
+        // FDEs of code the linker dropped keep address 0.
+        if start == 0 || stop <= start {
+            continue;
+        }
+        let stop = u32::try_from(stop).context("code at virtual addresses above 4 GiB")?;
+        let ra = fde.cie().return_address_register();
+        let Ok(mut t) = fde.rows(section, bases, &mut ctx) else {
+            continue;
+        };
+        while let Ok(Some(r)) = t.next_row() {
+            let row = row_of(r, ra, section);
+            unsupported += usize::from(row.cfa == cfa::NONE);
+            // Below `stop`, which fits.
+            all.push((r.start_address() as u32, 1, Row { pc: 0, ..row }));
+        }
+        all.push((stop, 0, Row::default()));
+    }
+    all.sort_by_key(|&(pc, rule, _)| (pc, rule));
+    let mut rows: Vec<Row> = Vec::with_capacity(all.len() / 2);
+    for (i, &(pc, _, row)) in all.iter().enumerate() {
+        // The last entry at a pc decides.
+        if all.get(i + 1).is_some_and(|n| n.0 == pc) {
+            continue;
+        }
+        if rows.last().is_some_and(|l| Row { pc: 0, ..*l } == row) {
+            continue;
+        }
+        rows.push(Row { pc, ..row });
+    }
+    Ok((rows, unsupported))
+}
+
+/// One gimli row as the walker's rule (its `pc` left 0); `cfa::NONE` when it
+/// cannot be followed.
+fn row_of<'a, S: UnwindSection<Slice<'a>>>(
+    r: &UnwindTableRow<usize>,
+    ra: Register,
+    section: &S,
+) -> Row {
+    let none = Row::default();
+    let mut row = Row::default();
+    match r.register(ra) {
+        Some(RegisterRule::Undefined) => {
+            return Row {
+                cfa: cfa::END,
+                ..none
+            }
+        }
+        Some(RegisterRule::Offset(o)) => {
+            let Ok(o) = i16::try_from(o) else { return none };
+            (row.ra, row.ra_off) = (reg::AT_CFA, o);
+        }
+        _ => return none,
+    }
+    let (kind, offset) = match r.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } if register.0 == dwarf::SP => {
+            (cfa::SP, *offset)
+        }
+        CfaRule::RegisterAndOffset { register, offset } if register.0 == dwarf::FP => {
+            (cfa::FP, *offset)
+        }
+        CfaRule::Expression(e) if dwarf::PLT => {
+            let plt = e.get(section).ok().and_then(|e| plt_offset(e.0.slice()));
+            match plt {
+                Some(o) => (cfa::PLT, o),
+                None => return none,
+            }
+        }
+        _ => return none,
+    };
+    let Ok(offset) = i16::try_from(offset) else {
+        return none;
+    };
+    (row.cfa, row.cfa_off) = (kind, offset);
+    match r.register(Register(dwarf::FP)) {
+        None | Some(RegisterRule::SameValue) => row.fp = reg::SAME,
+        Some(RegisterRule::Undefined) => row.fp = reg::UNDEFINED,
+        Some(RegisterRule::Offset(o)) => {
+            let Ok(o) = i16::try_from(o) else { return none };
+            (row.fp, row.fp_off) = (reg::AT_CFA, o);
+        }
+        _ => return none,
+    }
+    row
+}
+
+/// The N of the x86_64 PLT's CFA expression, as the linkers write it:
+/// `DW_OP_breg7 (rsp) N; DW_OP_breg16 (rip) 0; DW_OP_lit15; DW_OP_and;
+/// DW_OP_lit11; DW_OP_ge; DW_OP_lit3; DW_OP_shl; DW_OP_plus`, which is
+/// sp + N, plus 8 once the entry's push is done.
+fn plt_offset(expr: &[u8]) -> Option<i64> {
+    const TAIL: [u8; 9] = [0x80, 0x00, 0x3f, 0x1a, 0x3b, 0x2a, 0x33, 0x24, 0x22];
+    let mut r = EndianSlice::new(expr.strip_prefix(&[0x77])?, LittleEndian);
+    let n = r.read_sleb128().ok()?;
+    (r.slice() == TAIL).then_some(n)
+}
+
+/// The row that applies at `pc` (a virtual address of the object): the last
+/// with `row.pc <= pc`.
+pub fn lookup(rows: &[Row], pc: u64) -> Option<&Row> {
+    let i = rows.partition_point(|r| u64::from(r.pc) <= pc);
+    i.checked_sub(1).map(|i| &rows[i])
+}
+
+/// The registers a user stack walk starts from.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Regs {
+    pub pc: u64,
+    pub sp: u64,
+    pub fp: u64,
+}
+
+/// The mapping of `maps` (sorted by start, not overlapping) holding `addr`.
+fn mapping_of(maps: &[Mapping], addr: u64) -> Option<&Mapping> {
+    let i = maps.partition_point(|m| m.start <= addr);
+    i.checked_sub(1).map(|i| &maps[i]).filter(|m| addr < m.end)
+}
+
+/// Walk a user stack the way the kernel does, from the sampled registers,
+/// through a process's executable mappings (`maps`, sorted by start, as
+/// `ProcMaps` holds them) whose `first`/`rows` index `rows` (as
+/// `UNWIND_ROWS`), reading the stack with `read` (8 bytes, None when
+/// unreadable). `mode` is `mode::*`: `FP` follows frame pointers
+/// everywhere, `DWARF` only tables, `AUTO` tables where an object has one and
+/// frame pointers elsewhere.
+///
+/// Returns the frames, innermost first (the pc, then return addresses), and
+/// how the walk ended (`end::*`).
+pub fn walk(
+    regs: Regs,
+    mode: u64,
+    maps: &[Mapping],
+    rows: &[Row],
+    mut read: impl FnMut(u64) -> Option<u64>,
+) -> (Vec<u64>, u32) {
+    let a = arch::values();
+    let (mut pc, mut sp, mut fp) = (regs.pc, regs.sp, regs.fp);
+    let mut frames = vec![pc];
+    loop {
+        // A return address is looked up at its call.
+        let look = if frames.len() == 1 {
+            pc
+        } else {
+            pc.wrapping_sub(1)
+        };
+        let Some(m) = mapping_of(maps, look) else {
+            return (frames, end::NO_INFO);
+        };
+        if m.first == table::FULL {
+            return (frames, end::TABLE_FULL);
+        }
+        // (CFA, where the return address is, where the caller's fp is)
+        let (cfa_at, ra_at, fp_at) = if m.first == table::NONE || mode == mode::FP {
+            if mode == mode::DWARF {
+                return (frames, end::NO_INFO);
+            }
+            if fp == 0 {
+                return (frames, end::COMPLETE);
+            }
+            let c = fp.wrapping_add(a[arch::FP_CFA_OFF]);
+            let fp_at = c.wrapping_add(a[arch::FP_FP_OFF]);
+            (c, c.wrapping_add(a[arch::FP_RA_OFF]), Some(fp_at))
+        } else {
+            let first = m.first as usize;
+            let vaddr = look.wrapping_sub(m.bias);
+            let Some(row) = rows
+                .get(first..first + m.rows as usize)
+                .filter(|_| vaddr <= u64::from(u32::MAX))
+                .and_then(|object| lookup(object, vaddr))
+            else {
+                return (frames, end::NO_INFO);
+            };
+            let base = match row.cfa {
+                cfa::SP => sp,
+                cfa::FP => fp,
+                cfa::PLT => sp + if vaddr & 15 >= 11 { 8 } else { 0 },
+                cfa::END => return (frames, end::COMPLETE),
+                _ => return (frames, end::NO_INFO),
+            };
+            if row.ra != reg::AT_CFA {
+                return (frames, end::NO_INFO);
+            }
+            let c = base.wrapping_add(row.cfa_off as u64);
+            let fp_at = (row.fp == reg::AT_CFA).then(|| c.wrapping_add(row.fp_off as u64));
+            (c, c.wrapping_add(row.ra_off as u64), fp_at)
+        };
+        let Some(ra) = read(ra_at) else {
+            return (frames, end::UNREADABLE);
+        };
+        if let Some(at) = fp_at {
+            let Some(v) = read(at) else {
+                return (frames, end::UNREADABLE);
+            };
+            fp = v;
+        }
+        sp = cfa_at;
+        if ra == 0 {
+            return (frames, end::COMPLETE);
+        }
+        if frames.len() == MAX_FRAMES {
+            return (frames, end::TRUNCATED);
+        }
+        frames.push(ra);
+        pc = ra;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, path::PathBuf, process::Command};
+
+    use super::*;
+
+    const LIBC: &str = "/lib/x86_64-linux-gnu/libc.so.6";
+
+    /// A program the test needs, or a failure that says what to install.
+    fn need(path: &str, package: &str) -> PathBuf {
+        let p = PathBuf::from(path);
+        assert!(p.exists(), "{path} is missing: apt-get install {package}");
+        p
+    }
+
+    /// A row's rule, for comparing (its pc, and fp's UNDEFINED that the
+    /// walker treats as SAME, left out).
+    fn rule(r: &Row) -> Row {
+        let fp = if r.fp == reg::UNDEFINED {
+            reg::SAME
+        } else {
+            r.fp
+        };
+        Row { pc: 0, fp, ..*r }
+    }
+
+    /// The address of function `name` of the ELF file `path` (from its
+    /// symbols or its separate debug file's).
+    fn symbol(path: &Path, name: &str, package: &str) -> u64 {
+        let b = elf::load(path).unwrap();
+        b.funcs
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `{name}` in {}: apt-get install {package}",
+                    path.display()
+                )
+            })
+            .address
+    }
+
+    fn check_sorted(t: &Table) {
+        assert!(!t.rows.is_empty());
+        assert!(t.rows.windows(2).all(|w| w[0].pc < w[1].pc));
+        assert!(t
+            .rows
+            .windows(2)
+            .all(|w| rule(&w[0]) != rule(&w[1]) || w[0].fp != w[1].fp));
+    }
+
+    #[test]
+    fn tables_of_xz_and_libc() {
+        let xz = need("/usr/bin/xz", "xz-utils");
+        let t = build(&xz).unwrap();
+        check_sorted(&t);
+        assert_eq!(t.source, ".eh_frame");
+        assert!(t.build_id.is_some());
+        // _start: the outermost frame.
+        let data = std::fs::read(&xz).unwrap();
+        let entry = object::File::parse(&*data).unwrap().entry();
+        assert_eq!(lookup(&t.rows, entry).unwrap().cfa, cfa::END);
+
+        let libc = need(LIBC, "libc6");
+        let t = build(&libc).unwrap();
+        check_sorted(&t);
+        let start_main = symbol(&libc, "__libc_start_call_main", "libc6-dbg");
+        let r = lookup(&t.rows, start_main).unwrap();
+        assert_eq!(
+            (r.cfa, r.cfa_off, r.ra, r.ra_off),
+            (cfa::SP, 8, reg::AT_CFA, -8)
+        );
+        // A thread's start.
+        let clone3 = symbol(&libc, "__clone3", "libc6-dbg");
+        let thread_start = (clone3..clone3 + 0x100)
+            .filter_map(|pc| lookup(&t.rows, pc))
+            .any(|r| r.cfa == cfa::END);
+        assert!(thread_start, "no outermost frame in __clone3");
+        eprintln!(
+            "xz, libc: {} rows ({} rules unsupported)",
+            t.rows.len(),
+            t.unsupported
+        );
+    }
+
+    /// One expected rule from `readelf --debug-dump=frames-interp` columns.
+    fn readelf_rule(cfa_col: &str, fp_col: Option<&str>, ra_col: &str, in_plt: bool) -> Row {
+        let none = Row::default();
+        let off = |s: &str| s.parse::<i64>().ok().and_then(|o| i16::try_from(o).ok());
+        let at_cfa = |s: &str| s.strip_prefix('c').and_then(off);
+        let mut r = Row::default();
+        match ra_col {
+            "u" => {
+                return Row {
+                    cfa: cfa::END,
+                    ..none
+                }
+            }
+            s => match at_cfa(s) {
+                Some(o) => (r.ra, r.ra_off) = (reg::AT_CFA, o),
+                None => return none,
+            },
+        }
+        let cfa_rule = if cfa_col == "exp" && in_plt {
+            Some((cfa::PLT, 8))
+        } else if let Some(o) = cfa_col.strip_prefix("rsp").and_then(off) {
+            Some((cfa::SP, o))
+        } else {
+            cfa_col
+                .strip_prefix("rbp")
+                .and_then(off)
+                .map(|o| (cfa::FP, o))
+        };
+        let Some((kind, o)) = cfa_rule else {
+            return none;
+        };
+        (r.cfa, r.cfa_off) = (kind, o);
+        match fp_col {
+            None | Some("u") | Some("s") => r.fp = reg::SAME,
+            Some(s) => match at_cfa(s) {
+                Some(o) => (r.fp, r.fp_off) = (reg::AT_CFA, o),
+                None => return none,
+            },
+        }
+        r
+    }
+
+    /// Every row readelf shows for `path`'s .eh_frame against `lookup` of
+    /// the table: (rows compared, mismatches).
+    fn compare_with_readelf(path: &Path) -> (usize, Vec<String>) {
+        need("/usr/bin/readelf", "binutils");
+        let out = Command::new("readelf")
+            .arg("--debug-dump=frames-interp")
+            .arg(path)
+            .output()
+            .unwrap();
+        // readelf exits 1 on libc, with nothing on stderr: the output decides.
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(" FDE "),
+            "readelf {}: {out:?}",
+            path.display()
+        );
+        let t = build(path).unwrap();
+        let data = std::fs::read(path).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let plt = file
+            .section_by_name(".plt")
+            .map_or(0..0, |s| s.address()..s.address() + s.size());
+
+        // (address, rule readelf gives there)
+        let mut want: Vec<(u64, Row)> = Vec::new();
+        // CIE offset -> its initial rule; the columns shown; the FDE or CIE
+        // being read: (CIE offset, start or u64::MAX for a CIE, rows seen).
+        let mut cies: HashMap<String, Row> = HashMap::new();
+        let mut cols: Vec<String> = Vec::new();
+        let mut entry: Option<(String, u64, usize)> = None;
+        // FDE ranges: where one ends and none starts, the table has a gap.
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        // An FDE without rows of its own has its CIE's initial rule.
+        let end_entry = |entry: Option<(String, u64, usize)>,
+                         cies: &HashMap<String, Row>,
+                         want: &mut Vec<(u64, Row)>| {
+            if let Some((cie, start, 0)) = entry.filter(|e| e.1 != u64::MAX) {
+                want.push((start, cies[&cie]));
+            }
+        };
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() >= 4 && f[0].len() == 8 && (f[3] == "CIE" || f[3] == "FDE") {
+                end_entry(entry.take(), &cies, &mut want);
+                if f[3] == "CIE" {
+                    entry = Some((f[0].to_string(), u64::MAX, 0));
+                } else {
+                    let cie = f[4].trim_start_matches("cie=").to_string();
+                    let (s, e) = f[5].trim_start_matches("pc=").split_once("..").unwrap();
+                    let s = u64::from_str_radix(s, 16).unwrap();
+                    let e = u64::from_str_radix(e, 16).unwrap();
+                    if s != 0 && e > s {
+                        ranges.push((s, e));
+                    }
+                    // Code the linker dropped.
+                    entry = (s != 0).then_some((cie, s, 0));
+                }
+            } else if f.first() == Some(&"LOC") {
+                cols = f.iter().map(|s| s.to_string()).collect();
+            } else if !f.is_empty() && f.len() == cols.len() && f[0].len() == 16 {
+                let Some((cie, start, n)) = entry.as_mut() else {
+                    continue;
+                };
+                let loc = u64::from_str_radix(f[0], 16).unwrap();
+                let col = |name: &str| cols.iter().position(|c| c == name).map(|i| f[i]);
+                let r = readelf_rule(f[1], col("rbp"), col("ra").unwrap(), plt.contains(&loc));
+                if *start == u64::MAX {
+                    cies.insert(cie.clone(), r);
+                } else {
+                    *n += 1;
+                    want.push((loc, r));
+                }
+            }
+        }
+        end_entry(entry, &cies, &mut want);
+        let starts: std::collections::HashSet<u64> = ranges.iter().map(|r| r.0).collect();
+        let gaps = ranges.iter().filter(|r| !starts.contains(&r.1));
+        want.extend(gaps.map(|r| (r.1, Row::default())));
+        let bad = want
+            .iter()
+            .filter_map(|&(loc, r)| {
+                let got = lookup(&t.rows, loc).map(rule);
+                (got != Some(r)).then(|| format!("{loc:#x}: readelf {r:?}, table {got:?}"))
+            })
+            .collect();
+        (want.len(), bad)
+    }
+
+    #[test]
+    fn rows_match_readelf() {
+        for path in ["/usr/bin/xz", LIBC] {
+            let (n, bad) = compare_with_readelf(&need(path, "xz-utils libc6"));
+            eprintln!("{path}: {n} readelf rows compared, {} differ", bad.len());
+            assert!(n > 100, "{path}: only {n} rows read from readelf");
+            assert!(
+                bad.is_empty(),
+                "{path}:\n{}",
+                bad[..bad.len().min(20)].join("\n")
+            );
+        }
+    }
+}
