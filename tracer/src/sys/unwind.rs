@@ -392,9 +392,18 @@ pub fn walk(
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::HashMap, path::PathBuf, process::Command};
+    use std::{
+        collections::HashMap,
+        fs::File,
+        io::{BufRead as _, BufReader},
+        os::unix::fs::FileExt as _,
+        path::PathBuf,
+        process::{Child, Command, Stdio},
+        time::{Duration, Instant},
+    };
 
     use super::*;
+    use crate::sys::symbols::{parse_maps, Symbols};
 
     const LIBC: &str = "/lib/x86_64-linux-gnu/libc.so.6";
 
@@ -616,6 +625,529 @@ mod tests {
                 "{path}:\n{}",
                 bad[..bad.len().min(20)].join("\n")
             );
+        }
+    }
+
+    #[test]
+    fn biases() {
+        // PIE, page-aligned code segment: (vaddr, memsz, offset).
+        let pie = [(0x3000, 0xa000, 0x3000)];
+        assert_eq!(
+            bias_in(&pie, 0x3000, 0x5555_5555_8000).unwrap(),
+            0x5555_5555_5000
+        );
+        // Non-PIE: the file's addresses are the process's.
+        let exe = [(0x401000, 0x1000, 0x1000)];
+        assert_eq!(bias_in(&exe, 0x1000, 0x401000).unwrap(), 0);
+        // A segment whose offset is not page-aligned (lld): the mapping
+        // starts on the page below it.
+        let lld = [(0x5b3c0, 0x2000, 0x5a3c0)];
+        let b = bias_in(&lld, 0x5a000, 0x7f00_0000_0000).unwrap();
+        assert_eq!(0x7f00_0000_03c0u64.wrapping_sub(b), 0x5b3c0);
+        assert!(bias_in(&pie, 0x20000, 0x1000).is_err());
+
+        // This very function, in this process: its address minus the bias
+        // of its mapping is its symbol's.
+        let exe = std::env::current_exe().unwrap();
+        let here = biases as *const () as u64;
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let l = parse_maps(&maps)
+            .into_iter()
+            .find(|l| (l.start..l.end).contains(&here))
+            .unwrap();
+        let b = bias(&exe, l.offset, l.start).unwrap();
+        let sym = elf::load(&exe)
+            .unwrap()
+            .funcs
+            .into_iter()
+            .find(|f| f.display == "tracer::sys::unwind::tests::biases")
+            .unwrap();
+        assert_eq!(here.wrapping_sub(b), sym.address);
+    }
+
+    /// A walk over made-up memory: one object with rows at bias 0x1000, one
+    /// without, one whose table did not fit.
+    #[test]
+    fn walk_ends() {
+        let sp_rule = |pc, off| Row {
+            pc,
+            cfa: cfa::SP,
+            cfa_off: off,
+            ra: reg::AT_CFA,
+            ra_off: -8,
+            ..Row::default()
+        };
+        let rows = [
+            sp_rule(0x100, 16),
+            Row {
+                pc: 0x200,
+                cfa: cfa::FP,
+                cfa_off: 16,
+                fp: reg::AT_CFA,
+                fp_off: -16,
+                ..sp_rule(0, 0)
+            },
+            Row {
+                pc: 0x300,
+                cfa: cfa::PLT,
+                cfa_off: 8,
+                ..sp_rule(0, 0)
+            },
+            Row {
+                pc: 0x400,
+                cfa: cfa::END,
+                ..Row::default()
+            },
+            Row {
+                pc: 0x450,
+                ..Row::default()
+            },
+        ];
+        let (first, rows_n) = (0, rows.len() as u32);
+        let maps = [
+            Mapping {
+                start: 0x1100,
+                end: 0x1500,
+                bias: 0x1000,
+                first,
+                rows: rows_n,
+            },
+            Mapping {
+                start: 0x2000,
+                end: 0x3000,
+                bias: 0,
+                first: table::NONE,
+                rows: 0,
+            },
+            Mapping {
+                start: 0x3000,
+                end: 0x4000,
+                bias: 0,
+                first: table::FULL,
+                rows: 0,
+            },
+        ];
+        let stack: HashMap<u64, u64> = HashMap::from([
+            // sp 0x7ff8, CFA sp + 16: ra at 0x8000, in the fp rule's function.
+            (0x8000, 0x1220),
+            // fp 0x9010, CFA fp + 16: ra at 0x9018, the caller's fp at 0x9010.
+            (0x9018, 0x140a),
+            (0x9010, 0xa000),
+        ]);
+        let read = |a| stack.get(&a).copied();
+        let regs = |pc| Regs {
+            pc,
+            sp: 0x7ff8,
+            fp: 0x9010,
+        };
+        // sp rule, fp rule, then END at 0x409 (the call before 0x140a).
+        let (f, e) = walk(regs(0x1150), mode::DWARF, &maps, &rows, read);
+        assert_eq!((f, e), (vec![0x1150, 0x1220, 0x140a], end::COMPLETE));
+        // The PLT rule: +8 once pc & 15 >= 11.
+        let (f, e) = walk(regs(0x130b), mode::DWARF, &maps, &rows, |a| {
+            (a == 0x7ff8 + 16 - 8).then_some(0)
+        });
+        assert_eq!((f.len(), e), (1, end::COMPLETE));
+        let (_, e) = walk(regs(0x130a), mode::DWARF, &maps, &rows, |a| {
+            (a == 0x7ff8 + 8 - 8).then_some(0)
+        });
+        assert_eq!(e, end::COMPLETE);
+        // Past the last FDE, outside every mapping, unreadable.
+        let (_, e) = walk(regs(0x1480), mode::DWARF, &maps, &rows, read);
+        assert_eq!(e, end::NO_INFO);
+        let (_, e) = walk(regs(0x5000), mode::AUTO, &maps, &rows, read);
+        assert_eq!(e, end::NO_INFO);
+        let (_, e) = walk(regs(0x1100), mode::DWARF, &maps, &rows, |_| None);
+        assert_eq!(e, end::UNREADABLE);
+        // No table: frame pointers in AUTO (ra at fp + 8, fp at fp), not in DWARF.
+        let fp_stack: HashMap<u64, u64> =
+            HashMap::from([(0x9018, 0x2100), (0x9010, 0x9100), (0x9108, 0), (0x9100, 0)]);
+        let (f, e) = walk(regs(0x2010), mode::AUTO, &maps, &rows, |a| {
+            fp_stack.get(&a).copied()
+        });
+        assert_eq!((f, e), (vec![0x2010, 0x2100], end::COMPLETE));
+        let (_, e) = walk(regs(0x2010), mode::DWARF, &maps, &rows, read);
+        assert_eq!(e, end::NO_INFO);
+        let (_, e) = walk(regs(0x3010), mode::AUTO, &maps, &rows, read);
+        assert_eq!(e, end::TABLE_FULL);
+        // A frame-pointer loop stops at the depth limit.
+        let (f, e) = walk(regs(0x2010), mode::FP, &maps, &rows, |a| {
+            Some(if a == 0x9018 { 0x2100 } else { 0x9010 })
+        });
+        assert_eq!((f.len(), e), (MAX_FRAMES, end::TRUNCATED));
+    }
+
+    /// A child stopped and resumed with ptrace; killed when dropped.
+    struct Traced {
+        child: Child,
+    }
+
+    impl Traced {
+        fn seize(child: Child) -> Self {
+            let t = Self { child };
+            // SAFETY: plain ptrace requests on our own child.
+            let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, t.pid(), 0, 0) };
+            assert_eq!(r, 0, "PTRACE_SEIZE: {}", std::io::Error::last_os_error());
+            t
+        }
+
+        fn pid(&self) -> i32 {
+            self.child.id() as i32
+        }
+
+        /// Stop it: its registers.
+        fn stop(&self) -> Regs {
+            let pid = self.pid();
+            // SAFETY: as in `seize`.
+            let r = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0) };
+            assert_eq!(
+                r,
+                0,
+                "PTRACE_INTERRUPT: {}",
+                std::io::Error::last_os_error()
+            );
+            loop {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+                assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
+                assert!(
+                    libc::WIFSTOPPED(status),
+                    "the child ended: status {status:#x}"
+                );
+                if status >> 16 == libc::PTRACE_EVENT_STOP {
+                    break;
+                }
+                // A signal on its way: deliver it, the interrupt stop follows.
+                // SAFETY: as in `seize`.
+                unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, libc::WSTOPSIG(status)) };
+            }
+            // SAFETY: user_regs_struct is plain data, filled by the kernel.
+            let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+            let mut iov = libc::iovec {
+                iov_base: (&raw mut regs).cast(),
+                iov_len: size_of::<libc::user_regs_struct>(),
+            };
+            // SAFETY: iov describes `regs`.
+            let r = unsafe {
+                libc::ptrace(libc::PTRACE_GETREGSET, pid, libc::NT_PRSTATUS, &raw mut iov)
+            };
+            assert_eq!(
+                r,
+                0,
+                "PTRACE_GETREGSET: {}",
+                std::io::Error::last_os_error()
+            );
+            #[cfg(target_arch = "x86_64")]
+            return Regs {
+                pc: regs.rip,
+                sp: regs.rsp,
+                fp: regs.rbp,
+            };
+            #[cfg(target_arch = "aarch64")]
+            return Regs {
+                pc: regs.pc,
+                sp: regs.sp,
+                fp: regs.regs[29],
+            };
+        }
+
+        fn resume(&self) {
+            // SAFETY: as in `seize`.
+            let r = unsafe { libc::ptrace(libc::PTRACE_CONT, self.pid(), 0, 0) };
+            assert_eq!(r, 0, "PTRACE_CONT: {}", std::io::Error::last_os_error());
+        }
+    }
+
+    impl Drop for Traced {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// One walked stack of a stopped process.
+    #[derive(Debug)]
+    struct Walked {
+        end: u32,
+        /// (function, object) of each frame, innermost first.
+        frames: Vec<(String, String)>,
+        /// The same walk by frame pointers only: how many frames, how it ended.
+        by_fp: (usize, u32),
+    }
+
+    impl Walked {
+        fn names(&self) -> Vec<&str> {
+            self.frames.iter().map(|f| f.0.as_str()).collect()
+        }
+
+        /// Whether `want` are frames in this order, each the caller of the one before.
+        fn has_chain(&self, want: &[&str]) -> bool {
+            self.names().windows(want.len()).any(|w| w == want)
+        }
+    }
+
+    /// The process's executable mappings with their objects' rows, as the
+    /// kernel will hold them (`ProcMaps`, `UNWIND_ROWS`); tables are kept in
+    /// `cache` by path. The vDSO's table is read from its memory.
+    fn tables_of(
+        pid: i32,
+        mem: &File,
+        cache: &mut HashMap<String, Option<Table>>,
+    ) -> (Vec<Mapping>, Vec<Row>) {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let (mut maps, mut rows) = (Vec::new(), Vec::new());
+        for l in parse_maps(&text) {
+            let vdso;
+            let t = if l.path == "[vdso]" {
+                let mut image = vec![0; (l.end - l.start) as usize];
+                mem.read_exact_at(&mut image, l.start).unwrap();
+                vdso = build_from(&image).ok();
+                vdso.as_ref()
+            } else if l.path.starts_with('/') {
+                let path = l.path.clone();
+                cache
+                    .entry(l.path.clone())
+                    .or_insert_with(|| build(Path::new(&path)).ok())
+                    .as_ref()
+            } else {
+                None
+            };
+            let mut m = Mapping {
+                start: l.start,
+                end: l.end,
+                first: table::NONE,
+                ..Mapping::default()
+            };
+            if let Some(t) = t {
+                m.bias = t.bias(l.offset, l.start).unwrap();
+                m.first = rows.len() as u32;
+                m.rows = t.rows.len() as u32;
+                rows.extend_from_slice(&t.rows);
+            }
+            maps.push(m);
+        }
+        (maps, rows)
+    }
+
+    /// Stop the child, walk its stack with the tables (`mode::DWARF`: no
+    /// frame pointers to help), name the frames, resume it.
+    fn walk_stopped(t: &Traced, cache: &mut HashMap<String, Option<Table>>) -> Walked {
+        let regs = t.stop();
+        let pid = t.pid();
+        let mem = File::open(format!("/proc/{pid}/mem")).unwrap();
+        let (maps, rows) = tables_of(pid, &mem, cache);
+        let read = |a| {
+            let mut b = [0u8; 8];
+            mem.read_exact_at(&mut b, a)
+                .ok()
+                .map(|_| u64::from_ne_bytes(b))
+        };
+        let (ips, end) = walk(regs, mode::DWARF, &maps, &rows, read);
+        let (fp_ips, fp_end) = walk(regs, mode::FP, &maps, &rows, read);
+        let mut syms = Symbols::new();
+        assert!(syms.read_process(pid as u32, 0));
+        let frames = ips
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| {
+                let f = syms.user_frame(pid as u32, 0, a, i == 0);
+                (f.name, f.module)
+            })
+            .collect();
+        t.resume();
+        Walked {
+            end,
+            frames,
+            by_fp: (fp_ips.len(), fp_end),
+        }
+    }
+
+    /// A directory of this test's own.
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tracer-unwind-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// main -> level_a -> level_b -> level_c, busy in level_c. (Not `a`,
+    /// `b`, `c`: the symbolizer demangles those as C++ types, "signed char",
+    /// "bool", "char".)
+    const CHAIN: &str = r#"
+#include <stdio.h>
+#define F __attribute__((noipa))
+volatile unsigned long sink;
+volatile int done;
+F void level_c(unsigned long n) {
+    volatile char pad[200];
+    pad[n & 127] = 1;
+    while (!done)
+        sink += n++;
+}
+F void level_b(unsigned long n) {
+    volatile char pad[40];
+    pad[n & 31] = 1;
+    level_c(n * 3);
+    sink++;
+}
+F void level_a(unsigned long n) {
+    level_b(n + 1);
+    sink++;
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    puts("ready");
+    fflush(stdout);
+    level_a(argc);
+    return 0;
+}
+"#;
+
+    #[test]
+    fn walks_a_program_without_frame_pointers() {
+        need("/usr/bin/cc", "gcc");
+        need(LIBC, "libc6");
+        let dir = scratch("chain");
+        std::fs::write(dir.join("chain.c"), CHAIN).unwrap();
+        let out = Command::new("cc")
+            .args(["-O2", "-fomit-frame-pointer", "-o"])
+            .arg(dir.join("chain"))
+            .arg(dir.join("chain.c"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cc: {out:?}");
+        let mut child = Command::new(dir.join("chain"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        let t = Traced::seize(child);
+        let mut cache = HashMap::new();
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(20));
+            let w = walk_stopped(&t, &mut cache);
+            eprintln!("{:?} by frame pointers: {:?}", w.names(), w.by_fp);
+            assert_eq!(w.end, end::COMPLETE, "{w:?}");
+            assert!(
+                w.has_chain(&[
+                    "level_c",
+                    "level_b",
+                    "level_a",
+                    "main",
+                    "__libc_start_call_main"
+                ]),
+                "{w:?}"
+            );
+            assert_eq!(w.names().last(), Some(&"_start"), "{w:?}");
+        }
+        drop(t);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn walks_xz() {
+        let xz = need("/usr/bin/xz", "xz-utils");
+        need(LIBC, "libc6");
+        let dir = scratch("xz");
+        // 32 MiB that do not compress (xz -9 takes seconds on them).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..4 << 20)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_ne_bytes()
+            })
+            .collect();
+        std::fs::write(dir.join("data"), data).unwrap();
+        let child = Command::new(&xz)
+            .args(["-9", "-T1", "-c"])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Traced::seize(child);
+        std::thread::sleep(Duration::from_millis(300));
+        let mut cache = HashMap::new();
+        let (stops, mut complete, mut chained) = (20, 0, 0);
+        for _ in 0..stops {
+            std::thread::sleep(Duration::from_millis(50));
+            let w = walk_stopped(&t, &mut cache);
+            // main (xz has no symbols: named by its object) called by libc.
+            let main_called = w
+                .frames
+                .windows(2)
+                .any(|f| f[0].1 == "xz" && f[1].0 == "__libc_start_call_main");
+            let names = w.names();
+            eprintln!(
+                "{:?} {} frames: {names:?}; by frame pointers {:?}",
+                w.end,
+                names.len(),
+                w.by_fp
+            );
+            complete += usize::from(w.end == end::COMPLETE);
+            chained += usize::from(w.end == end::COMPLETE && main_called);
+        }
+        let threads = std::fs::read_dir(format!("/proc/{}/task", t.pid()))
+            .unwrap()
+            .count();
+        drop(t);
+        let _ = std::fs::remove_dir_all(dir);
+        eprintln!(
+            "xz ({threads} threads): {complete} of {stops} walks complete, {chained} through main"
+        );
+        assert!(
+            complete * 100 >= stops * 95,
+            "{complete} of {stops} complete"
+        );
+        assert!(
+            chained * 100 >= stops * 95,
+            "{chained} of {stops} through main"
+        );
+    }
+
+    #[test]
+    fn table_time_and_size() {
+        // The largest executable file of this machine's code in /usr/bin, and
+        // this test's own binary (Rust, with debug info).
+        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir("/usr/bin")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| Some((e.metadata().ok()?.len(), e.path())))
+            .collect();
+        files.sort();
+        let largest = files
+            .iter()
+            .rev()
+            .find(|(_, p)| {
+                std::fs::read(p).is_ok_and(|d| {
+                    object::File::parse(&*d).is_ok_and(|f| f.architecture() == dwarf::ARCH)
+                })
+            })
+            .map(|(_, p)| p.clone())
+            .unwrap();
+        let budget = if cfg!(debug_assertions) { 10.0 } else { 1.0 };
+        for path in [largest, std::env::current_exe().unwrap()] {
+            let mb = std::fs::metadata(&path).unwrap().len() as f64 / (1 << 20) as f64;
+            let t0 = Instant::now();
+            let t = build(&path).unwrap();
+            let s = t0.elapsed().as_secs_f64();
+            eprintln!(
+                "{}: {mb:.1} MiB, {} {} rows ({} KiB), {} rules unsupported, {:.0} ms",
+                path.display(),
+                t.source,
+                t.rows.len(),
+                t.rows.len() * size_of::<Row>() / 1024,
+                t.unsupported,
+                s * 1000.0
+            );
+            check_sorted(&t);
+            // 1 s for 20 MB in a release build (10 s unoptimized).
+            assert!(s <= budget * (mb / 20.0).max(1.0), "{s} s for {mb} MiB");
         }
     }
 }
