@@ -237,6 +237,7 @@ fn row_of<'a, S: UnwindSection<Slice<'a>>>(
         }
         _ => return none,
     }
+    let expr = |e: &gimli::UnwindExpression<usize>| e.get(section).ok().map(|e| e.0.slice());
     let (kind, offset) = match r.cfa() {
         CfaRule::RegisterAndOffset { register, offset } if register.0 == dwarf::SP => {
             (cfa::SP, *offset)
@@ -244,40 +245,64 @@ fn row_of<'a, S: UnwindSection<Slice<'a>>>(
         CfaRule::RegisterAndOffset { register, offset } if register.0 == dwarf::FP => {
             (cfa::FP, *offset)
         }
-        CfaRule::Expression(e) if dwarf::PLT => {
-            let plt = e.get(section).ok().and_then(|e| plt_offset(e.0.slice()));
-            match plt {
-                Some(o) => (cfa::PLT, o),
-                None => return none,
-            }
-        }
+        CfaRule::Expression(e) => match expr(e).and_then(cfa_expression) {
+            Some(k) => k,
+            None => return none,
+        },
         _ => return none,
     };
-    let Ok(offset) = i16::try_from(offset) else {
+    (row.cfa, row.cfa_off) = match i16::try_from(offset) {
+        Ok(o) => (kind, o),
+        Err(_) if kind == cfa::SP && offset % 8 == 0 => match i16::try_from(offset / 8) {
+            Ok(o) => (cfa::SP_X8, o),
+            Err(_) => return none,
+        },
+        Err(_) => return none,
+    };
+    let (fp, fp_off) = match r.register(Register(dwarf::FP)) {
+        None | Some(RegisterRule::SameValue) => (reg::SAME, 0),
+        Some(RegisterRule::Undefined) => (reg::UNDEFINED, 0),
+        Some(RegisterRule::Offset(o)) => (reg::AT_CFA, o),
+        // DRAP: `DW_OP_breg6 (rbp) N`, the address fp + N.
+        Some(RegisterRule::Expression(e)) => match expr(&e).and_then(|e| breg(e, dwarf::FP)) {
+            Some((o, [])) => (reg::AT_FP, o),
+            _ => return none,
+        },
+        _ => return none,
+    };
+    let Ok(fp_off) = i16::try_from(fp_off) else {
         return none;
     };
-    (row.cfa, row.cfa_off) = (kind, offset);
-    match r.register(Register(dwarf::FP)) {
-        None | Some(RegisterRule::SameValue) => row.fp = reg::SAME,
-        Some(RegisterRule::Undefined) => row.fp = reg::UNDEFINED,
-        Some(RegisterRule::Offset(o)) => {
-            let Ok(o) = i16::try_from(o) else { return none };
-            (row.fp, row.fp_off) = (reg::AT_CFA, o);
-        }
-        _ => return none,
-    }
+    (row.fp, row.fp_off) = (fp, fp_off);
     row
 }
 
-/// The N of the x86_64 PLT's CFA expression, as the linkers write it:
-/// `DW_OP_breg7 (rsp) N; DW_OP_breg16 (rip) 0; DW_OP_lit15; DW_OP_and;
-/// DW_OP_lit11; DW_OP_ge; DW_OP_lit3; DW_OP_shl; DW_OP_plus`, which is
-/// sp + N, plus 8 once the entry's push is done.
-fn plt_offset(expr: &[u8]) -> Option<i64> {
-    const TAIL: [u8; 9] = [0x80, 0x00, 0x3f, 0x1a, 0x3b, 0x2a, 0x33, 0x24, 0x22];
-    let mut r = EndianSlice::new(expr.strip_prefix(&[0x77])?, LittleEndian);
-    let n = r.read_sleb128().ok()?;
-    (r.slice() == TAIL).then_some(n)
+/// `DW_OP_bregN offset` for register N at the start of `expr`: the offset
+/// and what follows.
+fn breg(expr: &[u8], n: u16) -> Option<(i64, &[u8])> {
+    const DW_OP_BREG0: u16 = 0x70;
+    let op = u8::try_from(DW_OP_BREG0 + n).ok().filter(|_| n < 32)?;
+    let mut r = EndianSlice::new(expr.strip_prefix(&[op])?, LittleEndian);
+    let offset = r.read_sleb128().ok()?;
+    Some((offset, r.slice()))
+}
+
+/// The CFA expressions the walker follows: the x86_64 PLT's, as the linkers
+/// write it (`DW_OP_breg7 (rsp) N; DW_OP_breg16 (rip) 0; DW_OP_lit15;
+/// DW_OP_and; DW_OP_lit11; DW_OP_ge; DW_OP_lit3; DW_OP_shl; DW_OP_plus`: sp
+/// + N, plus 8 once the entry's push is done), and DRAP's `DW_OP_breg6
+/// (rbp) N; DW_OP_deref` (gcc, in functions that realign their stack).
+fn cfa_expression(expr: &[u8]) -> Option<(u8, i64)> {
+    const PLT_TAIL: [u8; 9] = [0x80, 0x00, 0x3f, 0x1a, 0x3b, 0x2a, 0x33, 0x24, 0x22];
+    const DW_OP_DEREF: u8 = 0x06;
+    match breg(expr, dwarf::SP) {
+        Some((n, tail)) if dwarf::PLT && tail == PLT_TAIL => return Some((cfa::PLT, n)),
+        _ => {}
+    }
+    match breg(expr, dwarf::FP) {
+        Some((n, [DW_OP_DEREF])) => Some((cfa::FP_DEREF, n)),
+        _ => None,
+    }
 }
 
 /// The row that applies at `pc` (a virtual address of the object): the last
@@ -355,18 +380,27 @@ pub fn walk(
             else {
                 return (frames, end::NO_INFO);
             };
-            let base = match row.cfa {
-                cfa::SP => sp,
-                cfa::FP => fp,
-                cfa::PLT => sp + if vaddr & 15 >= 11 { 8 } else { 0 },
+            let off = row.cfa_off as u64;
+            let c = match row.cfa {
+                cfa::SP => sp.wrapping_add(off),
+                cfa::FP => fp.wrapping_add(off),
+                cfa::PLT => sp.wrapping_add(off.wrapping_add(if vaddr & 15 >= 11 { 8 } else { 0 })),
+                cfa::FP_DEREF => match read(fp.wrapping_add(off)) {
+                    Some(c) => c,
+                    None => return (frames, end::UNREADABLE),
+                },
+                cfa::SP_X8 => sp.wrapping_add(off << 3),
                 cfa::END => return (frames, end::COMPLETE),
                 _ => return (frames, end::NO_INFO),
             };
             if row.ra != reg::AT_CFA {
                 return (frames, end::NO_INFO);
             }
-            let c = base.wrapping_add(row.cfa_off as u64);
-            let fp_at = (row.fp == reg::AT_CFA).then(|| c.wrapping_add(row.fp_off as u64));
+            let fp_at = match row.fp {
+                reg::AT_CFA => Some(c.wrapping_add(row.fp_off as u64)),
+                reg::AT_FP => Some(fp.wrapping_add(row.fp_off as u64)),
+                _ => None,
+            };
             (c, c.wrapping_add(row.ra_off as u64), fp_at)
         };
         let Some(ra) = read(ra_at) else {
@@ -484,33 +518,43 @@ mod tests {
         );
     }
 
-    /// One expected rule from `readelf --debug-dump=frames-interp` columns.
-    fn readelf_rule(cfa_col: &str, fp_col: Option<&str>, ra_col: &str, in_plt: bool) -> Row {
-        let none = Row::default();
-        let off = |s: &str| s.parse::<i64>().ok().and_then(|o| i16::try_from(o).ok());
+    /// One expected rule from `readelf --debug-dump=frames-interp` columns;
+    /// None where readelf shows an expression (`exp`) whose text it leaves
+    /// out, other than the PLT's.
+    fn readelf_rule(
+        cfa_col: &str,
+        fp_col: Option<&str>,
+        ra_col: &str,
+        in_plt: bool,
+    ) -> Option<Row> {
+        let none = Some(Row::default());
+        let num = |s: &str| s.parse::<i64>().ok();
+        let off = |s: &str| num(s).and_then(|o| i16::try_from(o).ok());
         let at_cfa = |s: &str| s.strip_prefix('c').and_then(off);
         let mut r = Row::default();
         match ra_col {
             "u" => {
-                return Row {
+                return Some(Row {
                     cfa: cfa::END,
-                    ..none
-                }
+                    ..Row::default()
+                })
             }
             s => match at_cfa(s) {
                 Some(o) => (r.ra, r.ra_off) = (reg::AT_CFA, o),
                 None => return none,
             },
         }
-        let cfa_rule = if cfa_col == "exp" && in_plt {
-            Some((cfa::PLT, 8))
-        } else if let Some(o) = cfa_col.strip_prefix("rsp").and_then(off) {
-            Some((cfa::SP, o))
-        } else {
-            cfa_col
-                .strip_prefix("rbp")
-                .and_then(off)
-                .map(|o| (cfa::FP, o))
+        let big = |o: i64| i16::try_from(o / 8).ok().filter(|_| o % 8 == 0);
+        let cfa_rule = match cfa_col {
+            "exp" if in_plt => Some((cfa::PLT, 8)),
+            "exp" => return None,
+            s => match s.strip_prefix("rsp").and_then(num) {
+                Some(o) => match i16::try_from(o) {
+                    Ok(o) => Some((cfa::SP, o)),
+                    Err(_) => big(o).map(|o| (cfa::SP_X8, o)),
+                },
+                None => s.strip_prefix("rbp").and_then(off).map(|o| (cfa::FP, o)),
+            },
         };
         let Some((kind, o)) = cfa_rule else {
             return none;
@@ -518,12 +562,13 @@ mod tests {
         (r.cfa, r.cfa_off) = (kind, o);
         match fp_col {
             None | Some("u") | Some("s") => r.fp = reg::SAME,
+            Some("exp") => return None,
             Some(s) => match at_cfa(s) {
                 Some(o) => (r.fp, r.fp_off) = (reg::AT_CFA, o),
                 None => return none,
             },
         }
-        r
+        Some(r)
     }
 
     /// Every row readelf shows for `path`'s .eh_frame against `lookup` of
@@ -549,19 +594,19 @@ mod tests {
             .section_by_name(".plt")
             .map_or(0..0, |s| s.address()..s.address() + s.size());
 
-        // (address, rule readelf gives there)
-        let mut want: Vec<(u64, Row)> = Vec::new();
+        // (address, rule readelf gives there, None: not shown)
+        let mut want: Vec<(u64, Option<Row>)> = Vec::new();
         // CIE offset -> its initial rule; the columns shown; the FDE or CIE
         // being read: (CIE offset, start or u64::MAX for a CIE, rows seen).
-        let mut cies: HashMap<String, Row> = HashMap::new();
+        let mut cies: HashMap<String, Option<Row>> = HashMap::new();
         let mut cols: Vec<String> = Vec::new();
         let mut entry: Option<(String, u64, usize)> = None;
         // FDE ranges: where one ends and none starts, the table has a gap.
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         // An FDE without rows of its own has its CIE's initial rule.
         let end_entry = |entry: Option<(String, u64, usize)>,
-                         cies: &HashMap<String, Row>,
-                         want: &mut Vec<(u64, Row)>| {
+                         cies: &HashMap<String, Option<Row>>,
+                         want: &mut Vec<(u64, Option<Row>)>| {
             if let Some((cie, start, 0)) = entry.filter(|e| e.1 != u64::MAX) {
                 want.push((start, cies[&cie]));
             }
@@ -603,10 +648,12 @@ mod tests {
         end_entry(entry, &cies, &mut want);
         let starts: std::collections::HashSet<u64> = ranges.iter().map(|r| r.0).collect();
         let gaps = ranges.iter().filter(|r| !starts.contains(&r.1));
-        want.extend(gaps.map(|r| (r.1, Row::default())));
+        want.extend(gaps.map(|r| (r.1, Some(Row::default()))));
+        want.retain(|w| w.1.is_some());
         let bad = want
             .iter()
             .filter_map(|&(loc, r)| {
+                let r = r?;
                 let got = lookup(&t.rows, loc).map(rule);
                 (got != Some(r)).then(|| format!("{loc:#x}: readelf {r:?}, table {got:?}"))
             })
@@ -970,9 +1017,12 @@ mod tests {
         d
     }
 
-    /// main -> level_a -> level_b -> level_c, busy in level_c. (Not `a`,
-    /// `b`, `c`: the symbolizer demangles those as C++ types, "signed char",
-    /// "bool", "char".)
+    /// main -> level_a -> level_b -> level_c, busy in level_c. level_a
+    /// realigns its stack (an over-aligned local and a variable-sized one:
+    /// gcc's DRAP, `cfa::FP_DEREF`), level_b has a 70 KB frame
+    /// (`cfa::SP_X8`); main keeps a frame pointer (`cfa::FP`), which only
+    /// level_a's saved fp (`reg::AT_FP`) gives back. (Not named `a`, `b`, `c`: the symbolizer demangles
+    /// those as C++ types, "signed char", "bool", "char".)
     const CHAIN: &str = r#"
 #include <stdio.h>
 #define F __attribute__((noipa))
@@ -985,16 +1035,20 @@ F void level_c(unsigned long n) {
         sink += n++;
 }
 F void level_b(unsigned long n) {
-    volatile char pad[40];
-    pad[n & 31] = 1;
+    volatile char big[70000];
+    big[n % sizeof big] = 1;
     level_c(n * 3);
-    sink++;
+    sink += big[5];
 }
 F void level_a(unsigned long n) {
+    _Alignas(64) volatile char aligned[64];
+    volatile char vla[n + 10];
+    aligned[n & 63] = 1;
+    vla[n] = 2;
     level_b(n + 1);
-    sink++;
+    sink += aligned[3] + vla[1];
 }
-int main(int argc, char **argv) {
+__attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **argv) {
     (void)argv;
     puts("ready");
     fflush(stdout);
@@ -1016,6 +1070,20 @@ int main(int argc, char **argv) {
             .output()
             .unwrap();
         assert!(out.status.success(), "cc: {out:?}");
+        let (n, bad) = compare_with_readelf(&dir.join("chain"));
+        assert!(n > 10 && bad.is_empty(), "{n} rows compared: {bad:?}");
+        let kinds: Vec<u8> = build(&dir.join("chain"))
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r.cfa)
+            .collect();
+        for k in [cfa::PLT, cfa::FP, cfa::FP_DEREF, cfa::SP_X8, cfa::END] {
+            assert!(
+                kinds.contains(&k),
+                "no rule of kind {k} in the program: {kinds:?}"
+            );
+        }
         let mut child = Command::new(dir.join("chain"))
             .stdout(Stdio::piped())
             .spawn()
