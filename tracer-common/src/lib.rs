@@ -834,6 +834,13 @@ pub mod unwind {
         /// The outermost frame (its return address is undefined: `_start`,
         /// a thread's start): the walk is complete.
         pub const END: u8 = 4;
+        /// CFA = the 8 bytes at fp + cfa_off: the body of a function that
+        /// realigns its stack through a DRAP register (gcc: over-aligned
+        /// locals with a variable-sized frame), whose fp is then `reg::AT_FP`.
+        pub const FP_DEREF: u8 = 5;
+        /// CFA = sp + cfa_off * 8: a frame too large for cfa_off (32 KiB
+        /// and more: a big buffer on the stack).
+        pub const SP_X8: u8 = 6;
     }
 
     /// `Row::fp` and `Row::ra`.
@@ -844,6 +851,10 @@ pub mod unwind {
         pub const AT_CFA: u8 = 1;
         /// Not recoverable (the walk ends there if it is the return address).
         pub const UNDEFINED: u8 = 2;
+        /// Saved at fp + offset, fp being the callee's (with `cfa::FP_DEREF`:
+        /// the distance from the CFA varies with the realignment). Only for
+        /// `Row::fp`.
+        pub const AT_FP: u8 = 3;
     }
 
     /// An executable mapping of a process, with where its object's rows are.

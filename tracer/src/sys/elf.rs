@@ -290,7 +290,7 @@ pub fn resolve_target(target: &str, pid: Option<u32>) -> Result<PathBuf> {
 
 /// `(vaddr, memsz, file offset)` of each executable PT_LOAD segment: a probe
 /// elsewhere is not on an instruction.
-fn code_segments(file: &object::File) -> Vec<(u64, u64, u64)> {
+pub fn code_segments(file: &object::File) -> Vec<(u64, u64, u64)> {
     file.segments()
         .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0))
         .map(|s| (s.address(), s.size(), s.file_range().0))

@@ -37,16 +37,16 @@ enum Mapped {
 
 /// A line of /proc/PID/maps, executable mappings only.
 #[derive(Debug, Clone, PartialEq)]
-struct MapsLine {
-    start: u64,
-    end: u64,
-    offset: u64,
-    dev: (u32, u32),
-    inode: u64,
-    path: String,
+pub(crate) struct MapsLine {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub dev: (u32, u32),
+    pub inode: u64,
+    pub path: String,
 }
 
-fn parse_maps(text: &str) -> Vec<MapsLine> {
+pub(crate) fn parse_maps(text: &str) -> Vec<MapsLine> {
     text.lines()
         .filter_map(|l| {
             let mut f = l.splitn(6, ' ');
