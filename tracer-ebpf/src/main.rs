@@ -32,8 +32,8 @@ mod task_storage;
 mod tcp;
 mod trace;
 mod tracepoint;
-mod uprobe;
 mod unwind;
+mod uprobe;
 mod user_str;
 
 #[cfg(not(test))]

@@ -107,7 +107,8 @@ fn uread(addr: u64) -> Option<u64> {
 #[inline(always)]
 fn user_regs(regs: u64) -> Option<(u64, u64, u64)> {
     let user = |base: u64| {
-        kread(base + arch(arch::MODE)).is_some_and(|m| m & arch(arch::MODE_MASK) == arch(arch::MODE_USER))
+        kread(base + arch(arch::MODE))
+            .is_some_and(|m| m & arch(arch::MODE_MASK) == arch(arch::MODE_USER))
     };
     let base = if user(regs) {
         regs
@@ -233,6 +234,11 @@ fn step(st: &mut State) -> Option<u32> {
                     let after_push = if pc & 15 >= 11 { 8 } else { 0 };
                     st.sp.wrapping_add(row.cfa_off as i64 as u64 + after_push)
                 }
+                cfa::SP_X8 => st.sp.wrapping_add((row.cfa_off as i64 as u64) << 3),
+                cfa::FP_DEREF => match uread(st.fp.wrapping_add(row.cfa_off as i64 as u64)) {
+                    Some(c) => c,
+                    None => return Some(end::UNREADABLE),
+                },
                 cfa::END => return Some(end::COMPLETE),
                 _ => return Some(end::NO_INFO),
             };
@@ -244,13 +250,18 @@ fn step(st: &mut State) -> Option<u32> {
             let Some(ra) = ra else {
                 return Some(end::UNREADABLE);
             };
-            let fp = match row.fp {
-                reg::AT_CFA => match uread(cfa.wrapping_add(row.fp_off as i64 as u64)) {
+            let saved = match row.fp {
+                reg::AT_CFA => Some(cfa),
+                reg::AT_FP => Some(st.fp),
+                _ => None,
+            };
+            let fp = match (row.fp, saved) {
+                (_, Some(base)) => match uread(base.wrapping_add(row.fp_off as i64 as u64)) {
                     Some(fp) => fp,
                     None => return Some(end::UNREADABLE),
                 },
-                reg::SAME => st.fp,
-                _ => 0,
+                // Unchanged (or not recoverable: left as it is, as perf does).
+                (_, None) => st.fp,
             };
             (ra, cfa, fp)
         }

@@ -391,7 +391,7 @@ fn serve_labels_namespace_pids() {
     script(true, &tmp.0, &body);
     let pid = tmp.read("pid").trim().to_string();
     let metrics = tmp.read("metrics");
-    let want = format!("syscall=\"getppid\"");
+    let want = "syscall=\"getppid\"".to_string();
     let line = metrics
         .lines()
         .find(|l| l.starts_with("tracer_syscalls_total") && l.contains(&want))

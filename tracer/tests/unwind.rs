@@ -68,13 +68,27 @@ fn nofp_program(dir: &Path) -> PathBuf {
     let bin = dir.join("nofp");
     let out = run(
         Command::new("gcc")
-            .args(["-O2", "-fomit-frame-pointer", "-fasynchronous-unwind-tables", "-o"])
+            .args([
+                "-O2",
+                "-fomit-frame-pointer",
+                "-fasynchronous-unwind-tables",
+                "-o",
+            ])
             .arg(&bin)
             .arg(&src),
         LIMIT,
     );
-    assert!(out.status.success(), "gcc failed: {}", String::from_utf8_lossy(&out.stderr));
-    let dis = run(Command::new("objdump").args(["-d", "--no-show-raw-insn"]).arg(&bin), LIMIT);
+    assert!(
+        out.status.success(),
+        "gcc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dis = run(
+        Command::new("objdump")
+            .args(["-d", "--no-show-raw-insn"])
+            .arg(&bin),
+        LIMIT,
+    );
     let text = String::from_utf8_lossy(&dis.stdout);
     let outer: String = text
         .split("\n\n")
@@ -93,7 +107,9 @@ fn folded(text: &str) -> Vec<(Vec<String>, u64)> {
     text.lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
-            let (stack, n) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {l:?}"));
+            let (stack, n) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
             (
                 stack.split(';').map(str::to_string).collect(),
                 n.parse().unwrap_or_else(|_| panic!("bad count in {l:?}")),
@@ -108,17 +124,29 @@ fn profile(args: &[&str], cmd: &[&str]) -> (Vec<(Vec<String>, u64)>, String, Val
     let f = tmp.0.join("out.folded");
     let j = tmp.0.join("out.json");
     let mut c = tracer();
-    c.args(["profile", "--folded", "-o"]).arg(&f).args(args).arg("--").args(cmd);
+    c.args(["profile", "--folded", "-o"])
+        .arg(&f)
+        .args(args)
+        .arg("--")
+        .args(cmd);
     let out = run(&mut c, LIMIT);
     assert!(out.status.success(), "{out:?}");
     let text = std::fs::read_to_string(&f).unwrap();
     // The same run's JSON: once more, with --json (the ends are in it).
     let mut c = tracer();
-    c.args(["profile", "--json", "-o"]).arg(&j).args(args).arg("--").args(cmd);
+    c.args(["profile", "--json", "-o"])
+        .arg(&j)
+        .args(args)
+        .arg("--")
+        .args(cmd);
     let out = run(&mut c, LIMIT);
     assert!(out.status.success(), "{out:?}");
     let json: Value = serde_json::from_str(
-        std::fs::read_to_string(&j).unwrap().lines().last().expect("a JSON line"),
+        std::fs::read_to_string(&j)
+            .unwrap()
+            .lines()
+            .last()
+            .expect("a JSON line"),
     )
     .unwrap();
     (folded(&text), text, json)
@@ -130,7 +158,9 @@ fn chain_share(lines: &[(Vec<String>, u64)], chain: &[&str]) -> (u64, u64) {
     let leaf = chain.last().unwrap();
     let (mut n, mut whole) = (0, 0);
     for (frames, count) in lines {
-        let Some(l) = frames.iter().position(|f| f == leaf) else { continue };
+        let Some(l) = frames.iter().position(|f| f == leaf) else {
+            continue;
+        };
         n += count;
         let start = l + 1 - chain.len().min(l + 1);
         if frames[start..=l] == chain.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..] {
@@ -150,7 +180,10 @@ fn stacks_of_a_program_without_frame_pointers_are_whole() {
     let chain = ["__libc_start_call_main", "main", "outer"];
     let (a, wa) = chain_share(&lines, &[&chain[..], &["leaf_a", "spin"]].concat());
     let (b, wb) = chain_share(&lines, &[&chain[..], &["leaf_b", "spin"]].concat());
-    assert!(a + b > 300, "too few samples in the leaves ({a}+{b}):\n{text}");
+    assert!(
+        a + b > 300,
+        "too few samples in the leaves ({a}+{b}):\n{text}"
+    );
     assert!(
         (wa + wb) * 100 >= (a + b) * 95,
         "__libc_start_call_main -> main -> outer -> leaf -> spin in only {} of {} samples:\n{text}",
@@ -158,19 +191,34 @@ fn stacks_of_a_program_without_frame_pointers_are_whole() {
         a + b
     );
     let ratio = a as f64 / b as f64;
-    assert!((1.6..=2.4).contains(&ratio), "leaf_a:leaf_b = {a}:{b} = {ratio:.2}, not 2");
+    assert!(
+        (1.6..=2.4).contains(&ratio),
+        "leaf_a:leaf_b = {a}:{b} = {ratio:.2}, not 2"
+    );
     // Every user stack of the program reached its start.
     let ends = &json["user_stack_ends"];
     let complete = ends["complete"].as_u64().unwrap_or(0);
-    let walked: u64 = ends.as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    let walked: u64 = ends
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
     assert!(complete * 100 >= walked * 95, "ends: {ends}");
 
     // Frame pointers only: the same program loses its callers.
     let (lines, text, json) = profile(&["-F", "499", "--unwind", "fp"], &[bin, "1000"]);
     let (n, whole) = chain_share(&lines, &[&chain[..], &["leaf_a", "spin"]].concat());
     assert!(n > 0, "{text}");
-    assert!(whole * 2 < n, "--unwind fp walked {whole} of {n} whole: not frame pointers?\n{text}");
-    assert_eq!(json["user_stack_ends"], serde_json::json!({}), "--unwind fp walks nothing itself");
+    assert!(
+        whole * 2 < n,
+        "--unwind fp walked {whole} of {n} whole: not frame pointers?\n{text}"
+    );
+    assert_eq!(
+        json["user_stack_ends"],
+        serde_json::json!({}),
+        "--unwind fp walks nothing itself"
+    );
 }
 
 #[test]
@@ -189,10 +237,17 @@ fn debians_xz_unwinds_to_its_start() {
     }
     std::fs::write(&data, &bytes).unwrap();
     let xz = "/usr/bin/xz";
-    assert!(Path::new(xz).exists(), "Debian's xz-utils is needed (apt-get install xz-utils)");
+    assert!(
+        Path::new(xz).exists(),
+        "Debian's xz-utils is needed (apt-get install xz-utils)"
+    );
     let (lines, text, json) = profile(
         &["-F", "499"],
-        &["sh", "-c", &format!("exec {xz} -9 -T1 -c {} > /dev/null", data.display())],
+        &[
+            "sh",
+            "-c",
+            &format!("exec {xz} -9 -T1 -c {} > /dev/null", data.display()),
+        ],
     );
     let total: u64 = lines.iter().map(|l| l.1).sum();
     let started: u64 = lines
@@ -207,12 +262,18 @@ fn debians_xz_unwinds_to_its_start() {
     );
     // Through liblzma's own frames to xz's main, as perf --call-graph dwarf shows.
     assert!(
-        lines.iter().any(|(f, _)| f.iter().any(|x| x == "lzma_code")
-            && f.iter().any(|x| x == "main")),
+        lines
+            .iter()
+            .any(|(f, _)| f.iter().any(|x| x == "lzma_code") && f.iter().any(|x| x == "main")),
         "no stack through lzma_code and main:\n{text}"
     );
     let ends = &json["user_stack_ends"];
     let complete = ends["complete"].as_u64().unwrap_or(0);
-    let walked: u64 = ends.as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    let walked: u64 = ends
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
     assert!(complete * 100 >= walked * 95, "ends: {ends}");
 }

@@ -6,7 +6,11 @@ use aya::{
     maps::{Array, HashMap, IterableMap as _, MapData, ProgramArray},
     programs::PerfEvent,
 };
+use std::rc::Rc;
+
 use tracer_common::unwind::{ProcMaps, Row, UserStack};
+
+use crate::sys::unwind::Table;
 
 use super::{maps::update_all, program, Object};
 
@@ -79,12 +83,18 @@ impl WalkerMaps {
 /// Where an object's rows are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Placed {
-    Rows { first: u32, len: u32 },
+    Rows {
+        first: u32,
+        len: u32,
+    },
     /// No unwind information (or not an ELF file tracer can read).
     NoInfo,
     /// Its table did not fit in `--unwind-memory`.
     Full,
 }
+
+/// An object seen before: its rows, and its table without them (for `Table::bias`).
+type Known = (Placed, Option<Rc<Table>>);
 
 /// What the tables hold, for the report.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -107,7 +117,7 @@ pub struct Tables {
     maps: WalkerMaps,
     /// The first free row.
     next: u32,
-    by_file: std::collections::HashMap<(u64, u64), (Placed, Vec<(u64, u64, u64)>)>,
+    by_file: std::collections::HashMap<(u64, u64), Known>,
     by_build_id: std::collections::HashMap<Vec<u8>, Placed>,
     /// Processes whose mappings are in the kernel.
     placed: std::collections::HashSet<u32>,
@@ -149,14 +159,13 @@ impl Tables {
         };
         for (slot, m) in pm.maps.iter_mut().zip(&ranges) {
             let (placed, bias) = match &m.file {
-                Some((path, id)) => {
-                    let (placed, segments) = self.object(path, *id);
-                    let vaddr = crate::sys::elf::address_in(&segments, m.offset);
-                    match vaddr {
-                        Some(v) => (placed, m.start.wrapping_sub(v)),
-                        None => (Placed::NoInfo, 0),
-                    }
-                }
+                Some((path, id)) => match self.object(path, *id) {
+                    (Placed::Rows { first, len }, Some(t)) => match t.bias(m.offset, m.start) {
+                        Ok(b) => (Placed::Rows { first, len }, b),
+                        Err(_) => (Placed::NoInfo, 0),
+                    },
+                    (p, _) => (p, 0),
+                },
                 None => (Placed::NoInfo, 0),
             };
             let (first, rows) = match placed {
@@ -184,30 +193,31 @@ impl Tables {
     }
 
     /// The rows of the object at `path` ((dev, inode) `id`), placed on
-    /// first sight, and its code segments.
-    fn object(&mut self, path: &std::path::Path, id: (u64, u64)) -> (Placed, Vec<(u64, u64, u64)>) {
-        if let Some((p, segs)) = self.by_file.get(&id) {
-            return (*p, segs.clone());
+    /// first sight, and its table (without its rows: for `Table::bias`).
+    fn object(&mut self, path: &std::path::Path, id: (u64, u64)) -> (Placed, Option<Rc<Table>>) {
+        if let Some((p, t)) = self.by_file.get(&id) {
+            return (*p, t.clone());
         }
         let t0 = std::time::Instant::now();
-        let segments = crate::sys::elf::code_segments_of(path).unwrap_or_default();
-        let placed = match crate::sys::unwind::build(path) {
-            Ok(t) if !t.rows.is_empty() => {
-                match t.build_id.as_ref().and_then(|b| self.by_build_id.get(b)) {
+        let (placed, table) = match crate::sys::unwind::build(path) {
+            Ok(mut t) if !t.rows.is_empty() => {
+                let p = match t.build_id.as_ref().and_then(|b| self.by_build_id.get(b)) {
                     Some(p) => *p,
                     None => {
                         let p = self.write(&t.rows, path);
-                        if let Some(b) = t.build_id {
-                            self.by_build_id.insert(b, p);
+                        if let Some(b) = &t.build_id {
+                            self.by_build_id.insert(b.clone(), p);
                         }
                         p
                     }
-                }
+                };
+                t.rows = Vec::new();
+                (p, Some(Rc::new(t)))
             }
-            Ok(_) => Placed::NoInfo,
+            Ok(_) => (Placed::NoInfo, None),
             Err(e) => {
-                log::debug!("no unwind table for {}: {e:#}", path.display());
-                Placed::NoInfo
+                log::debug!("{e:#}");
+                (Placed::NoInfo, None)
             }
         };
         match placed {
@@ -216,8 +226,8 @@ impl Tables {
             Placed::Rows { .. } => {}
         }
         self.stats.build_ms += t0.elapsed().as_secs_f64() * 1e3;
-        self.by_file.insert(id, (placed, segments.clone()));
-        (placed, segments)
+        self.by_file.insert(id, (placed, table.clone()));
+        (placed, table)
     }
 
     fn write(&mut self, rows: &[Row], path: &std::path::Path) -> Placed {

@@ -210,7 +210,8 @@ impl Live {
                 continue;
             }
             if let Some(t) = &self.tables {
-                t.borrow_mut().place(n.tgid, n.gen, &syms.mapped(n.tgid, n.gen));
+                t.borrow_mut()
+                    .place(n.tgid, n.gen, &syms.mapped(n.tgid, n.gen));
             }
         }
     }
@@ -448,7 +449,10 @@ impl Counting for Plan {
                 ("OFFCPU_STARTS", if off_cpu { OFF_THREADS } else { 1024 }),
                 ("UNWIND_ROWS", if walking { rows as u32 } else { 1 }),
                 ("UNWIND_PROCS", if walking { WALKED_PROCS } else { 1 }),
-                ("PROFILE_USTACKS", if walking { self.stack_storage } else { 1 }),
+                (
+                    "PROFILE_USTACKS",
+                    if walking { self.stack_storage } else { 1 },
+                ),
             ],
         )?;
         let collector = ProfileCollector::new(&mut obj)?;

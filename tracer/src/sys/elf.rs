@@ -297,14 +297,6 @@ pub fn code_segments(file: &object::File) -> Vec<(u64, u64, u64)> {
         .collect()
 }
 
-/// The `(vaddr, size, file offset)` of each executable segment of the ELF
-/// file at `path`.
-pub fn code_segments_of(path: &Path) -> Result<Vec<(u64, u64, u64)>> {
-    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file = object::File::parse(&*data).context("not an ELF file")?;
-    Ok(code_segments(&file))
-}
-
 /// The file offset of `addr` in one of `segments`.
 fn offset_in(segments: &[(u64, u64, u64)], addr: u64) -> Option<u64> {
     segments
