@@ -34,31 +34,9 @@ impl Drop for TmpDir {
     }
 }
 
-/// The C fixture: `outer` calls `leaf_a` twice as long as `leaf_b`, for
-/// argv[1] ms of CPU time; every function noinline, no frame pointers.
-const NOFP_C: &str = r#"#include <stdlib.h>
-#include <time.h>
-static volatile unsigned long sink;
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-__attribute__((noinline)) void spin(unsigned long n) {
-    for (unsigned long i = 0; i < n; i++) sink += i * i;
-}
-__attribute__((noinline)) void leaf_a(void) { spin(200000); sink++; }
-__attribute__((noinline)) void leaf_b(void) { spin(100000); sink++; }
-__attribute__((noinline)) void outer(double ms) {
-    double end = now() + ms;
-    while (now() < end) { leaf_a(); leaf_b(); }
-    sink++;
-}
-int main(int argc, char **argv) {
-    outer(argc > 1 ? atof(argv[1]) : 1000);
-    return 0;
-}
-"#;
+/// The C fixture (tracer-fixtures/c/nofp.c): `outer` calls `leaf_a` twice
+/// as long as `leaf_b`, for argv[1] ms of CPU time.
+const NOFP_C: &str = include_str!("../../tracer-fixtures/c/nofp.c");
 
 /// Build the C fixture without frame pointers; checks that it has none
 /// (no `push %rbp; mov %rsp,%rbp` in `outer`).

@@ -738,6 +738,50 @@ pub fn profile_cpu(s: &Section) -> Result<()> {
     Ok(())
 }
 
+/// `profile -F 499 --folded -- nofp 3000`: the C fixture built without frame
+/// pointers, unwound from .eh_frame: `__libc_start_call_main -> main ->
+/// outer -> leaf_a | leaf_b -> spin`, root first, in nearly all the leaves'
+/// samples (glibc's start included: whole stacks), the leaves 2:1 within 20%.
+pub fn profile_nofp(s: &Section) -> Result<()> {
+    ran_ok(s)?;
+    let stacks = folded(&s.stdout)?;
+    let chain = ["__libc_start_call_main", "main", "outer"];
+    let (mut a, mut b, mut whole, mut total) = (0, 0, 0, 0);
+    for (frames, n) in &stacks {
+        total += n;
+        ensure!(
+            frames[0] == "nofp",
+            "a stack not of the command: {frames:?}"
+        );
+        for (leaf, sum) in [("leaf_a", &mut a), ("leaf_b", &mut b)] {
+            let Some(l) = frames.iter().position(|f| *f == leaf) else {
+                continue;
+            };
+            *sum += n;
+            if l >= chain.len()
+                && frames[l - chain.len()..l] == chain
+                && frames.get(l + 1) == Some(&"spin")
+            {
+                whole += n;
+            }
+        }
+    }
+    ensure!(total >= 300, "only {total} samples: {}", excerpt(&s.stdout));
+    ensure!(a + b >= total * 7 / 10, "leaves {a}+{b} of {total} samples");
+    ensure!(
+        whole * 100 >= (a + b) * 95,
+        "__libc_start_call_main -> main -> outer -> leaf -> spin in only {whole} of {} samples: {}",
+        a + b,
+        excerpt(&s.stdout)
+    );
+    let ratio = a as f64 / b.max(1) as f64;
+    ensure!(
+        (1.6..=2.4).contains(&ratio),
+        "leaf_a:leaf_b = {a}:{b} ({ratio:.2}), not 2 within 20%"
+    );
+    Ok(())
+}
+
 /// `profile --off-cpu --folded -- fixture offcpu 10 50`: about 500 ms (in
 /// microseconds) in `offcpu_outer -> offcpu_sleep` and the kernel's schedule.
 pub fn profile_off_cpu(s: &Section) -> Result<()> {

@@ -318,10 +318,29 @@ fn copy_into(stage: &Path, src: &Path, dest: &str) -> Result<()> {
     Ok(())
 }
 
+/// The C fixture without frame pointers (tracer-fixtures/c/nofp.c), built
+/// `-O2 -fomit-frame-pointer` as Debian builds its programs.
+fn nofp_fixture() -> Result<PathBuf> {
+    let dir = util::target_dir().join("vm");
+    std::fs::create_dir_all(&dir)?;
+    let bin = dir.join("nofp");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tracer-fixtures/c/nofp.c");
+    sh(Command::new("gcc")
+        .args([
+            "-O2",
+            "-fomit-frame-pointer",
+            "-fasynchronous-unwind-tables",
+            "-o",
+        ])
+        .arg(&bin)
+        .arg(&src))?;
+    Ok(bin)
+}
+
 /// Build `initrd.gz` (newc cpio, gzip) with busybox, tracer (static: no
 /// libraries), the fixture, bpftool (what is loaded after tracer is killed)
 /// and their libraries.
-fn initramfs(tracer: &Path, fixture: &Path) -> Result<PathBuf> {
+fn initramfs(tracer: &Path, fixture: &Path, nofp: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let cache = util::target_dir().join("vm");
     std::fs::create_dir_all(&cache)?;
@@ -338,6 +357,7 @@ fn initramfs(tracer: &Path, fixture: &Path) -> Result<PathBuf> {
     copy_into(&stage, busybox, "/bin/busybox")?;
     copy_into(&stage, tracer, "/bin/tracer")?;
     copy_into(&stage, fixture, "/bin/fixture")?;
+    copy_into(&stage, nofp, "/bin/nofp")?;
     let bpftool = ["/usr/sbin/bpftool", "/sbin/bpftool", "/usr/bin/bpftool"]
         .into_iter()
         .map(Path::new)
@@ -346,7 +366,7 @@ fn initramfs(tracer: &Path, fixture: &Path) -> Result<PathBuf> {
     // Debian's /usr/sbin/bpftool may be a link to the versioned binary.
     let bpftool = &std::fs::canonicalize(bpftool)?;
     copy_into(&stage, bpftool, "/bin/bpftool")?;
-    for bin in [tracer, fixture, bpftool] {
+    for bin in [tracer, fixture, nofp, bpftool] {
         for lib in libraries(bin)? {
             copy_into(&stage, &lib, &lib.to_string_lossy())?;
         }
@@ -872,6 +892,8 @@ fn judge(label: &str, lines: &[String], finished: Result<()>) -> KernelResult {
     checks.push(("tcp --retransmits attaches".into(), c));
     let c = get("profile", "cpu").and_then(|s| commands::profile_cpu(&s));
     checks.push(("profile -F 499 --folded -- CMD".into(), c));
+    let c = get("profile", "nofp").and_then(|s| commands::profile_nofp(&s));
+    checks.push(("profile -- CMD without frame pointers".into(), c));
     let c = get("profile", "offcpu").and_then(|s| commands::profile_off_cpu(&s));
     checks.push(("profile --off-cpu --folded -- CMD".into(), c));
     let c = get("list", "kprobes").and_then(|s| commands::list_kprobes(&s));
@@ -1036,7 +1058,8 @@ pub fn run(env: &Env) -> Result<()> {
     let tracer = crate::dist::run(env)?.binary;
     step("building the fixture (release) for the VM");
     util::cargo(env, &["build", "--release", "-p", "tracer-fixtures"])?;
-    let initrd = initramfs(&tracer, &util::target_dir().join("release/fixture"))?;
+    let nofp = nofp_fixture()?;
+    let initrd = initramfs(&tracer, &util::target_dir().join("release/fixture"), &nofp)?;
     let mut results = Vec::new();
     let mut times = Vec::new();
     let only = std::env::var("TRACER_VM_KERNELS").ok();
