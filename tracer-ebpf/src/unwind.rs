@@ -4,9 +4,10 @@
 //! Debian's) unwind to their entry point. Where an object has no table,
 //! frame pointers are followed (`mode::AUTO`).
 //!
-//! A walk runs in `profile_unwind`, a few frames per run, tail-calling
-//! itself until the stack ends (33 runs at most, the kernel's tail-call
-//! limit): each run's loops stay small for the verifier of 5.10. The walk's
+//! A walk runs in stages (`profile_unwind_1` to `_16`), a few frames each,
+//! each tail-calling the next until the stack ends: each program's loops
+//! stay small for the verifier of 5.10 (one program walking 127 frames is
+//! refused: a million instructions). The walk's
 //! state (registers, frames so far, the sample's key) lives in a per-CPU
 //! slot: a perf event program does not nest on its CPU. The stack is then
 //! stored by the hash of its frames, and the sample counted under its id.
@@ -44,14 +45,11 @@ pub static UNWIND_PROCS: HashMap<u32, ProcMaps> = HashMap::with_max_entries(1, 0
 /// Walked stacks, by id (the low 31 bits of their hash).
 #[map]
 pub static PROFILE_USTACKS: HashMap<u32, UserStack> = HashMap::with_max_entries(1, 0);
-/// Slot 0: `profile_unwind`.
-#[map]
-pub static UNWIND_PROGS: ProgramArray = ProgramArray::with_max_entries(1, 0);
 #[map]
 static UNWIND_STATE: PerCpuArray<State> = PerCpuArray::with_max_entries(1, 0);
 
-/// Frames walked per run of `profile_unwind`: 32 tail calls cover 127.
-const FRAMES_PER_RUN: usize = 4;
+/// Frames walked per stage; `STAGES` stages cover `MAX_FRAMES` (127).
+const FRAMES_PER_STAGE: usize = 8;
 /// Steps of the binary searches: 256 mappings, 16M rows per object.
 const MAPPING_STEPS: usize = 9;
 const ROW_STEPS: usize = 24;
@@ -147,26 +145,58 @@ pub fn start(ctx: &PerfEventContext, key: &StackKey, weight: u64) -> bool {
     st.fallback = 0;
     st.stack.len = 0;
     st.stack.hash = FNV_OFFSET;
-    unsafe { UNWIND_PROGS.tail_call(ctx, 0) };
+    unsafe { WALK_STAGE_1.tail_call(ctx, 0) };
     // Not taken (no program in the slot): count without the user stack.
     false
 }
 
-/// Walk a few frames, then go on in a fresh run of itself, or finish.
-#[perf_event]
-pub fn profile_unwind(ctx: PerfEventContext) -> u32 {
+/// The walk's stages: `profile_unwind_N` walks `FRAMES_PER_STAGE` frames and
+/// tail-calls stage N + 1 through `WALK_STAGE_{N+1}` (slot 0), which holds
+/// only that stage; the last one ends the walk as truncated. Each stage is
+/// its own program with its own array, so no program sits in an array it
+/// calls through: nothing refers back to itself, and everything is freed
+/// when tracer's fds close (a self-calling walker would be freed only by the
+/// kernel clearing its array when the last fd to it closes).
+macro_rules! stages {
+    ($($n:literal -> $next:literal),* ; $last:literal) => {
+        $(
+            #[map]
+            pub static ${concat(WALK_STAGE_, $n)}: ProgramArray = ProgramArray::with_max_entries(1, 0);
+            #[perf_event]
+            pub fn ${concat(profile_unwind_, $n)}(ctx: PerfEventContext) -> u32 {
+                stage(&ctx, Some(&${concat(WALK_STAGE_, $next)}))
+            }
+        )*
+        #[map]
+        pub static ${concat(WALK_STAGE_, $last)}: ProgramArray = ProgramArray::with_max_entries(1, 0);
+        #[perf_event]
+        pub fn ${concat(profile_unwind_, $last)}(ctx: PerfEventContext) -> u32 {
+            stage(&ctx, None)
+        }
+    };
+}
+
+stages!(1 -> 2, 2 -> 3, 3 -> 4, 4 -> 5, 5 -> 6, 6 -> 7, 7 -> 8, 8 -> 9, 9 -> 10, 10 -> 11,
+        11 -> 12, 12 -> 13, 13 -> 14, 14 -> 15, 15 -> 16; 16);
+const _: () = assert!(16 * FRAMES_PER_STAGE > MAX_FRAMES);
+
+/// One stage: a few frames, then the next stage (or the end).
+#[inline(always)]
+fn stage(ctx: &PerfEventContext, next: Option<&ProgramArray>) -> u32 {
     let Some(st) = UNWIND_STATE.get_ptr_mut(0) else {
         return 0;
     };
     let st = unsafe { &mut *st };
-    for _ in 0..FRAMES_PER_RUN {
+    for _ in 0..FRAMES_PER_STAGE {
         if let Some(e) = step(st) {
             finish(st, e);
             return 0;
         }
     }
-    unsafe { UNWIND_PROGS.tail_call(&ctx, 0) };
-    // The tail-call limit: as deep as a walk goes.
+    if let Some(next) = next {
+        unsafe { next.tail_call(ctx, 0) };
+    }
+    // The last stage, or the next one missing: as deep as a walk goes.
     finish(st, end::TRUNCATED);
     0
 }

@@ -14,18 +14,23 @@ use crate::sys::unwind::Table;
 
 use super::{maps::update_all, program, Object};
 
-/// Load the walker and put it in its slot: samples walk user stacks from then on.
+/// The walker's stages (tracer-ebpf/src/unwind.rs).
+const STAGES: u32 = 16;
+
+/// Load the walker's stages and put each in its slot: samples walk user
+/// stacks from then on.
 pub fn attach_walker(obj: &mut Object) -> Result<()> {
-    let prog: &mut PerfEvent = program(obj.ebpf(), "profile_unwind")?;
-    prog.load()
-        .context("the kernel refused to load the user-stack walker")?;
-    let fd = prog.fd()?.try_clone()?;
-    let mut slots: ProgramArray<MapData> = obj.take_map("UNWIND_PROGS")?;
-    slots
-        .set(0, &fd, 0)
-        .context("cannot put the user-stack walker in its slot")?;
-    // The slot holds the program; the map must live as long as the run.
-    obj.keep(slots);
+    // Last first: a stage is in place before anything can call it.
+    for n in (1..=STAGES).rev() {
+        let prog: &mut PerfEvent = program(obj.ebpf(), &format!("profile_unwind_{n}"))?;
+        prog.load()
+            .context("the kernel refused to load the user-stack walker")?;
+        let fd = prog.fd()?.try_clone()?;
+        let mut slot: ProgramArray<MapData> = obj.take_map(&format!("WALK_STAGE_{n}"))?;
+        slot.set(0, &fd, 0)
+            .context("cannot put the user-stack walker in its slot")?;
+        obj.keep(slot);
+    }
     Ok(())
 }
 

@@ -505,6 +505,13 @@ impl Counting for Plan {
         true
     }
 
+    /// Often: a process's samples wait for its tables from its first
+    /// sample until they are placed (reading an empty ring costs no
+    /// system call).
+    fn housekeeping_period(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(10)
+    }
+
     /// Read the mappings of new processes while they run; once a second,
     /// forget the tables' processes that are gone.
     fn housekeeping(&self, live: &mut Live) -> Result<Vec<u32>> {

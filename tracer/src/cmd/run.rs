@@ -71,10 +71,14 @@ pub trait Counting {
     fn keeps_house(&self) -> bool {
         false
     }
-    /// Every 100 ms: the processes found gone (their rows leave the kernel's
-    /// maps; the traced set forgets them too).
+    /// Every `housekeeping_period`: the processes found gone (their rows
+    /// leave the kernel's maps; the traced set forgets them too).
     fn housekeeping(&self, _live: &mut Self::Live) -> Result<Vec<u32>> {
         Ok(Vec::new())
+    }
+    /// How often `housekeeping` runs.
+    fn housekeeping_period(&self) -> Duration {
+        Duration::from_millis(100)
     }
     /// After the final block: write what goes to files of its own (a flame
     /// graph, a pprof profile), from the whole run's counts.
@@ -158,6 +162,7 @@ pub async fn count<C: Counting>(cmd: C, opts: Options) -> Result<i32> {
         prepared.as_ref(),
         &opts,
     )?;
+    run.housekeeping_every = cmd.housekeeping_period();
     run.announce(&cmd.what(&live), cmd.selection(), cmd.quiet_with_command());
     let mut prev = C::Counts::default();
     let end = run
@@ -334,6 +339,8 @@ struct Run {
     signals: Signals,
     sink: Sink,
     t0: Instant,
+    /// How often the housekeeping (and the check for gone targets) runs.
+    housekeeping_every: Duration,
 }
 
 impl Run {
@@ -372,6 +379,7 @@ impl Run {
             signals,
             sink: Sink::new(opts.output.as_deref(), opts.report_on_stderr)?,
             t0: Instant::now(),
+            housekeeping_every: Duration::from_millis(100),
         })
     }
 
@@ -406,7 +414,7 @@ impl Run {
         // printed first: every run of -d D -i I prints floor(D / I) blocks.
         let period = opts.interval.map(Duration::from_secs_f64);
         let mut next_tick = period.map(|p| tokio::time::Instant::now() + p);
-        let mut prune = tokio::time::interval(Duration::from_millis(100));
+        let mut prune = tokio::time::interval(self.housekeeping_every);
         let mut lost_tick = tokio::time::interval(Duration::from_secs(1));
         // The kernel wakes tracer only when the ring is an eighth full; this
         // timer shows a trickle of events within 10 ms anyway.
