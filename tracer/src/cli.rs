@@ -837,7 +837,7 @@ pub struct ProfileArgs {
     /// --stack-storage-size). Samples whose stack does not fit are counted
     /// as lost.
     #[arg(long, value_name = "N", default_value_t = 16384,
-          value_parser = clap::value_parser!(u32).range(64..=1 << 20))]
+          value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
     pub stack_storage_size: u32,
 
     /// How user stacks are walked: from .eh_frame tables where an object has

@@ -451,8 +451,10 @@ fn frames_of_a_program_in_another_mount_namespace_are_named() {
     );
 }
 
-/// A stack map too small for the program's stacks: the samples whose stack
-/// did not fit are still counted (under a `[lost user stack]` frame) and the
+/// A stack map too small for the program's stacks (one slot: a loss is
+/// certain, where 64 slots overflowed or not with how the machine ran the
+/// fixture, 23 distinct stacks seen): the samples whose stack did not fit
+/// are still counted (under a `[lost user stack]` frame) and the
 /// loss is reported, in JSON and in the table's head.
 #[test]
 fn stacks_that_do_not_fit_are_counted_as_lost() {
@@ -462,7 +464,7 @@ fn stacks_that_do_not_fit_are_counted_as_lost() {
         "-F",
         "999",
         "--stack-storage-size",
-        "64",
+        "1",
         "--json",
         "--",
         &fx(),
@@ -473,7 +475,7 @@ fn stacks_that_do_not_fit_are_counted_as_lost() {
     let lost = summary["lost"]["user_stack_lost"].as_u64().unwrap_or(0);
     assert!(
         lost > 0,
-        "no user stack lost with 64 slots: {}",
+        "no user stack lost with 1 slot: {}",
         summary["lost"]
     );
     let marked: u64 = stacks
@@ -497,7 +499,7 @@ fn stacks_that_do_not_fit_are_counted_as_lost() {
             "-F",
             "999",
             "--stack-storage-size",
-            "64",
+            "1",
             "--",
             &fx(),
             "cpu",
