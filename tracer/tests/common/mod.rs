@@ -412,7 +412,11 @@ pub fn assert_nothing_loaded(context: &str) {
     let start = Instant::now();
     loop {
         let p = loaded_programs();
-        let m = if p.is_empty() { loaded_maps() } else { Vec::new() };
+        let m = if p.is_empty() {
+            loaded_maps()
+        } else {
+            Vec::new()
+        };
         if p.is_empty() && m.is_empty() {
             return;
         }
