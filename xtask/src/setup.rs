@@ -17,7 +17,11 @@ use crate::{
 /// test (it drops segments in a network namespace of its own), gcc-multilib
 /// for the 32-bit (`gcc -m32`) program of the ABI tests, and what building
 /// strace's test programs from Debian's source package needs (`cargo xtask
-/// strace-corpus`: dpkg-source, make and the autotools).
+/// strace-corpus`: dpkg-source, make and the autotools); for the profile
+/// tests of programs without frame pointers, Debian's own `xz` (xz-utils),
+/// `objdump` and `readelf` (binutils) and glibc's debug symbols (libc6-dbg:
+/// `__libc_start_call_main`, the frame under `main`, is not in libc's
+/// dynamic symbols).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -40,6 +44,9 @@ const APT_PACKAGES: &[&str] = &[
     "automake",
     "libtool",
     "gawk",
+    "xz-utils",
+    "binutils",
+    "libc6-dbg",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
