@@ -824,27 +824,31 @@ mod tests {
         assert_eq!((f.len(), e), (MAX_FRAMES, end::TRUNCATED));
     }
 
-    /// A child stopped and resumed with ptrace; killed when dropped.
+    /// A child, one of whose threads is stopped and resumed with ptrace;
+    /// killed when dropped.
     struct Traced {
         child: Child,
+        tid: i32,
     }
 
     impl Traced {
-        fn seize(child: Child) -> Self {
-            let t = Self { child };
+        /// Trace thread `tid` of `child`, its main thread when None.
+        fn seize(child: Child, tid: Option<i32>) -> Self {
+            let tid = tid.unwrap_or(child.id() as i32);
             // SAFETY: plain ptrace requests on our own child.
-            let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, t.pid(), 0, 0) };
+            let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0) };
             assert_eq!(r, 0, "PTRACE_SEIZE: {}", std::io::Error::last_os_error());
-            t
+            Self { child, tid }
         }
 
+        /// The process.
         fn pid(&self) -> i32 {
             self.child.id() as i32
         }
 
         /// Stop it: its registers.
         fn stop(&self) -> Regs {
-            let pid = self.pid();
+            let pid = self.tid;
             // SAFETY: as in `seize`.
             let r = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0) };
             assert_eq!(
@@ -901,7 +905,7 @@ mod tests {
 
         fn resume(&self) {
             // SAFETY: as in `seize`.
-            let r = unsafe { libc::ptrace(libc::PTRACE_CONT, self.pid(), 0, 0) };
+            let r = unsafe { libc::ptrace(libc::PTRACE_CONT, self.tid, 0, 0) };
             assert_eq!(r, 0, "PTRACE_CONT: {}", std::io::Error::last_os_error());
         }
     }
@@ -909,6 +913,13 @@ mod tests {
     impl Drop for Traced {
         fn drop(&mut self) {
             let _ = self.child.kill();
+            if self.tid != self.pid() {
+                // A traced thread is reaped by its tracer: until then the
+                // process is not (its wait would never return).
+                let mut status = 0;
+                // SAFETY: waiting for a thread we trace.
+                unsafe { libc::waitpid(self.tid, &mut status, libc::__WALL) };
+            }
             let _ = self.child.wait();
         }
     }
@@ -1093,7 +1104,7 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line, "ready\n");
-        let t = Traced::seize(child);
+        let t = Traced::seize(child, None);
         let mut cache = HashMap::new();
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(20));
@@ -1116,12 +1127,8 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    #[test]
-    fn walks_xz() {
-        let xz = need("/usr/bin/xz", "xz-utils");
-        need(LIBC, "libc6");
-        let dir = scratch("xz");
-        // 32 MiB that do not compress (xz -9 takes seconds on them).
+    /// 32 MiB that do not compress (xz takes seconds on them).
+    fn random_file(path: &Path) {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let data: Vec<u8> = (0..4 << 20)
             .flat_map(|_| {
@@ -1131,14 +1138,22 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
                 x.to_ne_bytes()
             })
             .collect();
-        std::fs::write(dir.join("data"), data).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+
+    #[test]
+    fn walks_xz() {
+        let xz = need("/usr/bin/xz", "xz-utils");
+        need(LIBC, "libc6");
+        let dir = scratch("xz");
+        random_file(&dir.join("data"));
         let child = Command::new(&xz)
             .args(["-9", "-T1", "-c"])
             .arg(dir.join("data"))
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let t = Traced::seize(child);
+        let t = Traced::seize(child, None);
         std::thread::sleep(Duration::from_millis(300));
         let mut cache = HashMap::new();
         let (stops, mut complete, mut chained) = (20, 0, 0);
@@ -1175,6 +1190,59 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
         assert!(
             chained * 100 >= stops * 95,
             "{chained} of {stops} through main"
+        );
+    }
+
+    /// A thread's stack ends at glibc's thread start (clone3's outermost
+    /// frame): xz -T2's compressing threads.
+    #[test]
+    fn walks_a_thread() {
+        let xz = need("/usr/bin/xz", "xz-utils");
+        need(LIBC, "libc6");
+        let dir = scratch("xz-threads");
+        random_file(&dir.join("data"));
+        // -6: 24 MiB blocks, so both threads have one.
+        let child = Command::new(&xz)
+            .args(["-6", "-T2", "-c"])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let t0 = Instant::now();
+        let tid = loop {
+            let tids = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+            let other = tids
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .find(|&t| t != pid);
+            if let Some(t) = other {
+                break t;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "xz -T2 started no thread"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let t = Traced::seize(child, Some(tid));
+        let mut cache = HashMap::new();
+        let (stops, mut complete) = (10, 0);
+        for _ in 0..stops {
+            std::thread::sleep(Duration::from_millis(50));
+            let w = walk_stopped(&t, &mut cache);
+            let names = w.names();
+            eprintln!("thread {tid}: {:?} {names:?}", w.end);
+            let started = names.last().is_some_and(|n| n.contains("clone"))
+                && names.contains(&"start_thread");
+            complete += usize::from(w.end == end::COMPLETE && started);
+        }
+        drop(t);
+        let _ = std::fs::remove_dir_all(dir);
+        eprintln!("xz -T2, a thread: {complete} of {stops} walks complete to clone3");
+        assert!(
+            complete * 100 >= stops * 95,
+            "{complete} of {stops} complete"
         );
     }
 
