@@ -50,12 +50,14 @@ pub struct Table {
     /// Sorted by `pc`, consecutive rows differ in their rule.
     pub rows: Vec<Row>,
     pub build_id: Option<Vec<u8>>,
-    /// `.eh_frame` or `.debug_frame`.
+    /// `.eh_frame`, `.debug_frame`, or `.eh_frame+.debug_frame` (code
+    /// built without unwind tables, with -g).
     pub source: &'static str,
     /// Rows of the file's FDEs (before merging) whose rule the walker cannot
-    /// follow, made `cfa::NONE`: a CFA from another register or an
-    /// expression other than the PLT's, a return address or fp not saved at
-    /// CFA + offset, an offset beyond i16.
+    /// follow, made `cfa::NONE`: a CFA from another register or from an
+    /// expression other than the PLT's and DRAP's, a return address not
+    /// saved at CFA + offset, an fp neither there nor at fp + offset,
+    /// offsets beyond i16 (sp's beyond i16 * 8).
     pub unsupported: usize,
     /// The file's code segments, for `Table::bias`.
     segments: Vec<(u64, u64, u64)>,
@@ -87,7 +89,9 @@ fn bias_in(segments: &[(u64, u64, u64)], file_offset: u64, map_start: u64) -> Re
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let (va, _, off) = segments
         .iter()
-        .find(|&&(_, size, o)| file_offset < o + size && o.saturating_sub(file_offset) < page)
+        .find(|&&(_, size, o)| {
+            file_offset < o.saturating_add(size) && o.saturating_sub(file_offset) < page
+        })
         .with_context(|| format!("file offset {file_offset:#x} is in no code segment"))?;
     // Wrapping: a non-PIE file's addresses may be above the mapping's.
     Ok(map_start.wrapping_sub(va.wrapping_add(file_offset).wrapping_sub(*off)))
@@ -106,12 +110,16 @@ pub fn build_from(data: &[u8]) -> Result<Table> {
         bail!("{:?} code, not this machine's", file.architecture());
     }
     let segments = elf::code_segments(&file);
-    if segments.iter().any(|&(va, size, _)| va + size > 1 << 32) {
+    if segments
+        .iter()
+        .any(|&(va, size, _)| va.saturating_add(size) > 1 << 32)
+    {
         bail!("code at virtual addresses above 4 GiB (rows hold 32-bit addresses)");
     }
     let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
     let address = |name| file.section_by_name(name).map(|s| s.address());
-    let mut found = None;
+    let mut fdes = Fdes::default();
+    let mut sources = Vec::new();
     if let Some(s) = file.section_by_name(".eh_frame") {
         let mut bases = BaseAddresses::default().set_eh_frame(s.address());
         if let Some(a) = address(".eh_frame_hdr") {
@@ -125,20 +133,30 @@ pub fn build_from(data: &[u8]) -> Result<Table> {
         }
         let mut eh = EhFrame::new(s.data().context(".eh_frame")?, LittleEndian);
         eh.set_address_size(8);
-        found = Some((rows_of(&eh, &bases).context(".eh_frame")?, ".eh_frame"));
+        fdes.read(&eh, &bases).context(".eh_frame")?;
+        sources.push(".eh_frame");
     }
-    if found.as_ref().is_none_or(|((rows, _), _)| rows.is_empty()) {
-        if let Some(s) = file.section_by_name(".debug_frame") {
-            let data = s.uncompressed_data().context(".debug_frame")?;
-            let mut df = DebugFrame::new(&data, LittleEndian);
-            df.set_address_size(8);
-            let r = rows_of(&df, &BaseAddresses::default()).context(".debug_frame")?;
-            found = Some((r, ".debug_frame"));
+    // Code built without unwind tables but with -g has its rules there,
+    // while crt1's _start and the PLT have theirs in .eh_frame: both count,
+    // .eh_frame's first.
+    if let Some(s) = file.section_by_name(".debug_frame") {
+        let data = s.uncompressed_data().context(".debug_frame")?;
+        let mut df = DebugFrame::new(&data, LittleEndian);
+        df.set_address_size(8);
+        let before = fdes.ranges.len();
+        fdes.read(&df, &BaseAddresses::default())
+            .context(".debug_frame")?;
+        if fdes.ranges.len() > before {
+            sources.push(".debug_frame");
         }
     }
-    let Some(((rows, unsupported), source)) = found else {
-        bail!("no .eh_frame nor .debug_frame");
+    let source = match sources[..] {
+        [] => bail!("no .eh_frame nor .debug_frame"),
+        [".eh_frame", ".debug_frame"] => ".eh_frame+.debug_frame",
+        [s, ..] => s,
     };
+    let unsupported = fdes.unsupported;
+    let rows = fdes.rows();
     if rows.is_empty() {
         bail!("no call frame information in {source}");
     }
@@ -153,66 +171,93 @@ pub fn build_from(data: &[u8]) -> Result<Table> {
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
-/// The merged rows of every FDE of `section`, and how many rules were
-/// unsupported.
-fn rows_of<'a, S: UnwindSection<Slice<'a>>>(
-    section: &S,
-    bases: &BaseAddresses,
-) -> Result<(Vec<Row>, usize)> {
-    // (pc, 0 for the gap after an FDE / 1 for a rule, row): a rule wins over
-    // a gap at the same pc, where the next FDE starts.
-    let mut all: Vec<(u32, u8, Row)> = Vec::new();
-    let mut unsupported = 0;
-    let mut ctx = Box::new(UnwindContext::new());
-    let mut entries = section.entries(bases);
-    loop {
-        let entry = match entries.next() {
-            Ok(Some(e)) => e,
-            Ok(None) => break,
-            // The entries that follow cannot be found: keep those read.
-            Err(e) if !all.is_empty() => {
-                log::debug!("call frame information cut short: {e}");
-                break;
+/// The rules of the FDEs read so far.
+#[derive(Default)]
+struct Fdes {
+    /// (pc, 0 for the gap after an FDE / 1 for a rule, rule): a rule wins
+    /// over a gap at the same pc, where the next FDE starts.
+    all: Vec<(u32, u8, Row)>,
+    /// The FDEs' address ranges, sorted once a section is read.
+    ranges: Vec<(u32, u32)>,
+    unsupported: usize,
+}
+
+impl Fdes {
+    /// Add the FDEs of `section` for code no FDE read before covers.
+    fn read<'a, S: UnwindSection<Slice<'a>>>(
+        &mut self,
+        section: &S,
+        bases: &BaseAddresses,
+    ) -> Result<()> {
+        let known = std::mem::take(&mut self.ranges);
+        let covered = |start: u32, stop: u32| {
+            let i = known.partition_point(|r| r.0 < stop);
+            i.checked_sub(1).is_some_and(|i| known[i].1 > start)
+        };
+        let mut ctx = Box::new(UnwindContext::new());
+        let mut entries = section.entries(bases);
+        loop {
+            let entry = match entries.next() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                // The entries that follow cannot be found: keep those read.
+                Err(e) if !self.ranges.is_empty() => {
+                    log::debug!("call frame information cut short: {e}");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let CieOrFde::Fde(partial) = entry else {
+                continue;
+            };
+            let Ok(fde) = partial.parse(S::cie_from_offset) else {
+                continue;
+            };
+            let (start, stop) = (fde.initial_address(), fde.end_address());
+            // FDEs of code the linker dropped keep address 0.
+            if start == 0 || stop <= start {
+                continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        let CieOrFde::Fde(partial) = entry else {
-            continue;
-        };
-        let Ok(fde) = partial.parse(S::cie_from_offset) else {
-            continue;
-        };
-        let (start, stop) = (fde.initial_address(), fde.end_address());
-        // FDEs of code the linker dropped keep address 0.
-        if start == 0 || stop <= start {
-            continue;
-        }
-        let stop = u32::try_from(stop).context("code at virtual addresses above 4 GiB")?;
-        let ra = fde.cie().return_address_register();
-        let Ok(mut t) = fde.rows(section, bases, &mut ctx) else {
-            continue;
-        };
-        while let Ok(Some(r)) = t.next_row() {
-            let row = row_of(r, ra, section);
-            unsupported += usize::from(row.cfa == cfa::NONE);
+            let stop = u32::try_from(stop).context("code at virtual addresses above 4 GiB")?;
             // Below `stop`, which fits.
-            all.push((r.start_address() as u32, 1, Row { pc: 0, ..row }));
+            let start = start as u32;
+            if covered(start, stop) {
+                continue;
+            }
+            let ra = fde.cie().return_address_register();
+            let Ok(mut t) = fde.rows(section, bases, &mut ctx) else {
+                continue;
+            };
+            while let Ok(Some(r)) = t.next_row() {
+                let row = row_of(r, ra, section);
+                self.unsupported += usize::from(row.cfa == cfa::NONE);
+                self.all
+                    .push((r.start_address() as u32, 1, Row { pc: 0, ..row }));
+            }
+            self.all.push((stop, 0, Row::default()));
+            self.ranges.push((start, stop));
         }
-        all.push((stop, 0, Row::default()));
+        self.ranges.extend(known);
+        self.ranges.sort_unstable();
+        Ok(())
     }
-    all.sort_by_key(|&(pc, rule, _)| (pc, rule));
-    let mut rows: Vec<Row> = Vec::with_capacity(all.len() / 2);
-    for (i, &(pc, _, row)) in all.iter().enumerate() {
-        // The last entry at a pc decides.
-        if all.get(i + 1).is_some_and(|n| n.0 == pc) {
-            continue;
+
+    /// Sorted, the last entry at a pc deciding, identical neighbours merged.
+    fn rows(mut self) -> Vec<Row> {
+        let all = &mut self.all;
+        all.sort_by_key(|&(pc, rule, _)| (pc, rule));
+        let mut rows: Vec<Row> = Vec::with_capacity(all.len() / 2);
+        for (i, &(pc, _, row)) in all.iter().enumerate() {
+            if all.get(i + 1).is_some_and(|n| n.0 == pc) {
+                continue;
+            }
+            if rows.last().is_some_and(|l| Row { pc: 0, ..*l } == row) {
+                continue;
+            }
+            rows.push(Row { pc, ..row });
         }
-        if rows.last().is_some_and(|l| Row { pc: 0, ..*l } == row) {
-            continue;
-        }
-        rows.push(Row { pc, ..row });
+        rows
     }
-    Ok((rows, unsupported))
 }
 
 /// One gimli row as the walker's rule (its `pc` left 0); `cfa::NONE` when it
@@ -613,6 +658,12 @@ mod tests {
         };
         for line in text.lines() {
             let f: Vec<&str> = line.split_whitespace().collect();
+            if line.starts_with("Contents of the ") {
+                // Another section: its CIEs have offsets of their own.
+                end_entry(entry.take(), &cies, &mut want);
+                cies.clear();
+                continue;
+            }
             if f.len() >= 4 && f[0].len() == 8 && (f[3] == "CIE" || f[3] == "FDE") {
                 end_entry(entry.take(), &cies, &mut want);
                 if f[3] == "CIE" {
@@ -1074,31 +1125,46 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
         need(LIBC, "libc6");
         let dir = scratch("chain");
         std::fs::write(dir.join("chain.c"), CHAIN).unwrap();
-        let out = Command::new("cc")
-            .args(["-O2", "-fomit-frame-pointer", "-o"])
-            .arg(dir.join("chain"))
-            .arg(dir.join("chain.c"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "cc: {out:?}");
-        let (n, bad) = compare_with_readelf(&dir.join("chain"));
-        assert!(n > 10 && bad.is_empty(), "{n} rows compared: {bad:?}");
-        let kinds: Vec<u8> = build(&dir.join("chain"))
-            .unwrap()
-            .rows
-            .iter()
-            .map(|r| r.cfa)
-            .collect();
-        for k in [cfa::PLT, cfa::FP, cfa::FP_DEREF, cfa::SP_X8, cfa::END] {
+        // Its rules in .eh_frame; in .debug_frame (-g without unwind
+        // tables) but for _start's and the PLT's.
+        let builds: [(&str, &[&str], &str); 2] = [
+            ("chain", &[], ".eh_frame"),
+            (
+                "chain-g",
+                &["-g", "-fno-asynchronous-unwind-tables"],
+                ".eh_frame+.debug_frame",
+            ),
+        ];
+        for (name, flags, source) in builds {
+            let exe = dir.join(name);
+            let out = Command::new("cc")
+                .args(["-O2", "-fomit-frame-pointer"])
+                .args(flags)
+                .arg("-o")
+                .arg(&exe)
+                .arg(dir.join("chain.c"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "cc: {out:?}");
+            let (n, bad) = compare_with_readelf(&exe);
             assert!(
-                kinds.contains(&k),
-                "no rule of kind {k} in the program: {kinds:?}"
+                n > 10 && bad.is_empty(),
+                "{name}: {n} rows compared: {bad:?}"
             );
+            let t = build(&exe).unwrap();
+            assert_eq!(t.source, source);
+            let kinds: Vec<u8> = t.rows.iter().map(|r| r.cfa).collect();
+            for k in [cfa::PLT, cfa::FP, cfa::FP_DEREF, cfa::SP_X8, cfa::END] {
+                assert!(kinds.contains(&k), "{name}: no rule of kind {k}: {kinds:?}");
+            }
+            walk_chain(&exe);
         }
-        let mut child = Command::new(dir.join("chain"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Run the chain program `exe`, stop it 5 times in level_c, and walk.
+    fn walk_chain(exe: &Path) {
+        let mut child = Command::new(exe).stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -1109,22 +1175,23 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(20));
             let w = walk_stopped(&t, &mut cache);
-            eprintln!("{:?} by frame pointers: {:?}", w.names(), w.by_fp);
-            assert_eq!(w.end, end::COMPLETE, "{w:?}");
-            assert!(
-                w.has_chain(&[
-                    "level_c",
-                    "level_b",
-                    "level_a",
-                    "main",
-                    "__libc_start_call_main"
-                ]),
-                "{w:?}"
+            eprintln!(
+                "{}: {:?} by frame pointers: {:?}",
+                exe.display(),
+                w.names(),
+                w.by_fp
             );
+            assert_eq!(w.end, end::COMPLETE, "{w:?}");
+            let chain = [
+                "level_c",
+                "level_b",
+                "level_a",
+                "main",
+                "__libc_start_call_main",
+            ];
+            assert!(w.has_chain(&chain), "{w:?}");
             assert_eq!(w.names().last(), Some(&"_start"), "{w:?}");
         }
-        drop(t);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// 32 MiB that do not compress (xz takes seconds on them).
