@@ -80,21 +80,10 @@ pub fn bias(path: &Path, file_offset: u64, map_start: u64) -> Result<u64> {
     bias_in(&elf::code_segments(&file), file_offset, map_start)
 }
 
-/// From the code segment (`(vaddr, memsz, file offset)`) the mapping maps:
-/// its first byte's virtual address is the segment's address plus how far
-/// `file_offset` lies into the segment, which may be negative (the
-/// mapping's offset is page-aligned, the segment's need not be).
 fn bias_in(segments: &[(u64, u64, u64)], file_offset: u64, map_start: u64) -> Result<u64> {
-    // SAFETY: sysconf has no preconditions.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let (va, _, off) = segments
-        .iter()
-        .find(|&&(_, size, o)| {
-            file_offset < o.saturating_add(size) && o.saturating_sub(file_offset) < page
-        })
+    let vaddr = elf::address_in(segments, file_offset)
         .with_context(|| format!("file offset {file_offset:#x} is in no code segment"))?;
-    // Wrapping: a non-PIE file's addresses may be above the mapping's.
-    Ok(map_start.wrapping_sub(va.wrapping_add(file_offset).wrapping_sub(*off)))
+    Ok(map_start.wrapping_sub(vaddr))
 }
 
 /// The unwind table of the ELF file at `path`.
