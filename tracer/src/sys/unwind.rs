@@ -1061,19 +1061,34 @@ mod tests {
         }
     }
 
-    /// A directory of this test's own.
-    fn scratch(name: &str) -> PathBuf {
+    /// A directory of this test's own, removed when dropped (failed or not).
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn join(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Scratch {
         let d = std::env::temp_dir().join(format!("tracer-unwind-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        d
+        Scratch(d)
     }
 
     /// main -> level_a -> level_b -> level_c, busy in level_c. level_a
     /// realigns its stack (an over-aligned local and a variable-sized one:
     /// gcc's DRAP, `cfa::FP_DEREF`), level_b has a 70 KB frame
     /// (`cfa::SP_X8`); main keeps a frame pointer (`cfa::FP`), which only
-    /// level_a's saved fp (`reg::AT_FP`) gives back. (Not named `a`, `b`, `c`: the symbolizer demangles
-    /// those as C++ types, "signed char", "bool", "char".)
+    /// level_a's saved fp (`reg::AT_FP`) gives back. (Not named `a`, `b`,
+    /// `c`: the symbolizer demangles those as C++ types, "signed char",
+    /// "bool", "char".)
     const CHAIN: &str = r#"
 #include <stdio.h>
 #define F __attribute__((noipa))
@@ -1148,7 +1163,6 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
             }
             walk_chain(&exe);
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Run the chain program `exe`, stop it 5 times in level_c, and walk.
@@ -1235,7 +1249,6 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
             .unwrap()
             .count();
         drop(t);
-        let _ = std::fs::remove_dir_all(dir);
         eprintln!(
             "xz ({threads} threads): {complete} of {stops} walks complete, {chained} through main"
         );
@@ -1294,7 +1307,6 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
             complete += usize::from(w.end == end::COMPLETE && started);
         }
         drop(t);
-        let _ = std::fs::remove_dir_all(dir);
         eprintln!("xz -T2, a thread: {complete} of {stops} walks complete to clone3");
         assert!(
             complete * 100 >= stops * 95,
