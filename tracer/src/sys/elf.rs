@@ -325,12 +325,17 @@ pub fn debug_file_of(path: &Path) -> Option<DebugFile> {
     Some((dbg, code_segments(&file)))
 }
 
-/// The address of file offset `off` in one of `segments`.
+/// The address of file offset `off` in one of `segments`. An offset on the
+/// page where a segment starts counts as the segment's: a mapping of it
+/// (/proc/PID/maps) starts on that page, and segments need not start on
+/// one in the file (lld).
 pub fn address_in(segments: &[(u64, u64, u64)], off: u64) -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     segments
         .iter()
-        .find(|(_, size, o)| off >= *o && off < o + size)
-        .map(|(va, _, o)| off - o + va)
+        .find(|(_, size, o)| off < o.saturating_add(*size) && o.saturating_sub(off) < page)
+        .map(|(va, _, o)| va.wrapping_add(off).wrapping_sub(*o))
 }
 
 /// The file offset of the entry point of the ELF file at `path`: code every

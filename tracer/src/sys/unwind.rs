@@ -50,12 +50,14 @@ pub struct Table {
     /// Sorted by `pc`, consecutive rows differ in their rule.
     pub rows: Vec<Row>,
     pub build_id: Option<Vec<u8>>,
-    /// `.eh_frame` or `.debug_frame`.
+    /// `.eh_frame`, `.debug_frame`, or `.eh_frame+.debug_frame` (code
+    /// built without unwind tables, with -g).
     pub source: &'static str,
     /// Rows of the file's FDEs (before merging) whose rule the walker cannot
-    /// follow, made `cfa::NONE`: a CFA from another register or an
-    /// expression other than the PLT's, a return address or fp not saved at
-    /// CFA + offset, an offset beyond i16.
+    /// follow, made `cfa::NONE`: a CFA from another register or from an
+    /// expression other than the PLT's and DRAP's, a return address not
+    /// saved at CFA + offset, an fp neither there nor at fp + offset,
+    /// offsets beyond i16 (sp's beyond i16 * 8).
     pub unsupported: usize,
     /// The file's code segments, for `Table::bias`.
     segments: Vec<(u64, u64, u64)>,
@@ -78,19 +80,10 @@ pub fn bias(path: &Path, file_offset: u64, map_start: u64) -> Result<u64> {
     bias_in(&elf::code_segments(&file), file_offset, map_start)
 }
 
-/// From the code segment (`(vaddr, memsz, file offset)`) the mapping maps:
-/// its first byte's virtual address is the segment's address plus how far
-/// `file_offset` lies into the segment, which may be negative (the
-/// mapping's offset is page-aligned, the segment's need not be).
 fn bias_in(segments: &[(u64, u64, u64)], file_offset: u64, map_start: u64) -> Result<u64> {
-    // SAFETY: sysconf has no preconditions.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let (va, _, off) = segments
-        .iter()
-        .find(|&&(_, size, o)| file_offset < o + size && o.saturating_sub(file_offset) < page)
+    let vaddr = elf::address_in(segments, file_offset)
         .with_context(|| format!("file offset {file_offset:#x} is in no code segment"))?;
-    // Wrapping: a non-PIE file's addresses may be above the mapping's.
-    Ok(map_start.wrapping_sub(va.wrapping_add(file_offset).wrapping_sub(*off)))
+    Ok(map_start.wrapping_sub(vaddr))
 }
 
 /// The unwind table of the ELF file at `path`.
@@ -106,12 +99,16 @@ pub fn build_from(data: &[u8]) -> Result<Table> {
         bail!("{:?} code, not this machine's", file.architecture());
     }
     let segments = elf::code_segments(&file);
-    if segments.iter().any(|&(va, size, _)| va + size > 1 << 32) {
+    if segments
+        .iter()
+        .any(|&(va, size, _)| va.saturating_add(size) > 1 << 32)
+    {
         bail!("code at virtual addresses above 4 GiB (rows hold 32-bit addresses)");
     }
     let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
     let address = |name| file.section_by_name(name).map(|s| s.address());
-    let mut found = None;
+    let mut fdes = Fdes::default();
+    let mut sources = Vec::new();
     if let Some(s) = file.section_by_name(".eh_frame") {
         let mut bases = BaseAddresses::default().set_eh_frame(s.address());
         if let Some(a) = address(".eh_frame_hdr") {
@@ -125,20 +122,30 @@ pub fn build_from(data: &[u8]) -> Result<Table> {
         }
         let mut eh = EhFrame::new(s.data().context(".eh_frame")?, LittleEndian);
         eh.set_address_size(8);
-        found = Some((rows_of(&eh, &bases).context(".eh_frame")?, ".eh_frame"));
+        fdes.read(&eh, &bases).context(".eh_frame")?;
+        sources.push(".eh_frame");
     }
-    if found.as_ref().is_none_or(|((rows, _), _)| rows.is_empty()) {
-        if let Some(s) = file.section_by_name(".debug_frame") {
-            let data = s.uncompressed_data().context(".debug_frame")?;
-            let mut df = DebugFrame::new(&data, LittleEndian);
-            df.set_address_size(8);
-            let r = rows_of(&df, &BaseAddresses::default()).context(".debug_frame")?;
-            found = Some((r, ".debug_frame"));
+    // Code built without unwind tables but with -g has its rules there,
+    // while crt1's _start and the PLT have theirs in .eh_frame: both count,
+    // .eh_frame's first.
+    if let Some(s) = file.section_by_name(".debug_frame") {
+        let data = s.uncompressed_data().context(".debug_frame")?;
+        let mut df = DebugFrame::new(&data, LittleEndian);
+        df.set_address_size(8);
+        let before = fdes.ranges.len();
+        fdes.read(&df, &BaseAddresses::default())
+            .context(".debug_frame")?;
+        if fdes.ranges.len() > before {
+            sources.push(".debug_frame");
         }
     }
-    let Some(((rows, unsupported), source)) = found else {
-        bail!("no .eh_frame nor .debug_frame");
+    let source = match sources[..] {
+        [] => bail!("no .eh_frame nor .debug_frame"),
+        [".eh_frame", ".debug_frame"] => ".eh_frame+.debug_frame",
+        [s, ..] => s,
     };
+    let unsupported = fdes.unsupported;
+    let rows = fdes.rows();
     if rows.is_empty() {
         bail!("no call frame information in {source}");
     }
@@ -153,66 +160,93 @@ pub fn build_from(data: &[u8]) -> Result<Table> {
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
-/// The merged rows of every FDE of `section`, and how many rules were
-/// unsupported.
-fn rows_of<'a, S: UnwindSection<Slice<'a>>>(
-    section: &S,
-    bases: &BaseAddresses,
-) -> Result<(Vec<Row>, usize)> {
-    // (pc, 0 for the gap after an FDE / 1 for a rule, row): a rule wins over
-    // a gap at the same pc, where the next FDE starts.
-    let mut all: Vec<(u32, u8, Row)> = Vec::new();
-    let mut unsupported = 0;
-    let mut ctx = Box::new(UnwindContext::new());
-    let mut entries = section.entries(bases);
-    loop {
-        let entry = match entries.next() {
-            Ok(Some(e)) => e,
-            Ok(None) => break,
-            // The entries that follow cannot be found: keep those read.
-            Err(e) if !all.is_empty() => {
-                log::debug!("call frame information cut short: {e}");
-                break;
+/// The rules of the FDEs read so far.
+#[derive(Default)]
+struct Fdes {
+    /// (pc, 0 for the gap after an FDE / 1 for a rule, rule): a rule wins
+    /// over a gap at the same pc, where the next FDE starts.
+    all: Vec<(u32, u8, Row)>,
+    /// The FDEs' address ranges, sorted once a section is read.
+    ranges: Vec<(u32, u32)>,
+    unsupported: usize,
+}
+
+impl Fdes {
+    /// Add the FDEs of `section` for code no FDE read before covers.
+    fn read<'a, S: UnwindSection<Slice<'a>>>(
+        &mut self,
+        section: &S,
+        bases: &BaseAddresses,
+    ) -> Result<()> {
+        let known = std::mem::take(&mut self.ranges);
+        let covered = |start: u32, stop: u32| {
+            let i = known.partition_point(|r| r.0 < stop);
+            i.checked_sub(1).is_some_and(|i| known[i].1 > start)
+        };
+        let mut ctx = Box::new(UnwindContext::new());
+        let mut entries = section.entries(bases);
+        loop {
+            let entry = match entries.next() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                // The entries that follow cannot be found: keep those read.
+                Err(e) if !self.ranges.is_empty() => {
+                    log::debug!("call frame information cut short: {e}");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let CieOrFde::Fde(partial) = entry else {
+                continue;
+            };
+            let Ok(fde) = partial.parse(S::cie_from_offset) else {
+                continue;
+            };
+            let (start, stop) = (fde.initial_address(), fde.end_address());
+            // FDEs of code the linker dropped keep address 0.
+            if start == 0 || stop <= start {
+                continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        let CieOrFde::Fde(partial) = entry else {
-            continue;
-        };
-        let Ok(fde) = partial.parse(S::cie_from_offset) else {
-            continue;
-        };
-        let (start, stop) = (fde.initial_address(), fde.end_address());
-        // FDEs of code the linker dropped keep address 0.
-        if start == 0 || stop <= start {
-            continue;
-        }
-        let stop = u32::try_from(stop).context("code at virtual addresses above 4 GiB")?;
-        let ra = fde.cie().return_address_register();
-        let Ok(mut t) = fde.rows(section, bases, &mut ctx) else {
-            continue;
-        };
-        while let Ok(Some(r)) = t.next_row() {
-            let row = row_of(r, ra, section);
-            unsupported += usize::from(row.cfa == cfa::NONE);
+            let stop = u32::try_from(stop).context("code at virtual addresses above 4 GiB")?;
             // Below `stop`, which fits.
-            all.push((r.start_address() as u32, 1, Row { pc: 0, ..row }));
+            let start = start as u32;
+            if covered(start, stop) {
+                continue;
+            }
+            let ra = fde.cie().return_address_register();
+            let Ok(mut t) = fde.rows(section, bases, &mut ctx) else {
+                continue;
+            };
+            while let Ok(Some(r)) = t.next_row() {
+                let row = row_of(r, ra, section);
+                self.unsupported += usize::from(row.cfa == cfa::NONE);
+                self.all
+                    .push((r.start_address() as u32, 1, Row { pc: 0, ..row }));
+            }
+            self.all.push((stop, 0, Row::default()));
+            self.ranges.push((start, stop));
         }
-        all.push((stop, 0, Row::default()));
+        self.ranges.extend(known);
+        self.ranges.sort_unstable();
+        Ok(())
     }
-    all.sort_by_key(|&(pc, rule, _)| (pc, rule));
-    let mut rows: Vec<Row> = Vec::with_capacity(all.len() / 2);
-    for (i, &(pc, _, row)) in all.iter().enumerate() {
-        // The last entry at a pc decides.
-        if all.get(i + 1).is_some_and(|n| n.0 == pc) {
-            continue;
+
+    /// Sorted, the last entry at a pc deciding, identical neighbours merged.
+    fn rows(mut self) -> Vec<Row> {
+        let all = &mut self.all;
+        all.sort_by_key(|&(pc, rule, _)| (pc, rule));
+        let mut rows: Vec<Row> = Vec::with_capacity(all.len() / 2);
+        for (i, &(pc, _, row)) in all.iter().enumerate() {
+            if all.get(i + 1).is_some_and(|n| n.0 == pc) {
+                continue;
+            }
+            if rows.last().is_some_and(|l| Row { pc: 0, ..*l } == row) {
+                continue;
+            }
+            rows.push(Row { pc, ..row });
         }
-        if rows.last().is_some_and(|l| Row { pc: 0, ..*l } == row) {
-            continue;
-        }
-        rows.push(Row { pc, ..row });
+        rows
     }
-    Ok((rows, unsupported))
 }
 
 /// One gimli row as the walker's rule (its `pc` left 0); `cfa::NONE` when it
@@ -613,6 +647,12 @@ mod tests {
         };
         for line in text.lines() {
             let f: Vec<&str> = line.split_whitespace().collect();
+            if line.starts_with("Contents of the ") {
+                // Another section: its CIEs have offsets of their own.
+                end_entry(entry.take(), &cies, &mut want);
+                cies.clear();
+                continue;
+            }
             if f.len() >= 4 && f[0].len() == 8 && (f[3] == "CIE" || f[3] == "FDE") {
                 end_entry(entry.take(), &cies, &mut want);
                 if f[3] == "CIE" {
@@ -824,27 +864,31 @@ mod tests {
         assert_eq!((f.len(), e), (MAX_FRAMES, end::TRUNCATED));
     }
 
-    /// A child stopped and resumed with ptrace; killed when dropped.
+    /// A child, one of whose threads is stopped and resumed with ptrace;
+    /// killed when dropped.
     struct Traced {
         child: Child,
+        tid: i32,
     }
 
     impl Traced {
-        fn seize(child: Child) -> Self {
-            let t = Self { child };
+        /// Trace thread `tid` of `child`, its main thread when None.
+        fn seize(child: Child, tid: Option<i32>) -> Self {
+            let tid = tid.unwrap_or(child.id() as i32);
             // SAFETY: plain ptrace requests on our own child.
-            let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, t.pid(), 0, 0) };
+            let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0) };
             assert_eq!(r, 0, "PTRACE_SEIZE: {}", std::io::Error::last_os_error());
-            t
+            Self { child, tid }
         }
 
+        /// The process.
         fn pid(&self) -> i32 {
             self.child.id() as i32
         }
 
         /// Stop it: its registers.
         fn stop(&self) -> Regs {
-            let pid = self.pid();
+            let pid = self.tid;
             // SAFETY: as in `seize`.
             let r = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0) };
             assert_eq!(
@@ -901,7 +945,7 @@ mod tests {
 
         fn resume(&self) {
             // SAFETY: as in `seize`.
-            let r = unsafe { libc::ptrace(libc::PTRACE_CONT, self.pid(), 0, 0) };
+            let r = unsafe { libc::ptrace(libc::PTRACE_CONT, self.tid, 0, 0) };
             assert_eq!(r, 0, "PTRACE_CONT: {}", std::io::Error::last_os_error());
         }
     }
@@ -909,6 +953,13 @@ mod tests {
     impl Drop for Traced {
         fn drop(&mut self) {
             let _ = self.child.kill();
+            if self.tid != self.pid() {
+                // A traced thread is reaped by its tracer: until then the
+                // process is not (its wait would never return).
+                let mut status = 0;
+                // SAFETY: waiting for a thread we trace.
+                unsafe { libc::waitpid(self.tid, &mut status, libc::__WALL) };
+            }
             let _ = self.child.wait();
         }
     }
@@ -1010,19 +1061,34 @@ mod tests {
         }
     }
 
-    /// A directory of this test's own.
-    fn scratch(name: &str) -> PathBuf {
+    /// A directory of this test's own, removed when dropped (failed or not).
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn join(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Scratch {
         let d = std::env::temp_dir().join(format!("tracer-unwind-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        d
+        Scratch(d)
     }
 
     /// main -> level_a -> level_b -> level_c, busy in level_c. level_a
     /// realigns its stack (an over-aligned local and a variable-sized one:
     /// gcc's DRAP, `cfa::FP_DEREF`), level_b has a 70 KB frame
     /// (`cfa::SP_X8`); main keeps a frame pointer (`cfa::FP`), which only
-    /// level_a's saved fp (`reg::AT_FP`) gives back. (Not named `a`, `b`, `c`: the symbolizer demangles
-    /// those as C++ types, "signed char", "bool", "char".)
+    /// level_a's saved fp (`reg::AT_FP`) gives back. (Not named `a`, `b`,
+    /// `c`: the symbolizer demangles those as C++ types, "signed char",
+    /// "bool", "char".)
     const CHAIN: &str = r#"
 #include <stdio.h>
 #define F __attribute__((noipa))
@@ -1063,65 +1129,76 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
         need(LIBC, "libc6");
         let dir = scratch("chain");
         std::fs::write(dir.join("chain.c"), CHAIN).unwrap();
-        let out = Command::new("cc")
-            .args(["-O2", "-fomit-frame-pointer", "-o"])
-            .arg(dir.join("chain"))
-            .arg(dir.join("chain.c"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "cc: {out:?}");
-        let (n, bad) = compare_with_readelf(&dir.join("chain"));
-        assert!(n > 10 && bad.is_empty(), "{n} rows compared: {bad:?}");
-        let kinds: Vec<u8> = build(&dir.join("chain"))
-            .unwrap()
-            .rows
-            .iter()
-            .map(|r| r.cfa)
-            .collect();
-        for k in [cfa::PLT, cfa::FP, cfa::FP_DEREF, cfa::SP_X8, cfa::END] {
+        // Its rules in .eh_frame; in .debug_frame (-g without unwind
+        // tables) but for _start's and the PLT's.
+        let builds: [(&str, &[&str], &str); 2] = [
+            ("chain", &[], ".eh_frame"),
+            (
+                "chain-g",
+                &["-g", "-fno-asynchronous-unwind-tables"],
+                ".eh_frame+.debug_frame",
+            ),
+        ];
+        for (name, flags, source) in builds {
+            let exe = dir.join(name);
+            let out = Command::new("cc")
+                .args(["-O2", "-fomit-frame-pointer"])
+                .args(flags)
+                .arg("-o")
+                .arg(&exe)
+                .arg(dir.join("chain.c"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "cc: {out:?}");
+            let (n, bad) = compare_with_readelf(&exe);
             assert!(
-                kinds.contains(&k),
-                "no rule of kind {k} in the program: {kinds:?}"
+                n > 10 && bad.is_empty(),
+                "{name}: {n} rows compared: {bad:?}"
             );
+            let t = build(&exe).unwrap();
+            assert_eq!(t.source, source);
+            let kinds: Vec<u8> = t.rows.iter().map(|r| r.cfa).collect();
+            for k in [cfa::PLT, cfa::FP, cfa::FP_DEREF, cfa::SP_X8, cfa::END] {
+                assert!(kinds.contains(&k), "{name}: no rule of kind {k}: {kinds:?}");
+            }
+            walk_chain(&exe);
         }
-        let mut child = Command::new(dir.join("chain"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+    }
+
+    /// Run the chain program `exe`, stop it 5 times in level_c, and walk.
+    fn walk_chain(exe: &Path) {
+        let mut child = Command::new(exe).stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line, "ready\n");
-        let t = Traced::seize(child);
+        let t = Traced::seize(child, None);
         let mut cache = HashMap::new();
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(20));
             let w = walk_stopped(&t, &mut cache);
-            eprintln!("{:?} by frame pointers: {:?}", w.names(), w.by_fp);
-            assert_eq!(w.end, end::COMPLETE, "{w:?}");
-            assert!(
-                w.has_chain(&[
-                    "level_c",
-                    "level_b",
-                    "level_a",
-                    "main",
-                    "__libc_start_call_main"
-                ]),
-                "{w:?}"
+            eprintln!(
+                "{}: {:?} by frame pointers: {:?}",
+                exe.display(),
+                w.names(),
+                w.by_fp
             );
+            assert_eq!(w.end, end::COMPLETE, "{w:?}");
+            let chain = [
+                "level_c",
+                "level_b",
+                "level_a",
+                "main",
+                "__libc_start_call_main",
+            ];
+            assert!(w.has_chain(&chain), "{w:?}");
             assert_eq!(w.names().last(), Some(&"_start"), "{w:?}");
         }
-        drop(t);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
-    #[test]
-    fn walks_xz() {
-        let xz = need("/usr/bin/xz", "xz-utils");
-        need(LIBC, "libc6");
-        let dir = scratch("xz");
-        // 32 MiB that do not compress (xz -9 takes seconds on them).
+    /// 32 MiB that do not compress (xz takes seconds on them).
+    fn random_file(path: &Path) {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let data: Vec<u8> = (0..4 << 20)
             .flat_map(|_| {
@@ -1131,14 +1208,22 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
                 x.to_ne_bytes()
             })
             .collect();
-        std::fs::write(dir.join("data"), data).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+
+    #[test]
+    fn walks_xz() {
+        let xz = need("/usr/bin/xz", "xz-utils");
+        need(LIBC, "libc6");
+        let dir = scratch("xz");
+        random_file(&dir.join("data"));
         let child = Command::new(&xz)
             .args(["-9", "-T1", "-c"])
             .arg(dir.join("data"))
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let t = Traced::seize(child);
+        let t = Traced::seize(child, None);
         std::thread::sleep(Duration::from_millis(300));
         let mut cache = HashMap::new();
         let (stops, mut complete, mut chained) = (20, 0, 0);
@@ -1164,7 +1249,6 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
             .unwrap()
             .count();
         drop(t);
-        let _ = std::fs::remove_dir_all(dir);
         eprintln!(
             "xz ({threads} threads): {complete} of {stops} walks complete, {chained} through main"
         );
@@ -1175,6 +1259,58 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
         assert!(
             chained * 100 >= stops * 95,
             "{chained} of {stops} through main"
+        );
+    }
+
+    /// A thread's stack ends at glibc's thread start (clone3's outermost
+    /// frame): xz -T2's compressing threads.
+    #[test]
+    fn walks_a_thread() {
+        let xz = need("/usr/bin/xz", "xz-utils");
+        need(LIBC, "libc6");
+        let dir = scratch("xz-threads");
+        random_file(&dir.join("data"));
+        // -6: 24 MiB blocks, so both threads have one.
+        let child = Command::new(&xz)
+            .args(["-6", "-T2", "-c"])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let t0 = Instant::now();
+        let tid = loop {
+            let tids = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+            let other = tids
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .find(|&t| t != pid);
+            if let Some(t) = other {
+                break t;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "xz -T2 started no thread"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let t = Traced::seize(child, Some(tid));
+        let mut cache = HashMap::new();
+        let (stops, mut complete) = (10, 0);
+        for _ in 0..stops {
+            std::thread::sleep(Duration::from_millis(50));
+            let w = walk_stopped(&t, &mut cache);
+            let names = w.names();
+            eprintln!("thread {tid}: {:?} {names:?}", w.end);
+            let started = names.last().is_some_and(|n| n.contains("clone"))
+                && names.contains(&"start_thread");
+            complete += usize::from(w.end == end::COMPLETE && started);
+        }
+        drop(t);
+        eprintln!("xz -T2, a thread: {complete} of {stops} walks complete to clone3");
+        assert!(
+            complete * 100 >= stops * 95,
+            "{complete} of {stops} complete"
         );
     }
 
