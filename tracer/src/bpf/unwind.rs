@@ -206,6 +206,13 @@ impl Tables {
         let t0 = std::time::Instant::now();
         let (placed, table) = match crate::sys::unwind::build(path) {
             Ok(mut t) if !t.rows.is_empty() => {
+                log::debug!(
+                    "{}: {} unwind rules from {} ({} it cannot follow)",
+                    path.display(),
+                    t.rows.len(),
+                    t.source,
+                    t.unsupported
+                );
                 let p = match t.build_id.as_ref().and_then(|b| self.by_build_id.get(b)) {
                     Some(p) => *p,
                     None => {

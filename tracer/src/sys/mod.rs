@@ -12,7 +12,4 @@ pub mod privileges;
 pub mod proc;
 pub mod symbols;
 pub mod tracefs;
-// `tracer profile`'s DWARF unwinding, user-space half; used by its tests
-// until the kernel walker that reads the tables lands.
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod unwind;

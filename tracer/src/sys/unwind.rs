@@ -12,7 +12,9 @@ use gimli::{
     Register, RegisterRule, UnwindContext, UnwindSection, UnwindTableRow,
 };
 use object::{Object as _, ObjectSection as _};
-use tracer_common::unwind::{arch, cfa, end, mode, reg, table, Mapping, Row, MAX_FRAMES};
+#[cfg(test)]
+use tracer_common::unwind::{arch, end, mode, table, Mapping, MAX_FRAMES};
+use tracer_common::unwind::{cfa, reg, Row};
 
 use super::elf;
 
@@ -72,7 +74,9 @@ impl Table {
     }
 }
 
-/// `Table::bias` for the ELF file at `path`, without building its table.
+/// `Table::bias` for the ELF file at `path`, without building its table
+/// (the tests' reference walk; tracer's tables keep the segments).
+#[cfg(test)]
 pub fn bias(path: &Path, file_offset: u64, map_start: u64) -> Result<u64> {
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = object::File::parse(&*data)
@@ -341,12 +345,14 @@ fn cfa_expression(expr: &[u8]) -> Option<(u8, i64)> {
 
 /// The row that applies at `pc` (a virtual address of the object): the last
 /// with `row.pc <= pc`.
+#[cfg(test)]
 pub fn lookup(rows: &[Row], pc: u64) -> Option<&Row> {
     let i = rows.partition_point(|r| u64::from(r.pc) <= pc);
     i.checked_sub(1).map(|i| &rows[i])
 }
 
 /// The registers a user stack walk starts from.
+#[cfg(test)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Regs {
     pub pc: u64,
@@ -355,6 +361,7 @@ pub struct Regs {
 }
 
 /// The mapping of `maps` (sorted by start, not overlapping) holding `addr`.
+#[cfg(test)]
 fn mapping_of(maps: &[Mapping], addr: u64) -> Option<&Mapping> {
     let i = maps.partition_point(|m| m.start <= addr);
     i.checked_sub(1).map(|i| &maps[i]).filter(|m| addr < m.end)
@@ -370,6 +377,7 @@ fn mapping_of(maps: &[Mapping], addr: u64) -> Option<&Mapping> {
 ///
 /// Returns the frames, innermost first (the pc, then return addresses), and
 /// how the walk ended (`end::*`).
+#[cfg(test)]
 pub fn walk(
     regs: Regs,
     mode: u64,
