@@ -134,7 +134,14 @@ pub fn start(ctx: &PerfEventContext, key: &StackKey, weight: u64) -> bool {
         return false;
     };
     let st = unsafe { &mut *st };
-    let Some((pc, sp, fp)) = user_regs(ctx.as_ptr() as u64) else {
+    // A perf event program's context is, at run time, the kernel's
+    // `bpf_perf_event_data_kern`, whose first member points at the sample's
+    // registers (the verifier rewrites constant-offset reads of
+    // `bpf_perf_event_data::regs`; the offsets here come from a global).
+    let Some(regs) = kread(ctx.as_ptr() as u64) else {
+        return false;
+    };
+    let Some((pc, sp, fp)) = user_regs(regs) else {
         return false;
     };
     st.pc = pc;

@@ -80,6 +80,19 @@ fn nofp_program(dir: &Path) -> PathBuf {
     bin
 }
 
+/// At least 95% of the walked user stacks of a JSON summary ended complete.
+fn assert_mostly_complete(json: &Value) {
+    let ends = &json["user_stack_ends"];
+    let complete = ends["complete"].as_u64().unwrap_or(0);
+    let walked: u64 = ends
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert!(walked > 0 && complete * 100 >= walked * 95, "ends: {ends}");
+}
+
 /// Folded lines as (frames, count).
 fn folded(text: &str) -> Vec<(Vec<String>, u64)> {
     text.lines()
@@ -179,15 +192,7 @@ fn stacks_of_a_program_without_frame_pointers_are_whole() {
         "leaf_a:leaf_b = {a}:{b} = {ratio:.2}, not 2"
     );
     // Every user stack of the program reached its start.
-    let ends = &json["user_stack_ends"];
-    let complete = ends["complete"].as_u64().unwrap_or(0);
-    let walked: u64 = ends
-        .as_object()
-        .unwrap()
-        .values()
-        .filter_map(Value::as_u64)
-        .sum();
-    assert!(complete * 100 >= walked * 95, "ends: {ends}");
+    assert_mostly_complete(&json);
 
     // Frame pointers only: the same program loses its callers.
     let (lines, text, json) = profile(&["-F", "499", "--unwind", "fp"], &[bin, "1000"]);
@@ -272,13 +277,5 @@ fn debians_xz_unwinds_to_its_start() {
         deep * 2 >= total,
         "only {deep} of {total} samples through __libc_start_call_main -> ... -> lzma_code, 12 frames deep:\n{text}"
     );
-    let ends = &json["user_stack_ends"];
-    let complete = ends["complete"].as_u64().unwrap_or(0);
-    let walked: u64 = ends
-        .as_object()
-        .unwrap()
-        .values()
-        .filter_map(Value::as_u64)
-        .sum();
-    assert!(complete * 100 >= walked * 95, "ends: {ends}");
+    assert_mostly_complete(&json);
 }

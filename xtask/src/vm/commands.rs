@@ -702,20 +702,51 @@ fn frame_at(frames: &[&str], name: &str) -> Option<usize> {
 /// has set its frame pointer, misses its caller: frame-pointer unwinding's
 /// known blind spot), the leaves 2:1 within 20%.
 pub fn profile_cpu(s: &Section) -> Result<()> {
+    known_chain(
+        s,
+        "fixture",
+        ["cpu_leaf_a", "cpu_leaf_b"],
+        "main -> cpu_outer -> leaf",
+        |f, l| {
+            let outer = frame_at(f, "cpu_outer");
+            let main = frame_at(f, "main");
+            matches!((main, outer), (Some(m), Some(o)) if m < o && o + 1 == l)
+        },
+    )
+}
+
+/// `profile -F 499 --folded -- nofp 3000`: the C fixture built without frame
+/// pointers, unwound from .eh_frame: `__libc_start_call_main -> main ->
+/// outer -> leaf_a | leaf_b -> spin`, root first, in nearly all the leaves'
+/// samples (glibc's start included: whole stacks), the leaves 2:1 within 20%.
+pub fn profile_nofp(s: &Section) -> Result<()> {
+    let chain = ["__libc_start_call_main", "main", "outer"];
+    let whole = "__libc_start_call_main -> main -> outer -> leaf -> spin";
+    known_chain(s, "nofp", ["leaf_a", "leaf_b"], whole, |f, l| {
+        l >= chain.len() && f[l - chain.len()..l] == chain && f.get(l + 1) == Some(&"spin")
+    })
+}
+
+/// A CPU profile of command `comm` whose samples are nearly all in two
+/// leaves spending 2:1: at least 300 samples, 70% in the leaves, the whole
+/// chain (`whole(frames, leaf position)`) in 95% of the leaves' samples, the
+/// ratio 2 within 20%.
+fn known_chain(
+    s: &Section,
+    comm: &str,
+    leaves: [&str; 2],
+    chain: &str,
+    whole_at: impl Fn(&[&str], usize) -> bool,
+) -> Result<()> {
     ran_ok(s)?;
     let stacks = folded(&s.stdout)?;
     let (mut a, mut b, mut whole, mut total) = (0, 0, 0, 0);
     for (frames, n) in &stacks {
         total += n;
-        ensure!(
-            frames[0] == "fixture",
-            "a stack not of the command: {frames:?}"
-        );
-        for (leaf, sum) in [("cpu_leaf_a", &mut a), ("cpu_leaf_b", &mut b)] {
+        ensure!(frames[0] == comm, "a stack not of the command: {frames:?}");
+        for (leaf, sum) in [(leaves[0], &mut a), (leaves[1], &mut b)] {
             if let Some(l) = frame_at(frames, leaf) {
-                let outer = frame_at(frames, "cpu_outer");
-                let main = frame_at(frames, "main");
-                if matches!((main, outer), (Some(m), Some(o)) if m < o && o + 1 == l) {
+                if whole_at(frames, l) {
                     whole += n;
                 }
                 *sum += n;
@@ -726,58 +757,16 @@ pub fn profile_cpu(s: &Section) -> Result<()> {
     ensure!(a + b >= total * 7 / 10, "leaves {a}+{b} of {total} samples");
     ensure!(
         whole * 100 >= (a + b) * 95,
-        "main -> cpu_outer -> leaf, root first, in only {whole} of {} samples: {}",
+        "{chain}, root first, in only {whole} of {} samples: {}",
         a + b,
         excerpt(&s.stdout)
     );
     let ratio = a as f64 / b.max(1) as f64;
     ensure!(
         (1.6..=2.4).contains(&ratio),
-        "cpu_leaf_a:cpu_leaf_b = {a}:{b} ({ratio:.2}), not 2 within 20%"
-    );
-    Ok(())
-}
-
-/// `profile -F 499 --folded -- nofp 3000`: the C fixture built without frame
-/// pointers, unwound from .eh_frame: `__libc_start_call_main -> main ->
-/// outer -> leaf_a | leaf_b -> spin`, root first, in nearly all the leaves'
-/// samples (glibc's start included: whole stacks), the leaves 2:1 within 20%.
-pub fn profile_nofp(s: &Section) -> Result<()> {
-    ran_ok(s)?;
-    let stacks = folded(&s.stdout)?;
-    let chain = ["__libc_start_call_main", "main", "outer"];
-    let (mut a, mut b, mut whole, mut total) = (0, 0, 0, 0);
-    for (frames, n) in &stacks {
-        total += n;
-        ensure!(
-            frames[0] == "nofp",
-            "a stack not of the command: {frames:?}"
-        );
-        for (leaf, sum) in [("leaf_a", &mut a), ("leaf_b", &mut b)] {
-            let Some(l) = frames.iter().position(|f| *f == leaf) else {
-                continue;
-            };
-            *sum += n;
-            if l >= chain.len()
-                && frames[l - chain.len()..l] == chain
-                && frames.get(l + 1) == Some(&"spin")
-            {
-                whole += n;
-            }
-        }
-    }
-    ensure!(total >= 300, "only {total} samples: {}", excerpt(&s.stdout));
-    ensure!(a + b >= total * 7 / 10, "leaves {a}+{b} of {total} samples");
-    ensure!(
-        whole * 100 >= (a + b) * 95,
-        "__libc_start_call_main -> main -> outer -> leaf -> spin in only {whole} of {} samples: {}",
-        a + b,
-        excerpt(&s.stdout)
-    );
-    let ratio = a as f64 / b.max(1) as f64;
-    ensure!(
-        (1.6..=2.4).contains(&ratio),
-        "leaf_a:leaf_b = {a}:{b} ({ratio:.2}), not 2 within 20%"
+        "{}:{} = {a}:{b} ({ratio:.2}), not 2 within 20%",
+        leaves[0],
+        leaves[1]
     );
     Ok(())
 }
