@@ -1306,9 +1306,10 @@ mod tests {
             )
         );
         // Whether the VM finished, whether every wait kept its bound, 17 of
-        // tracer kprobe, 27 of the other commands (2 of them in a PID namespace),
-        // 10 of nothing left after SIGKILL.
-        assert_eq!(r.checks.len(), 2 + 17 + 27 + KILLED.len());
+        // tracer kprobe, 28 of the other commands (2 of them in a PID
+        // namespace, 1 a profile without frame pointers), 10 of nothing left
+        // after SIGKILL.
+        assert_eq!(r.checks.len(), 2 + 17 + 28 + KILLED.len());
 
         let table = summary_table(&[r, empty]);
         let rows: Vec<&str> = table.lines().collect();
