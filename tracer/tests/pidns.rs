@@ -402,3 +402,43 @@ fn serve_labels_namespace_pids() {
     );
     assert!(line.ends_with(" 77"), "{line}");
 }
+
+/// A target's pid reused by another process before tracer looks again (pids
+/// cycle through 32768 by default: on a busy machine within seconds): `-p`
+/// still ends when its target does, and does not take the newcomer for it.
+/// The reuse is made certain in a PID namespace of the test's own: tracer is
+/// held (SIGSTOP) while the target exits and is reaped, and the next pid is
+/// set to the target's (`ns_last_pid`) before a new process starts.
+#[test]
+fn a_reused_pid_is_not_the_target() {
+    let _l = shared_lock();
+    let tmp = Tmp::new("reuse");
+    let body = r#"
+        mkfifo "$DIR/go"
+        "$F" --wait sleep 0 <"$DIR/go" >"$DIR/fx.out" &
+        A=$!
+        exec 3>"$DIR/go"
+        await_line "$DIR/fx.out" ready "the target to start"
+        "$T" syscalls -p "$A" -o "$DIR/out.txt" 2>"$DIR/tr.err" &
+        TR=$!
+        await_line "$DIR/tr.err" Tracing "tracer -p to attach"
+        kill -STOP "$TR"
+        echo go >&3
+        wait "$A"
+        echo $((A - 1)) >/proc/sys/kernel/ns_last_pid
+        "$F" sleep 60000 &
+        B=$!
+        [ "$B" = "$A" ] || { echo "script: pid $A was not reused (got $B)" >&2; exit 3; }
+        kill -CONT "$TR"
+        for _ in $(seq 200); do kill -0 "$TR" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$TR" 2>/dev/null; then
+            echo "tracer -p $A still runs 20 s after its target exited: pid $A is another process's now" >&2
+            kill "$TR" "$B"; exit 4
+        fi
+        wait "$TR"
+        kill "$B"
+        echo ended >"$DIR/result"
+    "#;
+    script(true, &tmp.0, body);
+    assert_eq!(tmp.read("result").trim(), "ended");
+}

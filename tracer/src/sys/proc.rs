@@ -67,6 +67,20 @@ fn status_says_gone(tgid: u32, text: &str) -> bool {
         || matches!(state, Some('Z' | 'X')) && status_number(text, "Threads") <= 1
 }
 
+/// When process (or thread) `pid` started, in clock ticks after boot
+/// (/proc/PID/stat's 22nd field): with the pid, it names one process for
+/// good, where a pid alone may be reused as soon as it is reaped (pid_max is
+/// 32768 by default). None if it does not exist.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the comm's closing parenthesis: field 3 (state) onwards.
+    stat[stat.rfind(')')? + 2..]
+        .split(' ')
+        .nth(22 - 3)?
+        .parse()
+        .ok()
+}
+
 /// How many processes run now (the numeric entries of /proc).
 pub fn count_processes() -> usize {
     std::fs::read_dir("/proc")
