@@ -232,15 +232,24 @@ fn json_stacks(args: &[&str]) -> (Value, Vec<Value>) {
 #[test]
 fn system_wide_profiles_have_kernel_frames() {
     let _l = shared_lock();
-    // A fixture making syscalls all along, under its own comm.
-    let mut busy = fixture()
-        .args(["--comm", "prof-sysw", "geteuid", "40000000"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Two fixtures making syscalls all along, under their own comms: two
+    // processes that run the whole time, whatever else the machine runs (a
+    // quiet second CPU once gave a profile of the first fixture alone).
+    let mut busy: Vec<std::process::Child> = ["prof-sysw", "prof-sysw2"]
+        .iter()
+        .map(|comm| {
+            fixture()
+                .args(["--comm", comm, "geteuid", "40000000"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     let (summary, stacks) = json_stacks(&["profile", "-F", "99", "-d", "2", "--json"]);
-    let _ = busy.kill();
-    let _ = busy.wait();
+    for b in &mut busy {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
     // The default samples on the cycle counter where `tracer info` finds one.
     let info = run(tracer().args(["info", "--json"]), LIMIT);
     let info: Value = serde_json::from_slice(&info.stdout).unwrap();
