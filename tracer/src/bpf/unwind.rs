@@ -14,8 +14,8 @@ use crate::sys::unwind::Table;
 
 use super::{maps::update_all, program, Object};
 
-/// The walker's stages (tracer-ebpf/src/unwind.rs).
-const STAGES: u32 = 16;
+/// The walker's programs (tracer-ebpf/src/unwind.rs): one, calling itself.
+const STAGES: u32 = 1;
 
 /// Load the walker's stages and put each in its slot: samples walk user
 /// stacks from then on.

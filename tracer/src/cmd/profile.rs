@@ -42,6 +42,8 @@ const OFF_THREADS: u32 = 65536;
 const NOTICE_RING: u32 = 1 << 17;
 /// Processes whose mappings the user-stack walker knows at once (8 KiB each).
 const WALKED_PROCS: u32 = 2048;
+/// Time spent placing tables per housekeeping call (every 10 ms).
+const PLACING_BUDGET: std::time::Duration = std::time::Duration::from_millis(30);
 /// Bytes of one row of the unwind tables.
 const ROW_BYTES: u64 = size_of::<tracer_common::unwind::Row>() as u64;
 
@@ -194,25 +196,42 @@ pub struct Live {
     tables: Option<RefCell<Tables>>,
     /// When the tables last forgot the processes that are gone.
     pruned: std::cell::Cell<std::time::Instant>,
+    /// Processes (and generations) whose tables wait to be placed.
+    to_place: RefCell<std::collections::VecDeque<(u32, u32)>>,
 }
 
 impl Live {
     /// Read the mappings of the processes sampled for the first time (or
     /// that the walker found in code it did not know: a library loaded
     /// since), and give the walker their tables.
+    ///
+    /// Mappings are read for every notice at once (cheap, and a process may
+    /// exit soon); building tables takes at most `PLACING_BUDGET` a call, the
+    /// rest waiting for the next, so that a busy machine's new programs (a
+    /// compiler's 150 MB library) do not hold the run loop past `-d`.
     fn take_notices(&self) {
         let notices = self.collector.borrow_mut().notices();
         let mut syms = self.symbols.borrow_mut();
+        let mut waiting = self.to_place.borrow_mut();
         for n in notices {
             let read = n.refresh != 0 || !syms.knows(n.tgid, n.gen);
             if read && !syms.read_process(n.tgid, n.gen) {
                 log::debug!("process {} gone before its mappings were read", n.tgid);
                 continue;
             }
-            if let Some(t) = &self.tables {
-                t.borrow_mut()
-                    .place(n.tgid, n.gen, &syms.mapped(n.tgid, n.gen));
+            if self.tables.is_some() {
+                waiting.push_back((n.tgid, n.gen));
             }
+        }
+        let Some(t) = &self.tables else {
+            return;
+        };
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < PLACING_BUDGET {
+            let Some((tgid, gen)) = waiting.pop_front() else {
+                break;
+            };
+            t.borrow_mut().place(tgid, gen, &syms.mapped(tgid, gen));
         }
     }
 
@@ -481,6 +500,7 @@ impl Counting for Plan {
             summary: RefCell::new(None),
             tables,
             pruned: std::cell::Cell::new(std::time::Instant::now()),
+            to_place: RefCell::new(Default::default()),
         };
         Ok((live, obj))
     }
