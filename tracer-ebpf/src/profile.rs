@@ -65,12 +65,14 @@ fn try_profile_cpu(ctx: &PerfEventContext) -> Option<()> {
     if bpf_get_current_pid_tgid() as u32 == 0 || !is_traced(FLAGS.load()) {
         return None;
     }
-    if crate::unwind::walking() {
-        let key = stack_key(ctx, current_tgid(), false);
+    let walking = crate::unwind::walking();
+    let mut key = stack_key(ctx, current_tgid(), !walking);
+    if walking {
         // Counts the sample itself once it has walked the user stack.
         crate::unwind::start(ctx, &key, 1);
+        // Not taken (no user mode, no walker): the kernel's walk.
+        key.ustack = stack_id(ctx, BPF_F_USER_STACK as u64, drops::USTACK_LOST);
     }
-    let key = stack_key(ctx, current_tgid(), true);
     add(&key, 1);
     Some(())
 }
