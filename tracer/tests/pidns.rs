@@ -16,8 +16,10 @@ use common::*;
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// Shell functions the scripts share: a bounded wait for a line in a file
-/// that names what it waited for when it gives up.
+/// Shell functions the scripts share: bounded waits (for a line in a file,
+/// for a process to exit) that name what they waited for when they give up.
+/// (No ERR trap here: bash would no longer exec a script's last command, and
+/// tests count on tracer being the namespace's pid 1.)
 const PRELUDE: &str = r#"
 await_line() { # FILE PATTERN WHAT
     for _ in $(seq 400); do
@@ -27,6 +29,13 @@ await_line() { # FILE PATTERN WHAT
     echo "script: timed out after 20 s waiting for $3 ($2 in $1)" >&2
     cat "$1" >&2 || true
     exit 3
+}
+bounded_wait() { # PID WHAT: its exit status, or a failure after 30 s
+    if ! timeout 30 tail --pid="$1" -f /dev/null; then
+        echo "script: timed out after 30 s waiting for $2 to exit" >&2
+        exit 3
+    fi
+    wait "$1"
 }
 "#;
 
@@ -80,11 +89,28 @@ fn script(ns: bool, dir: &Path, script: &str) -> Output {
     let out = run(&mut cmd, LIMIT);
     assert!(
         out.status.success(),
-        "script (in a new PID namespace: {ns}) failed: {}\n{}\nstdout: {}",
+        "script (in a new PID namespace: {ns}) failed: {}\n{}\nstdout: {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout),
+        files_of(dir)
     );
+    out
+}
+
+/// The files a script left in `dir` (its programs' output), for a failure's
+/// message.
+fn files_of(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        // Regular files only: opening a fifo would wait for a writer.
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let text = std::fs::read(e.path()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text[..text.len().min(4000)]).into_owned();
+        out += &format!("--- {}:\n{text}\n", e.path().display());
+    }
     out
 }
 
@@ -194,6 +220,7 @@ fn pid_and_comm_filters_take_the_namespace_pids() {
     let comm = format!("pns{}", std::process::id() % 100_000);
     let tmp = Tmp::new("pid");
     let pid_script = r#"
+        trap 'echo "script: line $LINENO: $BASH_COMMAND: exit $?" >&2' ERR
         mkfifo "$DIR/go"
         "$F" --wait syscalls 432 21 <"$DIR/go" >"$DIR/fx.out" &
         P=$!
@@ -203,21 +230,22 @@ fn pid_and_comm_filters_take_the_namespace_pids() {
         TR=$!
         await_line "$DIR/tr.err" Tracing "tracer -p to attach"
         echo go >&3
-        wait "$P"
-        wait "$TR"
+        bounded_wait "$P" "the fixture"
+        bounded_wait "$TR" "tracer -p after its target exited"
         echo "$P" >"$DIR/pid"
         rm "$DIR/go"
     "#;
     let comm_script = format!(
         r#"
+        trap 'echo "script: line $LINENO: $BASH_COMMAND: exit $?" >&2' ERR
         "$T" syscalls --comm {comm} -P --format strace --json -o "$DIR/out.json" 2>"$DIR/tr.err" &
         TR=$!
         await_line "$DIR/tr.err" Tracing "tracer --comm to attach"
         "$F" --comm {comm} syscalls 432 21 &
         P=$!
-        wait "$P"
+        bounded_wait "$P" "the fixture"
         kill -INT "$TR"
-        wait "$TR"
+        bounded_wait "$TR" "tracer --comm after SIGINT"
         echo "$P" >"$DIR/pid"
     "#
     );
