@@ -956,7 +956,13 @@ pub mod unwind {
         pub const TABLE_FULL: u32 = 4;
         /// The stack (or the task's saved registers) could not be read.
         pub const UNREADABLE: u32 = 5;
-        pub const COUNT: usize = 6;
+        /// The walk met a process whose tables user space was still
+        /// building (its first moments: frame pointers were followed from
+        /// there, so its outer frames may be missing; never reported as
+        /// complete), or code in a library mapped since its mappings were
+        /// read (the walk ends there until they are read again).
+        pub const PENDING: u32 = 6;
+        pub const COUNT: usize = 7;
     }
 
     /// `UNWIND_MODE` global.

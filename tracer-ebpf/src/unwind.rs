@@ -66,8 +66,9 @@ pub struct State {
     key: StackKey,
     /// What the sample weighs (1 for a CPU sample).
     weight: u64,
-    /// Why frame pointers were followed (`end::NO_INFO`, `end::TABLE_FULL`;
-    /// 0: they were not): a walk that then does not complete ended for that.
+    /// Why frame pointers were followed (`end::NO_INFO`, `end::TABLE_FULL`,
+    /// `end::PENDING`; 0: they were not): a walk that then does not complete
+    /// ended for that (a pending one, however it ended).
     fallback: u32,
     _pad: u32,
     stack: UserStack,
@@ -209,28 +210,36 @@ fn step(st: &mut State) -> Option<u32> {
     // A caller's frame is found by its call instruction, before the
     // return address (a call may be a function's last instruction).
     let at = if n == 0 { pc } else { pc - 1 };
-    let m = match mapping(st.key.tgid, st.key.gen, at) {
+    // A pc taken from the registers or from tables is code: outside every
+    // mapping, it is in one mapped since they were read (a library being
+    // loaded). One reached by frame pointers in code without them may be
+    // any number.
+    let trusted = n == 0 || st.fallback == 0;
+    let m = match mapping(st.key.tgid, st.key.gen, at, trusted) {
         Found::In(m) => m,
         Found::Outside => return Some(end::NO_INFO),
+        Found::Asked => return Some(end::PENDING),
         // Not placed yet (its first samples): as an object without a table.
         Found::Unknown => Mapping {
-            first: table::NONE,
+            first: PENDING,
             ..Mapping::default()
         },
     };
     let (ra, sp, fp) = match m.first {
-        table::NONE | table::FULL => {
-            let why = if m.first == table::FULL {
-                end::TABLE_FULL
-            } else {
-                end::NO_INFO
+        table::NONE | table::FULL | PENDING => {
+            let why = match m.first {
+                table::FULL => end::TABLE_FULL,
+                PENDING => end::PENDING,
+                _ => end::NO_INFO,
             };
             if unwind_mode() != mode::AUTO {
                 return Some(why);
             }
             // Frame pointers; a walk that goes wrong from here ended for
             // want of a table.
-            st.fallback = why;
+            if st.fallback != end::PENDING {
+                st.fallback = why;
+            }
             if st.fp == 0 {
                 return Some(end::COMPLETE);
             }
@@ -298,19 +307,26 @@ fn step(st: &mut State) -> Option<u32> {
     None
 }
 
+/// `Mapping::first` of the stand-in for a process not placed yet (never a
+/// table's first row: rows are fewer).
+const PENDING: u32 = u32::MAX - 2;
+
 /// Where an address is among a process's mappings.
 enum Found {
     In(Mapping),
-    /// In none of them: a library loaded since they were read (user space
-    /// is asked, once, to read them again), or a bad address.
+    /// In none of them: a bad address.
     Outside,
+    /// In none of them, for an address that is code: a library loaded
+    /// since they were read. User space is asked, once, to read them again.
+    Asked,
     /// The process (this generation of it) has no mappings placed yet.
     Unknown,
 }
 
-/// The mapping of process `tgid` (its generation `gen`) that holds `addr`.
+/// The mapping of process `tgid` (its generation `gen`) that holds `addr`;
+/// `code`: the address is known to be code (see `Found::Asked`).
 #[inline(always)]
-fn mapping(tgid: u32, gen: u32, addr: u64) -> Found {
+fn mapping(tgid: u32, gen: u32, addr: u64, code: bool) -> Found {
     let Some(pm) = UNWIND_PROCS.get_ptr_mut(&tgid) else {
         return Found::Unknown;
     };
@@ -340,6 +356,9 @@ fn mapping(tgid: u32, gen: u32, addr: u64) -> Found {
             return Found::In(m);
         }
     }
+    if !code {
+        return Found::Outside;
+    }
     unsafe {
         if (*pm).asked == 0 {
             (*pm).asked = 1;
@@ -352,7 +371,7 @@ fn mapping(tgid: u32, gen: u32, addr: u64) -> Found {
             crate::profile::send_notice(&n);
         }
     }
-    Found::Outside
+    Found::Asked
 }
 
 /// The last row of an object's `rows` rows (from `first`) at or before
@@ -382,7 +401,13 @@ fn row(first: u32, rows: u32, pc: u32) -> Option<Row> {
 /// under its id.
 #[inline(always)]
 fn finish(st: &mut State, mut how: u32) {
-    if how != end::COMPLETE && how != end::TRUNCATED && st.fallback != 0 {
+    // A walk that went through a process not yet placed is pending however
+    // it ended: its frame-pointer frames from there cannot be trusted to be
+    // whole (a frame-pointer chain of code built without them may end on a
+    // zero fp that is no outermost frame).
+    if st.fallback == end::PENDING
+        || (how != end::COMPLETE && how != end::TRUNCATED && st.fallback != 0)
+    {
         how = st.fallback;
     }
     // FNV's low half depends only on the frames' low halves: fold the high

@@ -281,6 +281,7 @@ fn end_name(e: u32) -> &'static str {
         end::NO_INFO => "no_unwind_info",
         end::TABLE_FULL => "table_full",
         end::UNREADABLE => "unreadable_stack",
+        end::PENDING => "tables_pending",
         _ => "other",
     }
 }
@@ -379,6 +380,7 @@ impl Plan {
                 frames: ids,
                 value,
                 truncated,
+                user_end: walked.then(|| end_name(key.uend)),
             });
         }
         log::info!(

@@ -53,6 +53,9 @@ pub struct Stack {
     /// The user or kernel stack filled the unwinder's depth limit, so its
     /// outermost callers are likely missing.
     pub truncated: bool,
+    /// How the walker's user stack ended (a name of `Profile::ends`); None
+    /// when the stack was not walked (`--unwind fp`, no user mode).
+    pub user_end: Option<&'static str>,
 }
 
 /// A whole profile, or one interval of it.
@@ -71,7 +74,8 @@ pub struct Profile {
     pub lost: BTreeMap<&'static str, u64>,
     /// How the user stacks the walker took ended, in samples (or
     /// nanoseconds) by reason: `complete`, `truncated`, `no_unwind_info`,
-    /// `table_full`, `unreadable_stack`. Empty with `--unwind fp`.
+    /// `table_full`, `unreadable_stack`, `tables_pending`. Empty with
+    /// `--unwind fp`.
     pub ends: BTreeMap<&'static str, u64>,
 }
 

@@ -269,6 +269,7 @@ mod tests {
             frames: vec![],
             value: 1,
             truncated: false,
+            user_end: None,
         });
         prof.lost.insert("counts_full", 3);
         let d = decode(&pprof(&prof, 0));

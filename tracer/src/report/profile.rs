@@ -306,6 +306,7 @@ fn ends_line(p: &Profile) -> Option<String> {
         "no_unwind_info",
         "table_full",
         "unreadable_stack",
+        "tables_pending",
         "other",
     ];
     let parts: Vec<String> = order
@@ -431,7 +432,7 @@ pub fn json(
                 })
                 .collect();
             json!({"pid": s.pid, "comm": s.comm, "value": s.value, "truncated": s.truncated,
-                   "frames": frames})
+                   "user_stack_end": s.user_end, "frames": frames})
         })
         .collect();
     o.insert("stacks".into(), Value::Array(stacks));
@@ -478,6 +479,7 @@ pub(crate) mod tests {
             frames: frames.to_vec(),
             value,
             truncated: false,
+            user_end: None,
         }
     }
 

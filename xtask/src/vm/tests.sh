@@ -280,7 +280,9 @@ timeout 60 tracer profile -F 499 --folded -o /tmp/folded -- fixture cpu 3000 >/t
 section profile cpu $? /tmp/folded /tmp/err
 rm -f /tmp/out /tmp/err /tmp/folded
 # The same chain in C built without frame pointers: unwound from .eh_frame.
-timeout 60 tracer profile -F 499 --folded -o /tmp/folded -- nofp 3000 >/tmp/out 2>/tmp/err
+# JSON: each stack says how its walk ended (the process's first samples are
+# walked before its tables are in place).
+timeout 60 tracer profile -F 499 --json -o /tmp/folded -- nofp 3000 >/tmp/out 2>/tmp/err
 section profile nofp $? /tmp/folded /tmp/err
 rm -f /tmp/out /tmp/err /tmp/folded
 timeout 60 tracer profile --off-cpu --folded -o /tmp/folded -- fixture offcpu 10 50 >/tmp/out 2>/tmp/err
