@@ -225,13 +225,23 @@ fn step(st: &mut State) -> Option<u32> {
             ..Mapping::default()
         },
     };
-    let (ra, sp, fp) = match m.first {
-        table::NONE | table::FULL | PENDING => {
-            let why = match m.first {
-                table::FULL => end::TABLE_FULL,
-                PENDING => end::PENDING,
-                _ => end::NO_INFO,
-            };
+    // The frame's rule, or why there is none: an object without a table,
+    // or a pc its table does not cover (code without an FDE: node's
+    // builtins, hand-written assembly).
+    let rule = match m.first {
+        table::FULL => Err(end::TABLE_FULL),
+        PENDING => Err(end::PENDING),
+        table::NONE => Err(end::NO_INFO),
+        _ => {
+            let x = at.wrapping_sub(m.bias);
+            match row(m.first, m.rows, x as u32) {
+                Some(r) if x <= u32::MAX as u64 && r.cfa != cfa::NONE => Ok(r),
+                _ => Err(end::NO_INFO),
+            }
+        }
+    };
+    let (ra, sp, fp) = match rule {
+        Err(why) => {
             if unwind_mode() != mode::AUTO {
                 return Some(why);
             }
@@ -251,14 +261,7 @@ fn step(st: &mut State) -> Option<u32> {
                 _ => return Some(why),
             }
         }
-        _ => {
-            let x = at.wrapping_sub(m.bias);
-            if x > u32::MAX as u64 {
-                return Some(end::NO_INFO);
-            }
-            let Some(row) = row(m.first, m.rows, x as u32) else {
-                return Some(end::NO_INFO);
-            };
+        Ok(row) => {
             let cfa = match row.cfa {
                 cfa::SP => st.sp.wrapping_add(row.cfa_off as i64 as u64),
                 cfa::FP => st.fp.wrapping_add(row.cfa_off as i64 as u64),

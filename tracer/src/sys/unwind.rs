@@ -401,27 +401,21 @@ pub fn walk(
         if m.first == table::FULL {
             return (frames, end::TABLE_FULL);
         }
+        let vaddr = look.wrapping_sub(m.bias);
+        // The frame's rule: none in an object without a table, or at a pc
+        // its table does not cover (code without an FDE), where `auto`
+        // follows frame pointers as the kernel's walker does.
+        let rule = (m.first != table::NONE && mode != mode::FP)
+            .then(|| {
+                let first = m.first as usize;
+                rows.get(first..first + m.rows as usize)
+                    .filter(|_| vaddr <= u64::from(u32::MAX))
+                    .and_then(|object| lookup(object, vaddr))
+                    .filter(|r| r.cfa != cfa::NONE)
+            })
+            .flatten();
         // (CFA, where the return address is, where the caller's fp is)
-        let (cfa_at, ra_at, fp_at) = if m.first == table::NONE || mode == mode::FP {
-            if mode == mode::DWARF {
-                return (frames, end::NO_INFO);
-            }
-            if fp == 0 {
-                return (frames, end::COMPLETE);
-            }
-            let c = fp.wrapping_add(a[arch::FP_CFA_OFF]);
-            let fp_at = c.wrapping_add(a[arch::FP_FP_OFF]);
-            (c, c.wrapping_add(a[arch::FP_RA_OFF]), Some(fp_at))
-        } else {
-            let first = m.first as usize;
-            let vaddr = look.wrapping_sub(m.bias);
-            let Some(row) = rows
-                .get(first..first + m.rows as usize)
-                .filter(|_| vaddr <= u64::from(u32::MAX))
-                .and_then(|object| lookup(object, vaddr))
-            else {
-                return (frames, end::NO_INFO);
-            };
+        let (cfa_at, ra_at, fp_at) = if let Some(row) = rule {
             let off = row.cfa_off as u64;
             let c = match row.cfa {
                 cfa::SP => sp.wrapping_add(off),
@@ -444,6 +438,16 @@ pub fn walk(
                 _ => None,
             };
             (c, c.wrapping_add(row.ra_off as u64), fp_at)
+        } else {
+            if mode == mode::DWARF {
+                return (frames, end::NO_INFO);
+            }
+            if fp == 0 {
+                return (frames, end::COMPLETE);
+            }
+            let c = fp.wrapping_add(a[arch::FP_CFA_OFF]);
+            let fp_at = c.wrapping_add(a[arch::FP_FP_OFF]);
+            (c, c.wrapping_add(a[arch::FP_RA_OFF]), Some(fp_at))
         };
         let Some(ra) = read(ra_at) else {
             return (frames, end::UNREADABLE);
@@ -1323,7 +1327,7 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
     }
 
     #[test]
-    fn table_time_and_size() {
+    fn tables_of_the_largest_programs() {
         // The largest executable file of this machine's code in /usr/bin, and
         // this test's own binary (Rust, with debug info).
         let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir("/usr/bin")
@@ -1342,7 +1346,6 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
             })
             .map(|(_, p)| p.clone())
             .unwrap();
-        let budget = if cfg!(debug_assertions) { 10.0 } else { 1.0 };
         for path in [largest, std::env::current_exe().unwrap()] {
             let mb = std::fs::metadata(&path).unwrap().len() as f64 / (1 << 20) as f64;
             let t0 = Instant::now();
@@ -1358,8 +1361,9 @@ __attribute__((optimize("no-omit-frame-pointer"))) int main(int argc, char **arg
                 s * 1000.0
             );
             check_sorted(&t);
-            // 1 s for 20 MB in a release build (10 s unoptimized).
-            assert!(s <= budget * (mb / 20.0).max(1.0), "{s} s for {mb} MiB");
+            // The time is measured by `cargo xtask bench` (cc1, 33 MB); here
+            // only that the table is whole: rows for most of the text.
+            assert!(t.rows.len() > 1000, "{} rows", t.rows.len());
         }
     }
 }
