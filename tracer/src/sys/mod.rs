@@ -7,6 +7,7 @@ pub mod kfuncs;
 pub mod launch;
 pub mod mountns;
 pub mod names;
+pub mod perfmap;
 pub mod pidns;
 pub mod privileges;
 pub mod proc;

@@ -109,6 +109,9 @@ pub struct Symbols {
     kernel: HashMap<u64, Frame>,
     /// (dev, inode) of this process's root, to tell another mount namespace's.
     own_root: Option<(u64, u64)>,
+    /// The perf maps (JIT code's names) of processes with anonymous
+    /// executable mappings that have one, by (tgid, generation).
+    jit: HashMap<(u32, u32), crate::sys::perfmap::PerfMap>,
 }
 
 impl Default for Symbols {
@@ -131,6 +134,7 @@ impl Symbols {
             user: HashMap::new(),
             kernel: HashMap::new(),
             own_root: std::fs::metadata("/").ok().map(|m| (m.dev(), m.ino())),
+            jit: HashMap::new(),
         }
     }
 
@@ -193,6 +197,13 @@ impl Symbols {
             })
             .collect();
         maps.sort_by_key(|m| m.start);
+        // Code not in a file may be a JIT's: its perf map, opened while the
+        // process runs (it is read when frames are named, maybe after exit).
+        if maps.iter().any(|m| m.what == Mapped::Anon) && !self.jit.contains_key(&(tgid, gen)) {
+            if let Some(pm) = crate::sys::perfmap::PerfMap::open(tgid) {
+                self.jit.insert((tgid, gen), pm);
+            }
+        }
         self.procs.insert((tgid, gen), maps);
         true
     }
@@ -249,6 +260,17 @@ impl Symbols {
             return unknown();
         };
         let off = addr - m.start + m.offset;
+        if m.what == Mapped::Anon {
+            let look = if leaf { addr } else { addr.saturating_sub(1) };
+            if let Some(name) = self.jit.get_mut(&(tgid, gen)).and_then(|p| p.name(look)) {
+                return Frame {
+                    name: name.to_string(),
+                    module: "[jit]".into(),
+                    kernel: false,
+                    symbolized: true,
+                };
+            }
+        }
         let (file, module) = match &m.what {
             Mapped::File(f, name) => (*f, name.clone()),
             Mapped::Vdso => (None, "[vdso]".to_string()),
@@ -401,5 +423,49 @@ mod tests {
         let u = s.user_frame(pid, 0, 8, true);
         assert_eq!(u.name, "[unknown]");
         assert!(!s.user_frame(pid, 7, addr, true).symbolized);
+    }
+
+    /// Code in an anonymous executable mapping named from this process's
+    /// perf map, as a JIT's would be; read again when the map grows.
+    #[test]
+    fn jit_frames_are_named_from_the_perf_map() {
+        use std::io::Write as _;
+        let pid = std::process::id();
+        let code = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(code, libc::MAP_FAILED);
+        let base = code as u64;
+        let path = format!("/tmp/perf-{pid}.map");
+        let mut f = std::fs::File::create(&path).unwrap();
+        writeln!(f, "{base:x} 100 JS:*hot file:///tmp/a.js:1:1").unwrap();
+        f.flush().unwrap();
+        let mut s = Symbols::new();
+        assert!(s.read_process(pid, 0));
+        let hot = s.user_frame(pid, 0, base + 0x10, true);
+        // Appended after the first lookup: read again.
+        writeln!(f, "{:x} 100 JS:~cold file:///tmp/a.js:9:1", base + 0x1000).unwrap();
+        f.flush().unwrap();
+        let cold = s.user_frame(pid, 0, base + 0x1001, false);
+        let none = s.user_frame(pid, 0, base + 0x800, true);
+        let _ = std::fs::remove_file(&path);
+        unsafe { libc::munmap(code, 8192) };
+        assert_eq!(
+            (hot.name.as_str(), hot.module.as_str()),
+            ("JS:*hot file:///tmp/a.js:1:1", "[jit]")
+        );
+        assert!(hot.symbolized);
+        assert_eq!(cold.name, "JS:~cold file:///tmp/a.js:9:1");
+        assert_eq!(
+            (none.name.as_str(), none.symbolized),
+            ("[anon]+0x800", false)
+        );
     }
 }
