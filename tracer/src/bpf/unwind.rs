@@ -101,20 +101,7 @@ enum Placed {
 /// An object seen before: its rows, and its table without them (for `Table::bias`).
 type Known = (Placed, Option<Rc<Table>>);
 
-/// What the tables hold, for the report.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TableStats {
-    /// Objects with a table, and their rows.
-    pub objects: usize,
-    pub rows: u64,
-    /// Objects without unwind information, and whose table did not fit.
-    pub no_info: usize,
-    pub full: usize,
-    /// Time spent reading `.eh_frame` and writing rows, in milliseconds.
-    pub build_ms: f64,
-    /// Processes whose mappings did not fit in the kernel's map.
-    pub procs_full: usize,
-}
+pub use crate::collect::profile::TableStats;
 
 /// The unwind tables of a run: each object's rows once (by file, and by
 /// build id across files), each sampled process's mappings.
@@ -131,13 +118,17 @@ pub struct Tables {
 
 impl Tables {
     pub fn new(maps: WalkerMaps) -> Self {
+        let capacity_rows = u64::from(maps.row_capacity());
         Self {
             maps,
             next: 0,
             by_file: Default::default(),
             by_build_id: Default::default(),
             placed: Default::default(),
-            stats: TableStats::default(),
+            stats: TableStats {
+                capacity_rows,
+                ..Default::default()
+            },
         }
     }
 

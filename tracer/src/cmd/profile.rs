@@ -396,6 +396,7 @@ impl Plan {
             stacks,
             lost: named_losses(&counts.drops),
             ends,
+            tables: live.tables.as_ref().map(|t| t.borrow().stats.clone()),
         }
     }
 

@@ -77,6 +77,25 @@ pub struct Profile {
     /// `table_full`, `unreadable_stack`, `tables_pending`. Empty with
     /// `--unwind fp`.
     pub ends: BTreeMap<&'static str, u64>,
+    /// The walker's tables (None with `--unwind fp`).
+    pub tables: Option<TableStats>,
+}
+
+/// What the user-stack walker's tables held at the end of a profile.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableStats {
+    /// Objects with a table, and their rows (rules).
+    pub objects: usize,
+    pub rows: u64,
+    /// Rows `--unwind-memory` holds (0 until the first table is placed).
+    pub capacity_rows: u64,
+    /// Objects without unwind information, and whose table did not fit.
+    pub no_info: usize,
+    pub full: usize,
+    /// Time spent reading `.eh_frame` and writing rows, in milliseconds.
+    pub build_ms: f64,
+    /// Processes whose mappings did not fit in the kernel's map.
+    pub procs_full: usize,
 }
 
 impl Profile {

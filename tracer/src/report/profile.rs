@@ -281,6 +281,9 @@ fn table_header(p: &Profile, out: &mut String) {
     if let Some(line) = ends_line(p) {
         let _ = writeln!(out, "# User stacks ended: {line}");
     }
+    if let Some(t) = &p.tables {
+        let _ = writeln!(out, "# Unwind tables: {}", tables_line(t));
+    }
     if !p.lost.is_empty() {
         let lost: Vec<String> = p.lost.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(
@@ -291,6 +294,30 @@ fn table_header(p: &Profile, out: &mut String) {
     }
     out.push_str("#\n");
 }
+
+/// `12 objects, 81234 rules (1.2 of 64 MiB), read in 35 ms; 2 without
+/// unwind information, 0 did not fit`.
+fn tables_line(t: &crate::collect::profile::TableStats) -> String {
+    let mib = |rows: u64| rows as f64 * ROW_BYTES / (1 << 20) as f64;
+    let mut line = format!(
+        "{} objects, {} rules ({:.1} of {:.0} MiB), read in {:.0} ms; {} without unwind \
+         information, {} did not fit",
+        t.objects,
+        t.rows,
+        mib(t.rows),
+        mib(t.capacity_rows),
+        t.build_ms,
+        t.no_info,
+        t.full
+    );
+    if t.procs_full > 0 {
+        line += &format!("; {} processes' mappings did not fit", t.procs_full);
+    }
+    line
+}
+
+/// Bytes of one rule in the kernel's tables.
+const ROW_BYTES: f64 = size_of::<tracer_common::unwind::Row>() as f64;
 
 /// How the walked user stacks ended, as shares of the walked total, in a
 /// fixed order: `complete 97.5% (390), no_unwind_info 2.5% (10)`. None when
@@ -452,6 +479,17 @@ pub fn json(
     o.insert("unsymbolized_stacks".into(), json!(unnamed));
     // How the walked user stacks ended, in samples by reason ({} with --unwind fp).
     o.insert("user_stack_ends".into(), json!(p.ends));
+    // The walker's tables (null with --unwind fp).
+    o.insert(
+        "unwind_tables".into(),
+        match &p.tables {
+            Some(t) => json!({"objects": t.objects, "rules": t.rows,
+                "bytes": t.rows * ROW_BYTES as u64, "capacity_bytes": t.capacity_rows * ROW_BYTES as u64,
+                "build_ms": t.build_ms, "no_unwind_info": t.no_info, "full": t.full,
+                "processes_full": t.procs_full}),
+            None => Value::Null,
+        },
+    );
     let lost: Vec<(&'static str, u64)> = p.lost.iter().map(|(k, v)| (*k, *v)).collect();
     super::json::tail(&mut o, &lost, exit_code);
     let mut line = Value::Object(o).to_string();
@@ -506,6 +544,7 @@ pub(crate) mod tests {
             ],
             lost: BTreeMap::new(),
             ends: BTreeMap::new(),
+            tables: None,
         }
     }
 
@@ -671,6 +710,45 @@ pub(crate) mod tests {
                 "Symbol\n# ........  ........  .......  ............  .............  ......\n#\n"
             ),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn walker_tables_and_ends_are_reported() {
+        let mut p = cpu();
+        p.stacks[0].user_end = Some("complete");
+        p.ends.insert("complete", 300);
+        p.ends.insert("tables_pending", 100);
+        p.tables = Some(crate::collect::profile::TableStats {
+            objects: 3,
+            rows: 65536,
+            capacity_rows: 4 << 20,
+            no_info: 1,
+            full: 0,
+            build_ms: 12.4,
+            procs_full: 0,
+        });
+        let t = table(&p, None);
+        assert!(
+            t.contains("# User stacks ended: complete 75.0% (300), tables_pending 25.0% (100)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# Unwind tables: 3 objects, 65536 rules (1.0 of 64 MiB), read in 12 ms; 1 without unwind information, 0 did not fit\n"),
+            "{t}"
+        );
+        let v: Value =
+            serde_json::from_str(&json(&p, BlockKind::Summary, "10:00:00", None, None)).unwrap();
+        assert_eq!(v["unwind_tables"]["bytes"], 65536 * 16);
+        assert_eq!(v["unwind_tables"]["capacity_bytes"], 64 << 20);
+        assert_eq!(v["unwind_tables"]["objects"], 3);
+        assert_eq!(v["user_stack_ends"]["tables_pending"], 100);
+        assert_eq!(v["stacks"][0]["user_stack_end"], "complete");
+        assert!(v["stacks"][1]["user_stack_end"].is_null());
+        assert!(
+            serde_json::from_str::<Value>(&json(&cpu(), BlockKind::Summary, "1", None, None))
+                .unwrap()["unwind_tables"]
+                .is_null()
         );
     }
 
