@@ -670,6 +670,7 @@ pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
     ));
     let scrapes = measure_scrapes(&bins)?;
     let prof = crate::profbench::measure(&bins.tracer, &bins.fixture, size.rounds)?;
+    let unwind = crate::profbench::measure_unwind(&bins.tracer)?;
     let tcp = crate::tcpbench::measure(&bins, size.rounds)?;
     eprintln!(
         "    {} series, median {:.1} ms per scrape, RSS {} KiB",
@@ -697,7 +698,7 @@ pub fn run(env: &Env, size: Size, write_to: Option<&Path>) -> Result<String> {
             }
         }
     }
-    let report = render(&sc, size, &scrapes, &prof, &tcp);
+    let report = render(&sc, size, &scrapes, &prof, &unwind, &tcp);
     println!("{report}");
     if let Some(p) = write_to {
         std::fs::write(p, &report).with_context(|| format!("writing {}", p.display()))?;
@@ -727,6 +728,7 @@ fn render(
     size: Size,
     scrapes: &Scrapes,
     prof: &crate::profbench::ProfBench,
+    unwind: &crate::profbench::UnwindBench,
     tcp: &crate::tcpbench::TcpBench,
 ) -> String {
     let add = |name: &str| added(by(sc, name), sc);
@@ -898,6 +900,7 @@ fn render(
         scrapes.hwm_kib as f64 / 1024.0,
     ));
     out.push_str(&crate::profbench::render(prof));
+    out.push_str(&crate::profbench::render_unwind(unwind));
     out.push_str(&crate::tcpbench::render(tcp));
     out.push_str("\n## Kernel functions (from the last `cargo xtask vm-test`)\n\n");
     out.push_str(
@@ -1024,6 +1027,7 @@ fn render(
         true,
     ));
     checks.extend(crate::profbench::budgets(prof));
+    checks.extend(crate::profbench::unwind_budgets(unwind));
     checks.extend(crate::tcpbench::budgets(tcp));
     out.push_str("| budget | measured | result |\n|---|---:|---|\n");
     for (what, v, limit, at_most) in checks {
