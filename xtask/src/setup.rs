@@ -21,7 +21,8 @@ use crate::{
 /// tests of programs without frame pointers, Debian's own `xz` (xz-utils),
 /// `objdump` and `readelf` (binutils) and glibc's debug symbols (libc6-dbg:
 /// `__libc_start_call_main`, the frame under `main`, is not in libc's
-/// dynamic symbols).
+/// dynamic symbols), gzip and nodejs (`node --perf-basic-prof`: JIT frames
+/// named from its perf map).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -47,6 +48,8 @@ const APT_PACKAGES: &[&str] = &[
     "xz-utils",
     "binutils",
     "libc6-dbg",
+    "gzip",
+    "nodejs",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
