@@ -49,7 +49,7 @@ pub static PROFILE_USTACKS: HashMap<u32, UserStack> = HashMap::with_max_entries(
 static UNWIND_STATE: PerCpuArray<State> = PerCpuArray::with_max_entries(1, 0);
 
 /// Frames walked per run of the walker.
-const FRAMES_PER_STAGE: usize = 8;
+const FRAMES_PER_STAGE: usize = 4;
 /// Steps of the binary searches: 256 mappings, 16M rows per object.
 const MAPPING_STEPS: usize = 9;
 const ROW_STEPS: usize = 24;
