@@ -537,12 +537,20 @@ fn node_jit_frames_are_named_from_its_perf_map() {
     .unwrap();
     let (lines, text, json) = profile(
         &["-F", "499"],
-        &[node, "--perf-basic-prof", script.to_str().unwrap()],
+        // V8 inlines a hot function into its caller once it optimizes it
+        // (then only the caller is named); --no-turbo-inlining keeps hotLoop
+        // a frame of its own, so what is named does not depend on when
+        // TurboFan runs.
+        &[
+            node,
+            "--perf-basic-prof",
+            "--no-turbo-inlining",
+            script.to_str().unwrap(),
+        ],
     );
     let (total, _) = reaching(&lines, "");
-    // The script's own code (V8 inlines hotLoop into its caller once it
-    // optimizes it: both are named, `JS:*hotLoop hot.js:1:17` and the
-    // script's top level `JS:* hot.js:1:1`).
+    // The script's own code: `JS:*hotLoop hot.js:1:17` under the script's
+    // top level `JS:* hot.js:1:1`.
     let script_frame = |x: &String| x.starts_with("JS:") && x.contains("hot.js");
     let hot: Vec<&(Vec<String>, u64)> = lines
         .iter()
@@ -558,7 +566,7 @@ fn node_jit_frames_are_named_from_its_perf_map() {
         .map(|l| l.1)
         .sum();
     assert!(
-        n_hot * 2 >= total && named_hot * 10 >= total,
+        n_hot * 2 >= total && named_hot * 2 >= total,
         "the script's JS frames in only {n_hot} of {total} samples, hotLoop in {named_hot}:\n{text}"
     );
     // node's main hands over to node::Start (a tail call: main is not on
