@@ -57,6 +57,11 @@ pub struct Background {
     child: Child,
     startup: Duration,
     _drain: Vec<std::thread::JoinHandle<()>>,
+    /// A peer (not tracer): SIGINT is sent again if the first is not acted
+    /// on (bpftrace 0.17 can miss one that lands while it is still
+    /// attaching, and then runs on; a quick pass saw it once). tracer gets
+    /// one SIGINT: missing it would be a bug to report.
+    peer: bool,
 }
 
 impl Background {
@@ -104,6 +109,7 @@ impl Background {
             child,
             startup,
             _drain: drain,
+            peer: !cmd.get_program().to_string_lossy().ends_with("tracer"),
         })
     }
 
@@ -119,10 +125,19 @@ impl Background {
     pub fn stop(mut self) -> Result<()> {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let t0 = Instant::now();
+        let mut resent = Instant::now();
         while self.child.try_wait()?.is_none() {
             if t0.elapsed() > Duration::from_secs(30) {
                 let _ = self.child.kill();
-                bail!("tool did not stop on SIGINT");
+                bail!(
+                    "{} did not stop on SIGINT",
+                    if self.peer { "the peer" } else { "tracer" }
+                );
+            }
+            if self.peer && resent.elapsed() > Duration::from_secs(5) {
+                eprintln!("    the peer ran on 5 s after SIGINT: sent again");
+                unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+                resent = Instant::now();
             }
             std::thread::sleep(Duration::from_millis(10));
         }
