@@ -160,7 +160,7 @@ pub fn start(ctx: &PerfEventContext, key: &StackKey, weight: u64) -> bool {
 
 /// The walker: `profile_unwind_1` walks `FRAMES_PER_STAGE` frames and
 /// tail-calls itself through `WALK_STAGE_1` (slot 0) until the stack ends
-/// (at most 33 runs, the kernel's tail-call limit: 264 frames, more than
+/// (at most 33 runs, the kernel's tail-call limit: 132 frames, more than
 /// `MAX_FRAMES`). One program, verified once: 16 distinct stage programs
 /// (no program in an array it calls through) took 2.3 s to load on 6.18.
 /// The array refers back to its program; the kernel empties it when
@@ -219,7 +219,8 @@ fn step(st: &mut State) -> Option<u32> {
         Found::In(m) => m,
         Found::Outside => return Some(end::NO_INFO),
         Found::Asked => return Some(end::PENDING),
-        // Not placed yet (its first samples): as an object without a table.
+        // Not placed yet (its first samples): frame pointers, the walk
+        // reported pending however it ends.
         Found::Unknown => Mapping {
             first: PENDING,
             ..Mapping::default()
