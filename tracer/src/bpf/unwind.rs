@@ -14,23 +14,18 @@ use crate::sys::unwind::Table;
 
 use super::{maps::update_all, program, Object};
 
-/// The walker's programs (tracer-ebpf/src/unwind.rs): one, calling itself.
-const STAGES: u32 = 1;
-
-/// Load the walker's stages and put each in its slot: samples walk user
-/// stacks from then on.
+/// Load the walker (tracer-ebpf/src/unwind.rs: one program, calling itself
+/// through its array) and put it in its slot: samples walk user stacks from
+/// then on.
 pub fn attach_walker(obj: &mut Object) -> Result<()> {
-    // Last first: a stage is in place before anything can call it.
-    for n in (1..=STAGES).rev() {
-        let prog: &mut PerfEvent = program(obj.ebpf(), &format!("profile_unwind_{n}"))?;
-        prog.load()
-            .context("the kernel refused to load the user-stack walker")?;
-        let fd = prog.fd()?.try_clone()?;
-        let mut slot: ProgramArray<MapData> = obj.take_map(&format!("WALK_STAGE_{n}"))?;
-        slot.set(0, &fd, 0)
-            .context("cannot put the user-stack walker in its slot")?;
-        obj.keep(slot);
-    }
+    let prog: &mut PerfEvent = program(obj.ebpf(), "profile_unwind_1")?;
+    prog.load()
+        .context("the kernel refused to load the user-stack walker")?;
+    let fd = prog.fd()?.try_clone()?;
+    let mut slot: ProgramArray<MapData> = obj.take_map("WALK_STAGE_1")?;
+    slot.set(0, &fd, 0)
+        .context("cannot put the user-stack walker in its slot")?;
+    obj.keep(slot);
     Ok(())
 }
 
